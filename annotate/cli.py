@@ -1,0 +1,279 @@
+"""The ``annotate`` command: parses options, builds the pipeline, maps errors to exit codes."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, NoReturn
+
+import typer
+
+from annotate import __version__
+from annotate.config import Config
+from annotate.errors import AnnotateError, Interrupted, UsageError
+
+app = typer.Typer(
+    name="annotate",
+    help="Run an object detector over camera, video or image frames and draw what it finds.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+log = logging.getLogger("annotate")
+
+EXIT_INTERRUPTED = 130
+
+
+class ConsoleHandler(logging.Handler):
+    """Diagnostics to stderr: plain lines, warnings marked. Text goes through ``rich.Text`` so
+    control characters in file names cannot reach the terminal."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from rich.console import Console
+        from rich.text import Text
+
+        console = Console(stderr=True, highlight=False, soft_wrap=True)
+        message = record.getMessage()
+        if record.levelno >= logging.ERROR:
+            console.print(Text("Error: ", style="bold red") + Text(message))
+        elif record.levelno >= logging.WARNING:
+            console.print(Text("Warning: ", style="yellow") + Text(message))
+        else:
+            console.print(Text(message))
+
+
+def setup_logging(quiet: bool = False, verbose: bool = False) -> None:
+    level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
+    log.handlers[:] = [ConsoleHandler()]
+    log.setLevel(level)
+    log.propagate = False
+
+
+def fail(message: str, code: int) -> NoReturn:
+    from rich.console import Console
+    from rich.text import Text
+
+    Console(stderr=True, highlight=False, soft_wrap=True).print(
+        Text("Error: ", style="bold red") + Text(message)
+    )
+    raise typer.Exit(code)
+
+
+def _terminated(signum: int, _frame: FrameType | None) -> None:
+    name = signal.Signals(signum).name
+    raise Interrupted(name, 128 + signum)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"annotate {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """Run an object detector over camera, video or image frames and draw what it finds."""
+
+
+@app.command()
+def run(
+    source_arg: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="SOURCE",
+            help="Video file, URL, camera (camera, camera:N or N), image, image directory or glob.",
+            show_default=False,
+        ),
+    ] = None,
+    source: Annotated[
+        str | None, typer.Option("--source", "-s", help="Same as SOURCE.", show_default=False)
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o",
+            help="Annotated H.264 video (.mp4, .mkv, .mov); for images, a directory.",
+            show_default=False,
+        ),
+    ] = None,
+    json_path: Annotated[
+        str | None,
+        typer.Option("--json", help="Detections as JSON Lines, one record per frame ('-' for stdout).",
+                     show_default=False),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", "-m", help="Model path or name [env ANNOTATE_MODEL; default yolox-nano].",
+                     show_default=False),
+    ] = None,
+    provider: Annotated[
+        str | None,
+        typer.Option("--provider", "-p",
+                     help="Execution provider: auto, cpu, coreml, cuda, tensorrt, openvino, directml "
+                          "or a full ONNX Runtime name [env ANNOTATE_PROVIDER].",
+                     show_default=False),
+    ] = None,
+    conf: Annotated[
+        float | None, typer.Option(help="Minimum score to keep a detection [default 0.3].",
+                                   show_default=False)
+    ] = None,
+    iou: Annotated[
+        float | None, typer.Option(help="IoU above which same-class boxes merge [default 0.45].",
+                                   show_default=False)
+    ] = None,
+    show: Annotated[
+        bool | None,
+        typer.Option("--show/--no-show",
+                     help="Show a window [default: on for cameras when a display exists].",
+                     show_default=False),
+    ] = None,
+    max_frames: Annotated[
+        int | None, typer.Option(help="Stop after this many frames.", show_default=False)
+    ] = None,
+    fps_every: Annotated[
+        int | None, typer.Option(help="Print the rolling FPS line every N frames [default 30].",
+                                 show_default=False)
+    ] = None,
+    threads: Annotated[
+        int | None, typer.Option(help="ONNX Runtime intra-op threads [default: ONNX Runtime's].",
+                                 show_default=False)
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="More detail.")] = False,
+) -> None:
+    """Detect objects in SOURCE, draw them, and write video, images and/or JSON Lines."""
+    from annotate.models import DEFAULT_MODEL, find_model
+    from annotate.pipeline import RunOptions
+    from annotate.pipeline import run as run_pipeline
+    from annotate.providers import resolve_here
+    from annotate.sinks.window import display_problem
+    from annotate.sources import camera_index
+
+    setup_logging(quiet, verbose)
+    if source_arg and source and source_arg != source:
+        fail("give the source once, either as SOURCE or as --source", 2)
+    spec = source_arg or source
+    if not spec:
+        fail("no source given; try 'annotate run video.mp4' or 'annotate run --source camera'", 2)
+    try:
+        config = Config.load()
+        model_setting = config.get("model", model, "--model", DEFAULT_MODEL)
+        provider_setting = config.get("provider", provider, "--provider")
+        options = RunOptions(
+            source=spec,
+            model=find_model(model_setting.value, model_setting.origin),
+            resolution=resolve_here(provider_setting.value, provider_setting.origin),
+            output=output,
+            json_path=json_path,
+            conf=config.get("conf", conf, "--conf", 0.3).value,
+            iou=config.get("iou", iou, "--iou", 0.45).value,
+            max_frames=max_frames,
+            fps_every=config.get("fps_every", fps_every, "--fps-every", 30).value,
+            threads=threads,
+        )
+        from annotate.detector import check_thresholds
+
+        check_thresholds(options.conf, options.iou)
+        if threads is not None and threads < 1:
+            raise UsageError(f"--threads must be at least 1, got {threads}")
+        wants_window = show if show is not None else camera_index(spec) is not None
+        if wants_window:
+            problem = display_problem()
+            if problem:
+                log.info("Not showing a window: %s", problem)
+            options.show = problem is None
+        signal.signal(signal.SIGTERM, _terminated)
+        summary = run_pipeline(options)
+    except AnnotateError as e:
+        fail(str(e), e.exit_code)
+    except KeyboardInterrupt:
+        fail("interrupted before the first frame", EXIT_INTERRUPTED)
+    except Interrupted as e:
+        fail(f"interrupted by {e.name} before the first frame", e.exit_code)
+
+    if summary.frames:
+        log.info(
+            "Done: %d frames in %.1f s (%.1f FPS mean, inference %.1f ms mean) on %s",
+            summary.frames, summary.wall_s, summary.fps,
+            1000 * summary.inference_s / summary.frames, summary.provider,
+        )  # fmt: skip
+    else:
+        log.warning("no frames were read from %s", spec)
+    if summary.outputs:
+        log.info("Wrote %s", ", ".join(summary.outputs))
+    if summary.stopped in ("SIGINT", "SIGTERM", "SIGHUP"):
+        log.warning("stopped by %s; outputs hold every frame processed", summary.stopped)
+        signum = getattr(signal, summary.stopped)
+        raise typer.Exit(128 + signum)
+    if summary.frames == 0:
+        raise typer.Exit(1)
+
+
+@app.command()
+def providers() -> None:
+    """List the execution providers this ONNX Runtime build offers and what auto picks here."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from annotate.providers import PlatformInfo, available_providers, describe, resolve
+
+    setup_logging()
+    plat = PlatformInfo.current()
+    available = available_providers()
+    config = Config.load()
+    try:
+        setting = config.get("provider", None, "--provider")
+        chosen = resolve(setting.value, setting.origin, plat, available)
+    except AnnotateError as e:
+        fail(str(e), e.exit_code)
+    auto = resolve(None, None, plat, available)
+    table = Table(title=f"Execution providers on {plat}")
+    table.add_column("Provider")
+    table.add_column("--provider")
+    table.add_column("Here")
+    for name, short, status in describe(plat, available):
+        table.add_row(name, short, status)
+    console = Console()
+    console.print(table)
+    console.print(f"auto: {' → '.join(auto.providers)} ({auto.reason})", highlight=False)
+    for note in auto.notes:
+        console.print(f"  {note}", highlight=False)
+    if chosen.origin:
+        console.print(f"annotate run will use {chosen.preferred} ({chosen.reason})",
+                      highlight=False)
+    console.print("Precedence: --provider > ANNOTATE_PROVIDER > annotate.toml > auto",
+                  highlight=False)
+
+
+def _usage_error_class() -> type[Exception]:
+    """Click's UsageError, whether Typer uses Click or its own vendored copy."""
+    return next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point: usage errors become one ``Error:`` line and exit 2."""
+    command = typer.main.get_command(app)
+    usage_error = _usage_error_class()
+    try:
+        result = command.main(args=argv, prog_name="annotate", standalone_mode=False)
+    except usage_error as e:
+        ctx = getattr(e, "ctx", None)
+        if type(e).__name__ == "NoArgsIsHelpError" and ctx is not None:
+            print(ctx.get_help(), file=sys.stderr)
+            return 2
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        print(f"Error: {e.format_message()}{hint}", file=sys.stderr)  # type: ignore[attr-defined]
+        return 2
+    except typer.Exit as e:
+        return e.exit_code
+    except (typer.Abort, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    return result if isinstance(result, int) else 0

@@ -1,0 +1,32 @@
+"""Where annotated frames go. Every sink has ``write`` and an idempotent ``close`` and is a
+context manager, so the pipeline's ``ExitStack`` finalises outputs on every path."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from annotate.types import Detections, Frame
+
+
+class Sink(Protocol):
+    def write(
+        self, frame: Frame, annotated: npt.NDArray[np.uint8], detections: Detections
+    ) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class SinkBase:
+    """Context-manager plumbing; subclasses make ``close`` safe to call twice."""
+
+    def close(self) -> None:  # pragma: no cover - overridden
+        pass
+
+    def __enter__(self) -> SinkBase:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

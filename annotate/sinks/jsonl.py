@@ -1,0 +1,68 @@
+"""Detections as JSON Lines, one record per frame, flushed as it goes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from annotate.errors import OutputError
+from annotate.sinks import SinkBase
+from annotate.types import Detections, Frame
+
+
+def record(frame: Frame, detections: Detections, labels: Sequence[str]) -> dict[str, Any]:
+    """The JSON object for one frame; boxes in source pixels, rounded to 0.01 px."""
+    return {
+        "frame": frame.index,
+        "source": frame.source,
+        "time": None if frame.time is None else round(frame.time, 6),
+        "width": frame.width,
+        "height": frame.height,
+        "detections": [
+            {
+                "label": labels[c] if 0 <= c < len(labels) else str(c),
+                "class_id": int(c),
+                "score": round(float(s), 4),
+                "box": [round(float(v), 2) for v in box],
+            }
+            for box, s, c in zip(detections.xyxy, detections.scores, detections.class_ids.tolist())
+        ],
+    }
+
+
+class JsonLinesSink(SinkBase):
+    """Writes to a file, or to stdout for ``-``. Each line is written whole and flushed, so an
+    interrupted run leaves a file that ends on a complete record."""
+
+    def __init__(self, path: Path | str, labels: Sequence[str]) -> None:
+        self.labels = tuple(labels)
+        self.path = str(path)
+        self._own = self.path != "-"
+        try:
+            self._file: IO[str] = open(path, "w", encoding="utf-8") if self._own else sys.stdout
+        except OSError as e:
+            raise OutputError(f"cannot write {path}: {e.strerror}") from None
+        self._closed = False
+
+    def write(
+        self, frame: Frame, annotated: npt.NDArray[np.uint8], detections: Detections
+    ) -> None:
+        line = json.dumps(record(frame, detections, self.labels), ensure_ascii=False)
+        try:
+            self._file.write(line + "\n")
+            self._file.flush()
+        except OSError as e:
+            raise OutputError(f"cannot write {self.path}: {e.strerror}") from None
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._own:
+            self._file.close()

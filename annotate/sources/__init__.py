@@ -1,0 +1,120 @@
+"""Frame sources: video files and streams, cameras, images. Each is a context manager that
+yields :class:`~annotate.types.Frame` objects and knows its :class:`~annotate.types.VideoInfo`."""
+
+from __future__ import annotations
+
+import glob
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Protocol
+
+from annotate.errors import SourceError, SourceNotFoundError
+from annotate.types import Frame, VideoInfo
+
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".jp2", ".pbm", ".pgm", ".ppm",
+     ".pnm", ".pxm", ".sr", ".ras", ".exr", ".hdr", ".pic", ".avif"}
+)  # fmt: skip
+STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "rtmps://", "http://", "https://", "udp://",
+                  "tcp://", "srt://")  # fmt: skip
+_CAMERA = re.compile(r"^(?:camera(?::(\d+))?|(\d+))$", re.IGNORECASE)
+
+
+class Source(Protocol):
+    """What the pipeline needs from any input."""
+
+    name: str
+    info: VideoInfo
+
+    def __iter__(self) -> Iterator[Frame]: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> Source: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+class SourceBase:
+    """Context-manager plumbing shared by every source."""
+
+    def close(self) -> None:  # pragma: no cover - overridden
+        pass
+
+    def __enter__(self) -> SourceBase:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def camera_index(spec: str) -> int | None:
+    """``camera`` → 0, ``camera:2`` → 2, ``1`` → 1; anything else → None."""
+    match = _CAMERA.match(spec.strip())
+    if not match:
+        return None
+    return int(match.group(1) or match.group(2) or 0)
+
+
+def is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def input_paths(spec: str) -> list[Path]:
+    """Files a spec reads, so outputs can be checked against them; empty for cameras/URLs."""
+    if camera_index(spec) is not None or spec.lower().startswith(STREAM_SCHEMES):
+        return []
+    path = Path(spec)
+    if path.is_dir():
+        return sorted(p for p in path.iterdir() if is_image(p))
+    if glob.has_magic(spec) and not path.exists():
+        return [Path(p) for p in sorted(glob.glob(spec))]
+    return [path]
+
+
+def open_source(spec: str) -> Source:
+    """Open a source from what the user typed.
+
+    ``camera``, ``camera:N`` or ``N`` is a camera; ``rtsp://``/``http://``… a stream opened by
+    FFmpeg; a directory or a glob, its images sorted by name; an image file; else a video file.
+
+    Raises:
+        SourceNotFoundError: nothing at that path.
+        SourceError: it exists but cannot be opened.
+    """
+    index = camera_index(spec)
+    if index is not None:
+        from annotate.sources.camera import CameraSource
+
+        return CameraSource(index)
+    if spec.lower().startswith(STREAM_SCHEMES):
+        from annotate.sources.video import VideoSource
+
+        return VideoSource(spec)
+
+    from annotate.sources.images import ImageSource
+
+    path = Path(spec)
+    if path.is_dir():
+        images = input_paths(spec)
+        if not images:
+            raise SourceNotFoundError(f"directory {spec} has no image files")
+        return ImageSource(images, spec)
+    if not path.exists() and glob.has_magic(spec):
+        images = [p for p in input_paths(spec) if is_image(p) and p.is_file()]
+        if not images:
+            raise SourceNotFoundError(f"no image files match {spec}")
+        return ImageSource(images, spec)
+    if not path.exists():
+        raise SourceNotFoundError(f"input {spec} does not exist")
+    if not path.is_file():
+        raise SourceError(f"input {spec} is not a regular file")
+    if is_image(path):
+        return ImageSource([path], spec)
+    from annotate.sources.video import VideoSource
+
+    return VideoSource(spec)

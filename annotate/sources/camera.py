@@ -1,0 +1,93 @@
+"""Cameras through ``cv2.VideoCapture``, stamped with the real capture clock."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from fractions import Fraction
+from typing import Any, Protocol
+
+import numpy as np
+
+from annotate.errors import SourceError
+from annotate.sources import SourceBase
+from annotate.types import Frame, VideoInfo
+
+log = logging.getLogger("annotate")
+
+
+class Capture(Protocol):
+    """The part of ``cv2.VideoCapture`` we use; tests stand in a file-fed device here."""
+
+    def isOpened(self) -> bool: ...  # noqa: N802 - OpenCV's name
+    def read(self) -> tuple[bool, np.ndarray | None]: ...
+    def get(self, prop: int) -> float: ...
+    def release(self) -> None: ...
+
+
+def open_capture(index: int) -> Capture:
+    import cv2
+
+    # OpenCV logs every backend it tries when a camera is missing; our error says it better.
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        return cv2.VideoCapture(index)
+    finally:
+        cv2.utils.logging.setLogLevel(level)
+
+
+class CameraSource(SourceBase):
+    """A live camera. ``time`` is seconds since the first frame by the monotonic clock, so a
+    recording made at 12 FPS plays back at real speed whatever the driver claims."""
+
+    def __init__(
+        self,
+        index: int = 0,
+        open_device: Callable[[int], Capture] = open_capture,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        import cv2
+
+        self.name = f"camera:{index}"
+        self.clock = clock
+        self.capture: Any = open_device(index)
+        if not self.capture.isOpened():
+            raise SourceError(
+                f"cannot open camera {index}: no camera at that index, or another program is "
+                "using it (try camera:1, or check permissions)"
+            )
+        ok, image = self.capture.read()
+        self._started = clock()
+        if not ok or image is None:
+            self.capture.release()
+            raise SourceError(f"camera {index} opened but sends no frames")
+        self._first: np.ndarray | None = image
+        fps = self.capture.get(cv2.CAP_PROP_FPS)
+        self.info = VideoInfo(
+            width=image.shape[1],
+            height=image.shape[0],
+            fps=Fraction(fps).limit_denominator(1001) if fps and fps > 0 else Fraction(30),
+            frames=None,
+            time_base=Fraction(1, 1_000_000),
+            live=True,
+        )
+
+    def __iter__(self) -> Iterator[Frame]:
+        index = 0
+        if self._first is not None:
+            image, self._first = self._first, None
+            yield Frame(0, 0.0, image, self.name)
+            index = 1
+        while True:
+            ok, image = self.capture.read()
+            now = self.clock()
+            if not ok or image is None:
+                log.warning("%s stopped sending frames after %d frames", self.name, index)
+                return
+            yield Frame(index, now - self._started, image, self.name)
+            index += 1
+
+    def close(self) -> None:
+        self.capture.release()

@@ -1,0 +1,105 @@
+"""Plain data passed between pipeline stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+import numpy.typing as npt
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded image and where it came from.
+
+    Attributes:
+        index: 0-based position in the source.
+        time: seconds since the start of the source, from the container's timestamps (or the
+            capture clock for cameras); ``None`` for still images.
+        image: BGR ``uint8`` array of shape ``(H, W, 3)``.
+        source: path or description of the input this frame came from (an image file for
+            image sources, so each record names its own file).
+    """
+
+    index: int
+    time: float | None
+    image: npt.NDArray[np.uint8]
+    source: str
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[1])
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What sinks need to know about a source before the first frame arrives.
+
+    ``fps`` keeps the exact rational rate (29.83 fps is ``179/6``), ``frames`` is ``None`` when
+    the container does not say (or says 0, which some Matroska files do), and ``time_base`` is
+    the source's timestamp unit, so an output can keep the timestamps exactly.
+    """
+
+    width: int
+    height: int
+    fps: Fraction
+    frames: int | None = None
+    time_base: Fraction | None = None
+    live: bool = False
+    still: bool = False
+
+
+def _as_array(value: object, dtype: type, shape_tail: tuple[int, ...], name: str) -> np.ndarray:
+    array = np.asarray(value, dtype=dtype)
+    if array.ndim != 1 + len(shape_tail) or array.shape[1:] != shape_tail:
+        expected = "(n, " + ", ".join(map(str, shape_tail)) + ")" if shape_tail else "(n,)"
+        raise ValueError(f"Detections.{name} must have shape {expected}, got {array.shape}")
+    return array
+
+
+@dataclass(frozen=True)
+class Detections:
+    """Detections in one image, as parallel arrays.
+
+    Attributes:
+        xyxy: ``(n, 4) float32`` boxes ``x1, y1, x2, y2`` in source pixels.
+        scores: ``(n,) float32`` confidence (objectness × class score for YOLOX).
+        class_ids: ``(n,) int32`` indices into the detector's labels.
+
+    Example:
+        >>> d = Detections([[0, 0, 10, 10]], [0.9], [0])
+        >>> len(d[d.scores > 0.5])
+        1
+    """
+
+    xyxy: npt.NDArray[np.float32] = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+    scores: npt.NDArray[np.float32] = field(default_factory=lambda: np.zeros((0,), np.float32))
+    class_ids: npt.NDArray[np.int32] = field(default_factory=lambda: np.zeros((0,), np.int32))
+
+    def __post_init__(self) -> None:
+        xyxy = _as_array(self.xyxy, np.float32, (4,), "xyxy")
+        scores = _as_array(self.scores, np.float32, (), "scores")
+        class_ids = _as_array(self.class_ids, np.int32, (), "class_ids")
+        if not len(xyxy) == len(scores) == len(class_ids):
+            raise ValueError(
+                "Detections arrays must have the same length, got "
+                f"xyxy={len(xyxy)}, scores={len(scores)}, class_ids={len(class_ids)}"
+            )
+        object.__setattr__(self, "xyxy", xyxy)
+        object.__setattr__(self, "scores", scores)
+        object.__setattr__(self, "class_ids", class_ids)
+
+    @classmethod
+    def empty(cls) -> Detections:
+        return cls()
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def __getitem__(self, index: npt.NDArray[np.bool_] | npt.NDArray[np.integer] | slice) -> Detections:
+        return Detections(self.xyxy[index], self.scores[index], self.class_ids[index])
