@@ -50,10 +50,10 @@ class BoxAnnotator:
     ) -> npt.NDArray[np.uint8]:
         import cv2
 
-        width = max(1, round(self.thickness * scale_for(scene)))
+        width = max(2, round(self.thickness * scale_for(scene)))
         # Lowest score first so the strongest box ends up on top.
         for i in np.argsort(detections.scores, kind="stable"):
-            x1, y1, x2, y2 = (int(round(v)) for v in detections.xyxy[i])
+            x1, y1, x2, y2 = (round(v) for v in detections.xyxy[i])
             colour = class_colour(detections.class_ids[i])
             cv2.rectangle(scene, (x1, y1), (x2, y2), colour, width, cv2.LINE_AA)
         return scene
@@ -84,17 +84,27 @@ class LabelAnnotator:
         pad = max(2, round(4 * scale))
         width = scene.shape[1]
         for i in np.argsort(detections.scores, kind="stable"):
-            x1, y1 = (int(round(v)) for v in detections.xyxy[i][:2])
+            x1, y1 = (round(v) for v in detections.xyxy[i][:2])
             colour = class_colour(detections.class_ids[i])
             text = self.text(int(detections.class_ids[i]), float(detections.scores[i]))
-            (tw, th), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)
+            (tw, th), baseline = cv2.getTextSize(
+                text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness
+            )
             box_h = th + baseline + 2 * pad
             top = y1 - box_h if y1 - box_h >= 0 else y1  # no room above: put the tab inside
             left = min(max(0, x1), max(0, width - tw - 2 * pad))
-            cv2.rectangle(scene, (left, top), (left + tw + 2 * pad, top + box_h), colour, cv2.FILLED)
+            cv2.rectangle(
+                scene, (left, top), (left + tw + 2 * pad, top + box_h), colour, cv2.FILLED
+            )
             cv2.putText(
-                scene, text, (left + pad, top + pad + th), cv2.FONT_HERSHEY_SIMPLEX,
-                font_scale, _text_colour(colour), thickness, cv2.LINE_AA,
+                scene,
+                text,
+                (left + pad, top + pad + th),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                font_scale,
+                _text_colour(colour),
+                thickness,
+                cv2.LINE_AA,
             )
         return scene
 

@@ -99,52 +99,71 @@ def run(
     output: Annotated[
         Path | None,
         typer.Option(
-            "--output", "-o",
+            "--output",
+            "-o",
             help="Annotated H.264 video (.mp4, .mkv, .mov); for images, a directory.",
             show_default=False,
         ),
     ] = None,
     json_path: Annotated[
         str | None,
-        typer.Option("--json", help="Detections as JSON Lines, one record per frame ('-' for stdout).",
-                     show_default=False),
+        typer.Option(
+            "--json",
+            help="Detections as JSON Lines, one record per frame ('-' for stdout).",
+            show_default=False,
+        ),
     ] = None,
     model: Annotated[
         str | None,
-        typer.Option("--model", "-m", help="Model path or name [env ANNOTATE_MODEL; default yolox-nano].",
-                     show_default=False),
+        typer.Option(
+            "--model",
+            "-m",
+            help="Model path or name [env ANNOTATE_MODEL; default yolox-nano].",
+            show_default=False,
+        ),
     ] = None,
     provider: Annotated[
         str | None,
-        typer.Option("--provider", "-p",
-                     help="Execution provider: auto, cpu, coreml, cuda, tensorrt, openvino, directml "
-                          "or a full ONNX Runtime name [env ANNOTATE_PROVIDER].",
-                     show_default=False),
+        typer.Option(
+            "--provider",
+            "-p",
+            help="Execution provider: auto, cpu, coreml, cuda, tensorrt, openvino, directml "
+            "or a full ONNX Runtime name [env ANNOTATE_PROVIDER].",
+            show_default=False,
+        ),
     ] = None,
     conf: Annotated[
-        float | None, typer.Option(help="Minimum score to keep a detection [default 0.3].",
-                                   show_default=False)
+        float | None,
+        typer.Option(help="Minimum score to keep a detection [default 0.3].", show_default=False),
     ] = None,
     iou: Annotated[
-        float | None, typer.Option(help="IoU above which same-class boxes merge [default 0.45].",
-                                   show_default=False)
+        float | None,
+        typer.Option(
+            help="IoU above which same-class boxes merge [default 0.45].", show_default=False
+        ),
     ] = None,
     show: Annotated[
         bool | None,
-        typer.Option("--show/--no-show",
-                     help="Show a window [default: on for cameras when a display exists].",
-                     show_default=False),
+        typer.Option(
+            "--show/--no-show",
+            help="Show a window [default: on for cameras when a display exists].",
+            show_default=False,
+        ),
     ] = None,
     max_frames: Annotated[
         int | None, typer.Option(help="Stop after this many frames.", show_default=False)
     ] = None,
     fps_every: Annotated[
-        int | None, typer.Option(help="Print the rolling FPS line every N frames [default 30].",
-                                 show_default=False)
+        int | None,
+        typer.Option(
+            help="Print the rolling FPS line every N frames [default 30].", show_default=False
+        ),
     ] = None,
     threads: Annotated[
-        int | None, typer.Option(help="ONNX Runtime intra-op threads [default: ONNX Runtime's].",
-                                 show_default=False)
+        int | None,
+        typer.Option(
+            help="ONNX Runtime intra-op threads [default: ONNX Runtime's].", show_default=False
+        ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="More detail.")] = False,
@@ -247,10 +266,12 @@ def providers() -> None:
     for note in auto.notes:
         console.print(f"  {note}", highlight=False)
     if chosen.origin:
-        console.print(f"annotate run will use {chosen.preferred} ({chosen.reason})",
-                      highlight=False)
-    console.print("Precedence: --provider > ANNOTATE_PROVIDER > annotate.toml > auto",
-                  highlight=False)
+        console.print(
+            f"annotate run will use {chosen.preferred} ({chosen.reason})", highlight=False
+        )
+    console.print(
+        "Precedence: --provider > ANNOTATE_PROVIDER > annotate.toml > auto", highlight=False
+    )
 
 
 def _usage_error_class() -> type[Exception]:

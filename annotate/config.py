@@ -91,9 +91,7 @@ def _read(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read {path}: {e.strerror}") from None
     for key, value in data.items():
         if key not in KEYS:
-            raise ConfigError(
-                f"{path}: unknown key '{key}'; known keys: {', '.join(KEYS)}"
-            )
+            raise ConfigError(f"{path}: unknown key '{key}'; known keys: {', '.join(KEYS)}")
         kind = KEYS[key]
         ok = isinstance(value, kind) or (kind is float and isinstance(value, int))
         if not ok or isinstance(value, bool):

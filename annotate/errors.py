@@ -53,7 +53,7 @@ class OutputPathError(OutputError, UsageError):
     exit_code = 2
 
 
-class StopRequested(Exception):
+class StopRequested(Exception):  # noqa: N818 - a signal to stop, not an error
     """A sink asks the pipeline to stop early (window closed, `q` pressed); not an error."""
 
 

@@ -71,9 +71,18 @@ def check_options(options: RunOptions) -> None:
             raise OutputPathError(f"cannot write {out}: directory {parent} is not writable")
         if out.is_dir() and out != options.output:
             raise OutputPathError(f"cannot write {out}: it is a directory")
-    if options.output is not None and options.json_path is not None:
-        if options.output.resolve() == Path(options.json_path).resolve():
-            raise OutputPathError("-o and --json name the same file; choose two names")
+    out = options.output
+    if out is not None and out.suffix and not is_image(out) and not out.is_dir():
+        from annotate.sinks.video import check_video_path
+
+        check_video_path(out)
+    json_path = options.json_path
+    if (
+        out is not None
+        and json_path not in (None, "-")
+        and out.resolve() == Path(json_path).resolve()
+    ):
+        raise OutputPathError("-o and --json name the same file; choose two names")
 
 
 def make_sinks(

@@ -156,13 +156,12 @@ def resolve(
     preferred = AUTO_ORDER.get(plat.system, ())
     chosen = tuple(p for p in preferred if p in offered)
     notes: tuple[str, ...] = ()
-    if not chosen:
-        if preferred:
-            notes = (
-                f"no accelerator in this onnxruntime build for {plat} "
-                f"(looked for {', '.join(short_name(p) for p in preferred)}); using {CPU}",
-            )
-    chain = chosen + (CPU,)
+    if not chosen and preferred:
+        notes = (
+            f"no accelerator in this onnxruntime build for {plat} "
+            f"(looked for {', '.join(short_name(p) for p in preferred)}); using {CPU}",
+        )
+    chain = (*chosen, CPU)
     return Resolution(chain, f"auto: {plat}", None, notes)
 
 
@@ -181,7 +180,7 @@ def describe(plat: PlatformInfo, available: Sequence[str]) -> list[tuple[str, st
     """Rows for ``annotate providers``: (provider, short name, status here)."""
     offered = usable(available)
     auto = resolve(None, None, plat, available)
-    order = AUTO_ORDER.get(plat.system, ()) + (CPU,)
+    order = (*AUTO_ORDER.get(plat.system, ()), CPU)
     names = list(dict.fromkeys([*order, *offered]))
     rows = []
     for name in names:

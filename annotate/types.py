@@ -101,5 +101,7 @@ class Detections:
     def __len__(self) -> int:
         return len(self.scores)
 
-    def __getitem__(self, index: npt.NDArray[np.bool_] | npt.NDArray[np.integer] | slice) -> Detections:
+    def __getitem__(
+        self, index: npt.NDArray[np.bool_] | npt.NDArray[np.integer] | slice
+    ) -> Detections:
         return Detections(self.xyxy[index], self.scores[index], self.class_ids[index])

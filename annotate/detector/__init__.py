@@ -22,7 +22,7 @@ from annotate.types import Detections
 if TYPE_CHECKING:
     import onnxruntime
 
-__all__ = ["Detector", "StageTimes", "SessionInfo", "COCO_LABELS"]
+__all__ = ["COCO_LABELS", "Detector", "SessionInfo", "StageTimes"]
 
 
 @dataclass

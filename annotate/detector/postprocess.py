@@ -64,9 +64,7 @@ def decode(
     np.clip(xyxy[:, 1::2], 0, box.source_height, out=xyxy[:, 1::2])
 
     xywh = np.concatenate((xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]), axis=1)
-    kept = cv2.dnn.NMSBoxesBatched(
-        xywh.tolist(), scores.tolist(), class_ids.tolist(), conf, iou
-    )
+    kept = cv2.dnn.NMSBoxesBatched(xywh.tolist(), scores.tolist(), class_ids.tolist(), conf, iou)
     kept = np.asarray(kept, dtype=np.int64).reshape(-1)
     # Highest score first, so the strongest box is drawn on top and listed first.
     kept = kept[np.argsort(-scores[kept], kind="stable")]

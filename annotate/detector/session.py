@@ -38,8 +38,16 @@ class SessionInfo:
 def _ort_errors() -> tuple[type[BaseException], ...]:
     from onnxruntime.capi import onnxruntime_pybind11_state as state
 
-    names = ("InvalidProtobuf", "InvalidGraph", "Fail", "NoSuchFile", "InvalidArgument",
-             "NotImplemented", "RuntimeException", "NoModel")
+    names = (
+        "InvalidProtobuf",
+        "InvalidGraph",
+        "Fail",
+        "NoSuchFile",
+        "InvalidArgument",
+        "NotImplemented",
+        "RuntimeException",
+        "NoModel",
+    )
     return tuple(getattr(state, n) for n in names if hasattr(state, n))
 
 

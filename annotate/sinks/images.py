@@ -38,9 +38,7 @@ class ImageSink(SinkBase):
             except OSError as e:
                 raise OutputError(f"cannot create directory {target}: {e.strerror}") from None
 
-    def write(
-        self, frame: Frame, annotated: npt.NDArray[np.uint8], detections: Detections
-    ) -> None:
+    def write(self, frame: Frame, annotated: npt.NDArray[np.uint8], detections: Detections) -> None:
         if self.single_file:
             path = self.target
         else:

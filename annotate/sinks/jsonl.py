@@ -45,14 +45,17 @@ class JsonLinesSink(SinkBase):
         self.path = str(path)
         self._own = self.path != "-"
         try:
-            self._file: IO[str] = open(path, "w", encoding="utf-8") if self._own else sys.stdout
+            # Held open for the whole run; close() (via the pipeline's ExitStack) closes it.
+            self._file: IO[str] = (
+                open(path, "w", encoding="utf-8")  # noqa: SIM115
+                if self._own
+                else sys.stdout
+            )
         except OSError as e:
             raise OutputError(f"cannot write {path}: {e.strerror}") from None
         self._closed = False
 
-    def write(
-        self, frame: Frame, annotated: npt.NDArray[np.uint8], detections: Detections
-    ) -> None:
+    def write(self, frame: Frame, annotated: npt.NDArray[np.uint8], detections: Detections) -> None:
         line = json.dumps(record(frame, detections, self.labels), ensure_ascii=False)
         try:
             self._file.write(line + "\n")

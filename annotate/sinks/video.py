@@ -85,9 +85,7 @@ class VideoSink(SinkBase):
         self._last_pts = pts
         return pts
 
-    def write(
-        self, frame: Frame, annotated: npt.NDArray[np.uint8], detections: Detections
-    ) -> None:
+    def write(self, frame: Frame, annotated: npt.NDArray[np.uint8], detections: Detections) -> None:
         import av
 
         image = annotated
@@ -98,9 +96,7 @@ class VideoSink(SinkBase):
                     f"frame {frame.index} is {w}x{h} but {self.path} was opened at "
                     f"{self.width}x{self.height}; the source changed size mid-stream"
                 )
-            image = np.pad(
-                image, ((0, self.height - h), (0, self.width - w), (0, 0)), mode="edge"
-            )
+            image = np.pad(image, ((0, self.height - h), (0, self.width - w), (0, 0)), mode="edge")
         out = av.VideoFrame.from_ndarray(image, format="bgr24")
         out.pts = self._pts(frame)
         out.time_base = self.time_base

@@ -41,9 +41,7 @@ class WindowSink(SinkBase):
         self.title = title
         self._opened = False
 
-    def write(
-        self, frame: Frame, annotated: npt.NDArray[np.uint8], detections: Detections
-    ) -> None:
+    def write(self, frame: Frame, annotated: npt.NDArray[np.uint8], detections: Detections) -> None:
         import cv2
 
         if self._opened and cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:

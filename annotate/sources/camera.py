@@ -45,14 +45,15 @@ class CameraSource(SourceBase):
     def __init__(
         self,
         index: int = 0,
-        open_device: Callable[[int], Capture] = open_capture,
+        open_device: Callable[[int], Capture] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         import cv2
 
         self.name = f"camera:{index}"
         self.clock = clock
-        self.capture: Any = open_device(index)
+        # Looked up at call time so a stand-in device can be swapped in for the whole CLI.
+        self.capture: Any = (open_device or open_capture)(index)
         if not self.capture.isOpened():
             raise SourceError(
                 f"cannot open camera {index}: no camera at that index, or another program is "

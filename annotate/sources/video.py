@@ -28,8 +28,9 @@ class VideoSource(SourceBase):
 
         self.name = url
         try:
-            self.container: Any = av.open(url, options={"rw_timeout": "10000000"}
-                                          if "://" in url else None)
+            self.container: Any = av.open(
+                url, options={"rw_timeout": "10000000"} if "://" in url else None
+            )
         except FileNotFoundError:
             raise SourceNotFoundError(f"input {url} does not exist") from None
         except PermissionError:

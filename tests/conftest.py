@@ -1,0 +1,148 @@
+"""Shared fixtures: the real model and media from ../shared, and a CLI runner."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+MODEL = SHARED / "models" / "yolox_nano.onnx"
+IMAGES = SHARED / "data" / "images"
+VIDEOS = SHARED / "data" / "videos"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not MODEL.is_file():
+        raise pytest.UsageError(f"tests need the shared model at {MODEL}")
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]):
+    """Run ``annotate`` in-process with the given args; returns exit code and output."""
+    from annotate.cli import main
+
+    def invoke(*args: str | Path) -> Result:
+        code = main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return invoke
+
+
+@pytest.fixture(scope="session")
+def detector():
+    from annotate.detector import Detector
+    from annotate.providers import PlatformInfo, resolve
+
+    resolution = resolve("cpu", "test", PlatformInfo("Linux", "x86_64"), ["CPUExecutionProvider"])
+    return Detector.load(MODEL, resolution)
+
+
+def read_image(name: str) -> np.ndarray:
+    import cv2
+
+    image = cv2.imread(str(IMAGES / f"{name}.png"))
+    assert image is not None, name
+    return image
+
+
+class FileCamera:
+    """A stand-in capture device: frames from a video file, released at the file's real rate,
+    behind the same ``cv2.VideoCapture`` interface a webcam has."""
+
+    def __init__(self, path: Path) -> None:
+        import cv2
+
+        self._cap = cv2.VideoCapture(str(path))
+        self.fps = self._cap.get(cv2.CAP_PROP_FPS)
+        self._start: float | None = None
+        self._n = 0
+        self.released = False
+
+    def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
+        return self._cap.isOpened()
+
+    def read(self):
+        if self._start is None:
+            self._start = time.monotonic()
+        due = self._start + self._n / self.fps
+        delay = due - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        self._n += 1
+        return self._cap.read()
+
+    def get(self, prop: int) -> float:
+        return self._cap.get(prop)
+
+    def release(self) -> None:
+        self.released = True
+        self._cap.release()
+
+
+def make_clip(
+    path: Path,
+    frames: int,
+    size: tuple[int, int] = (160, 120),
+    rate: int = 25,
+    times: list[float] | None = None,
+    codec: str = "libx264",
+) -> Path:
+    """Write a small test clip with PyAV directly (not through the code under test).
+
+    ``times`` gives each frame's timestamp in seconds, for variable-frame-rate clips.
+    """
+    from fractions import Fraction
+
+    import av
+
+    width, height = size
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=rate)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        for i in range(frames):
+            image = np.zeros((height, width, 3), np.uint8)
+            image[:, : (i * 7) % width] = (40 * i) % 255
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+            t = times[i] if times else i / rate
+            frame.pts = round(t * 1000)
+            frame.time_base = Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path
+
+
+def decode_video(path: Path) -> tuple[dict, list[float], list[np.ndarray]]:
+    """Stream facts, frame timestamps and frames (BGR) of a written video."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        facts = {
+            "codec": stream.codec_context.name,
+            "pix_fmt": stream.format.name,
+            "width": stream.width,
+            "height": stream.height,
+            "rate": stream.average_rate,
+        }
+        times, images = [], []
+        for frame in container.decode(stream):
+            times.append(float(frame.time))
+            images.append(frame.to_ndarray(format="bgr24"))
+    return facts, times, images

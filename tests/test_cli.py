@@ -1,0 +1,317 @@
+"""The ``annotate`` command end to end, as a user runs it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+
+from tests.conftest import IMAGES, MODEL, ROOT, VIDEOS, FileCamera, decode_video, make_clip
+
+M = ("--model", str(MODEL))
+
+
+def test_bottle_video_end_to_end(cli, tmp_path):
+    """The issue's acceptance run: H.264, every frame, the source rate and size, bottles."""
+    out, dets = tmp_path / "out.mp4", tmp_path / "dets.jsonl"
+    source = VIDEOS / "bottle-detection.mp4"
+    r = cli("run", source, "-o", out, "--json", dets, *M)
+    assert r.code == 0, r.err
+    facts, times, images = decode_video(out)
+    assert facts["codec"] == "h264" and facts["pix_fmt"] == "yuv420p"
+    assert (facts["width"], facts["height"]) == (640, 360)
+    assert float(facts["rate"]) == pytest.approx(29.83, abs=0.01)
+    assert len(images) == 1189
+    assert times[-1] == pytest.approx(1188 * 6 / 179, abs=1e-3)
+
+    records = [json.loads(line) for line in dets.read_text().splitlines()]
+    assert len(records) == 1189
+    assert [r["frame"] for r in records] == list(range(1189))
+    assert records[400]["time"] == pytest.approx(400 * 6 / 179, abs=1e-4)
+    assert records[0]["source"] == str(source)
+    labels = Counter(d["label"] for rec in records for d in rec["detections"])
+    assert labels.most_common(1)[0][0] == "bottle"
+    bottles = [d for d in records[400]["detections"] if d["label"] == "bottle"]
+    assert len(bottles) == 3 and all(d["score"] > 0.8 for d in bottles)
+
+    # The boxes are drawn: the output differs from the input where a bottle's box edge is.
+    x1, y1, _x2, y2 = (round(v) for v in bottles[0]["box"])
+    frame = images[400].astype(int)
+    with __import__("av").open(str(source)) as c:
+        original = next(f for i, f in enumerate(c.decode(video=0)) if i == 400)
+    original = original.to_ndarray(format="bgr24").astype(int)
+    assert abs(frame[y1:y2, x1 - 1 : x1 + 2] - original[y1:y2, x1 - 1 : x1 + 2]).mean() > 30
+
+    fps_lines = re.findall(r"^Frame (\d+): (\d+) detections?, inference [\d.]+ms, "
+                           r"avg [\d.]+ms \([\d.]+ FPS\)$", r.err, re.M)  # fmt: skip
+    assert [int(n) for n, _ in fps_lines] == list(range(30, 1189, 30))
+    assert "Using execution provider: CPUExecutionProvider (auto: Linux" in r.err
+    assert re.search(r"^Done: 1189 frames in [\d.]+ s \([\d.]+ FPS mean", r.err, re.M)
+    assert f"Wrote {out}, {dets}" in r.err
+    assert r.out == ""
+
+
+def test_images_to_a_directory_and_json(cli, tmp_path):
+    out, dets = tmp_path / "annotated", tmp_path / "d.jsonl"
+    r = cli("run", IMAGES, "-o", out, "--json", dets, *M, "--quiet")
+    assert r.code == 0, r.err
+    assert r.err == ""  # --quiet
+    assert sorted(p.name for p in out.iterdir()) == [
+        "astronaut.png", "chelsea.png", "coffee.png", "motorcycle_left.png"]  # fmt: skip
+    records = {json.loads(line)["source"].rsplit("/", 1)[-1]: json.loads(line)
+               for line in dets.read_text().splitlines()}  # fmt: skip
+    best = {k: max(v["detections"], key=lambda d: d["score"])["label"] for k, v in records.items()}
+    assert best == {"astronaut.png": "person", "chelsea.png": "cat", "coffee.png": "cup",
+                    "motorcycle_left.png": "motorcycle"}  # fmt: skip
+    assert records["chelsea.png"]["time"] is None
+    assert (records["coffee.png"]["width"], records["coffee.png"]["height"]) == (600, 400)
+
+
+def test_single_image_to_an_image_file(cli, tmp_path):
+    import cv2
+
+    out = tmp_path / "cat.jpg"
+    r = cli("run", IMAGES / "chelsea.png", "-o", out, *M)
+    assert r.code == 0, r.err
+    drawn, original = cv2.imread(str(out)), cv2.imread(str(IMAGES / "chelsea.png"))
+    assert drawn.shape == original.shape
+    assert abs(drawn.astype(int) - original.astype(int)).mean() > 2
+
+
+def test_json_to_stdout(cli):
+    r = cli("run", IMAGES / "coffee.png", "--json", "-", *M, "-q")
+    assert r.code == 0
+    record = json.loads(r.out)
+    assert {d["label"] for d in record["detections"]} == {"cup", "dining table"}
+
+
+def test_max_frames_and_fps_every(cli, tmp_path):
+    dets = tmp_path / "d.jsonl"
+    r = cli("run", VIDEOS / "asl_walk.mkv", "--json", dets, "--max-frames", "25",
+            "--fps-every", "10", *M)  # fmt: skip
+    assert r.code == 0, r.err
+    assert len(dets.read_text().splitlines()) == 25
+    assert re.findall(r"^Frame (\d+):", r.err, re.M) == ["10", "20"]
+
+
+@pytest.mark.parametrize(
+    ("setup", "expected"),
+    [
+        (lambda tmp, env: None, "(auto: Linux"),
+        (lambda tmp, env: (tmp / "annotate.toml").write_text('provider = "cpu"\n'),
+         "(from annotate.toml)"),
+        (lambda tmp, env: env.setenv("ANNOTATE_PROVIDER", "CPU"), "(from ANNOTATE_PROVIDER)"),
+    ],
+)  # fmt: skip
+def test_start_up_log_names_where_the_provider_came_from(cli, tmp_path, monkeypatch, setup,
+                                                         expected):  # fmt: skip
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the auto reason names the OS")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ANNOTATE_PROVIDER", raising=False)
+    setup(tmp_path, monkeypatch)
+    r = cli("run", IMAGES / "chelsea.png", *M)
+    assert r.code == 0, r.err
+    assert f"Using execution provider: CPUExecutionProvider {expected}" in r.err
+
+
+def test_flag_beats_environment(cli, monkeypatch):
+    monkeypatch.setenv("ANNOTATE_PROVIDER", "coreml")  # unavailable here, but the flag wins
+    r = cli("run", IMAGES / "chelsea.png", "--provider", "cpu", *M)
+    assert r.code == 0, r.err
+    assert "Using execution provider: CPUExecutionProvider (from --provider)" in r.err
+
+
+def test_model_from_environment(cli, monkeypatch):
+    monkeypatch.setenv("ANNOTATE_MODEL", str(MODEL))
+    assert cli("run", IMAGES / "chelsea.png").code == 0
+
+
+def test_default_model_found_in_models_dir(cli, tmp_path, monkeypatch):
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "yolox_nano.onnx").symlink_to(MODEL)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ANNOTATE_MODEL", raising=False)
+    assert cli("run", IMAGES / "chelsea.png").code == 0
+
+
+def test_headless_camera_explains_why_no_window(cli, tmp_path, monkeypatch):
+    """`annotate run camera` through the real CLI and CameraSource, with a file-fed device."""
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    import annotate.sources.camera as camera
+
+    monkeypatch.setattr(camera, "open_capture", lambda _i: FileCamera(VIDEOS / "car-detection.mp4"))
+    out, dets = tmp_path / "cam.mp4", tmp_path / "cam.jsonl"
+    r = cli("run", "camera", "--max-frames", "25", "-o", out, "--json", dets, *M)
+    assert r.code == 0, r.err
+    assert "Not showing a window: no display" in r.err
+    records = [json.loads(line) for line in dets.read_text().splitlines()]
+    assert len(records) == 25 and records[0]["source"] == "camera:0"
+    # Stamped with the capture clock: 24 intervals of 80 ms at 12.5 FPS.
+    assert records[-1]["time"] == pytest.approx(24 / 12.5, abs=0.1)
+    _facts, times, images = decode_video(out)
+    assert len(images) == 25 and times[-1] == pytest.approx(records[-1]["time"], abs=0.01)
+
+
+# Errors: one line, the right exit code, no traceback, inputs untouched.
+
+
+def _error_cases(tmp):
+    text_mp4 = tmp / "notes.mp4"
+    text_mp4.write_text("not a video\n")
+    not_onnx = tmp / "model.onnx"
+    not_onnx.write_text("not a model\n")
+    video = VIDEOS / "asl_walk.mkv"
+    img = IMAGES / "chelsea.png"
+    return [
+        (["run", tmp / "nope.mp4", *M], 2, f"Error: input {tmp / 'nope.mp4'} does not exist"),
+        (["run", text_mp4, *M], 1, f"Error: {text_mp4} is not a video or image file"),
+        (["run", img, "--model", not_onnx], 1, f"Error: cannot load {not_onnx} as an ONNX model"),
+        (["run", img, "--model", tmp / "missing.onnx"], 2,
+         f"Error: model file {tmp / 'missing.onnx'} (from --model) does not exist"),
+        (["run", img, "--model", tmp], 2, f"Error: model path {tmp} (from --model) is a directory"),
+        (["run", img, "--model", "yolo-huge"], 2,
+         "Error: unknown model 'yolo-huge' (from --model)"),
+        (["run", img, "--provider", "gpu", *M], 2,
+         "Error: unknown execution provider 'gpu' (from --provider)"),
+        (["run", img, "--provider", "coreml", *M], 2,
+         "Error: execution provider 'coreml' (CoreMLExecutionProvider) (from --provider) is not "
+         "available in this onnxruntime build; available: CPUExecutionProvider"),
+        (["run", video, "-o", video, *M], 2, f"Error: output {video} is the input"),
+        (["run", video, "--json", video, *M], 2, f"Error: output {video} is the input"),
+        (["run", video, "-o", tmp / "no" / "out.mp4", *M], 2,
+         f"Error: cannot write {tmp / 'no' / 'out.mp4'}: directory {tmp / 'no'} does not exist"),
+        (["run", video, "-o", tmp / "out.avi", *M], 2,
+         f"Error: cannot write video to {tmp / 'out.avi'}: unsupported extension '.avi'"),
+        (["run", video, "--conf", "1.5", *M], 2, "Error: --conf must be between 0 and 1, got 1.5"),
+        (["run", video, "--iou", "-1", *M], 2, "Error: --iou must be between 0 and 1, got -1.0"),
+        (["run", video, "--fps-every", "0", *M], 2, "Error: --fps-every must be at least 1, got 0"),
+        (["run", video, "--max-frames", "-3", *M], 2,
+         "Error: --max-frames must be at least 1, got -3"),
+        (["run", video, "--conf", "high", *M], 2, "Error: Invalid value for '--conf'"),
+        (["run", *M], 2, "Error: no source given"),
+        (["run", "camera:7", *M, "--no-show"], 1, "Error: cannot open camera 7"),
+    ]  # fmt: skip
+
+
+def test_errors(cli, tmp_path):
+    video = VIDEOS / "asl_walk.mkv"
+    before = hashlib.sha256(video.read_bytes()).hexdigest()
+    for args, code, message in _error_cases(tmp_path):
+        r = cli(*args)
+        lines = r.err.strip().splitlines()
+        assert (r.code, len(lines)) == (code, 1), (args, r.err)
+        assert lines[0].startswith(message), (args, lines[0])
+        assert "Traceback" not in r.err
+    assert hashlib.sha256(video.read_bytes()).hexdigest() == before
+
+
+def test_read_only_output_directory(cli, tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("root can write anywhere")
+    ro = tmp_path / "ro"
+    ro.mkdir(mode=0o500)
+    r = cli("run", IMAGES / "chelsea.png", "-o", ro / "x.png", *M)
+    assert r.code == 2 and "is not writable" in r.err
+
+
+def test_missing_default_model_says_where_to_put_it(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ANNOTATE_MODEL", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    r = cli("run", IMAGES / "chelsea.png")
+    assert r.code == 2
+    assert r.err.strip() == (
+        "Error: model 'yolox-nano' not found: put yolox_nano.onnx (from "
+        "https://github.com/Megvii-BaseDetection/YOLOX/releases/download/0.1.1rc0/yolox_nano.onnx)"
+        f" in {tmp_path / 'models'} or {tmp_path / 'cache' / 'annotate' / 'models'}, "
+        "or pass --model PATH"
+    )
+
+
+def test_bad_config_file(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "annotate.toml").write_text("provider = \n")
+    r = cli("run", IMAGES / "chelsea.png", *M)
+    assert r.code == 2
+    assert r.err == (
+        f"Error: {tmp_path / 'annotate.toml'} is not valid TOML: "
+        "Invalid value (at line 1, column 12)\n"
+    )
+
+
+def test_providers_command(cli):
+    r = cli("providers")
+    assert r.code == 0
+    assert "CPUExecutionProvider" in r.out and "auto picks this" in r.out
+    assert "Precedence: --provider > ANNOTATE_PROVIDER > annotate.toml > auto" in r.out
+
+
+def _python(*args: str, **kw) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=ROOT, **kw)
+
+
+def test_help_loads_no_heavy_modules():
+    code = ("import sys; from annotate.cli import main\n"
+            "for args in (['--help'], ['run', '--help'], ['--version']):\n"
+            "    assert main(args) == 0\n"
+            "print(sorted(m for m in ('cv2', 'onnxruntime', 'av') if m in sys.modules))"
+            )  # fmt: skip
+    r = _python("-c", code)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_python_dash_m():
+    r = _python("-m", "annotate", "run", "--help")
+    assert r.returncode == 0 and "--provider" in r.stdout and "--json" in r.stdout
+
+
+def test_ctrl_c_leaves_playable_outputs(tmp_path):
+    """A real SIGINT mid-run: exit 130, video and JSON Lines hold the same whole frames."""
+    out, dets = tmp_path / "out.mp4", tmp_path / "d.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "annotate", "run", str(VIDEOS / "one-by-one-person-detection.mp4"),
+         "-o", str(out), "--json", str(dets), "--fps-every", "10", *M],
+        stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if line.startswith("Frame 40:"):
+            break
+    proc.send_signal(signal.SIGINT)
+    started = time.monotonic()
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=20) == 130, rest
+    assert time.monotonic() - started < 5
+    assert "Traceback" not in rest and "stopped by SIGINT" in rest
+    records = [json.loads(line) for line in dets.read_text().splitlines()]
+    _facts, _times, images = decode_video(out)
+    assert 40 <= len(records) < 1394
+    assert len(images) == len(records)
+
+
+def test_sigterm_exit_code(tmp_path):
+    clip = make_clip(tmp_path / "long.mp4", 600, size=(320, 240))
+    out = tmp_path / "o.mkv"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "annotate", "run", str(clip), "-o", str(out),
+         "--fps-every", "5", *M],
+        stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if line.startswith("Frame 10:"):
+            break
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 143
+    assert len(decode_video(out)[2]) >= 10

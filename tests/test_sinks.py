@@ -1,0 +1,126 @@
+"""Outputs decoded back: H.264 files, JSON Lines records, images, and what is drawn."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from annotate.annotators import BoxAnnotator, LabelAnnotator, class_colour
+from annotate.detector import COCO_LABELS
+from annotate.errors import OutputPathError
+from annotate.sinks.jsonl import JsonLinesSink
+from annotate.sinks.video import VideoSink
+from annotate.sinks.window import display_problem
+from annotate.types import Detections, Frame, VideoInfo
+from tests.conftest import decode_video
+
+
+def _frames(n, size, rate=None, times=None):
+    w, h = size
+    for i in range(n):
+        image = np.zeros((h, w, 3), np.uint8)
+        image[:, : (i * 5) % w] = 200
+        t = times[i] if times else i / rate
+        yield Frame(i, t, image, "test")
+
+
+def _write(path, info, frames):
+    with VideoSink(path, info) as sink:
+        for frame in frames:
+            sink.write(frame, frame.image, Detections.empty())
+    return decode_video(path)
+
+
+def test_h264_at_non_integer_rate(tmp_path):
+    rate = Fraction(179, 6)
+    info = VideoInfo(640, 360, rate, time_base=Fraction(1, 11456))
+    facts, times, images = _write(tmp_path / "o.mp4", info, _frames(60, (640, 360), float(rate)))
+    assert facts == {"codec": "h264", "pix_fmt": "yuv420p", "width": 640, "height": 360,
+                     "rate": rate}  # fmt: skip
+    assert len(images) == 60
+    assert times[-1] == pytest.approx(59 * 6 / 179, abs=1e-3)
+
+
+def test_odd_size_is_padded_and_content_kept(tmp_path):
+    info = VideoInfo(161, 121, Fraction(25))
+    facts, _times, images = _write(tmp_path / "odd.mp4", info, _frames(5, (161, 121), 25))
+    assert (facts["width"], facts["height"]) == (162, 122)
+    # Frame 4 has its left 20 columns bright; compression keeps that.
+    assert images[4][:121, :18].mean() > 180 and images[4][:121, 25:160].mean() < 20
+
+
+def test_single_frame(tmp_path):
+    _facts, times, images = _write(tmp_path / "one.mkv", VideoInfo(64, 48, Fraction(30)),
+                                   _frames(1, (64, 48), 30))  # fmt: skip
+    assert len(images) == 1 and times == [0.0]
+
+
+def test_variable_timestamps_survive(tmp_path):
+    times = [0.0, 0.1, 0.15, 0.6, 0.61, 2.0]
+    _f, out_times, _i = _write(tmp_path / "vfr.mp4", VideoInfo(64, 48, Fraction(10)),
+                               _frames(6, (64, 48), times=times))  # fmt: skip
+    assert out_times == pytest.approx(times, abs=2e-3)
+
+
+@pytest.mark.parametrize("name", ["out.avi", "out.gif", "out"])
+def test_unsupported_extension(tmp_path, name):
+    with pytest.raises(OutputPathError, match="unsupported extension"):
+        VideoSink(tmp_path / name, VideoInfo(64, 48, Fraction(30)))
+
+
+def test_close_is_idempotent(tmp_path):
+    sink = VideoSink(tmp_path / "x.mp4", VideoInfo(64, 48, Fraction(30)))
+    sink.close()
+    sink.close()
+
+
+def test_json_lines_record(tmp_path):
+    path = tmp_path / "d.jsonl"
+    det = Detections([[1.234, 2, 30.5, 40]], [0.91234], [39])
+    with JsonLinesSink(path, COCO_LABELS) as sink:
+        sink.write(Frame(7, 0.25, np.zeros((48, 64, 3), np.uint8), "v.mp4"), None, det)  # type: ignore[arg-type]
+        sink.write(Frame(8, 0.3, np.zeros((48, 64, 3), np.uint8), "v.mp4"), None, Detections())  # type: ignore[arg-type]
+    lines = path.read_text().splitlines()
+    assert json.loads(lines[0]) == {
+        "frame": 7, "source": "v.mp4", "time": 0.25, "width": 64, "height": 48,
+        "detections": [{"label": "bottle", "class_id": 39, "score": 0.9123,
+                        "box": [1.23, 2.0, 30.5, 40.0]}],
+    }  # fmt: skip
+    assert json.loads(lines[1])["detections"] == []
+
+
+def test_boxes_and_labels_are_drawn_in_class_colours():
+    scene = np.zeros((360, 640, 3), np.uint8)
+    det = Detections([[100, 100, 300, 300]], [0.9], [39])
+    BoxAnnotator().annotate(scene, det)
+    LabelAnnotator(COCO_LABELS).annotate(scene, det)
+    colour = class_colour(39)
+    edge = scene[200, 97:104].astype(int)  # across the left edge of the box
+    assert (np.abs(edge - colour).max(axis=1) <= 8).any()
+    assert (scene[200, 200] == 0).all()  # inside is left alone
+    tab = scene[85:98, 100:160]  # the label tab above the box
+    assert (tab == colour).all(axis=-1).mean() > 0.5
+    assert (tab != colour).any(axis=-1).any()  # text on it
+
+
+def _text_height(size):
+    w, h = size
+    scene = np.zeros((h, w, 3), np.uint8)
+    LabelAnnotator(COCO_LABELS).annotate(scene, Detections([[w / 4, h / 2, w / 2, h]], [0.5], [0]))
+    rows = np.where(scene.any(axis=(1, 2)))[0]
+    return rows.max() - rows.min()
+
+
+def test_labels_scale_with_resolution():
+    small, large = _text_height((640, 360)), _text_height((3840, 2160))
+    assert small >= 12  # readable at 360p
+    assert large / small > 4  # and not a speck at 4K
+
+
+def test_window_refuses_without_display(monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert display_problem() == "no display (DISPLAY and WAYLAND_DISPLAY are unset)"
