@@ -5,15 +5,19 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+import time
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 from annotate import __version__
 from annotate.config import Config
 from annotate.errors import AnnotateError, Interrupted, UsageError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 app = typer.Typer(
     name="annotate",
@@ -28,15 +32,87 @@ log = logging.getLogger("annotate")
 EXIT_INTERRUPTED = 130
 
 
+_console: Console | None = None
+
+
+def _stderr_console():
+    """One stderr console for logs and the progress bar, so lines print above the bar."""
+    global _console
+    from rich.console import Console
+
+    if _console is None or _console.file is not sys.stderr:
+        _console = Console(stderr=True, highlight=False, soft_wrap=True)
+    return _console
+
+
+class RichProgress:
+    """The progress bar for terminals: frames, FPS and ETA, or a counter if the length is
+    unknown. Not used when stderr is not a terminal, so CI logs stay clean."""
+
+    def start(self, total: int | None) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,  # fmt: skip
+            TimeRemainingColumn,
+        )
+
+        counter = [BarColumn(), MofNCompleteColumn()] if total else [TextColumn("{task.completed}")]
+        eta = [TextColumn("ETA"), TimeRemainingColumn()] if total else []
+        self._bar = Progress(
+            TextColumn("frames"), *counter, TextColumn("{task.fields[fps]} FPS"),
+            TimeElapsedColumn(), *eta, console=_stderr_console(), transient=True,
+        )  # fmt: skip
+        self._task = self._bar.add_task("annotating", total=total, fps="-")
+        self._started = time.perf_counter()
+        self._bar.start()
+
+    def update(self, frames: int) -> None:
+        fps = frames / max(time.perf_counter() - self._started, 1e-9)
+        self._bar.update(self._task, completed=frames, fps=f"{fps:.1f}")
+
+    def stop(self) -> None:
+        self._bar.stop()
+
+
+def parse_time(text: str, option: str) -> float:
+    """``90``, ``1.5``, ``01:30`` or ``1:02:03.5`` → seconds."""
+    try:
+        parts = [float(p) for p in text.strip().split(":")]
+    except ValueError:
+        raise UsageError(f"{option} takes seconds or [HH:]MM:SS, got '{text}'") from None
+    if len(parts) > 3 or any(p < 0 for p in parts):
+        raise UsageError(f"{option} takes seconds or [HH:]MM:SS, got '{text}'")
+    seconds = 0.0
+    for part in parts:
+        seconds = seconds * 60 + part
+    return seconds
+
+
+def time_span(
+    start: str | None, duration: str | None, end: str | None
+) -> tuple[float | None, float | None]:
+    if duration is not None and end is not None:
+        raise UsageError("give --duration or --end, not both")
+    first = parse_time(start, "--start") if start is not None else None
+    if duration is not None:
+        length = parse_time(duration, "--duration")
+        if length <= 0:
+            raise UsageError(f"--duration must be positive, got '{duration}'")
+        return first, (first or 0.0) + length
+    return first, parse_time(end, "--end") if end is not None else None
+
+
 class ConsoleHandler(logging.Handler):
     """Diagnostics to stderr: plain lines, warnings marked. Text goes through ``rich.Text`` so
     control characters in file names cannot reach the terminal."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        from rich.console import Console
         from rich.text import Text
 
-        console = Console(stderr=True, highlight=False, soft_wrap=True)
+        console = _stderr_console()
         message = record.getMessage()
         if record.levelno >= logging.ERROR:
             console.print(Text("Error: ", style="bold red") + Text(message))
@@ -54,12 +130,9 @@ def setup_logging(quiet: bool = False, verbose: bool = False) -> None:
 
 
 def fail(message: str, code: int) -> NoReturn:
-    from rich.console import Console
     from rich.text import Text
 
-    Console(stderr=True, highlight=False, soft_wrap=True).print(
-        Text("Error: ", style="bold red") + Text(message)
-    )
+    _stderr_console().print(Text("Error: ", style="bold red") + Text(message))
     raise typer.Exit(code)
 
 
@@ -165,6 +238,40 @@ def run(
             help="ONNX Runtime intra-op threads [default: ONNX Runtime's].", show_default=False
         ),
     ] = None,
+    codec: Annotated[
+        str, typer.Option(help="Video codec for -o: h264, hevc, vp9 or av1.")
+    ] = "h264",
+    crf: Annotated[
+        int | None,
+        typer.Option(
+            help="Quality, lower is better [default: 23 h264, 28 hevc, 32 vp9].", show_default=False
+        ),
+    ] = None,
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            help="x264/x265 speed preset, ultrafast … veryslow [default: veryfast].",
+            show_default=False,
+        ),
+    ] = None,
+    audio: Annotated[
+        bool, typer.Option("--audio/--no-audio", help="Carry the input's audio tracks into -o.")
+    ] = True,
+    start: Annotated[
+        str | None,
+        typer.Option(help="Start at this time: seconds or [HH:]MM:SS[.ms].", show_default=False),
+    ] = None,
+    duration: Annotated[
+        str | None,
+        typer.Option(help="Process this long (seconds or [HH:]MM:SS).", show_default=False),
+    ] = None,
+    end: Annotated[
+        str | None,
+        typer.Option(help="Stop at this time (seconds or [HH:]MM:SS).", show_default=False),
+    ] = None,
+    reconnect: Annotated[
+        int, typer.Option(help="Times to reopen a dropped stream, waiting longer each time.")
+    ] = 5,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="More detail.")] = False,
 ) -> None:
@@ -173,6 +280,7 @@ def run(
     from annotate.pipeline import RunOptions
     from annotate.pipeline import run as run_pipeline
     from annotate.providers import resolve_here
+    from annotate.sinks.video import EncodeOptions
     from annotate.sinks.window import display_problem
     from annotate.sources import camera_index
 
@@ -197,7 +305,10 @@ def run(
             max_frames=max_frames,
             fps_every=config.get("fps_every", fps_every, "--fps-every", 30).value,
             threads=threads,
+            encode=EncodeOptions(codec.lower(), crf, preset, audio),
+            reconnect=reconnect,
         )
+        options.start, options.end = time_span(start, duration, end)
         from annotate.detector import check_thresholds
 
         check_thresholds(options.conf, options.iou)
@@ -210,13 +321,14 @@ def run(
                 log.info("Not showing a window: %s", problem)
             options.show = problem is None
         signal.signal(signal.SIGTERM, _terminated)
-        summary = run_pipeline(options)
+        bar = RichProgress() if not quiet and _stderr_console().is_terminal else None
+        summary = run_pipeline(options, progress=bar)
     except AnnotateError as e:
         fail(str(e), e.exit_code)
     except KeyboardInterrupt:
-        fail("interrupted before the first frame", EXIT_INTERRUPTED)
+        fail("interrupted", EXIT_INTERRUPTED)
     except Interrupted as e:
-        fail(f"interrupted by {e.name} before the first frame", e.exit_code)
+        fail(f"interrupted by {e.name}", e.exit_code)
 
     if summary.frames:
         log.info(

@@ -9,14 +9,17 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from annotate.annotators import Annotator, default_annotators
 from annotate.detector import Detector
 from annotate.errors import Interrupted, OutputPathError, StopRequested, UsageError
 from annotate.providers import Resolution
 from annotate.sinks import Sink
+from annotate.sinks.video import EncodeOptions
 from annotate.sources import Source, input_paths, is_image, open_source
 from annotate.stats import RollingFps
+from annotate.types import VideoInfo
 
 log = logging.getLogger("annotate")
 
@@ -36,6 +39,10 @@ class RunOptions:
     max_frames: int | None = None
     fps_every: int = 30
     threads: int | None = None
+    encode: EncodeOptions = field(default_factory=EncodeOptions)
+    start: float | None = None
+    end: float | None = None
+    reconnect: int = 5
 
 
 @dataclass
@@ -47,10 +54,19 @@ class RunSummary:
     outputs: list[str] = field(default_factory=list)
     stopped: str | None = None  # why the run ended early: "window closed", "SIGINT", ...
     first_frame_s: float | None = None
+    dropped: int = 0
 
     @property
     def fps(self) -> float:
         return self.frames / self.wall_s if self.wall_s > 0 else 0.0
+
+
+class Progress(Protocol):
+    """How far a run has got; the CLI draws it (a Rich bar), the library only reports."""
+
+    def start(self, total: int | None) -> None: ...
+    def update(self, frames: int) -> None: ...
+    def stop(self) -> None: ...
 
 
 def check_options(options: RunOptions) -> None:
@@ -59,6 +75,13 @@ def check_options(options: RunOptions) -> None:
         raise UsageError(f"--max-frames must be at least 1, got {options.max_frames}")
     if options.fps_every < 1:
         raise UsageError(f"--fps-every must be at least 1, got {options.fps_every}")
+    if options.reconnect < 0:
+        raise UsageError(f"--reconnect must be 0 or more, got {options.reconnect}")
+    if options.start is not None and options.start < 0:
+        raise UsageError(f"--start must not be negative, got {options.start:g}")
+    if options.end is not None and options.end <= (options.start or 0):
+        raise UsageError("the time span is empty: --end must come after --start "
+                         "(or --duration be positive)")  # fmt: skip
     inputs = [p.resolve() for p in input_paths(options.source) if p.exists()]
     outputs = [Path(p) for p in (options.output, options.json_path) if p and str(p) != "-"]
     for out in outputs:
@@ -73,15 +96,11 @@ def check_options(options: RunOptions) -> None:
             raise OutputPathError(f"cannot write {out}: it is a directory")
     out = options.output
     if out is not None and out.suffix and not is_image(out) and not out.is_dir():
-        from annotate.sinks.video import check_video_path
+        from annotate.sinks.video import check_encoding
 
-        check_video_path(out)
-    json_path = options.json_path
-    if (
-        out is not None
-        and json_path not in (None, "-")
-        and out.resolve() == Path(json_path).resolve()
-    ):
+        check_encoding(out, options.encode)
+    json_out = Path(options.json_path) if options.json_path not in (None, "-") else None
+    if out is not None and json_out is not None and out.resolve() == json_out.resolve():
         raise OutputPathError("-o and --json name the same file; choose two names")
 
 
@@ -105,7 +124,9 @@ def make_sinks(
         else:
             from annotate.sinks.video import VideoSink
 
-            sinks.append(stack.enter_context(VideoSink(out, source.info)))
+            audio_from = getattr(source, "path", None) if not source.info.live else None
+            sink = VideoSink(out, source.info, options.encode, audio_from=audio_from)
+            sinks.append(stack.enter_context(sink))
     if options.json_path is not None:
         from annotate.sinks.jsonl import JsonLinesSink
 
@@ -117,7 +138,25 @@ def make_sinks(
     return sinks
 
 
-def run(options: RunOptions, annotators: Sequence[Annotator] | None = None) -> RunSummary:
+def expected_frames(info: VideoInfo, options: RunOptions) -> int | None:
+    """How many frames the run will take, for a progress bar; ``None`` if unknowable."""
+    if info.live:
+        return options.max_frames
+    total = info.frames
+    if total is not None and (options.start or options.end is not None):
+        fps = float(info.fps)
+        last = total if options.end is None else min(total, round(options.end * fps))
+        total = max(0, last - round((options.start or 0) * fps))
+    if options.max_frames is not None:
+        total = options.max_frames if total is None else min(total, options.max_frames)
+    return total
+
+
+def run(
+    options: RunOptions,
+    annotators: Sequence[Annotator] | None = None,
+    progress: Progress | None = None,
+) -> RunSummary:
     """Build the pipeline from ``options`` and run it to the end of the source.
 
     Ctrl-C, SIGTERM (as :class:`Interrupted`) or a closed window end the run early; every
@@ -127,7 +166,9 @@ def run(options: RunOptions, annotators: Sequence[Annotator] | None = None) -> R
     started = time.perf_counter()
     summary = RunSummary(outputs=[str(p) for p in (options.output, options.json_path) if p])
     with ExitStack() as stack:
-        source = stack.enter_context(open_source(options.source))
+        source = stack.enter_context(
+            open_source(options.source, options.start, options.end, options.reconnect)
+        )
         detector = Detector.load(
             options.model, options.resolution, options.conf, options.iou, options.threads
         )
@@ -135,8 +176,11 @@ def run(options: RunOptions, annotators: Sequence[Annotator] | None = None) -> R
         sinks = make_sinks(options, source, detector.labels, stack)
         if annotators is None:
             annotators = default_annotators(detector.labels)
+        if progress is not None:
+            progress.start(expected_frames(source.info, options))
+            stack.callback(progress.stop)
         try:
-            _loop(source, detector, annotators, sinks, options, summary, started)
+            _loop(source, detector, annotators, sinks, options, summary, started, progress)
         except StopRequested as e:
             summary.stopped = str(e)
         except KeyboardInterrupt:
@@ -155,6 +199,7 @@ def _loop(
     options: RunOptions,
     summary: RunSummary,
     started: float,
+    progress: Progress | None,
 ) -> None:
     """The sequential loop: read → detect → draw (in place) → write, one frame at a time."""
     fps = RollingFps(options.fps_every)
@@ -171,8 +216,11 @@ def _loop(
             log.debug("First annotated frame after %.2f s", summary.first_frame_s)
         summary.frames += 1
         summary.inference_s += detector.times.inference
+        summary.dropped = getattr(source, "dropped", 0)
         line = fps.update(now, detector.times.inference, len(detections))
         if line:
-            log.info(line)
+            log.info(line + (f", {summary.dropped} dropped" if summary.dropped else ""))
+        if progress is not None:
+            progress.update(summary.frames)
         if options.max_frames is not None and summary.frames >= options.max_frames:
             break

@@ -42,7 +42,8 @@ class VideoInfo:
 
     ``fps`` keeps the exact rational rate (29.83 fps is ``179/6``), ``frames`` is ``None`` when
     the container does not say (or says 0, which some Matroska files do), and ``time_base`` is
-    the source's timestamp unit, so an output can keep the timestamps exactly.
+    the source's timestamp unit, so an output can keep the timestamps exactly. ``width`` and
+    ``height`` are of the upright image (after any rotation tag is applied).
     """
 
     width: int
@@ -52,6 +53,8 @@ class VideoInfo:
     time_base: Fraction | None = None
     live: bool = False
     still: bool = False
+    start: float = 0.0  # time of the first frame; outputs start their clock here
+    time_offset: float = 0.0  # container time of ``time`` 0 (where other streams line up)
 
 
 def _as_array(value: object, dtype: type, shape_tail: tuple[int, ...], name: str) -> np.ndarray:

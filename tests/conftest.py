@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -99,25 +100,38 @@ def make_clip(
     rate: int = 25,
     times: list[float] | None = None,
     codec: str = "libx264",
+    image: np.ndarray | None = None,
+    rotation: int = 0,
+    audio: tuple[int, ...] = (),
 ) -> Path:
     """Write a small test clip with PyAV directly (not through the code under test).
 
-    ``times`` gives each frame's timestamp in seconds, for variable-frame-rate clips.
+    ``times`` gives each frame's timestamp in seconds (variable frame rate); ``image`` is
+    shown in every frame instead of a moving bar; ``rotation`` sets a display-matrix tag
+    (degrees counter-clockwise, as phones write it); ``audio`` adds one AAC track per
+    frequency (Hz), each as long as the video.
     """
-    from fractions import Fraction
-
     import av
 
+    if image is not None:
+        size = (image.shape[1], image.shape[0])
     width, height = size
+    duration = (times[-1] if times else (frames - 1) / rate) + 1 / rate
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=rate)
         stream.width, stream.height = width, height
         stream.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
         stream.codec_context.time_base = Fraction(1, 1000)
+        if rotation:
+            stream.set_display_rotation(rotation)
+        tracks = [container.add_stream("aac", rate=48000) for _ in audio]
         for i in range(frames):
-            image = np.zeros((height, width, 3), np.uint8)
-            image[:, : (i * 7) % width] = (40 * i) % 255
-            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+            if image is None:
+                picture = np.zeros((height, width, 3), np.uint8)
+                picture[:, : (i * 7) % width] = (40 * i) % 255
+            else:
+                picture = image
+            frame = av.VideoFrame.from_ndarray(picture, format="bgr24")
             t = times[i] if times else i / rate
             frame.pts = round(t * 1000)
             frame.time_base = Fraction(1, 1000)
@@ -125,7 +139,46 @@ def make_clip(
                 container.mux(packet)
         for packet in stream.encode(None):
             container.mux(packet)
+        for track, hz in zip(tracks, audio):
+            samples = np.arange(round(duration * 48000)) / 48000
+            wave = (0.2 * np.sin(2 * np.pi * hz * samples)).astype(np.float32)
+            for start in range(0, len(wave), 1024):
+                chunk = av.AudioFrame.from_ndarray(
+                    wave[None, start : start + 1024], format="fltp", layout="mono"
+                )
+                chunk.sample_rate = 48000
+                chunk.pts = start
+                chunk.time_base = Fraction(1, 48000)
+                for packet in track.encode(chunk):
+                    container.mux(packet)
+            for packet in track.encode(None):
+                container.mux(packet)
     return path
+
+
+def probe(path: Path) -> dict:
+    """Streams, codecs and each stream's duration in seconds, measured from its packets
+    (first timestamp to last timestamp + duration), which every container has."""
+    import av
+
+    with av.open(str(path)) as container:
+        spans: dict[int, list[float]] = {}
+        for packet in container.demux():
+            if packet.pts is None:
+                continue
+            start = float(packet.pts * packet.time_base)
+            stop = start + float((packet.duration or 0) * packet.time_base)
+            lo, hi = spans.get(packet.stream.index, [start, stop])
+            spans[packet.stream.index] = [min(lo, start), max(hi, stop)]
+        streams = [
+            {
+                "type": s.type,
+                "codec": s.codec_context.name,
+                "duration": spans[s.index][1] - spans[s.index][0] if s.index in spans else None,
+            }
+            for s in container.streams
+        ]
+    return {"streams": streams}
 
 
 def decode_video(path: Path) -> tuple[dict, list[float], list[np.ndarray]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import IO, Any
 import numpy as np
 import numpy.typing as npt
 
-from annotate.errors import OutputError
+from annotate.errors import OutputError, StopRequested
 from annotate.sinks import SinkBase
 from annotate.types import Detections, Frame
 
@@ -60,6 +61,12 @@ class JsonLinesSink(SinkBase):
         try:
             self._file.write(line + "\n")
             self._file.flush()
+        except BrokenPipeError:
+            if self._own:
+                raise OutputError(f"cannot write {self.path}: broken pipe") from None
+            # `annotate run … --json - | head`: the reader has gone; stop like other CLIs do.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise StopRequested("stdout closed") from None
         except OSError as e:
             raise OutputError(f"cannot write {self.path}: {e.strerror}") from None
 

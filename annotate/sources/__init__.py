@@ -10,7 +10,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
-from annotate.errors import SourceError, SourceNotFoundError
+from annotate.errors import SourceError, SourceNotFoundError, UsageError
 from annotate.types import Frame, VideoInfo
 
 IMAGE_EXTENSIONS = frozenset(
@@ -76,11 +76,14 @@ def input_paths(spec: str) -> list[Path]:
     return [path]
 
 
-def open_source(spec: str) -> Source:
+def open_source(
+    spec: str, start: float | None = None, end: float | None = None, reconnect: int = 5
+) -> Source:
     """Open a source from what the user typed.
 
     ``camera``, ``camera:N`` or ``N`` is a camera; ``rtsp://``/``http://``… a stream opened by
-    FFmpeg; a directory or a glob, its images sorted by name; an image file; else a video file.
+    FFmpeg (live unless it has a known duration); a directory or a glob, its images sorted by
+    name; an image file; else a video file. ``start``/``end`` (seconds) cut a video file.
 
     Raises:
         SourceNotFoundError: nothing at that path.
@@ -90,11 +93,17 @@ def open_source(spec: str) -> Source:
     if index is not None:
         from annotate.sources.camera import CameraSource
 
+        _no_span(spec, start, end)
         return CameraSource(index)
     if spec.lower().startswith(STREAM_SCHEMES):
+        from annotate.sources.stream import StreamSource
         from annotate.sources.video import VideoSource
 
-        return VideoSource(spec)
+        video = VideoSource(spec, start, end)
+        if not video.info.live:
+            return video
+        _no_span(spec, start, end)
+        return StreamSource(video, reconnect)
 
     from annotate.sources.images import ImageSource
 
@@ -103,18 +112,26 @@ def open_source(spec: str) -> Source:
         images = input_paths(spec)
         if not images:
             raise SourceNotFoundError(f"directory {spec} has no image files")
+        _no_span(spec, start, end)
         return ImageSource(images, spec)
     if not path.exists() and glob.has_magic(spec):
         images = [p for p in input_paths(spec) if is_image(p) and p.is_file()]
         if not images:
             raise SourceNotFoundError(f"no image files match {spec}")
+        _no_span(spec, start, end)
         return ImageSource(images, spec)
     if not path.exists():
         raise SourceNotFoundError(f"input {spec} does not exist")
     if not path.is_file():
         raise SourceError(f"input {spec} is not a regular file")
     if is_image(path):
+        _no_span(spec, start, end)
         return ImageSource([path], spec)
     from annotate.sources.video import VideoSource
 
-    return VideoSource(spec)
+    return VideoSource(spec, start, end)
+
+
+def _no_span(spec: str, start: float | None, end: float | None) -> None:
+    if start is not None or end is not None:
+        raise UsageError(f"--start/--duration/--end need a video file; {spec} is not one")

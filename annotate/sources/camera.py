@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from fractions import Fraction
 from typing import Any, Protocol
 
 import numpy as np
 
 from annotate.errors import SourceError
-from annotate.sources import SourceBase
+from annotate.sources.live import LatestFrame, LiveSource
 from annotate.types import Frame, VideoInfo
 
 log = logging.getLogger("annotate")
@@ -38,9 +39,13 @@ def open_capture(index: int) -> Capture:
         cv2.utils.logging.setLogLevel(level)
 
 
-class CameraSource(SourceBase):
-    """A live camera. ``time`` is seconds since the first frame by the monotonic clock, so a
-    recording made at 12 FPS plays back at real speed whatever the driver claims."""
+class CameraSource(LiveSource):
+    """A live camera, read on its own thread.
+
+    ``time`` is seconds since the first frame by the monotonic clock at capture, so a recording
+    made at 12 FPS plays back at real speed whatever the driver claims; ``index`` counts
+    captured frames, so frames dropped for being stale show as gaps.
+    """
 
     def __init__(
         self,
@@ -50,6 +55,7 @@ class CameraSource(SourceBase):
     ) -> None:
         import cv2
 
+        super().__init__()
         self.name = f"camera:{index}"
         self.clock = clock
         # Looked up at call time so a stand-in device can be swapped in for the whole CLI.
@@ -64,7 +70,7 @@ class CameraSource(SourceBase):
         if not ok or image is None:
             self.capture.release()
             raise SourceError(f"camera {index} opened but sends no frames")
-        self._first: np.ndarray | None = image
+        self._slot.put(Frame(0, 0.0, image, self.name))
         fps = self.capture.get(cv2.CAP_PROP_FPS)
         self.info = VideoInfo(
             width=image.shape[1],
@@ -75,20 +81,16 @@ class CameraSource(SourceBase):
             live=True,
         )
 
-    def __iter__(self) -> Iterator[Frame]:
-        index = 0
-        if self._first is not None:
-            image, self._first = self._first, None
-            yield Frame(0, 0.0, image, self.name)
-            index = 1
-        while True:
+    def produce(self, slot: LatestFrame, stop: threading.Event) -> None:
+        index = 1
+        while not stop.is_set():
             ok, image = self.capture.read()
             now = self.clock()
             if not ok or image is None:
                 log.warning("%s stopped sending frames after %d frames", self.name, index)
                 return
-            yield Frame(index, now - self._started, image, self.name)
+            slot.put(Frame(index, now - self._started, image, self.name))
             index += 1
 
-    def close(self) -> None:
+    def release(self) -> None:
         self.capture.release()

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from fractions import Fraction
 from typing import Any
 
+import numpy as np
+
 from annotate.errors import SourceError, SourceNotFoundError
 from annotate.sources import SourceBase
 from annotate.types import Frame, VideoInfo
@@ -14,54 +16,103 @@ from annotate.types import Frame, VideoInfo
 log = logging.getLogger("annotate")
 
 DEFAULT_FPS = Fraction(30)
+NETWORK_OPTIONS = {"rw_timeout": "10000000", "timeout": "10000000"}  # µs: a dead host fails in 10 s
+
+
+def upright(image: np.ndarray, rotation: int) -> np.ndarray:
+    """Apply a display-matrix rotation (degrees counter-clockwise, as PyAV reports it)."""
+    import cv2
+
+    turn = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, -90: cv2.ROTATE_90_CLOCKWISE,
+            270: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, -180: cv2.ROTATE_180}  # fmt: skip
+    code = turn.get(rotation)
+    return image if code is None else cv2.rotate(image, code)
+
+
+def reason(error: Exception) -> str:
+    return getattr(error, "strerror", None) or str(error)
 
 
 class VideoSource(SourceBase):
-    """Decodes the first video stream; timestamps come from the container, not ``index / fps``.
+    """Decodes the first video stream.
 
-    A packet that fails to decode is skipped and the rest of the file is still read, so a
-    damaged file yields every frame that can be decoded.
+    - ``time`` comes from the container's timestamps (seconds since the stream's start), not
+      ``index / fps``, so variable frame rates are kept.
+    - Frames tagged with a rotation (phone footage) are turned upright before anyone sees them.
+    - ``start``/``end`` (seconds) seek to the keyframe before ``start`` instead of decoding
+      from the beginning, then drop the frames before ``start``.
+    - A packet that fails to decode is skipped, so a damaged file yields every readable frame.
+
+    The first frame is decoded on open: it tells the rotation and proves the file decodes.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, start: float | None = None, end: float | None = None) -> None:
         import av
 
         self.name = url
+        self.path = url
+        self.start, self.end = start, end
+        network = "://" in url
         try:
-            self.container: Any = av.open(
-                url, options={"rw_timeout": "10000000"} if "://" in url else None
-            )
+            self.container: Any = av.open(url, options=NETWORK_OPTIONS if network else None)
         except FileNotFoundError:
             raise SourceNotFoundError(f"input {url} does not exist") from None
         except PermissionError:
             raise SourceError(f"cannot read {url}: permission denied") from None
-        except av.FFmpegError as e:
-            raise SourceError(f"{url} is not a video or image file ({_reason(e)})") from None
-        if not self.container.streams.video:
+        except (av.FFmpegError, OSError) as e:
+            if network:
+                raise SourceError(f"cannot open {url}: {reason(e)}") from None
+            raise SourceError(f"{url} is not a video or image file ({reason(e)})") from None
+        try:
+            self._setup()
+        except BaseException:
             self.container.close()
-            raise SourceError(f"{url} has no video stream")
+            raise
+
+    def _setup(self) -> None:
+        if not self.container.streams.video:
+            raise SourceError(f"{self.name} has no video stream")
         self.stream = self.container.streams.video[0]
         self.stream.thread_type = "AUTO"
-        cc = self.stream.codec_context
-        if not cc.width or not cc.height:
-            self.container.close()
-            raise SourceError(f"{url}: cannot read the video size; the file may be damaged")
-        fps = self.stream.average_rate or self.stream.guessed_rate or self.stream.base_rate
+        self.time_base = self.stream.time_base
+        self.origin = self.stream.start_time  # pts of the stream's time zero
+        rate = self.stream.average_rate or self.stream.guessed_rate or self.stream.base_rate
+        self.fps = Fraction(rate) if rate else DEFAULT_FPS
+        if self.start:
+            self._seek(self.start)
+        self._frames = self._decode()
+        try:
+            self._first: Frame | None = next(self._frames)
+        except StopIteration:
+            what = f"after {self.start:g} s" if self.start else "at all"
+            raise SourceError(f"{self.name}: no video frame could be decoded {what}") from None
+        height, width = self._first.image.shape[:2]
+        duration = self.container.duration  # None for live streams
         self.info = VideoInfo(
-            width=cc.width,
-            height=cc.height,
-            fps=Fraction(fps) if fps else DEFAULT_FPS,
+            width=width,
+            height=height,
+            fps=self.fps,
             frames=self.stream.frames or None,  # Matroska headers often say 0
-            time_base=self.stream.time_base,
-            live="://" in url,
+            time_base=self.time_base,
+            live="://" in self.name and duration is None,
+            start=self._first.time or 0.0,
+            time_offset=float((self.stream.start_time or 0) * self.time_base),
         )
 
-    def __iter__(self) -> Iterator[Frame]:
+    def _seek(self, seconds: float) -> None:
         import av
 
-        time_base = self.stream.time_base
-        start = self.stream.start_time
+        target = round(seconds / self.time_base) + (self.origin or 0)
+        try:
+            self.container.seek(target, stream=self.stream, backward=True, any_frame=False)
+        except av.FFmpegError as e:  # unseekable input: decode from the start instead
+            log.debug("seek failed (%s); decoding from the start", e)
+
+    def _decode(self) -> Iterator[Frame]:
+        import av
+
         index = 0
+        last_good = 0
         try:
             for packet in self.container.demux(self.stream):
                 try:
@@ -70,22 +121,35 @@ class VideoSource(SourceBase):
                     log.debug("skipping undecodable packet at %s: %s", packet.pts, e)
                     continue
                 for frame in decoded:
-                    if start is None and frame.pts is not None:
-                        start = frame.pts
-                    if frame.pts is None or time_base is None:
-                        seconds = index / float(self.info.fps)
-                    else:
-                        seconds = float((frame.pts - (start or 0)) * time_base)
-                    yield Frame(index, seconds, frame.to_ndarray(format="bgr24"), self.name)
+                    seconds = self._seconds(frame, index)
+                    if self.start is not None and seconds < self.start - 1e-6:
+                        continue
+                    if self.end is not None and seconds >= self.end - 1e-6:
+                        return
+                    image = upright(frame.to_ndarray(format="bgr24"), frame.rotation)
+                    yield Frame(index, seconds, image, self.name)
                     index += 1
+                    last_good = index
         except av.FFmpegError as e:
-            if index == 0:
-                raise SourceError(f"cannot decode {self.name}: {_reason(e)}") from None
-            log.warning("Stopped reading %s after %d frames: %s", self.name, index, _reason(e))
+            if last_good == 0:
+                raise SourceError(f"cannot decode {self.name}: {reason(e)}") from None
+            # A live stream's drop is reported (and retried) by StreamSource.
+            report = log.debug if "://" in self.name else log.warning
+            report("Stopped reading %s after %d frames: %s", self.name, index, reason(e))
+
+    def _seconds(self, frame: Any, index: int) -> float:
+        if frame.pts is None or self.time_base is None:
+            return index / float(self.fps)
+        if self.origin is None:
+            self.origin = frame.pts
+        return float((frame.pts - self.origin) * self.time_base)
+
+    def __iter__(self) -> Iterator[Frame]:
+        if self._first is not None:
+            first, self._first = self._first, None
+            yield first
+        yield from self._frames
 
     def close(self) -> None:
+        self._frames.close()
         self.container.close()
-
-
-def _reason(error: Exception) -> str:
-    return getattr(error, "strerror", None) or str(error)

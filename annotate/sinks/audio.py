@@ -1,0 +1,115 @@
+"""Carrying a source's audio tracks into the annotated output, cut and shifted to match."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from fractions import Fraction
+from typing import Any
+
+log = logging.getLogger("annotate")
+
+#: Codec to re-encode to when the output container cannot carry the source's audio as is.
+REENCODE = {"webm": "libopus"}
+DEFAULT_REENCODE = "aac"
+
+
+class AudioTracks:
+    """Copies every audio stream of ``source`` into ``output``.
+
+    Packets are passed through untouched when the container accepts the codec, else decoded
+    and re-encoded (AAC, or Opus for WebM). ``zero`` is the source-container time that becomes
+    the output's time zero (the first video frame written); audio before it or after the
+    video's end is dropped, so ``--start``/``--duration`` cut audio and video alike.
+    """
+
+    def __init__(self, source: str, output: Any, zero: float) -> None:
+        import av
+
+        self.input: Any = av.open(source)
+        self.zero = zero
+        self.tracks: list[tuple[Any, Any, bool]] = []  # (input stream, output stream, copy?)
+        supported = output.supported_codecs
+        for stream in self.input.streams.audio:
+            if stream.codec_context.name in supported:
+                out = output.add_stream_from_template(stream)
+                copy = True
+            else:
+                codec = REENCODE.get(output.format.name.split(",")[0], DEFAULT_REENCODE)
+                rate = stream.codec_context.sample_rate or 48_000
+                out = output.add_stream(codec, rate=48_000 if codec == "libopus" else rate)
+                layout = stream.codec_context.layout
+                out.layout = layout.name if layout else "stereo"
+                copy = False
+                log.info("Re-encoding %s audio to %s for %s", stream.codec_context.name, codec,
+                         output.format.name)  # fmt: skip
+            self.tracks.append((stream, out, copy))
+        self._by_index = {s.index: (s, o, c) for s, o, c in self.tracks}
+        if not self.tracks:
+            self.input.close()
+            self._packets: Iterator[Any] = iter(())
+            return
+        if zero > 0:
+            self.input.seek(int(zero * 1_000_000), backward=True, any_frame=False)
+        self._packets = self.input.demux(*[s for s, _o, _c in self.tracks])
+        self._pending: Any = None
+        self.output = output
+
+    def __bool__(self) -> bool:
+        return bool(self.tracks)
+
+    def write_until(self, seconds: float, end: float | None = None) -> None:
+        """Mux audio up to ``seconds`` on the output clock; nothing at or after ``end``."""
+        import av
+
+        while True:
+            packet = self._pending
+            self._pending = None
+            if packet is None:
+                try:
+                    packet = next(self._packets)
+                except (StopIteration, av.FFmpegError):
+                    return
+            if packet.pts is None or packet.dts is None:
+                continue
+            t = float(packet.pts * packet.time_base) - self.zero
+            if t > seconds:
+                self._pending = packet
+                return
+            if t < 0 or (end is not None and t >= end):
+                continue
+            self._emit(packet)
+
+    def _emit(self, packet: Any) -> None:
+        import av
+
+        _stream, out, copy = self._by_index[packet.stream.index]
+        shift = round(Fraction(self.zero) / packet.time_base)
+        if copy:
+            packet.pts -= shift
+            packet.dts -= shift
+            packet.stream = out
+            self.output.mux(packet)
+            return
+        try:
+            frames = packet.decode()
+        except av.FFmpegError:
+            return
+        for frame in frames:
+            if frame.pts is not None:
+                frame.pts -= shift
+            for encoded in out.encode(frame):
+                self.output.mux(encoded)
+
+    def finish(self, end: float) -> None:
+        """Mux what remains up to the video's end and flush re-encoders."""
+        if not self.tracks:
+            return
+        try:
+            self.write_until(end, end)
+            for _stream, out, copy in self.tracks:
+                if not copy:
+                    for encoded in out.encode(None):
+                        self.output.mux(encoded)
+        finally:
+            self.input.close()
