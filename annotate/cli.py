@@ -276,6 +276,7 @@ def run(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="More detail.")] = False,
 ) -> None:
     """Detect objects in SOURCE, draw them, and write video, images and/or JSON Lines."""
+    from annotate.detector import SessionSettings
     from annotate.models import DEFAULT_MODEL, find_model
     from annotate.pipeline import RunOptions
     from annotate.pipeline import run as run_pipeline
@@ -304,7 +305,7 @@ def run(
             iou=config.get("iou", iou, "--iou", 0.45).value,
             max_frames=max_frames,
             fps_every=config.get("fps_every", fps_every, "--fps-every", 30).value,
-            threads=threads,
+            session=SessionSettings(threads=threads),
             encode=EncodeOptions(codec.lower(), crf, preset, audio),
             reconnect=reconnect,
         )
@@ -312,8 +313,7 @@ def run(
         from annotate.detector import check_thresholds
 
         check_thresholds(options.conf, options.iou)
-        if threads is not None and threads < 1:
-            raise UsageError(f"--threads must be at least 1, got {threads}")
+        options.session.check()
         wants_window = show if show is not None else camera_index(spec) is not None
         if wants_window:
             problem = display_problem()
@@ -346,6 +346,119 @@ def run(
         raise typer.Exit(128 + signum)
     if summary.frames == 0:
         raise typer.Exit(1)
+
+
+@app.command()
+def bench(
+    providers: Annotated[
+        str, typer.Option(help="Comma-separated providers to compare, or 'all'.")
+    ] = "all",
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Model path or name.", show_default=False)
+    ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--source",
+            "-s",
+            show_default=False,
+            help="Image or video to time on [default: a bundled photo]; a video also "
+            "runs the whole pipeline.",
+        ),
+    ] = None,
+    iterations: Annotated[int, typer.Option(help="Timed inference runs per provider.")] = 50,
+    warmup: Annotated[int, typer.Option(help="Untimed runs first.")] = 5,
+    frames: Annotated[int, typer.Option(help="Frames for the end-to-end run.")] = 100,
+    threads: Annotated[
+        int | None, typer.Option(help="ONNX Runtime intra-op threads.", show_default=False)
+    ] = None,
+    graph_opt: Annotated[
+        str, typer.Option(help="Graph optimisation: disable, basic, extended, all.")
+    ] = "all",
+    coreml_format: Annotated[
+        str, typer.Option(help="CoreML model format: MLProgram or NeuralNetwork.")
+    ] = "MLProgram",
+    coreml_units: Annotated[
+        str, typer.Option(help="CoreML compute units: ALL, CPUAndNeuralEngine, CPUAndGPU, CPUOnly.")
+    ] = "ALL",
+    coreml_cache: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where CoreML keeps compiled models [default: user cache].", show_default=False
+        ),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="More detail.")] = False,
+) -> None:
+    """Compare execution providers: inference alone and (with a video) end to end."""
+    import json
+
+    from annotate.bench import BenchConfig, run_bench
+    from annotate.detector import SessionSettings
+    from annotate.models import DEFAULT_MODEL, find_model
+
+    setup_logging(quiet=not verbose, verbose=verbose)
+    try:
+        config = Config.load()
+        model_setting = config.get("model", model, "--model", DEFAULT_MODEL)
+        settings = SessionSettings(threads, graph_opt, coreml_format, coreml_units, coreml_cache)
+        bench_config = BenchConfig(
+            model=find_model(model_setting.value, model_setting.origin),
+            providers=[p for p in providers.split(",") if p.strip()],
+            iterations=iterations, warmup=warmup, source=source, frames=frames,
+            session=settings,
+        )  # fmt: skip
+        bench_config.check()
+        if source is not None:
+            from annotate.sources import input_paths
+
+            if not any(p.exists() for p in input_paths(source)):
+                raise UsageError(f"--source {source} does not exist")
+        progress = None if json_out else (lambda text: _stderr_console().print(text))
+        report = run_bench(bench_config, on_progress=progress)
+    except AnnotateError as e:
+        fail(str(e), e.exit_code)
+    except KeyboardInterrupt:
+        fail("interrupted", EXIT_INTERRUPTED)
+    if json_out:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print_bench(report)
+
+
+def print_bench(report) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    m = report.machine
+    console.print(f"{m['cpu']} ({m['cores']} cores), {m['system']}, "
+                  f"onnxruntime {m['onnxruntime']}")  # fmt: skip
+    console.print(f"Model {report.model}; input {report.input['image']} "
+                  f"{report.input['size'][0]}x{report.input['size'][1]}; "
+                  f"{report.warmup} warm-up + {report.iterations} timed runs")  # fmt: skip
+    console.print("Settings: " + ", ".join(f"{k}={v}" for k, v in report.settings.items()))
+    for r in report.results:
+        if r.status != "ran":
+            console.print(f"[yellow]{r.provider}: skipped[/] — {r.reason}")
+            continue
+        table = Table(title=f"{r.provider}", title_justify="left")
+        table.add_column("stage")
+        for col in ("mean", "median", "p90", "min", "max"):
+            table.add_column(f"{col} ms", justify="right")
+        for name in ("preprocess", "inference", "postprocess"):
+            st = getattr(r, name)
+            table.add_row(name, *(f"{getattr(st, c):.2f}" for c in
+                                  ("mean", "median", "p90", "min", "max")))  # fmt: skip
+        table.caption = (f"inference {r.fps:.1f} FPS · session start-up {r.startup_s:.2f} s · "
+                         f"speed-up {r.speedup:.2f}× vs {report.baseline}")  # fmt: skip
+        console.print(table)
+        if r.end_to_end:
+            e = r.end_to_end
+            stages = ", ".join(f"{k} {v:.1f}" for k, v in e.stage_ms.items())
+            console.print(f"  end to end: {e.fps:.1f} FPS over {e.frames} frames "
+                          f"(ms per frame: {stages})")  # fmt: skip
+    console.print(f"[bold]{report.recommendation}[/]")
 
 
 @app.command()

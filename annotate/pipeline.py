@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Protocol
 
 from annotate.annotators import Annotator, default_annotators
-from annotate.detector import Detector
+from annotate.detector import Detector, SessionSettings
 from annotate.errors import Interrupted, OutputPathError, StopRequested, UsageError
 from annotate.providers import Resolution
 from annotate.sinks import Sink
@@ -38,11 +38,14 @@ class RunOptions:
     iou: float = 0.45
     max_frames: int | None = None
     fps_every: int = 30
-    threads: int | None = None
+    session: SessionSettings = field(default_factory=SessionSettings)
     encode: EncodeOptions = field(default_factory=EncodeOptions)
     start: float | None = None
     end: float | None = None
     reconnect: int = 5
+
+
+STAGES = ("decode", "preprocess", "inference", "postprocess", "draw", "write")
 
 
 @dataclass
@@ -55,6 +58,9 @@ class RunSummary:
     stopped: str | None = None  # why the run ended early: "window closed", "SIGINT", ...
     first_frame_s: float | None = None
     dropped: int = 0
+    #: Seconds spent per stage over the run: decode, preprocess, inference, postprocess,
+    #: draw, write (encode and other outputs).
+    stage_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
 
     @property
     def fps(self) -> float:
@@ -170,7 +176,7 @@ def run(
             open_source(options.source, options.start, options.end, options.reconnect)
         )
         detector = Detector.load(
-            options.model, options.resolution, options.conf, options.iou, options.threads
+            options.model, options.resolution, options.conf, options.iou, options.session
         )
         summary.provider = detector.provider
         sinks = make_sinks(options, source, detector.labels, stack)
@@ -203,14 +209,30 @@ def _loop(
 ) -> None:
     """The sequential loop: read → detect → draw (in place) → write, one frame at a time."""
     fps = RollingFps(options.fps_every)
-    for frame in source:
+    stage = summary.stage_s
+    frames = iter(source)
+    while True:
+        t0 = time.perf_counter()
+        frame = next(frames, None)
+        if frame is None:
+            break
+        t1 = time.perf_counter()
         detections = detector(frame.image)
+        t2 = time.perf_counter()
         image = frame.image
         for annotator in annotators:
             image = annotator.annotate(image, detections)
+        t3 = time.perf_counter()
         for sink in sinks:
             sink.write(frame, image, detections)
         now = time.perf_counter()
+        times = detector.times
+        stage["decode"] += t1 - t0
+        stage["preprocess"] += times.preprocess
+        stage["inference"] += times.inference
+        stage["postprocess"] += times.postprocess
+        stage["draw"] += t3 - t2
+        stage["write"] += now - t3
         if summary.frames == 0:
             summary.first_frame_s = now - started
             log.debug("First annotated frame after %.2f s", summary.first_frame_s)

@@ -6,7 +6,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -14,7 +14,7 @@ import numpy.typing as npt
 from annotate.detector.labels import COCO_LABELS
 from annotate.detector.postprocess import anchor_count, decode
 from annotate.detector.preprocess import Letterbox, letterbox
-from annotate.detector.session import SessionInfo, open_session
+from annotate.detector.session import SessionInfo, SessionSettings, open_session
 from annotate.errors import ModelError, UsageError
 from annotate.providers import Resolution
 from annotate.types import Detections
@@ -22,7 +22,7 @@ from annotate.types import Detections
 if TYPE_CHECKING:
     import onnxruntime
 
-__all__ = ["COCO_LABELS", "Detector", "SessionInfo", "StageTimes"]
+__all__ = ["COCO_LABELS", "Detector", "SessionInfo", "SessionSettings", "StageTimes"]
 
 
 @dataclass
@@ -74,11 +74,11 @@ class Detector:
         resolution: Resolution,
         conf: float = 0.3,
         iou: float = 0.45,
-        threads: int | None = None,
-        provider_options: dict[str, dict[str, Any]] | None = None,
+        settings: SessionSettings | None = None,
+        quiet: bool = False,
     ) -> Detector:
         check_thresholds(conf, iou)
-        session, info = open_session(model, resolution, threads, provider_options)
+        session, info = open_session(model, resolution, settings, quiet)
         return cls(session, info, COCO_LABELS, conf, iou, name=str(model))
 
     @property

@@ -17,6 +17,58 @@ if TYPE_CHECKING:
 log = logging.getLogger("annotate")
 
 
+GRAPH_OPT_LEVELS = ("disable", "basic", "extended", "all")
+COREML_FORMATS = ("MLProgram", "NeuralNetwork")
+COREML_UNITS = ("ALL", "CPUAndNeuralEngine", "CPUAndGPU", "CPUOnly")
+
+
+def coreml_cache_dir() -> Path:
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("annotate", appauthor=False)) / "coreml"
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    """The knobs users tune, shown in ``annotate bench`` reports.
+
+    CoreML defaults: ``MLProgram`` (the newer format, more operators, FP16 on the Neural
+    Engine), every compute unit, and a compiled-model cache so the second start is fast.
+    """
+
+    threads: int | None = None
+    graph_opt: str = "all"
+    coreml_format: str = "MLProgram"
+    coreml_units: str = "ALL"
+    coreml_cache: Path | None = None
+
+    def check(self) -> None:
+        from annotate.errors import UsageError
+
+        if self.threads is not None and self.threads < 1:
+            raise UsageError(f"--threads must be at least 1, got {self.threads}")
+        for value, allowed, flag in (
+            (self.graph_opt, GRAPH_OPT_LEVELS, "--graph-opt"),
+            (self.coreml_format, COREML_FORMATS, "--coreml-format"),
+            (self.coreml_units, COREML_UNITS, "--coreml-units"),
+        ):
+            if value not in allowed:
+                raise UsageError(f"{flag} must be one of {', '.join(allowed)}, got '{value}'")
+
+    def provider_options(self, provider: str) -> dict[str, str]:
+        if provider != "CoreMLExecutionProvider":
+            return {}
+        cache = self.coreml_cache or coreml_cache_dir()
+        cache.mkdir(parents=True, exist_ok=True)
+        return {"ModelFormat": self.coreml_format, "MLComputeUnits": self.coreml_units,
+                "ModelCacheDirectory": str(cache)}  # fmt: skip
+
+    def describe(self) -> dict[str, Any]:
+        return {"threads": self.threads or "default", "graph_opt": self.graph_opt,
+                "coreml_format": self.coreml_format, "coreml_units": self.coreml_units,
+                "coreml_cache": str(self.coreml_cache or coreml_cache_dir())}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class SessionInfo:
     """What ONNX Runtime really did, which can differ from what was asked."""
@@ -54,18 +106,23 @@ def _ort_errors() -> tuple[type[BaseException], ...]:
 def open_session(
     model: Path,
     resolution: Resolution,
-    threads: int | None = None,
-    provider_options: dict[str, dict[str, Any]] | None = None,
+    settings: SessionSettings | None = None,
+    quiet: bool = False,
 ) -> tuple[onnxruntime.InferenceSession, SessionInfo]:
     """Create the session, then log which provider really runs it and warn on fallback."""
     import onnxruntime as ort
 
+    settings = settings or SessionSettings()
     options = ort.SessionOptions()
     options.log_severity_level = 3  # ORT's own warnings are noise for users; we report below
-    if threads:
-        options.intra_op_num_threads = threads
-    provider_options = provider_options or {}
-    providers = [(p, provider_options.get(p, {})) for p in resolution.providers]
+    if settings.threads:
+        options.intra_op_num_threads = settings.threads
+    level = ort.GraphOptimizationLevel
+    options.graph_optimization_level = {
+        "disable": level.ORT_DISABLE_ALL, "basic": level.ORT_ENABLE_BASIC,
+        "extended": level.ORT_ENABLE_EXTENDED, "all": level.ORT_ENABLE_ALL,
+    }[settings.graph_opt]  # fmt: skip
+    providers = [(p, settings.provider_options(p)) for p in resolution.providers]
     started = time.perf_counter()
     try:
         session = ort.InferenceSession(str(model), sess_options=options, providers=providers)
@@ -78,6 +135,8 @@ def open_session(
         reason=resolution.reason,
         startup_s=time.perf_counter() - started,
     )
+    if quiet:
+        return session, info
     for note in resolution.notes:
         log.info(note)
     log.info("Using execution provider: %s (%s)", info.provider, info.reason)

@@ -1,0 +1,314 @@
+"""Comparing execution providers on the real model: inference alone, and the whole pipeline.
+
+Each provider gets its own session; after it starts, ``get_providers()`` is read back and a
+provider that ONNX Runtime silently replaced with the CPU is reported, never timed as itself.
+"""
+
+from __future__ import annotations
+
+import platform
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from annotate.detector import Detector, SessionSettings
+from annotate.detector.session import open_session
+from annotate.errors import ProviderError, UsageError
+from annotate.providers import CPU, Resolution, canonical_name, usable
+
+#: A real photo shipped with the package (Grace Hopper, US Navy, public domain), so
+#: ``annotate bench`` works with nothing else on disk.
+DEFAULT_IMAGE = "grace_hopper.jpg"
+
+
+def default_image_path() -> Path:
+    return Path(str(files("annotate") / "data" / DEFAULT_IMAGE))
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    model: Path
+    providers: Sequence[str] | None = None  # None or ["all"]: every provider this build has
+    iterations: int = 50
+    warmup: int = 5
+    source: str | None = None  # image or video for inference-only; a video enables end to end
+    frames: int = 100  # end-to-end frames
+    session: SessionSettings = field(default_factory=SessionSettings)
+
+    def check(self) -> None:
+        if self.iterations < 1:
+            raise UsageError(f"--iterations must be at least 1, got {self.iterations}")
+        if self.warmup < 0:
+            raise UsageError(f"--warmup must be 0 or more, got {self.warmup}")
+        if self.frames < 1:
+            raise UsageError(f"--frames must be at least 1, got {self.frames}")
+        self.session.check()
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Milliseconds over the timed iterations."""
+
+    mean: float
+    median: float
+    p90: float
+    min: float
+    max: float
+    samples: int
+
+    @classmethod
+    def of(cls, seconds: Sequence[float]) -> Stats:
+        ms = np.asarray(seconds, dtype=float) * 1000
+        return cls(
+            mean=float(ms.mean()),
+            median=float(np.median(ms)),
+            p90=float(np.percentile(ms, 90)),
+            min=float(ms.min()),
+            max=float(ms.max()),
+            samples=len(ms),
+        )
+
+
+@dataclass
+class EndToEnd:
+    frames: int
+    fps: float
+    stage_ms: dict[str, float]  # mean per frame
+
+
+@dataclass
+class ProviderResult:
+    provider: str
+    status: str  # "ran" or "skipped"
+    reason: str = ""
+    active: list[str] = field(default_factory=list)
+    startup_s: float | None = None
+    inference: Stats | None = None
+    preprocess: Stats | None = None
+    postprocess: Stats | None = None
+    fps: float | None = None
+    speedup: float | None = None
+    end_to_end: EndToEnd | None = None
+
+
+@dataclass
+class BenchReport:
+    machine: dict[str, Any]
+    model: str
+    input: dict[str, Any]
+    settings: dict[str, Any]
+    iterations: int
+    warmup: int
+    results: list[ProviderResult]
+    baseline: str | None = None
+    recommendation: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def machine_info() -> dict[str, Any]:
+    import os
+
+    import onnxruntime
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(
+                (ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu
+            )
+    except OSError:
+        pass
+    return {
+        "system": f"{platform.system()} {platform.release()}",
+        "machine": platform.machine(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "onnxruntime": onnxruntime.__version__,
+    }
+
+
+def requested_providers(names: Sequence[str] | None, available: Sequence[str]) -> list[str]:
+    """Turn ``--providers`` into ONNX Runtime names; default/``all`` is every usable one."""
+    if not names or [n.strip().lower() for n in names] == ["all"]:
+        return usable(available)
+    result = []
+    for name in names:
+        full = canonical_name(name)
+        if full is None:
+            raise ProviderError(f"unknown execution provider '{name}' in --providers")
+        if full not in result:
+            result.append(full)
+    return result
+
+
+def bench_image(source: str | None) -> tuple[np.ndarray, str]:
+    """The frame to time inference on: an image, a video's first frame, or the bundled photo."""
+    from annotate.sources import is_image, open_source
+
+    if source is None:
+        from annotate.sources.images import read_image
+
+        path = default_image_path()
+        return read_image(path), f"{DEFAULT_IMAGE} (bundled)"
+    with open_source(source) as opened:
+        frame = next(iter(opened))
+    kind = "image" if is_image(Path(source)) else "first frame of"
+    return frame.image, f"{kind} {source}"
+
+
+SessionFactory = Callable[[Path, Resolution, SessionSettings], tuple[Any, Any]]
+
+
+def _open(model: Path, resolution: Resolution, settings: SessionSettings) -> tuple[Any, Any]:
+    return open_session(model, resolution, settings, quiet=True)
+
+
+def run_bench(
+    config: BenchConfig,
+    available: Sequence[str] | None = None,
+    session_factory: SessionFactory = _open,
+    on_progress: Callable[[str], None] | None = None,
+) -> BenchReport:
+    """Time every requested provider; see the module docstring.
+
+    ``available`` and ``session_factory`` default to the real ONNX Runtime; tests pass a
+    stand-in for providers that cannot exist on the test machine.
+    """
+    from annotate.providers import available_providers
+
+    config.check()
+    available = list(available if available is not None else available_providers())
+    wanted = requested_providers(config.providers, available)
+    image, described = bench_image(config.source)
+    video = config.source is not None and not _is_still(config.source)
+    results = []
+    for provider in wanted:
+        if on_progress:
+            on_progress(f"Benchmarking {provider}")
+        if provider not in usable(available):
+            results.append(ProviderResult(
+                provider, "skipped",
+                f"not in this onnxruntime build (available: {', '.join(usable(available))})",
+            ))  # fmt: skip
+            continue
+        chain = (provider,) if provider == CPU else (provider, CPU)
+        resolution = Resolution(chain, "bench")
+        result = _bench_provider(config, resolution, image, session_factory)
+        if result.status == "ran" and video:
+            result.end_to_end = _end_to_end(config, resolution)
+        results.append(result)
+    report = BenchReport(
+        machine=machine_info(),
+        model=str(config.model),
+        input={
+            "image": described,
+            "size": [int(image.shape[1]), int(image.shape[0])],
+            "video": config.source if video else None,
+            "frames": config.frames if video else None,
+        },
+        settings=config.session.describe(),
+        iterations=config.iterations,
+        warmup=config.warmup,
+        results=results,
+    )
+    _compare(report)
+    return report
+
+
+def _is_still(source: str) -> bool:
+    from annotate.sources import is_image
+
+    return is_image(Path(source))
+
+
+def _bench_provider(
+    config: BenchConfig, resolution: Resolution, image: np.ndarray, factory: SessionFactory
+) -> ProviderResult:
+    provider = resolution.preferred
+    started = time.perf_counter()
+    session, _info = factory(config.model, resolution, config.session)
+    startup = time.perf_counter() - started
+    active = list(session.get_providers())
+    if not active or active[0] != provider:
+        return ProviderResult(
+            provider, "skipped",
+            f"ONNX Runtime fell back to {active[0] if active else 'nothing'} (not timed as "
+            f"{provider})", active, startup,
+        )  # fmt: skip
+    detector = Detector(session, _info, conf=0.3, iou=0.45, name=str(config.model))
+    blob, box = detector.preprocess(image)
+    feed = {detector.input_name: blob}
+    for _ in range(config.warmup):
+        session.run(None, feed)
+    # Each stage in its own loop: interleaving them would time session.run with caches that
+    # pre/post-processing just flushed, which a bare session.run loop does not see.
+    infer = _timed(config.iterations, lambda: session.run(None, feed))
+    output = session.run(None, feed)[0]
+    pre = _timed(config.iterations, lambda: detector.preprocess(image))
+    post = _timed(config.iterations, lambda: detector.postprocess(output, box))
+    inference = Stats.of(infer)
+    return ProviderResult(
+        provider, "ran", "", active, startup, inference, Stats.of(pre), Stats.of(post),
+        fps=1000 / inference.mean if inference.mean > 0 else None,
+    )  # fmt: skip
+
+
+def _timed(n: int, call: Callable[[], object]) -> list[float]:
+    times = []
+    for _ in range(n):
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def _end_to_end(config: BenchConfig, resolution: Resolution) -> EndToEnd:
+    """decode → detect → draw → encode (to a throw-away file) through the real pipeline."""
+    from annotate.pipeline import STAGES, RunOptions, run
+
+    with tempfile.TemporaryDirectory(prefix="annotate-bench-") as tmp:
+        options = RunOptions(
+            source=str(config.source), model=config.model, resolution=resolution,
+            output=Path(tmp) / "bench.mp4", max_frames=config.frames, fps_every=10**9,
+            session=config.session,
+        )  # fmt: skip
+        summary = run(options)
+    frames = max(summary.frames, 1)
+    loop_s = sum(summary.stage_s.values())
+    return EndToEnd(
+        frames=summary.frames,
+        fps=summary.frames / loop_s if loop_s else 0.0,
+        stage_ms={s: 1000 * summary.stage_s[s] / frames for s in STAGES},
+    )
+
+
+def _compare(report: BenchReport) -> None:
+    ran = [r for r in report.results if r.status == "ran" and r.inference]
+    if not ran:
+        report.recommendation = "No provider could run here."
+        return
+    base = next((r for r in ran if r.provider == CPU), None)
+    base = base or max(ran, key=lambda r: r.inference.mean)  # type: ignore[union-attr]
+    report.baseline = base.provider
+    for r in ran:
+        r.speedup = base.inference.mean / r.inference.mean  # type: ignore[union-attr]
+    best = min(ran, key=lambda r: r.inference.mean)  # type: ignore[union-attr]
+    against = "CPU" if base.provider == CPU else base.provider
+    if len(ran) == 1:
+        report.recommendation = f"Use {best.provider}: the only provider that runs here."
+    elif best is base:
+        others = ", ".join(f"{r.provider} {r.speedup:.2f}×" for r in ran if r is not base)
+        report.recommendation = f"Use {best.provider}: fastest on this model ({others})."
+    else:
+        report.recommendation = (
+            f"Use {best.provider}: {best.speedup:.1f}× faster than {against} on this model."
+        )

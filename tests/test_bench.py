@@ -1,0 +1,158 @@
+"""``annotate bench``: the report, skipped providers, counts honoured, bad arguments."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from annotate.bench import BenchConfig, BenchReport, ProviderResult, Stats, _compare, run_bench
+from annotate.detector.session import SessionSettings, open_session
+from tests.conftest import MODEL, VIDEOS
+
+CPU = "CPUExecutionProvider"
+COREML = "CoreMLExecutionProvider"
+
+
+def test_json_report(cli):
+    r = cli("bench", "--json", "--iterations", "4", "--warmup", "1", "--providers", "cpu,coreml",
+            "--model", MODEL)  # fmt: skip
+    assert r.code == 0, r.err
+    report = json.loads(r.out)
+    assert set(report) == {"machine", "model", "input", "settings", "iterations", "warmup",
+                           "results", "baseline", "recommendation"}  # fmt: skip
+    assert report["input"]["image"] == "grace_hopper.jpg (bundled)"
+    assert report["iterations"] == 4 and report["warmup"] == 1
+    cpu, coreml = report["results"]
+    assert cpu["provider"] == CPU and cpu["status"] == "ran" and cpu["active"][0] == CPU
+    for stage in ("preprocess", "inference", "postprocess"):
+        stats = cpu[stage]
+        assert stats["samples"] == 4
+        assert 0 < stats["min"] <= stats["median"] <= stats["p90"] <= stats["max"]
+        assert stats["min"] <= stats["mean"] <= stats["max"]
+    assert cpu["fps"] == pytest.approx(1000 / cpu["inference"]["mean"])
+    assert cpu["speedup"] == 1.0 and cpu["startup_s"] > 0
+    assert (coreml["provider"], coreml["status"], coreml["inference"]) == (COREML, "skipped", None)
+    assert "not in this onnxruntime build" in coreml["reason"]
+    assert report["recommendation"] == f"Use {CPU}: the only provider that runs here."
+    assert report["settings"]["graph_opt"] == "all"
+
+
+def test_table_output(cli):
+    r = cli("bench", "--iterations", "3", "--warmup", "0", "--providers", "cpu,cuda",
+            "--model", MODEL, "--threads", "1")  # fmt: skip
+    assert r.code == 0, r.err
+    assert "CPUExecutionProvider" in r.out and "inference" in r.out and "p90 ms" in r.out
+    assert "CUDAExecutionProvider: skipped" in r.out
+    assert "threads=1" in r.out
+    assert r.out.strip().endswith("Use CPUExecutionProvider: the only provider that runs here.")
+
+
+def test_end_to_end_on_a_video(cli):
+    r = cli("bench", "--json", "--iterations", "2", "--warmup", "0", "--providers", "cpu",
+            "--source", VIDEOS / "bottle-detection.mp4", "--frames", "20",
+            "--model", MODEL)  # fmt: skip
+    assert r.code == 0, r.err
+    (cpu,) = json.loads(r.out)["results"]
+    e2e = cpu["end_to_end"]
+    assert e2e["frames"] == 20 and e2e["fps"] > 0
+    assert set(e2e["stage_ms"]) == {"decode", "preprocess", "inference", "postprocess", "draw",
+                                    "write"}  # fmt: skip
+    assert all(v > 0 for v in e2e["stage_ms"].values())
+
+
+class StandIn:
+    """A real CPU session that claims to be another provider, optionally slower, and counts
+    its runs: the stand-in for a second provider that cannot exist on this machine."""
+
+    def __init__(self, session, claims: list[str], delay: float = 0.0) -> None:
+        self.session, self.claims, self.delay, self.runs = session, claims, delay, 0
+
+    def get_providers(self):
+        return self.claims
+
+    def run(self, *args, **kwargs):
+        self.runs += 1
+        if self.delay:
+            time.sleep(self.delay)
+        return self.session.run(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.session, name)
+
+
+def _factory(made: dict, delays: dict, claims: dict | None = None):
+    from annotate.providers import Resolution
+
+    def factory(model, resolution, settings):
+        real, info = open_session(model, Resolution((CPU,), "test"), settings, quiet=True)
+        provider = resolution.preferred
+        claimed = (claims or {}).get(provider, [provider, CPU])
+        made[provider] = StandIn(real, claimed, delays.get(provider, 0.0))
+        return made[provider], info
+
+    return factory
+
+
+def test_two_providers_counts_and_speedup():
+    made: dict = {}
+    config = BenchConfig(MODEL, ["cpu", "coreml"], iterations=7, warmup=3)
+    report = run_bench(config, available=[COREML, CPU],
+                       session_factory=_factory(made, {COREML: 0.03}))  # fmt: skip
+    # warm-up + timed + the one run whose output feeds the post-processing timing
+    assert made[CPU].runs == 11 and made[COREML].runs == 11
+    cpu, coreml = report.results
+    assert cpu.inference.samples == coreml.inference.samples == 7
+    assert coreml.inference.min >= 30  # the stand-in's 30 ms delay is really timed
+    assert report.baseline == CPU and cpu.speedup == 1.0 and coreml.speedup < 1
+    assert report.recommendation.startswith(f"Use {CPU}: fastest on this model ({COREML} 0.")
+
+
+def test_silent_fallback_is_reported_not_timed():
+    made: dict = {}
+    config = BenchConfig(MODEL, ["cuda"], iterations=2, warmup=0)
+    factory = _factory(made, {}, {"CUDAExecutionProvider": [CPU]})
+    report = run_bench(config, available=["CUDAExecutionProvider", CPU], session_factory=factory)
+    (cuda,) = report.results
+    assert cuda.status == "skipped" and cuda.inference is None
+    assert cuda.reason == "ONNX Runtime fell back to CPUExecutionProvider (not timed as " \
+                          "CUDAExecutionProvider)"  # fmt: skip
+    assert made["CUDAExecutionProvider"].runs == 0
+
+
+def _ran(provider: str, mean: float) -> ProviderResult:
+    stats = Stats(mean, mean, mean, mean, mean, 1)
+    return ProviderResult(provider, "ran", inference=stats)
+
+
+def test_recommendation_names_the_speedup():
+    report = BenchReport({}, "m", {}, {}, 1, 0, [_ran(CPU, 103.0), _ran(COREML, 57.0)])
+    _compare(report)
+    assert report.recommendation == f"Use {COREML}: 1.8× faster than CPU on this model."
+    assert report.results[1].speedup == pytest.approx(103 / 57)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--iterations", "0"], "Error: --iterations must be at least 1, got 0"),
+     (["--warmup", "-1"], "Error: --warmup must be 0 or more, got -1"),
+     (["--providers", "gpu"], "Error: unknown execution provider 'gpu' in --providers"),
+     (["--source", "missing.mp4"], "Error: --source missing.mp4 does not exist"),
+     (["--graph-opt", "max"], "Error: --graph-opt must be one of disable, basic, extended, all"),
+     (["--coreml-format", "mlprogram"], "Error: --coreml-format must be one of MLProgram")],
+)  # fmt: skip
+def test_bad_arguments(cli, args, message):
+    r = cli("bench", *args, "--model", MODEL)
+    assert r.code == 2
+    assert r.err.startswith(message) and len(r.err.strip().splitlines()) == 1
+
+
+def test_coreml_options_reach_the_provider(tmp_path):
+    settings = SessionSettings(coreml_format="NeuralNetwork", coreml_units="CPUAndGPU",
+                               coreml_cache=tmp_path / "cache")  # fmt: skip
+    assert settings.provider_options(COREML) == {
+        "ModelFormat": "NeuralNetwork", "MLComputeUnits": "CPUAndGPU",
+        "ModelCacheDirectory": str(tmp_path / "cache"),
+    }  # fmt: skip
+    assert settings.provider_options(CPU) == {}
