@@ -272,6 +272,17 @@ def run(
     reconnect: Annotated[
         int, typer.Option(help="Times to reopen a dropped stream, waiting longer each time.")
     ] = 5,
+    sequential: Annotated[
+        bool,
+        typer.Option(help="One frame at a time, no concurrent stages (for comparison)."),
+    ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Inference sessions for video files [default: from the core count].",
+            show_default=False,
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="More detail.")] = False,
 ) -> None:
@@ -308,12 +319,16 @@ def run(
             session=SessionSettings(threads=threads),
             encode=EncodeOptions(codec.lower(), crf, preset, audio),
             reconnect=reconnect,
+            sequential=sequential,
+            workers=workers,
         )
         options.start, options.end = time_span(start, duration, end)
         from annotate.detector import check_thresholds
 
         check_thresholds(options.conf, options.iou)
         options.session.check()
+        if workers is not None and workers < 1:
+            raise UsageError(f"--workers must be at least 1, got {workers}")
         wants_window = show if show is not None else camera_index(spec) is not None
         if wants_window:
             problem = display_problem()

@@ -7,7 +7,7 @@ import os
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -15,10 +15,10 @@ from annotate.annotators import Annotator, default_annotators
 from annotate.detector import Detector, SessionSettings
 from annotate.errors import Interrupted, OutputPathError, StopRequested, UsageError
 from annotate.providers import Resolution
+from annotate.runner import Emitter, run_concurrent, run_sequential
 from annotate.sinks import Sink
 from annotate.sinks.video import EncodeOptions
 from annotate.sources import Source, input_paths, is_image, open_source
-from annotate.stats import RollingFps
 from annotate.types import VideoInfo
 
 log = logging.getLogger("annotate")
@@ -43,6 +43,9 @@ class RunOptions:
     start: float | None = None
     end: float | None = None
     reconnect: int = 5
+    sequential: bool = False
+    workers: int | None = None  # inference sessions for the concurrent runner; None: auto
+    decode_threads: int = 0  # 0: FFmpeg's choice
 
 
 STAGES = ("decode", "preprocess", "inference", "postprocess", "draw", "write")
@@ -58,6 +61,8 @@ class RunSummary:
     stopped: str | None = None  # why the run ended early: "window closed", "SIGINT", ...
     first_frame_s: float | None = None
     dropped: int = 0
+    ages: list[float] = field(default_factory=list)  # live sources: capture → drawn, seconds
+    mode: str = ""
     #: Seconds spent per stage over the run: decode, preprocess, inference, postprocess,
     #: draw, write (encode and other outputs).
     stage_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
@@ -173,20 +178,43 @@ def run(
     summary = RunSummary(outputs=[str(p) for p in (options.output, options.json_path) if p])
     with ExitStack() as stack:
         source = stack.enter_context(
-            open_source(options.source, options.start, options.end, options.reconnect)
+            open_source(
+                options.source,
+                options.start,
+                options.end,
+                options.reconnect,
+                options.decode_threads,
+            )
         )
-        detector = Detector.load(
-            options.model, options.resolution, options.conf, options.iou, options.session
-        )
-        summary.provider = detector.provider
-        sinks = make_sinks(options, source, detector.labels, stack)
+        workers = plan_workers(options, source)
+        concurrent = workers > 0
+        settings = options.session
+        if concurrent and settings.threads is None:
+            settings = replace(settings, threads=max(1, cpu_cores() // workers))
+        detectors = [
+            Detector.load(options.model, options.resolution, options.conf, options.iou,
+                          settings, quiet=i > 0)
+            for i in range(max(workers, 1))
+        ]  # fmt: skip
+        summary.provider = detectors[0].provider
+        summary.mode = (
+            f"concurrent, {workers} inference session{'s' * (workers > 1)}"
+            if concurrent else "sequential"
+        )  # fmt: skip
+        log.debug("Runner: %s", summary.mode)
+        sinks = make_sinks(options, source, detectors[0].labels, stack)
         if annotators is None:
-            annotators = default_annotators(detector.labels)
+            annotators = default_annotators(detectors[0].labels)
         if progress is not None:
             progress.start(expected_frames(source.info, options))
             stack.callback(progress.stop)
+        emitter = Emitter(annotators, sinks, summary, source, options.fps_every,
+                          options.max_frames, progress, started)  # fmt: skip
         try:
-            _loop(source, detector, annotators, sinks, options, summary, started, progress)
+            if concurrent:
+                run_concurrent(source, detectors, emitter)
+            else:
+                run_sequential(source, detectors[0], emitter)
         except StopRequested as e:
             summary.stopped = str(e)
         except KeyboardInterrupt:
@@ -197,52 +225,20 @@ def run(
     return summary
 
 
-def _loop(
-    source: Source,
-    detector: Detector,
-    annotators: Sequence[Annotator],
-    sinks: Sequence[Sink],
-    options: RunOptions,
-    summary: RunSummary,
-    started: float,
-    progress: Progress | None,
-) -> None:
-    """The sequential loop: read → detect → draw (in place) → write, one frame at a time."""
-    fps = RollingFps(options.fps_every)
-    stage = summary.stage_s
-    frames = iter(source)
-    while True:
-        t0 = time.perf_counter()
-        frame = next(frames, None)
-        if frame is None:
-            break
-        t1 = time.perf_counter()
-        detections = detector(frame.image)
-        t2 = time.perf_counter()
-        image = frame.image
-        for annotator in annotators:
-            image = annotator.annotate(image, detections)
-        t3 = time.perf_counter()
-        for sink in sinks:
-            sink.write(frame, image, detections)
-        now = time.perf_counter()
-        times = detector.times
-        stage["decode"] += t1 - t0
-        stage["preprocess"] += times.preprocess
-        stage["inference"] += times.inference
-        stage["postprocess"] += times.postprocess
-        stage["draw"] += t3 - t2
-        stage["write"] += now - t3
-        if summary.frames == 0:
-            summary.first_frame_s = now - started
-            log.debug("First annotated frame after %.2f s", summary.first_frame_s)
-        summary.frames += 1
-        summary.inference_s += detector.times.inference
-        summary.dropped = getattr(source, "dropped", 0)
-        line = fps.update(now, detector.times.inference, len(detections))
-        if line:
-            log.info(line + (f", {summary.dropped} dropped" if summary.dropped else ""))
-        if progress is not None:
-            progress.update(summary.frames)
-        if options.max_frames is not None and summary.frames >= options.max_frames:
-            break
+def cpu_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def plan_workers(options: RunOptions, source: Source) -> int:
+    """Inference sessions for this run; 0 means the sequential loop.
+
+    Measured (``scripts/throughput.py``): on one core the concurrent runner is ~30 % slower
+    than the plain loop (threads only add switching); on two cores two sessions of one
+    intra-op thread each beat one session of two threads. Live sources stay sequential: their
+    newest-frame slot already keeps them current, and a queue would only add latency.
+    """
+    if options.sequential or source.info.live or source.info.still:
+        return 0
+    if options.workers is not None:
+        return options.workers
+    return 0 if cpu_cores() == 1 else 2

@@ -20,12 +20,15 @@ class Frame:
         image: BGR ``uint8`` array of shape ``(H, W, 3)``.
         source: path or description of the input this frame came from (an image file for
             image sources, so each record names its own file).
+        captured: ``time.monotonic()`` when a live source received the frame, so its age
+            when drawn can be measured; ``None`` for files.
     """
 
     index: int
     time: float | None
     image: npt.NDArray[np.uint8]
     source: str
+    captured: float | None = None  # time.monotonic() at capture, for live sources
 
     @property
     def height(self) -> int:

@@ -94,7 +94,8 @@ class Detector:
     def postprocess(self, output: npt.NDArray[np.float32], box: Letterbox) -> Detections:
         return decode(output, box, self.input_hw, self.conf, self.iou)
 
-    def __call__(self, image: npt.NDArray[np.uint8]) -> Detections:
+    def detect(self, image: npt.NDArray[np.uint8]) -> tuple[Detections, StageTimes]:
+        """Detections and the time each stage took (safe to call from a worker thread)."""
         t0 = time.perf_counter()
         blob, box = self.preprocess(image)
         t1 = time.perf_counter()
@@ -102,7 +103,10 @@ class Detector:
         t2 = time.perf_counter()
         detections = self.postprocess(output, box)
         t3 = time.perf_counter()
-        self.times = StageTimes(t1 - t0, t2 - t1, t3 - t2)
+        return detections, StageTimes(t1 - t0, t2 - t1, t3 - t2)
+
+    def __call__(self, image: npt.NDArray[np.uint8]) -> Detections:
+        detections, self.times = self.detect(image)
         return detections
 
 

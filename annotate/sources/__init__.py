@@ -77,7 +77,11 @@ def input_paths(spec: str) -> list[Path]:
 
 
 def open_source(
-    spec: str, start: float | None = None, end: float | None = None, reconnect: int = 5
+    spec: str,
+    start: float | None = None,
+    end: float | None = None,
+    reconnect: int = 5,
+    threads: int = 0,
 ) -> Source:
     """Open a source from what the user typed.
 
@@ -129,7 +133,7 @@ def open_source(
         return ImageSource([path], spec)
     from annotate.sources.video import VideoSource
 
-    return VideoSource(spec, start, end)
+    return VideoSource(spec, start, end, threads)
 
 
 def _no_span(spec: str, start: float | None, end: float | None) -> None:

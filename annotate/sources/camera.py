@@ -70,7 +70,7 @@ class CameraSource(LiveSource):
         if not ok or image is None:
             self.capture.release()
             raise SourceError(f"camera {index} opened but sends no frames")
-        self._slot.put(Frame(0, 0.0, image, self.name))
+        self._slot.put(Frame(0, 0.0, image, self.name, captured=self._started))
         fps = self.capture.get(cv2.CAP_PROP_FPS)
         self.info = VideoInfo(
             width=image.shape[1],
@@ -89,7 +89,7 @@ class CameraSource(LiveSource):
             if not ok or image is None:
                 log.warning("%s stopped sending frames after %d frames", self.name, index)
                 return
-            slot.put(Frame(index, now - self._started, image, self.name))
+            slot.put(Frame(index, now - self._started, image, self.name, captured=now))
             index += 1
 
     def release(self) -> None:

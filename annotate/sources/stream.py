@@ -48,8 +48,9 @@ class StreamSource(LiveSource):
                     for frame in video:
                         if stop.is_set():
                             return
-                        slot.put(Frame(index, time.monotonic() - self._started, frame.image,
-                                       self.name))  # fmt: skip
+                        now = time.monotonic()
+                        slot.put(Frame(index, now - self._started, frame.image, self.name,
+                                       captured=now))  # fmt: skip
                         index += 1
                         attempt = 0
                     problem = "the stream ended"

@@ -46,12 +46,15 @@ class VideoSource(SourceBase):
     The first frame is decoded on open: it tells the rotation and proves the file decodes.
     """
 
-    def __init__(self, url: str, start: float | None = None, end: float | None = None) -> None:
+    def __init__(
+        self, url: str, start: float | None = None, end: float | None = None, threads: int = 0
+    ) -> None:
         import av
 
         self.name = url
         self.path = url
         self.start, self.end = start, end
+        self.threads = threads  # decoder threads; 0: FFmpeg decides from the core count
         network = "://" in url
         try:
             self.container: Any = av.open(url, options=NETWORK_OPTIONS if network else None)
@@ -74,6 +77,7 @@ class VideoSource(SourceBase):
             raise SourceError(f"{self.name} has no video stream")
         self.stream = self.container.streams.video[0]
         self.stream.thread_type = "AUTO"
+        self.stream.codec_context.thread_count = self.threads
         self.time_base = self.stream.time_base
         self.origin = self.stream.start_time  # pts of the stream's time zero
         rate = self.stream.average_rate or self.stream.guessed_rate or self.stream.base_rate

@@ -1,0 +1,207 @@
+"""The two ways to drive frames through the pipeline.
+
+- :func:`run_sequential`: read → detect → draw → write, one frame at a time. Used for live
+  sources (whose newest-frame slot already keeps latency down) and by ``--sequential``.
+- :func:`run_concurrent`: decoding, inference (one or more sessions) and drawing/encoding run
+  at once on their own threads, linked by bounded queues, so no core waits while another
+  stage works. Frames come out in source order; an error in any stage stops them all.
+
+Both hand each finished frame to an :class:`Emitter`, which draws, writes and keeps the stats,
+so the two differ only in scheduling.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from annotate.detector import Detector, StageTimes
+from annotate.stats import RollingFps
+from annotate.types import Detections, Frame
+
+if TYPE_CHECKING:
+    from annotate.annotators import Annotator
+    from annotate.pipeline import Progress, RunSummary
+    from annotate.sinks import Sink
+    from annotate.sources import Source
+
+log = logging.getLogger("annotate")
+
+POLL_S = 0.1  # how often blocked threads look at the stop flag
+
+
+@dataclass
+class Emitter:
+    """The in-order tail of the pipeline: draw, write, count, report."""
+
+    annotators: Sequence[Annotator]
+    sinks: Sequence[Sink]
+    summary: RunSummary
+    source: Source
+    fps_every: int = 30
+    max_frames: int | None = None
+    progress: Progress | None = None
+    started: float = field(default_factory=time.perf_counter)
+
+    def __post_init__(self) -> None:
+        self.fps = RollingFps(self.fps_every)
+
+    def emit(
+        self, frame: Frame, detections: Detections, times: StageTimes, decode_s: float
+    ) -> bool:
+        """Draw and write one frame; ``True`` when ``max_frames`` is reached."""
+        t0 = time.perf_counter()
+        image = frame.image
+        for annotator in self.annotators:
+            image = annotator.annotate(image, detections)
+        t1 = time.perf_counter()
+        for sink in self.sinks:
+            sink.write(frame, image, detections)
+        now = time.perf_counter()
+        summary = self.summary
+        stage = summary.stage_s
+        stage["decode"] += decode_s
+        stage["preprocess"] += times.preprocess
+        stage["inference"] += times.inference
+        stage["postprocess"] += times.postprocess
+        stage["draw"] += t1 - t0
+        stage["write"] += now - t1
+        if summary.frames == 0:
+            summary.first_frame_s = now - self.started
+            log.debug("First annotated frame after %.2f s", summary.first_frame_s)
+        summary.frames += 1
+        summary.inference_s += times.inference
+        if frame.captured is not None:
+            summary.ages.append(time.monotonic() - frame.captured)
+        summary.dropped = getattr(self.source, "dropped", 0)
+        line = self.fps.update(now, times.inference, len(detections))
+        if line:
+            if frame.captured is not None:
+                line += f", age {1000 * summary.ages[-1]:.0f}ms"
+            if summary.dropped:
+                line += f", {summary.dropped} dropped"
+            log.info(line)
+        if self.progress is not None:
+            self.progress.update(summary.frames)
+        return self.max_frames is not None and summary.frames >= self.max_frames
+
+
+def run_sequential(source: Source, detector: Detector, emitter: Emitter) -> None:
+    frames = iter(source)
+    while True:
+        t0 = time.perf_counter()
+        frame = next(frames, None)
+        if frame is None:
+            return
+        decode_s = time.perf_counter() - t0
+        detections, times = detector.detect(frame.image)
+        if emitter.emit(frame, detections, times, decode_s):
+            return
+
+
+def _put(q: queue.Queue[Any], item: Any, stop: threading.Event) -> bool:
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=POLL_S)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def run_concurrent(
+    source: Source, detectors: Sequence[Detector], emitter: Emitter, depth: int = 4
+) -> None:
+    """Decode on one thread, detect on one thread per detector, draw and write here.
+
+    ``depth`` bounds the decoded frames waiting for a detector, so memory stays flat however
+    long the video is. The calling thread does the drawing and writing (windows need the main
+    thread) and is the one that sees Ctrl-C; on any exit every thread is told to stop and
+    joined, and frames still in flight are discarded, so outputs hold the same frames. A
+    source that fails mid-way first has the frames it did deliver finished.
+    """
+    stop = threading.Event()
+    todo: queue.Queue[tuple[int, Frame, float] | None] = queue.Queue(maxsize=depth)
+    done: queue.Queue[tuple[int, Frame, float, Detections, StageTimes] | None] = queue.Queue()
+    # Frames decoded but not yet written: the decoder takes a slot per frame and the writer
+    # gives it back, so a slow encoder holds the decoder back instead of filling memory.
+    in_flight = threading.Semaphore(depth + len(detectors))
+    errors: list[BaseException] = []  # from detectors: stop at once
+    source_errors: list[BaseException] = []  # raised after the frames already read are done
+
+    def read() -> None:
+        try:
+            frames = iter(source)
+            seq = 0
+            while not stop.is_set():
+                if not in_flight.acquire(timeout=POLL_S):
+                    continue
+                t0 = time.perf_counter()
+                frame = next(frames, None)
+                if frame is None:
+                    break
+                if not _put(todo, (seq, frame, time.perf_counter() - t0), stop):
+                    return
+                seq += 1
+        except BaseException as e:  # surfaced by the main thread once the queue drains
+            source_errors.append(e)
+        finally:
+            for _ in detectors:
+                _put(todo, None, stop)
+
+    def detect(detector: Detector) -> None:
+        try:
+            while not stop.is_set():
+                try:
+                    item = todo.get(timeout=POLL_S)
+                except queue.Empty:
+                    continue
+                if item is None:
+                    break
+                seq, frame, decode_s = item
+                detections, times = detector.detect(frame.image)
+                done.put((seq, frame, decode_s, detections, times))
+        except BaseException as e:
+            errors.append(e)
+            stop.set()
+        finally:
+            done.put(None)
+
+    threads = [threading.Thread(target=read, name="decode", daemon=True)]
+    threads += [threading.Thread(target=detect, args=(d,), name=f"detect-{i}", daemon=True)
+                for i, d in enumerate(detectors)]  # fmt: skip
+    for thread in threads:
+        thread.start()
+    pending: dict[int, tuple[Frame, float, Detections, StageTimes]] = {}
+    next_seq = 0
+    running = len(detectors)
+    try:
+        while running:
+            if errors:
+                raise errors[0]
+            try:
+                item = done.get(timeout=POLL_S)
+            except queue.Empty:
+                continue
+            if item is None:
+                running -= 1
+                continue
+            seq, frame, decode_s, detections, times = item
+            pending[seq] = (frame, decode_s, detections, times)
+            while next_seq in pending:
+                frame, decode_s, detections, times = pending.pop(next_seq)
+                next_seq += 1
+                in_flight.release()
+                if emitter.emit(frame, detections, times, decode_s):
+                    return
+        if errors or source_errors:
+            raise (errors or source_errors)[0]
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=5)

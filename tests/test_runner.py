@@ -1,0 +1,173 @@
+"""The concurrent runner: same results as the sequential loop, in order, bounded, and it stops
+cleanly on errors. Live sources: frames are fresh when drawn."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from annotate.detector import Detector
+from annotate.errors import OutputError, SourceError
+from annotate.pipeline import RunOptions, run
+from annotate.providers import CPU, Resolution
+from tests.conftest import MODEL, VIDEOS, FileCamera, decode_video
+
+BOTTLES = VIDEOS / "bottle-detection.mp4"
+
+
+def _options(tmp_path, **kw) -> RunOptions:
+    kw.setdefault("fps_every", 10**6)
+    return RunOptions(source=str(kw.pop("source", BOTTLES)), model=MODEL,
+                      resolution=Resolution((CPU,), "test"), **kw)  # fmt: skip
+
+
+def _records(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_same_detections_and_order_as_sequential(tmp_path):
+    runs = {}
+    for mode, kw in (("seq", {"sequential": True}), ("conc", {"workers": 2}),
+                     ("conc3", {"workers": 3})):  # fmt: skip
+        out, dets = tmp_path / f"{mode}.mp4", tmp_path / f"{mode}.jsonl"
+        summary = run(_options(tmp_path, output=out, json_path=str(dets), max_frames=150, **kw))
+        assert summary.frames == 150
+        assert summary.mode.startswith("sequential" if mode == "seq" else "concurrent")
+        assert len(decode_video(out)[2]) == 150
+        runs[mode] = _records(dets)
+    for mode in ("conc", "conc3"):
+        assert [r["frame"] for r in runs[mode]] == list(range(150))
+        for a, b in zip(runs["seq"], runs[mode]):
+            assert [d["label"] for d in a["detections"]] == [d["label"] for d in b["detections"]]
+            for da, db in zip(a["detections"], b["detections"]):
+                assert da["score"] == pytest.approx(db["score"], abs=1e-3)
+                assert da["box"] == pytest.approx(db["box"], abs=0.1)
+
+
+def test_whole_video_in_order(tmp_path):
+    dets = tmp_path / "d.jsonl"
+    summary = run(_options(tmp_path, json_path=str(dets), workers=2))
+    records = _records(dets)
+    assert summary.frames == len(records) == 1189
+    assert [r["frame"] for r in records] == list(range(1189))
+
+
+def _threads_after(before: int) -> int:
+    deadline = time.monotonic() + 5
+    while threading.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return threading.active_count()
+
+
+def test_error_in_a_detector_stops_everything(tmp_path, monkeypatch):
+    real = Detector.detect
+    calls = {"n": 0}
+
+    def flaky(self, image):
+        calls["n"] += 1
+        if calls["n"] == 40:
+            raise RuntimeError("inference failed")
+        return real(self, image)
+
+    monkeypatch.setattr(Detector, "detect", flaky)
+    before = threading.active_count()
+    out = tmp_path / "o.mp4"
+    with pytest.raises(RuntimeError, match="inference failed"):
+        run(_options(tmp_path, output=out, workers=2))
+    assert _threads_after(before) == before
+    assert 0 < len(decode_video(out)[2]) < 40  # what was written is playable
+
+
+def test_error_in_a_sink_stops_everything(tmp_path, monkeypatch):
+    from annotate.sinks.jsonl import JsonLinesSink
+
+    real = JsonLinesSink.write
+
+    def failing(self, frame, annotated, detections):
+        if frame.index == 25:
+            raise OutputError("disk full")
+        real(self, frame, annotated, detections)
+
+    monkeypatch.setattr(JsonLinesSink, "write", failing)
+    before = threading.active_count()
+    dets = tmp_path / "d.jsonl"
+    with pytest.raises(OutputError, match="disk full"):
+        run(_options(tmp_path, json_path=str(dets), workers=2))
+    assert _threads_after(before) == before
+    assert len(_records(dets)) == 25
+
+
+def test_error_in_the_source_stops_everything(tmp_path, monkeypatch):
+    from annotate.sources.video import VideoSource
+
+    real = VideoSource.__iter__
+
+    def breaking(self):
+        for frame in real(self):
+            if frame.index == 30:
+                raise SourceError("the disk went away")
+            yield frame
+
+    monkeypatch.setattr(VideoSource, "__iter__", breaking)
+    before = threading.active_count()
+    dets = tmp_path / "d.jsonl"
+    with pytest.raises(SourceError, match="the disk went away"):
+        run(_options(tmp_path, json_path=str(dets), workers=2))
+    assert _threads_after(before) == before
+    assert len(_records(dets)) == 30  # every frame read before the error was finished
+
+
+def test_decoding_runs_at_most_a_few_frames_ahead(tmp_path, monkeypatch):
+    """Bounded queues: however slow the tail, the decoder waits instead of filling memory."""
+    from annotate.sinks.jsonl import JsonLinesSink
+    from annotate.sources.video import VideoSource
+
+    decoded = {"n": 0}
+    lead = []
+    real_iter, real_write = VideoSource.__iter__, JsonLinesSink.write
+
+    def counting(self):
+        for frame in real_iter(self):
+            decoded["n"] += 1
+            yield frame
+
+    def slow(self, frame, annotated, detections):
+        time.sleep(0.01)
+        lead.append(decoded["n"] - frame.index)
+        real_write(self, frame, annotated, detections)
+
+    monkeypatch.setattr(VideoSource, "__iter__", counting)
+    monkeypatch.setattr(JsonLinesSink, "write", slow)
+    run(_options(tmp_path, json_path=str(tmp_path / "d.jsonl"), workers=2, max_frames=200))
+    # at most depth (4) + one per detector (2) frames in flight, plus the one being decoded
+    assert max(lead) <= 7
+
+
+def test_live_frames_stay_fresh_when_the_model_is_slow(tmp_path, monkeypatch, caplog):
+    """A 30 FPS stand-in camera and a model slowed to ~16 FPS: stale frames are dropped, and
+    the age of each drawn frame stays near one processing time instead of growing."""
+    import logging
+
+    import annotate.sources.camera as camera
+
+    monkeypatch.setattr(camera, "open_capture", lambda _i: FileCamera(BOTTLES))
+    real = Detector.detect
+
+    def slow(self, image):
+        time.sleep(0.05)
+        return real(self, image)
+
+    monkeypatch.setattr(Detector, "detect", slow)
+    caplog.set_level(logging.INFO, logger="annotate")
+    options = _options(tmp_path, source="camera", max_frames=60, fps_every=20)
+    summary = run(options)
+    assert summary.mode == "sequential"
+    assert summary.dropped > 20
+    per_frame = summary.wall_s / summary.frames
+    assert max(summary.ages[5:]) < 1.5 * per_frame + 0.04
+    # No growth: the last frames are no older than the early ones.
+    assert sum(summary.ages[-10:]) / 10 < sum(summary.ages[5:15]) / 10 + 0.03
+    assert "dropped" in caplog.text and ", age " in caplog.text
