@@ -18,7 +18,6 @@ re-encoded as H.264 into a temporary directory.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 from fractions import Fraction
@@ -28,10 +27,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 MODEL = SHARED / "models" / "yolox_nano.onnx"
 FOOTAGE = SHARED / "data" / "videos" / "one-by-one-person-detection.mp4"
-
-
-def cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def scaled(source: Path, target: Path, height: int, frames: int) -> Path:
@@ -88,7 +83,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--workers", type=int, default=None)
     args = parser.parse_args()
-    n = cores()
+    from annotate.pipeline import cpu_cores
+
+    n = cpu_cores()
     print(f"{n} cores; {args.frames} frames per run; best of {args.rounds} rounds")
     with tempfile.TemporaryDirectory(prefix="annotate-throughput-") as name:
         tmp = Path(name)

@@ -276,23 +276,29 @@ def test_python_dash_m():
     assert r.returncode == 0 and "--provider" in r.stdout and "--json" in r.stdout
 
 
+def _signal_after(args: list[str], line: str, sig: int) -> tuple[int, str]:
+    """Start ``annotate run``, send ``sig`` once stderr shows ``line``; (exit code, rest)."""
+    proc = subprocess.Popen([sys.executable, "-m", "annotate", "run", *args, *M],
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT)  # fmt: skip
+    assert proc.stderr is not None
+    for text in proc.stderr:
+        if text.startswith(line):
+            break
+    proc.send_signal(sig)
+    started = time.monotonic()
+    rest = proc.stderr.read()
+    code = proc.wait(timeout=20)
+    assert time.monotonic() - started < 5
+    return code, rest
+
+
 def test_ctrl_c_leaves_playable_outputs(tmp_path):
     """A real SIGINT mid-run: exit 130, video and JSON Lines hold the same whole frames."""
     out, dets = tmp_path / "out.mp4", tmp_path / "d.jsonl"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "annotate", "run", str(VIDEOS / "one-by-one-person-detection.mp4"),
-         "-o", str(out), "--json", str(dets), "--fps-every", "10", *M],
-        stderr=subprocess.PIPE, text=True, cwd=ROOT,
-    )  # fmt: skip
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        if line.startswith("Frame 40:"):
-            break
-    proc.send_signal(signal.SIGINT)
-    started = time.monotonic()
-    rest = proc.stderr.read()
-    assert proc.wait(timeout=20) == 130, rest
-    assert time.monotonic() - started < 5
+    code, rest = _signal_after([str(VIDEOS / "one-by-one-person-detection.mp4"), "-o", str(out),
+                                "--json", str(dets), "--fps-every", "10"],
+                               "Frame 40:", signal.SIGINT)  # fmt: skip
+    assert code == 130, rest
     assert "Traceback" not in rest and "stopped by SIGINT" in rest
     records = [json.loads(line) for line in dets.read_text().splitlines()]
     _facts, _times, images = decode_video(out)
@@ -303,15 +309,7 @@ def test_ctrl_c_leaves_playable_outputs(tmp_path):
 def test_sigterm_exit_code(tmp_path):
     clip = make_clip(tmp_path / "long.mp4", 600, size=(320, 240))
     out = tmp_path / "o.mkv"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "annotate", "run", str(clip), "-o", str(out),
-         "--fps-every", "5", *M],
-        stderr=subprocess.PIPE, text=True, cwd=ROOT,
-    )  # fmt: skip
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        if line.startswith("Frame 10:"):
-            break
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=20) == 143
+    code, rest = _signal_after([str(clip), "-o", str(out), "--fps-every", "5"], "Frame 10:",
+                               signal.SIGTERM)  # fmt: skip
+    assert code == 143, rest
     assert len(decode_video(out)[2]) >= 10

@@ -55,11 +55,15 @@ def test_whole_video_in_order(tmp_path):
     assert [r["frame"] for r in records] == list(range(1189))
 
 
-def _threads_after(before: int) -> int:
+def _fails_and_stops(options: RunOptions, error: type[Exception], match: str) -> None:
+    """The run raises ``error`` and leaves no thread of its own behind."""
+    before = threading.active_count()
+    with pytest.raises(error, match=match):
+        run(options)
     deadline = time.monotonic() + 5
     while threading.active_count() > before and time.monotonic() < deadline:
         time.sleep(0.05)
-    return threading.active_count()
+    assert threading.active_count() == before
 
 
 def test_error_in_a_detector_stops_everything(tmp_path, monkeypatch):
@@ -73,11 +77,8 @@ def test_error_in_a_detector_stops_everything(tmp_path, monkeypatch):
         return real(self, image)
 
     monkeypatch.setattr(Detector, "detect", flaky)
-    before = threading.active_count()
     out = tmp_path / "o.mp4"
-    with pytest.raises(RuntimeError, match="inference failed"):
-        run(_options(tmp_path, output=out, workers=2))
-    assert _threads_after(before) == before
+    _fails_and_stops(_options(tmp_path, output=out, workers=2), RuntimeError, "inference failed")
     assert 0 < len(decode_video(out)[2]) < 40  # what was written is playable
 
 
@@ -92,11 +93,8 @@ def test_error_in_a_sink_stops_everything(tmp_path, monkeypatch):
         real(self, frame, annotated, detections)
 
     monkeypatch.setattr(JsonLinesSink, "write", failing)
-    before = threading.active_count()
     dets = tmp_path / "d.jsonl"
-    with pytest.raises(OutputError, match="disk full"):
-        run(_options(tmp_path, json_path=str(dets), workers=2))
-    assert _threads_after(before) == before
+    _fails_and_stops(_options(tmp_path, json_path=str(dets), workers=2), OutputError, "disk full")
     assert len(_records(dets)) == 25
 
 
@@ -112,11 +110,9 @@ def test_error_in_the_source_stops_everything(tmp_path, monkeypatch):
             yield frame
 
     monkeypatch.setattr(VideoSource, "__iter__", breaking)
-    before = threading.active_count()
     dets = tmp_path / "d.jsonl"
-    with pytest.raises(SourceError, match="the disk went away"):
-        run(_options(tmp_path, json_path=str(dets), workers=2))
-    assert _threads_after(before) == before
+    options = _options(tmp_path, json_path=str(dets), workers=2)
+    _fails_and_stops(options, SourceError, "the disk went away")
     assert len(_records(dets)) == 30  # every frame read before the error was finished
 
 
