@@ -124,3 +124,13 @@ def test_window_refuses_without_display(monkeypatch):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     assert display_problem() == "no display (DISPLAY and WAYLAND_DISPLAY are unset)"
+
+
+def test_repeated_or_backward_timestamps_stay_playable(tmp_path):
+    """A damaged source can repeat a timestamp or go back; each such frame is placed one
+    nominal frame after the previous one, so every frame is kept and times keep rising."""
+    times = [0.0, 0.04, 0.04, 0.02, 0.2]
+    _f, out_times, images = _write(tmp_path / "t.mp4", VideoInfo(64, 48, Fraction(25)),
+                                   _frames(5, (64, 48), times=times))  # fmt: skip
+    assert len(images) == 5
+    assert out_times == pytest.approx([0.0, 0.04, 0.08, 0.12, 0.2], abs=2e-3)

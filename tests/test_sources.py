@@ -152,3 +152,26 @@ def test_camera_that_cannot_open():
 def test_real_opencv_reports_a_missing_camera():
     with pytest.raises(SourceError, match="cannot open camera 9"):
         open_source("camera:9")
+
+
+def test_tags_that_are_not_utf8(tmp_path):
+    """Damaged or foreign files carry tags in other encodings; they must not stop a run."""
+    import av
+
+    clip = tmp_path / "tagged.mkv"
+    with av.open(str(clip), "w") as container:
+        container.metadata["title"] = "TITLE-TAG-XYZ"
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(3):
+            frame = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="bgr24")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    data = clip.read_bytes()
+    assert data.count(b"TITLE-TAG-XYZ") == 1
+    clip.write_bytes(data.replace(b"TITLE-TAG-XYZ", b"TITLE-\xdc\xdc\xdc-XYZ"))
+    with open_source(str(clip)) as source:
+        assert len(list(source)) == 3

@@ -26,7 +26,7 @@ class AudioTracks:
     def __init__(self, source: str, output: Any, zero: float) -> None:
         import av
 
-        self.input: Any = av.open(source)
+        self.input: Any = av.open(source, metadata_errors="replace")
         self.zero = zero
         self.tracks: list[tuple[Any, Any, bool]] = []  # (input stream, output stream, copy?)
         supported = output.supported_codecs

@@ -191,8 +191,11 @@ class VideoSink(SinkBase):
         seconds = frame.time if frame.time is not None else frame.index / float(self.info.fps)
         seconds -= self.info.start
         pts = round(Fraction(seconds) / self.time_base)
-        # Timestamps must rise strictly; duplicates (rare, broken files) are nudged forward.
-        pts = max(pts, self._last_pts + 1)
+        # Timestamps must rise strictly. A damaged file can repeat or go back in time: such a
+        # frame is placed one nominal frame after the previous one.
+        if pts <= self._last_pts:
+            step = max(1, round(1 / (self.info.fps * self.time_base)))
+            pts = self._last_pts + step
         self._last_pts = pts
         self._last_time = float(pts * self.time_base)
         return pts
@@ -252,7 +255,7 @@ def defragment(path: Path, fmt: str) -> None:
     tmp = path.with_name(f".{path.name}.finalising")
     try:
         with (
-            av.open(str(path)) as src,
+            av.open(str(path), metadata_errors="replace") as src,
             av.open(str(tmp), "w", format=fmt, options={"movflags": "+faststart"}) as dst,
         ):
             streams = [s for s in src.streams if s.type in ("video", "audio")]

@@ -57,7 +57,10 @@ class VideoSource(SourceBase):
         self.threads = threads  # decoder threads; 0: FFmpeg decides from the core count
         network = "://" in url
         try:
-            self.container: Any = av.open(url, options=NETWORK_OPTIONS if network else None)
+            # Damaged or foreign files carry tags that are not UTF-8: never fail on a tag.
+            self.container: Any = av.open(
+                url, options=NETWORK_OPTIONS if network else None, metadata_errors="replace"
+            )
         except FileNotFoundError:
             raise SourceNotFoundError(f"input {url} does not exist") from None
         except PermissionError:
