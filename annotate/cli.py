@@ -272,6 +272,13 @@ def run(
     reconnect: Annotated[
         int, typer.Option(help="Times to reopen a dropped stream, waiting longer each time.")
     ] = 5,
+    serve: Annotated[
+        str | None,
+        typer.Option(
+            help="Web preview at [HOST:]PORT (host 127.0.0.1 unless given), e.g. 8000.",
+            show_default=False,
+        ),
+    ] = None,
     sequential: Annotated[
         bool,
         typer.Option(help="One frame at a time, no concurrent stages (for comparison)."),
@@ -322,6 +329,10 @@ def run(
             sequential=sequential,
             workers=workers,
         )
+        if serve is not None:
+            from annotate.sinks.web import parse_address
+
+            options.serve = parse_address(serve)
         options.start, options.end = time_span(start, duration, end)
         from annotate.detector import check_thresholds
 
@@ -355,6 +366,8 @@ def run(
         log.warning("no frames were read from %s", spec)
     if summary.outputs:
         log.info("Wrote %s", ", ".join(summary.outputs))
+    if summary.stopped and summary.stopped not in ("SIGINT", "SIGTERM", "SIGHUP"):
+        log.info("Stopped early: %s", summary.stopped)
     if summary.stopped in ("SIGINT", "SIGTERM", "SIGHUP"):
         log.warning("stopped by %s; outputs hold every frame processed", summary.stopped)
         signum = getattr(signal, summary.stopped)

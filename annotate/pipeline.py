@@ -19,6 +19,7 @@ from annotate.runner import Emitter, run_concurrent, run_sequential
 from annotate.sinks import Sink
 from annotate.sinks.video import EncodeOptions
 from annotate.sources import Source, input_paths, is_image, open_source
+from annotate.stats import LiveStats
 from annotate.types import VideoInfo
 
 log = logging.getLogger("annotate")
@@ -46,6 +47,7 @@ class RunOptions:
     sequential: bool = False
     workers: int | None = None  # inference sessions for the concurrent runner; None: auto
     decode_threads: int = 0  # 0: FFmpeg's choice
+    serve: tuple[str, int] | None = None  # web preview address
 
 
 STAGES = ("decode", "preprocess", "inference", "postprocess", "draw", "write")
@@ -116,7 +118,11 @@ def check_options(options: RunOptions) -> None:
 
 
 def make_sinks(
-    options: RunOptions, source: Source, labels: Sequence[str], stack: ExitStack
+    options: RunOptions,
+    source: Source,
+    labels: Sequence[str],
+    stack: ExitStack,
+    live: LiveStats | None = None,
 ) -> list[Sink]:
     """Open each output, registering it on ``stack`` at once so a later failure closes it."""
     sinks: list[Sink] = []
@@ -145,7 +151,13 @@ def make_sinks(
     if options.show:
         from annotate.sinks.window import WindowSink
 
-        sinks.append(stack.enter_context(WindowSink(f"annotate - {source.name}")))
+        sinks.append(stack.enter_context(WindowSink(f"annotate - {source.name}", live)))
+    if options.serve is not None:
+        from annotate.sinks.web import WebPreview
+
+        host, port = options.serve
+        preview = WebPreview(host, port, live or LiveStats(), f"annotate - {source.name}")
+        sinks.append(stack.enter_context(preview))
     return sinks
 
 
@@ -202,14 +214,17 @@ def run(
             if concurrent else "sequential"
         )  # fmt: skip
         log.debug("Runner: %s", summary.mode)
-        sinks = make_sinks(options, source, detectors[0].labels, stack)
+        live = LiveStats(source.name, detectors[0].provider)
+        stack.callback(live.finish)
+        sinks = make_sinks(options, source, detectors[0].labels, stack, live)
         if annotators is None:
             annotators = default_annotators(detectors[0].labels)
         if progress is not None:
             progress.start(expected_frames(source.info, options))
             stack.callback(progress.stop)
         emitter = Emitter(annotators, sinks, summary, source, options.fps_every,
-                          options.max_frames, progress, started)  # fmt: skip
+                          options.max_frames, progress, started, live,
+                          detectors[0].labels)  # fmt: skip
         try:
             if concurrent:
                 run_concurrent(source, detectors, emitter)

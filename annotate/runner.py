@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from annotate.detector import Detector, StageTimes
-from annotate.stats import RollingFps
+from annotate.stats import LiveStats, RollingFps
 from annotate.types import Detections, Frame
 
 if TYPE_CHECKING:
@@ -47,6 +47,8 @@ class Emitter:
     max_frames: int | None = None
     progress: Progress | None = None
     started: float = field(default_factory=time.perf_counter)
+    live: LiveStats | None = None  # what the previews show
+    labels: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         self.fps = RollingFps(self.fps_every)
@@ -88,7 +90,18 @@ class Emitter:
             log.info(line)
         if self.progress is not None:
             self.progress.update(summary.frames)
+        if self.live is not None:
+            self.live.update(now, times.inference, summary.dropped, class_counts(
+                detections, self.labels))  # fmt: skip
         return self.max_frames is not None and summary.frames >= self.max_frames
+
+
+def class_counts(detections: Detections, labels: Sequence[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for c in detections.class_ids.tolist():
+        name = labels[c] if 0 <= c < len(labels) else str(c)
+        counts[name] = counts.get(name, 0) + 1
+    return counts
 
 
 def run_sequential(source: Source, detector: Detector, emitter: Emitter) -> None:

@@ -44,3 +44,49 @@ class RollingFps:
             fps = 1 / avg if avg > 0 else float("inf")
             line += f", avg {1000 * avg:.1f}ms ({fps:.1f} FPS)"
         return line
+
+
+class LiveStats:
+    """What the previews show, updated by the pipeline and read from other threads."""
+
+    def __init__(self, source: str = "", provider: str = "", window: int = 30) -> None:
+        import threading
+
+        self._lock = threading.Lock()
+        self._done: deque[float] = deque(maxlen=window)
+        self._inference: deque[float] = deque(maxlen=window)
+        self.source = source
+        self.provider = provider
+        self.frames = 0
+        self.dropped = 0
+        self.classes: dict[str, int] = {}
+        self.running = True
+
+    def update(
+        self, done_at: float, inference_s: float, dropped: int, classes: dict[str, int]
+    ) -> None:
+        with self._lock:
+            self._done.append(done_at)
+            self._inference.append(inference_s)
+            self.frames += 1
+            self.dropped = dropped
+            self.classes = classes
+
+    def finish(self) -> None:
+        with self._lock:
+            self.running = False
+
+    def snapshot(self) -> dict[str, object]:
+        with self._lock:
+            done = list(self._done)
+            fps = (
+                (len(done) - 1) / (done[-1] - done[0])
+                if len(done) > 1 and done[-1] > done[0]
+                else 0.0
+            )
+            inference = (
+                1000 * sum(self._inference) / len(self._inference) if self._inference else 0.0
+            )
+            return {"source": self.source, "provider": self.provider, "fps": fps,
+                    "inference_ms": inference, "frames": self.frames, "dropped": self.dropped,
+                    "classes": dict(self.classes), "running": self.running}  # fmt: skip

@@ -10,6 +10,7 @@ import numpy.typing as npt
 
 from annotate.errors import StopRequested
 from annotate.sinks import SinkBase
+from annotate.stats import LiveStats
 from annotate.types import Detections, Frame
 
 QUIT_KEYS = {ord("q"), ord("Q"), 27}  # q, Esc
@@ -34,11 +35,35 @@ def display_problem() -> str | None:
     return None
 
 
-class WindowSink(SinkBase):
-    """Shows frames; ``q``/Esc or closing the window raises :class:`StopRequested`."""
+def draw_overlay(image: npt.NDArray[np.uint8], lines: list[str]) -> npt.NDArray[np.uint8]:
+    """Stats in the top-left corner on a dimmed panel (on a copy: outputs stay clean)."""
+    import cv2
 
-    def __init__(self, title: str = "annotate") -> None:
+    from annotate.annotators import scale_for
+
+    shown = image.copy()
+    scale = 0.55 * scale_for(image)
+    thickness = max(1, round(scale * 2))
+    sizes = [cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)[0] for t in lines]
+    line_h = max(h for _, h in sizes) + round(10 * scale)
+    width = max(w for w, _ in sizes) + round(20 * scale)
+    height = line_h * len(lines) + round(10 * scale)
+    panel = shown[:height, :width]
+    panel[:] = (panel * 0.35).astype(np.uint8)
+    for i, text in enumerate(lines):
+        y = round(10 * scale) + line_h * (i + 1) - round(5 * scale)
+        cv2.putText(shown, text, (round(10 * scale), y), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                    (255, 255, 255), thickness, cv2.LINE_AA)  # fmt: skip
+    return shown
+
+
+class WindowSink(SinkBase):
+    """Shows frames with an overlay of FPS, inference time, provider and dropped frames;
+    ``q``/Esc or closing the window raises :class:`StopRequested`."""
+
+    def __init__(self, title: str = "annotate", stats: LiveStats | None = None) -> None:
         self.title = title
+        self.stats = stats
         self._opened = False
 
     def write(self, frame: Frame, annotated: npt.NDArray[np.uint8], detections: Detections) -> None:
@@ -49,7 +74,14 @@ class WindowSink(SinkBase):
         if not self._opened:
             cv2.namedWindow(self.title, cv2.WINDOW_NORMAL)
             self._opened = True
-        cv2.imshow(self.title, annotated)
+        shown = annotated
+        if self.stats is not None:
+            s = self.stats.snapshot()
+            shown = draw_overlay(annotated, [
+                f"{s['fps']:.1f} FPS", f"inference {s['inference_ms']:.1f} ms",
+                str(s["provider"]), f"dropped {s['dropped']}",
+            ])  # fmt: skip
+        cv2.imshow(self.title, shown)
         if (cv2.waitKey(1) & 0xFF) in QUIT_KEYS:
             raise StopRequested("key pressed")
 

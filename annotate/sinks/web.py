@@ -1,0 +1,311 @@
+"""A live preview in the browser, for machines without a screen (a Raspberry Pi on a shelf).
+
+One small HTTP server in the same process (the standard library's; no framework for one page):
+
+- ``/``           the page: the live picture, live stats and a stop button;
+- ``/frame.jpg``  the newest annotated frame (the page fetches it again as soon as one has
+  arrived, so a slow viewer simply sees fewer frames);
+- ``/stream.mjpg`` the same as an MJPEG stream, for players such as VLC;
+- ``/stats``      FPS, inference time, provider, dropped frames, detections per class (JSON);
+- ``/stop``       (POST) ends the run cleanly, as ``q`` does in the window.
+
+The pipeline only hands over a reference to each finished frame; JPEG encoding happens on the
+preview's own thread and only while someone watches, and each viewer is served on its own
+thread, so no viewer can slow the run.
+"""
+
+from __future__ import annotations
+
+import html
+import ipaddress
+import json
+import logging
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from annotate.errors import StopRequested, UsageError
+from annotate.sinks import SinkBase
+from annotate.stats import LiveStats
+from annotate.types import Detections, Frame
+
+log = logging.getLogger("annotate")
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+JPEG_QUALITY = 80
+VIEWER_IDLE_S = 2.0  # encode only while a viewer asked for a frame this recently
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """``8000`` → (127.0.0.1, 8000); ``0.0.0.0:8080``; ``[::1]:8000``; ``host:port``."""
+    text = text.strip()
+    host, port = DEFAULT_HOST, text
+    if text.startswith("["):
+        host, _, port = text[1:].partition("]")
+        port = port.lstrip(":")
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+        host = host or DEFAULT_HOST
+    try:
+        number = int(port)
+    except ValueError:
+        raise UsageError(f"--serve takes [HOST:]PORT, got '{text}'") from None
+    if not 0 <= number <= 65535:
+        raise UsageError(f"--serve port must be 0-65535, got {number}")
+    return host, number
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+class WebPreview(SinkBase):
+    """Serves the annotated stream; ``address`` is where it really listens (port 0 picks one)."""
+
+    def __init__(self, host: str, port: int, stats: LiveStats, title: str = "annotate") -> None:
+        self.stats = stats
+        self.title = title
+        self._cond = threading.Condition()
+        self._image: npt.NDArray[np.uint8] | None = None
+        self._image_id = 0
+        self._jpeg: bytes | None = None
+        self._jpeg_id = 0
+        self._wanted_at = 0.0
+        self._stop_asked = False
+        self._closed = False
+        try:
+            self.server = ThreadingHTTPServer((host, port), self._handler())
+        except OSError as e:
+            raise UsageError(f"cannot serve the preview on {host}:{port}: {e.strerror}") from None
+        self.server.daemon_threads = True
+        bound_host, bound_port = self.server.server_address[:2]
+        shown = f"[{bound_host}]" if ":" in str(bound_host) else bound_host
+        self.url = f"http://{shown}:{bound_port}/"
+        self.address = (str(bound_host), int(bound_port))
+        if not is_loopback(host):
+            log.warning("the preview on %s is open to your network: anyone who can reach "
+                        "this machine can watch; use --serve PORT to keep it on 127.0.0.1",
+                        self.url)  # fmt: skip
+        self._threads = [
+            threading.Thread(target=self.server.serve_forever, name="preview-http", daemon=True),
+            threading.Thread(target=self._encode_loop, name="preview-jpeg", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+        log.info("Preview at %s", self.url)
+
+    # Pipeline side
+
+    def write(self, frame: Frame, annotated: npt.NDArray[np.uint8], detections: Detections) -> None:
+        if self._stop_asked:
+            raise StopRequested("stopped from the web page")
+        with self._cond:
+            self._image = annotated
+            self._image_id += 1
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with self._cond:
+            self._cond.notify_all()
+        self.server.shutdown()
+        self.server.server_close()
+
+    # Preview side
+
+    def _encode_loop(self) -> None:
+        import cv2
+
+        encoded = 0
+
+        def ready(done: int) -> bool:
+            watched = time.monotonic() - self._wanted_at < VIEWER_IDLE_S
+            return self._closed or (self._image_id > done and watched)
+
+        while not self._closed:
+            with self._cond:
+                self._cond.wait_for(lambda: ready(encoded), timeout=0.5)  # noqa: B023
+                if self._closed or self._image is None or self._image_id == encoded:
+                    continue
+                image, encoded = self._image, self._image_id
+            ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+            if ok:
+                with self._cond:
+                    self._jpeg, self._jpeg_id = data.tobytes(), encoded
+                    self._cond.notify_all()
+
+    def next_jpeg(self, after: int, timeout: float = 5.0) -> tuple[int, bytes] | None:
+        """The newest JPEG newer than ``after`` (waiting for one), or ``None`` on timeout."""
+        with self._cond:
+            self._wanted_at = time.monotonic()
+            self._cond.notify_all()
+            ready = self._cond.wait_for(
+                lambda: self._closed or (self._jpeg is not None and self._jpeg_id > after),
+                timeout=timeout,
+            )
+            if not ready or self._jpeg is None or self._jpeg_id <= after:
+                return None
+            return self._jpeg_id, self._jpeg
+
+    def stop(self) -> None:
+        self._stop_asked = True
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        preview = self
+
+        class Handler(BaseHTTPRequestHandler):
+            server_version = "annotate"
+
+            def log_message(self, *args: Any) -> None:  # no per-request lines on stderr
+                pass
+
+            def _send(self, body: bytes, kind: str, status: int = 200) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Cache-Control", "no-store")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                path = self.path.split("?", 1)[0]
+                try:
+                    if path == "/":
+                        self._send(page(preview.title).encode(), "text/html; charset=utf-8")
+                    elif path == "/frame.jpg":
+                        after = int(self.headers.get("X-After-Frame", "0") or 0)
+                        got = preview.next_jpeg(after)
+                        if got is None:
+                            self._send(b"no new frame", "text/plain", 503)
+                        else:
+                            self.send_response(200)
+                            self.send_header("X-Frame", str(got[0]))
+                            self.send_header("Content-Type", "image/jpeg")
+                            self.send_header("Content-Length", str(len(got[1])))
+                            self.send_header("Cache-Control", "no-store")
+                            self.end_headers()
+                            self.wfile.write(got[1])
+                    elif path == "/stream.mjpg":
+                        self._stream()
+                    elif path == "/stats":
+                        body = json.dumps(preview.stats.snapshot()).encode()
+                        self._send(body, "application/json")
+                    else:
+                        self._send(b"not found", "text/plain", 404)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def do_POST(self) -> None:
+                if self.path == "/stop":
+                    preview.stop()
+                    self._send(b'{"stopping": true}', "application/json")
+                else:
+                    self._send(b"not found", "text/plain", 404)
+
+            def _stream(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.send_header("Cache-Control", "no-store")
+                self.end_headers()
+                last = 0
+                while not preview._closed:
+                    got = preview.next_jpeg(last, timeout=1.0)
+                    if got is None:
+                        continue
+                    last, data = got
+                    self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\n")
+                    self.wfile.write(f"Content-Length: {len(data)}\r\n\r\n".encode())
+                    self.wfile.write(data + b"\r\n")
+
+        return Handler
+
+
+def page(title: str) -> str:
+    """The preview page. Names from the source reach it escaped, or as JSON via textContent."""
+    return PAGE.replace("{{title}}", html.escape(title))
+
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{title}}</title>
+<style>
+ body{margin:0;background:#111;color:#eee;font:14px system-ui,sans-serif;display:flex;
+      flex-wrap:wrap;gap:12px;padding:12px}
+ #view{flex:1 1 640px;max-width:100%}
+ #view img{width:100%;height:auto;background:#222;display:block}
+ #side{flex:0 0 240px}
+ dl{display:grid;grid-template-columns:auto 1fr;gap:4px 12px;margin:0 0 12px}
+ dt{color:#999} dd{margin:0;font-variant-numeric:tabular-nums}
+ button{font:inherit;padding:6px 14px;border:0;border-radius:4px;background:#c33;color:#fff;
+        cursor:pointer} button:disabled{background:#555}
+ #classes li{font-variant-numeric:tabular-nums}
+</style></head>
+<body>
+<div id="view"><img id="frame" alt="annotated stream"></div>
+<div id="side">
+ <h1 style="font-size:16px;margin:0 0 8px">{{title}}</h1>
+ <dl>
+  <dt>source</dt><dd id="source">–</dd>
+  <dt>FPS</dt><dd id="fps">–</dd>
+  <dt>inference</dt><dd id="inference">–</dd>
+  <dt>provider</dt><dd id="provider">–</dd>
+  <dt>frames</dt><dd id="frames">–</dd>
+  <dt>dropped</dt><dd id="dropped">–</dd>
+  <dt>shown</dt><dd id="shown" data-count="0">0</dd>
+ </dl>
+ <ul id="classes"></ul>
+ <button id="stop">Stop</button> <span id="state"></span>
+</div>
+<script>
+const img = document.getElementById("frame");
+let last = 0, shown = 0, running = true;
+async function nextFrame() {
+  while (running) {
+    try {
+      const r = await fetch("/frame.jpg", {headers: {"X-After-Frame": String(last)},
+                                           cache: "no-store"});
+      if (r.status === 200) {
+        last = Number(r.headers.get("X-Frame")) || last + 1;
+        const url = URL.createObjectURL(await r.blob());
+        await new Promise(done => { img.onload = img.onerror = done; img.src = url; });
+        URL.revokeObjectURL(url);
+        shown += 1;
+        const el = document.getElementById("shown");
+        el.textContent = String(shown); el.dataset.count = String(shown);
+      }
+    } catch (e) { await new Promise(r => setTimeout(r, 500)); }
+  }
+}
+async function stats() {
+  try {
+    const s = await (await fetch("/stats", {cache: "no-store"})).json();
+    const set = (id, v) => { document.getElementById(id).textContent = v; };
+    set("source", s.source); set("fps", s.fps.toFixed(1));
+    set("inference", s.inference_ms.toFixed(1) + " ms"); set("provider", s.provider);
+    set("frames", String(s.frames)); set("dropped", String(s.dropped));
+    const list = document.getElementById("classes");
+    list.replaceChildren(...Object.entries(s.classes).map(([k, v]) => {
+      const li = document.createElement("li"); li.textContent = k + ": " + v; return li; }));
+    if (!s.running) { document.getElementById("state").textContent = "finished"; }
+  } catch (e) { document.getElementById("state").textContent = "disconnected"; }
+}
+document.getElementById("stop").onclick = async () => {
+  document.getElementById("stop").disabled = true;
+  await fetch("/stop", {method: "POST"});
+  document.getElementById("state").textContent = "stopping…";
+};
+nextFrame(); stats(); setInterval(stats, 500);
+</script>
+</body></html>
+"""

@@ -1,0 +1,200 @@
+"""Live previews: the web page (plain HTTP clients and a real headless Chromium) and the window
+on machines without a display."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+
+from annotate.errors import UsageError
+from annotate.pipeline import RunOptions, run
+from annotate.providers import CPU, Resolution
+from annotate.sinks.web import parse_address
+from annotate.sinks.window import draw_overlay
+from tests.conftest import MODEL, VIDEOS
+
+PERSON = VIDEOS / "one-by-one-person-detection.mp4"  # 1394 frames: long enough to watch
+
+
+@pytest.mark.parametrize(
+    ("text", "address"),
+    [("8000", ("127.0.0.1", 8000)), ("0.0.0.0:8080", ("0.0.0.0", 8080)),
+     (":9000", ("127.0.0.1", 9000)), ("[::1]:8000", ("::1", 8000)),
+     ("localhost:0", ("localhost", 0))],
+)  # fmt: skip
+def test_parse_address(text, address):
+    assert parse_address(text) == address
+
+
+@pytest.mark.parametrize("text", ["http", "1.2.3.4:x", "70000"])
+def test_parse_address_errors(text):
+    with pytest.raises(UsageError, match="--serve"):
+        parse_address(text)
+
+
+class Running:
+    """``annotate run --serve`` on a background thread, with the preview's URL."""
+
+    def __init__(self, caplog: pytest.LogCaptureFixture, host: str = "127.0.0.1", **kw) -> None:
+        caplog.set_level(logging.INFO, logger="annotate")
+        self.caplog = caplog
+        options = RunOptions(source=str(kw.pop("source", PERSON)), model=MODEL,
+                             resolution=Resolution((CPU,), "test"), serve=(host, 0),
+                             fps_every=10**6, **kw)  # fmt: skip
+        self.summary = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(options,), daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            found = re.search(r"Preview at (http://\S+)", caplog.text)
+            if found:
+                self.url = found.group(1).replace("0.0.0.0", "127.0.0.1")
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"no preview URL in the log: {caplog.text}")
+
+    def _run(self, options: RunOptions) -> None:
+        try:
+            self.summary = run(options)
+        except BaseException as e:
+            self.error = e
+
+    def get(self, path: str) -> bytes:
+        with urllib.request.urlopen(self.url + path.lstrip("/"), timeout=10) as response:
+            return response.read()
+
+    def stop(self) -> None:
+        request = urllib.request.Request(self.url + "stop", method="POST")
+        urllib.request.urlopen(request, timeout=10).read()
+        self.thread.join(timeout=20)
+        assert not self.thread.is_alive() and self.error is None
+
+
+def _mjpeg_frames(url: str, count: int, got: list[bytes]) -> None:
+    """Read ``count`` JPEGs from the MJPEG stream into ``got``."""
+    with urllib.request.urlopen(url + "stream.mjpg", timeout=10) as stream:
+        while len(got) < count:
+            line = stream.readline()
+            if line.lower().startswith(b"content-length:"):
+                size = int(line.split(b":")[1])
+                stream.readline()
+                got.append(stream.read(size))
+
+
+def test_two_viewers_get_changing_frames(caplog):
+    running = Running(caplog, source=VIDEOS / "bottle-detection.mp4", sequential=True)
+    views: list[list[bytes]] = [[], []]
+    readers = [threading.Thread(target=_mjpeg_frames, args=(running.url, 8, v)) for v in views]
+    for reader in readers:
+        reader.start()
+    for reader in readers:
+        reader.join(timeout=20)
+    for view in views:
+        assert len(view) == 8
+        assert all(f.startswith(b"\xff\xd8") for f in view)  # JPEG
+        assert len(set(view)) >= 6  # the picture changes
+    stats = json.loads(running.get("/stats"))
+    assert stats["provider"] == CPU and stats["running"] is True and stats["frames"] > 0
+    assert stats["fps"] > 0 and stats["inference_ms"] > 0 and "bottle" in stats["classes"]
+    running.stop()
+    assert running.summary.stopped == "stopped from the web page"
+
+
+def test_a_stalled_viewer_does_not_stall_the_run(caplog):
+    """A client that connects and never reads: the run still goes through every frame."""
+    running = Running(caplog, source=VIDEOS / "bottle-detection.mp4")
+    host, port = running.url.split("//")[1].rstrip("/").rsplit(":", 1)
+    stalled = socket.create_connection((host, int(port)))
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: x\r\n\r\n")
+    running.thread.join(timeout=120)
+    stalled.close()
+    assert not running.thread.is_alive() and running.error is None
+    assert running.summary.frames == 1189
+
+
+def test_non_loopback_bind_warns(caplog):
+    running = Running(caplog, host="0.0.0.0")
+    assert "is open to your network" in caplog.text
+    assert running.get("/").startswith(b"<!doctype html>")
+    running.stop()
+
+
+def test_names_are_escaped_in_the_page(caplog, tmp_path):
+    odd = tmp_path / "<script>x&y.mp4"
+    odd.symlink_to(PERSON)
+    running = Running(caplog, source=odd)
+    page = running.get("/").decode()
+    assert "&lt;script&gt;x&amp;y.mp4" in page and "<script>x" not in page
+    running.stop()
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)")
+def test_page_in_headless_chromium(caplog, tmp_path):
+    """A real browser loads the page: frames arrive and change, stats fill in, screenshot."""
+    running = Running(caplog, sequential=True)
+    flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+             "--no-first-run", "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+             "--virtual-time-budget=4000"]  # fmt: skip
+    dom = subprocess.run([*flags, "--dump-dom", running.url], capture_output=True, text=True,
+                         timeout=60).stdout  # fmt: skip
+    shown = int(re.search(r'id="shown" data-count="(\d+)"', dom).group(1))
+    assert shown >= 5, dom[-2000:]  # each one a newer frame than the last
+    assert re.search(r'id="provider">CPUExecutionProvider<', dom)
+    assert re.search(r'id="fps">\d+\.\d<', dom)
+    shot = tmp_path / "page.png"
+    subprocess.run([*flags, f"--screenshot={shot}", "--window-size=1100,600", running.url],
+                   capture_output=True, timeout=60)  # fmt: skip
+    running.stop()
+    import cv2
+
+    image = cv2.imread(str(shot))
+    assert image is not None and image.shape[:2] == (600, 1100)
+    picture = image[20:400, 20:700]
+    assert picture.std() > 20  # video, not an empty box
+
+
+def test_window_overlay_is_drawn_on_a_copy():
+    image = np.full((360, 640, 3), 200, np.uint8)
+    shown = draw_overlay(image, ["30.0 FPS", "inference 9.1 ms", CPU, "dropped 0"])
+    assert (image == 200).all()  # the output frame is untouched
+    panel = shown[:60, :150]
+    assert (panel < 100).mean() > 0.5  # dimmed
+    assert (panel == 255).any()  # white text
+
+
+def test_show_on_a_headless_machine(cli, monkeypatch, tmp_path):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    r = cli("run", VIDEOS / "asl_walk.mkv", "--show", "--model", MODEL, "--max-frames", "5")
+    assert r.code == 0
+    assert "Not showing a window: no display (DISPLAY and WAYLAND_DISPLAY are unset)" in r.err
+
+
+def test_serve_port_in_use(cli):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = cli("run", VIDEOS / "asl_walk.mkv", "--serve", str(port), "--model", MODEL)
+    assert r.code == 2
+    assert (
+        r.err.strip()
+        .splitlines()[-1]
+        .startswith(f"Error: cannot serve the preview on 127.0.0.1:{port}: Address already in use")
+    )
