@@ -14,7 +14,7 @@ import typer
 
 from annotate import __version__
 from annotate.config import Config
-from annotate.errors import AnnotateError, Interrupted, UsageError
+from annotate.errors import AnnotateError, Interrupted, ModelNotFoundError, UsageError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -75,6 +75,27 @@ class RichProgress:
 
     def stop(self) -> None:
         self._bar.stop()
+
+
+def download(entry):
+    """Fetch a known model on first use, with a progress bar on terminals."""
+    from annotate.models.store import pull
+
+    console = _stderr_console()
+    if not console.is_terminal:
+        return pull(entry)
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TransferSpeedColumn,  # fmt: skip
+    )
+
+    with Progress(TextColumn(entry.name), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                  console=console, transient=True) as bar:  # fmt: skip
+        task = bar.add_task("download", total=entry.size)
+        return pull(entry, lambda done, total: bar.update(task, completed=done, total=total))
 
 
 def parse_time(text: str, option: str) -> float:
@@ -272,6 +293,24 @@ def run(
     reconnect: Annotated[
         int, typer.Option(help="Times to reopen a dropped stream, waiting longer each time.")
     ] = 5,
+    family: Annotated[
+        str, typer.Option(help="Model family: auto, yolox, yolov5, yolov8 (also YOLO11).")
+    ] = "auto",
+    labels: Annotated[
+        Path | None,
+        typer.Option(
+            help="Class names, one per line [default: from the model, else COCO].",
+            show_default=False,
+        ),
+    ] = None,
+    classes: Annotated[
+        str | None,
+        typer.Option(
+            help="Only these classes, names or ids: --classes person,car.", show_default=False
+        ),
+    ] = None,
+    min_area: Annotated[float, typer.Option(help="Drop boxes smaller than this (pixels²).")] = 0,
+    max_det: Annotated[int, typer.Option(help="At most this many detections per frame.")] = 300,
     serve: Annotated[
         str | None,
         typer.Option(
@@ -315,7 +354,7 @@ def run(
         provider_setting = config.get("provider", provider, "--provider")
         options = RunOptions(
             source=spec,
-            model=find_model(model_setting.value, model_setting.origin),
+            model=find_model(model_setting.value, model_setting.origin, download=download),
             resolution=resolve_here(provider_setting.value, provider_setting.origin),
             output=output,
             json_path=json_path,
@@ -333,6 +372,10 @@ def run(
             from annotate.sinks.web import parse_address
 
             options.serve = parse_address(serve)
+        options.family = None if family.lower() == "auto" else family.lower()
+        options.labels = labels
+        options.classes = [c for c in classes.split(",") if c.strip()] if classes else None
+        options.min_area, options.max_det = min_area, max_det
         options.start, options.end = time_span(start, duration, end)
         from annotate.detector import check_thresholds
 
@@ -431,7 +474,7 @@ def bench(
         model_setting = config.get("model", model, "--model", DEFAULT_MODEL)
         settings = SessionSettings(threads, graph_opt, coreml_format, coreml_units, coreml_cache)
         bench_config = BenchConfig(
-            model=find_model(model_setting.value, model_setting.origin),
+            model=find_model(model_setting.value, model_setting.origin, download=download),
             providers=[p for p in providers.split(",") if p.strip()],
             iterations=iterations, warmup=warmup, source=source, frames=frames,
             session=settings,
@@ -525,6 +568,84 @@ def providers() -> None:
     console.print(
         "Precedence: --provider > ANNOTATE_PROVIDER > annotate.toml > auto", highlight=False
     )
+
+
+models_app = typer.Typer(help="Known models: list, download, locate, register.",
+                         no_args_is_help=True)  # fmt: skip
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Known model names with size, licence, input size and whether they are here."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from annotate.models import local_path, registry
+
+    setup_logging()
+    try:
+        known = registry()
+    except AnnotateError as e:
+        fail(str(e), e.exit_code)
+    table = Table()
+    for column in ("name", "family", "input", "size", "licence", "here"):
+        table.add_column(column)
+    for entry in known.values():
+        path = local_path(entry)
+        size = f"{entry.size / 1e6:.1f} MB" if entry.size else "?"
+        here = str(path) if path else f"no (annotate models pull {entry.name})"
+        table.add_row(entry.name, entry.family, str(entry.input or "auto"), size, entry.licence,
+                      here)  # fmt: skip
+    Console(highlight=False).print(table)
+
+
+@models_app.command("pull")
+def models_pull(name: Annotated[str, typer.Argument(help="A known model name.")]) -> None:
+    """Download a known model into the user cache, verified by sha256."""
+    from annotate.models import registry
+
+    setup_logging()
+    try:
+        entry = registry().get(name.lower())
+        if entry is None:
+            raise UsageError(f"unknown model '{name}'; see 'annotate models list'")
+        print(download(entry))
+    except AnnotateError as e:
+        fail(str(e), e.exit_code)
+
+
+@models_app.command("path")
+def models_path(name: Annotated[str, typer.Argument(help="A known model name.")]) -> None:
+    """Print where a known model is on disk (exit 1 if it is not there yet)."""
+    from annotate.models import find_model
+
+    setup_logging()
+    try:
+        print(find_model(name))
+    except ModelNotFoundError as e:
+        fail(str(e), 1)
+    except AnnotateError as e:
+        fail(str(e), e.exit_code)
+
+
+@models_app.command("add")
+def models_add(
+    file: Annotated[Path, typer.Argument(help="An .onnx file on this machine.")],
+    name: Annotated[
+        str | None,
+        typer.Option(help="Name to use it by [default: from the file name].", show_default=False),
+    ] = None,
+) -> None:
+    """Register a local model file (for machines without internet)."""
+    from annotate.models.store import add
+
+    setup_logging()
+    try:
+        entry = add(file, name)
+    except AnnotateError as e:
+        fail(str(e), e.exit_code)
+    print(f"{entry.name}: {entry.path or file}")
 
 
 def _usage_error_class() -> type[Exception]:

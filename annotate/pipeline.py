@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Protocol
 
 from annotate.annotators import Annotator, default_annotators
-from annotate.detector import Detector, SessionSettings
+from annotate.detector import Detector, SessionSettings, class_filter
 from annotate.errors import Interrupted, OutputPathError, StopRequested, UsageError
 from annotate.providers import Resolution
 from annotate.runner import Emitter, run_concurrent, run_sequential
@@ -48,6 +48,11 @@ class RunOptions:
     workers: int | None = None  # inference sessions for the concurrent runner; None: auto
     decode_threads: int = 0  # 0: FFmpeg's choice
     serve: tuple[str, int] | None = None  # web preview address
+    family: str | None = None  # None: detect from the model
+    labels: Path | None = None
+    classes: list[str] | None = None
+    min_area: float = 0.0
+    max_det: int = 300
 
 
 STAGES = ("decode", "preprocess", "inference", "postprocess", "draw", "write")
@@ -203,10 +208,15 @@ def run(
         settings = options.session
         if concurrent and settings.threads is None:
             settings = replace(settings, threads=max(1, cpu_cores() // workers))
-        detectors = [
+        first = Detector.load(options.model, options.resolution, options.conf, options.iou,
+                              settings, family=options.family,
+                              labels_file=options.labels)  # fmt: skip
+        first.keep = class_filter(first.labels, options.classes, options.min_area,
+                                  options.max_det)  # fmt: skip
+        detectors = [first] + [
             Detector.load(options.model, options.resolution, options.conf, options.iou,
-                          settings, quiet=i > 0)
-            for i in range(max(workers, 1))
+                          settings, quiet=True, keep=first.keep, spec=first.spec)
+            for _ in range(max(workers, 1) - 1)
         ]  # fmt: skip
         summary.provider = detectors[0].provider
         summary.mode = (

@@ -100,8 +100,9 @@ def test_two_providers_counts_and_speedup():
     config = BenchConfig(MODEL, ["cpu", "coreml"], iterations=7, warmup=3)
     report = run_bench(config, available=[COREML, CPU],
                        session_factory=_factory(made, {COREML: 0.03}))  # fmt: skip
-    # warm-up + timed + the one run whose output feeds the post-processing timing
-    assert made[CPU].runs == 11 and made[COREML].runs == 11
+    # 1 probe that reads the output layout, 3 warm-up, 7 timed, and 1 run whose output feeds
+    # the post-processing timing
+    assert made[CPU].runs == 12 and made[COREML].runs == 12
     cpu, coreml = report.results
     assert cpu.inference.samples == coreml.inference.samples == 7
     assert coreml.inference.min >= 30  # the stand-in's 30 ms delay is really timed

@@ -225,16 +225,19 @@ def test_read_only_output_directory(cli, tmp_path):
 
 
 def test_missing_default_model_says_where_to_put_it(cli, tmp_path, monkeypatch):
+    """Offline (here: a mirror that refuses connections), the error says how to place it."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("ANNOTATE_MODEL", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("ANNOTATE_MODEL_MIRROR", "http://127.0.0.1:9")
     r = cli("run", IMAGES / "chelsea.png")
-    assert r.code == 2
-    assert r.err.strip() == (
-        "Error: model 'yolox-nano' not found: put yolox_nano.onnx (from "
-        "https://github.com/Megvii-BaseDetection/YOLOX/releases/download/0.1.1rc0/yolox_nano.onnx)"
-        f" in {tmp_path / 'models'} or {tmp_path / 'cache' / 'annotate' / 'models'}, "
-        "or pass --model PATH"
+    assert r.code == 1
+    assert r.err.strip().splitlines()[-1] == (
+        "Error: cannot download yolox-nano from http://127.0.0.1:9/yolox_nano.onnx: Connection "
+        f"refused; offline? put yolox_nano.onnx in {tmp_path / 'models'} or "
+        f"{tmp_path / 'cache' / 'annotate' / 'models'}, register it with 'annotate models add "
+        "FILE', or pass --model PATH"
     )
 
 

@@ -11,18 +11,49 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from annotate.detector.families import ModelSpec, inspect
 from annotate.detector.labels import COCO_LABELS
-from annotate.detector.postprocess import anchor_count, decode
+from annotate.detector.postprocess import Filter, decode
 from annotate.detector.preprocess import Letterbox, letterbox
 from annotate.detector.session import SessionInfo, SessionSettings, open_session
-from annotate.errors import ModelError, UsageError
+from annotate.errors import UsageError
 from annotate.providers import Resolution
 from annotate.types import Detections
 
 if TYPE_CHECKING:
     import onnxruntime
 
-__all__ = ["COCO_LABELS", "Detector", "SessionInfo", "SessionSettings", "StageTimes"]
+__all__ = [
+    "COCO_LABELS", "Detector", "Filter", "ModelSpec", "SessionInfo", "SessionSettings",
+    "StageTimes", "class_filter",
+]  # fmt: skip
+
+
+def class_filter(
+    labels: Sequence[str], classes: Sequence[str] | None, min_area: float, max_det: int
+) -> Filter:
+    """``--classes person,car`` (names or ids), ``--min-area``, ``--max-det`` → a Filter."""
+    import difflib
+
+    if min_area < 0:
+        raise UsageError(f"--min-area must not be negative, got {min_area:g}")
+    if max_det < 1:
+        raise UsageError(f"--max-det must be at least 1, got {max_det}")
+    if not classes:
+        return Filter(None, min_area, max_det)
+    lookup = {name.lower(): i for i, name in enumerate(labels)}
+    ids = set()
+    for item in classes:
+        key = item.strip().lower()
+        if key.isdigit() and int(key) < len(labels):
+            ids.add(int(key))
+        elif key in lookup:
+            ids.add(lookup[key])
+        else:
+            close = difflib.get_close_matches(key, list(lookup), n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise UsageError(f"unknown class '{item.strip()}' in --classes{hint}")
+    return Filter(frozenset(ids), min_area, max_det)
 
 
 @dataclass
@@ -42,7 +73,9 @@ def check_thresholds(conf: float, iou: float) -> None:
 
 
 class Detector:
-    """YOLOX on ONNX Runtime; maps a BGR image to :class:`Detections` in source pixels.
+    """A YOLO-family detector on ONNX Runtime; maps a BGR image to :class:`Detections` in
+    source pixels. The family (YOLOX, YOLOv5, YOLOv8/11), input size and labels are read from
+    the model (see :mod:`annotate.detector.families`).
 
     Example:
         >>> det = Detector.load(Path("models/yolox_nano.onnx"), resolution)  # doctest: +SKIP
@@ -53,18 +86,23 @@ class Detector:
         self,
         session: onnxruntime.InferenceSession,
         info: SessionInfo,
-        labels: Sequence[str] = COCO_LABELS,
         conf: float = 0.3,
         iou: float = 0.45,
         name: str = "model",
+        family: str | None = None,
+        labels_file: Path | None = None,
+        keep: Filter | None = None,
+        spec: ModelSpec | None = None,
     ) -> None:
         check_thresholds(conf, iou)
         self.session = session
         self.info = info
-        self.labels = tuple(labels)
         self.conf = conf
         self.iou = iou
-        self.input_name, self.input_hw = _check_io(session, len(self.labels), name)
+        self.spec = spec or inspect(session, name, family, labels_file)
+        self.labels = self.spec.labels
+        self.input_name, self.input_hw = self.spec.input_name, self.spec.input_hw
+        self.keep = keep or Filter()
         self.times = StageTimes()
 
     @classmethod
@@ -76,23 +114,28 @@ class Detector:
         iou: float = 0.45,
         settings: SessionSettings | None = None,
         quiet: bool = False,
+        family: str | None = None,
+        labels_file: Path | None = None,
+        keep: Filter | None = None,
+        spec: ModelSpec | None = None,
     ) -> Detector:
         check_thresholds(conf, iou)
         session, info = open_session(model, resolution, settings, quiet)
-        return cls(session, info, COCO_LABELS, conf, iou, name=str(model))
+        return cls(session, info, conf, iou, str(model), family, labels_file, keep, spec)
 
     @property
     def provider(self) -> str:
         return self.info.provider
 
     def preprocess(self, image: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.float32], Letterbox]:
-        return letterbox(image, self.input_hw)
+        p = self.spec.preprocessing
+        return letterbox(image, self.input_hw, p.centered, p.rgb, p.scale)
 
     def infer(self, blob: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         return self.session.run(None, {self.input_name: blob})[0]
 
     def postprocess(self, output: npt.NDArray[np.float32], box: Letterbox) -> Detections:
-        return decode(output, box, self.input_hw, self.conf, self.iou)
+        return decode(output, box, self.input_hw, self.conf, self.iou, self.spec.family, self.keep)
 
     def detect(self, image: npt.NDArray[np.uint8]) -> tuple[Detections, StageTimes]:
         """Detections and the time each stage took (safe to call from a worker thread)."""
@@ -108,27 +151,3 @@ class Detector:
     def __call__(self, image: npt.NDArray[np.uint8]) -> Detections:
         detections, self.times = self.detect(image)
         return detections
-
-
-def _check_io(
-    session: onnxruntime.InferenceSession, classes: int, name: str
-) -> tuple[str, tuple[int, int]]:
-    """Refuse models whose inputs/outputs are not YOLOX's, before the first frame."""
-    inputs, outputs = session.get_inputs(), session.get_outputs()
-    if len(inputs) != 1 or len(outputs) < 1:
-        raise ModelError(f"{name} is not a YOLOX detector: expected 1 input, got {len(inputs)}")
-    shape = inputs[0].shape
-    if len(shape) != 4 or not all(isinstance(d, int) for d in shape[2:]) or shape[1] != 3:
-        raise ModelError(
-            f"{name} is not a YOLOX detector: input shape {shape}, expected [1, 3, H, W]"
-        )
-    input_hw = (int(shape[2]), int(shape[3]))
-    expected = [1, anchor_count(input_hw), 5 + classes]
-    out_shape = outputs[0].shape
-    if len(out_shape) != 3 or any(
-        isinstance(d, int) and d != e for d, e in zip(out_shape, expected)
-    ):
-        raise ModelError(
-            f"{name} is not a YOLOX detector: output shape {out_shape}, expected {expected}"
-        )
-    return inputs[0].name, input_hw

@@ -1,4 +1,8 @@
-"""YOLOX input preparation: BGR, raw 0–255, top-left letterbox on a 114 canvas."""
+"""Input preparation: aspect-preserving letterbox on a 114 canvas, per model family.
+
+YOLOX wants BGR, raw 0–255, the image at the top-left; Ultralytics models (YOLOv5/8/11) want
+RGB scaled to 0–1, the image centred.
+"""
 
 from __future__ import annotations
 
@@ -17,12 +21,18 @@ class Letterbox:
     ratio: float
     source_width: int
     source_height: int
+    pad_x: float = 0.0
+    pad_y: float = 0.0
 
 
 def letterbox(
-    image: npt.NDArray[np.uint8], input_hw: tuple[int, int]
+    image: npt.NDArray[np.uint8],
+    input_hw: tuple[int, int],
+    centered: bool = False,
+    rgb: bool = False,
+    scale: float = 1.0,
 ) -> tuple[npt.NDArray[np.float32], Letterbox]:
-    """Resize keeping aspect ratio, paste at the top-left of a 114-filled canvas.
+    """Resize keeping aspect ratio and paste on a 114-filled canvas (top-left or centred).
 
     Returns the ``(1, 3, H, W) float32`` blob and the :class:`Letterbox` to map boxes back.
     """
@@ -32,8 +42,15 @@ def letterbox(
     h, w = image.shape[:2]
     ratio = min(in_h / h, in_w / w)
     new_w, new_h = max(1, int(w * ratio)), max(1, int(h * ratio))
+    pad_x = (in_w - new_w) // 2 if centered else 0
+    pad_y = (in_h - new_h) // 2 if centered else 0
     canvas = np.full((in_h, in_w, 3), PAD_VALUE, dtype=np.uint8)
     # INTER_LINEAR is what YOLOX itself uses; the model's scores were measured with it.
-    canvas[:new_h, :new_w] = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    canvas[pad_y : pad_y + new_h, pad_x : pad_x + new_w] = resized
+    if rgb:
+        canvas = canvas[:, :, ::-1]
     blob = np.ascontiguousarray(canvas.transpose(2, 0, 1)[None], dtype=np.float32)
-    return blob, Letterbox(ratio, w, h)
+    if scale != 1.0:
+        blob *= scale
+    return blob, Letterbox(ratio, w, h, float(pad_x), float(pad_y))

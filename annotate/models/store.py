@@ -1,0 +1,149 @@
+"""Downloading known models (verified by sha256, renamed into place atomically) and
+registering local files for machines without internet."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.client
+import logging
+import os
+import shutil
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from annotate.errors import ModelError, UsageError
+from annotate.models import KnownModel, cache_dir, registry, search_dirs, user_registry_path
+
+log = logging.getLogger("annotate")
+
+MIRROR_ENV = "ANNOTATE_MODEL_MIRROR"
+CHUNK = 1 << 16
+TIMEOUT_S = 30  # per connection attempt and per read: a stalled server fails, not hangs
+
+#: progress(done_bytes, total_bytes_or_None)
+Progress = Callable[[int, int | None], None]
+
+
+def download_url(entry: KnownModel, environ: dict[str, str] | None = None) -> str:
+    """The official URL, or the mirror's (same file name) when ``ANNOTATE_MODEL_MIRROR`` is set."""
+    mirror = (os.environ if environ is None else environ).get(MIRROR_ENV, "").strip()
+    if not entry.url:
+        raise UsageError(f"model '{entry.name}' has no download URL; add it with "
+                         "'annotate models add FILE'")  # fmt: skip
+    if mirror:
+        return f"{mirror.rstrip('/')}/{entry.url.rsplit('/', 1)[-1]}"
+    return entry.url
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def pull(entry: KnownModel, progress: Progress | None = None, dest: Path | None = None) -> Path:
+    """Download ``entry`` into the cache; the file appears only once its sha256 is right.
+
+    Raises:
+        ModelError: unreachable, interrupted, or the wrong bytes (the partial file is deleted).
+    """
+    dest = dest or cache_dir()
+    url = download_url(entry)
+    target = dest / entry.file
+    dest.mkdir(parents=True, exist_ok=True)
+    part = dest / f".{entry.file}.{os.getpid()}.part"
+    offline = (f"; offline? put {entry.file} in {search_dirs()[0]} or {dest}, register it with "
+               "'annotate models add FILE', or pass --model PATH")  # fmt: skip
+    log.info("Downloading %s from %s", entry.name, url)
+    digest = hashlib.sha256()
+    done = 0
+    try:
+        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response, part.open("wb") as out:
+            length = response.headers.get("Content-Length")
+            total = int(length) if length and length.isdigit() else entry.size
+            while block := response.read(CHUNK):
+                out.write(block)
+                digest.update(block)
+                done += len(block)
+                if progress:
+                    progress(done, total)
+        if total is not None and done != total:
+            raise ModelError(f"download of {entry.name} from {url} stopped at {done} of {total} "
+                             "bytes; try again")  # fmt: skip
+        actual = digest.hexdigest()
+        if entry.sha256 and actual != entry.sha256:
+            raise ModelError(f"download of {entry.name} from {url} has sha256 {actual}, expected "
+                             f"{entry.sha256}; the file was deleted")  # fmt: skip
+        os.replace(part, target)
+    except urllib.error.HTTPError as e:
+        raise ModelError(
+            f"cannot download {entry.name} from {url}: HTTP {e.code}{offline}"
+        ) from None
+    except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException,
+            OSError) as e:  # fmt: skip
+        reason = getattr(e, "reason", None) or e
+        reason = getattr(reason, "strerror", None) or reason
+        if isinstance(e, http.client.IncompleteRead):
+            reason = f"the connection closed after {done} bytes"
+        raise ModelError(f"cannot download {entry.name} from {url}: {reason}{offline}") from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            part.unlink()
+    log.info("Saved %s (%d bytes, sha256 verified) to %s", entry.name, done, target)
+    return target
+
+
+def add(path: Path, name: str | None = None) -> KnownModel:
+    """Register a local file. A file that is a known model (same sha256) is copied into the
+    cache under that name; any other file is registered by name, where it is."""
+    if not path.is_file():
+        raise UsageError(f"{path} is not a file")
+    digest = sha256_of(path)
+    known = registry()
+    match = next((e for e in known.values() if e.sha256 == digest), None)
+    if match and (name is None or name.lower() == match.name):
+        dest = cache_dir()
+        dest.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, dest / match.file)
+        log.info("%s is %s (sha256 matches); copied to %s", path, match.name, dest / match.file)
+        return match
+    name = (name or path.stem).lower().replace("_", "-")
+    previous = known.get(name)
+    if previous is not None and previous.sha256 and previous.sha256 != digest:
+        log.warning("%s differs from the known %s (sha256 %s, expected %s); registered as given",
+                    path, name, digest, previous.sha256)  # fmt: skip
+    entry = KnownModel(name=name, file=path.name, sha256=digest, size=path.stat().st_size,
+                       licence=previous.licence if previous else "unknown",
+                       family=previous.family if previous else "auto",
+                       labels=previous.labels if previous else "coco",
+                       path=path.resolve())  # fmt: skip
+    _save_user_entry(entry)
+    return entry
+
+
+def _save_user_entry(entry: KnownModel) -> None:
+    import json
+
+    target = user_registry_path()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    text = target.read_text() if target.is_file() else ""
+    # One table per name; drop an earlier registration of the same name.
+    kept, skip = [], False
+    for line in text.splitlines():
+        if line.startswith("["):
+            skip = line.strip() == f'["{entry.name}"]'
+        if not skip:
+            kept.append(line)
+    fields = {"file": entry.file, "sha256": entry.sha256, "size": entry.size,
+              "licence": entry.licence, "family": entry.family, "labels": entry.labels,
+              "path": str(entry.path)}  # fmt: skip
+    kept.append(f'["{entry.name}"]')
+    kept += [f"{k} = {json.dumps(v)}" for k, v in fields.items() if v is not None]
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text("\n".join(kept) + "\n")
+    os.replace(tmp, target)

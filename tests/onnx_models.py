@@ -1,0 +1,34 @@
+"""Tiny ONNX graphs with a fixed output of each detector layout, built with the ``onnx``
+package, to check decoding exactly. The output ignores the picture: ``out = 0 * mean(in) + K``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def constant_model(path: Path, output: np.ndarray, input_shape: list, metadata: dict | None = None,
+                   input_name: str = "images") -> Path:  # fmt: skip
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [
+        helper.make_node("ReduceMean", [input_name], ["mean"], keepdims=0),
+        helper.make_node("Mul", ["mean", "zero"], ["nothing"]),
+        helper.make_node("Add", ["nothing", "answer"], ["output"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "constant",
+        [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, input_shape)],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, list(output.shape))],
+        [numpy_helper.from_array(np.array(0, np.float32), "zero"),
+         numpy_helper.from_array(output.astype(np.float32), "answer")],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    for key, value in (metadata or {}).items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(model, str(path))
+    return path

@@ -1,0 +1,268 @@
+"""The model store (downloads from a local server), model families, labels and class filters."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+
+from annotate.detector.families import classify
+from annotate.detector.postprocess import anchor_count
+from annotate.errors import ModelError
+from tests.conftest import IMAGES, MODEL, VIDEOS
+from tests.onnx_models import constant_model
+
+GOOD = MODEL.read_bytes()
+GOOD_SHA = hashlib.sha256(GOOD).hexdigest()
+
+
+class ModelServer:
+    """Serves ``/yolox_nano.onnx`` in one of several ways: good, corrupt, truncated, slow."""
+
+    def __init__(self, mode: str = "good") -> None:
+        self.mode, self.paths = mode, []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                server.paths.append(self.path)
+                body = GOOD if server.mode != "corrupt" else GOOD[:-10] + b"0123456789"
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if server.mode == "truncated":
+                    self.wfile.write(body[: len(body) // 2])
+                    return
+                if server.mode == "slow":
+                    self.wfile.write(body[:1000])
+                    self.wfile.flush()
+                    time.sleep(3)
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/mirror"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    """Empty user cache and data dirs, a registered downloadable ``test-nano`` whose sha256 is
+    the shared file's, and ``ANNOTATE_MODEL_MIRROR`` pointing at a local server."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    registry = tmp_path / "data" / "annotate" / "models.toml"
+    registry.parent.mkdir(parents=True)
+    registry.write_text(
+        '[test-nano]\nfile = "yolox_nano.onnx"\n'
+        'url = "https://example.invalid/releases/yolox_nano.onnx"\n'
+        f'sha256 = "{GOOD_SHA}"\nsize = {len(GOOD)}\nfamily = "yolox"\n'
+    )
+    servers = []
+
+    def serve(mode: str = "good") -> ModelServer:
+        server = ModelServer(mode)
+        servers.append(server)
+        monkeypatch.setenv("ANNOTATE_MODEL_MIRROR", server.url)
+        return server
+
+    yield serve
+    for server in servers:
+        server.close()
+
+
+def _cached(tmp_path):
+    return tmp_path / "cache" / "annotate" / "models" / "yolox_nano.onnx"
+
+
+def test_pull_verifies_and_keeps_the_file_name_on_the_mirror(cli, store, tmp_path):
+    server = store("good")
+    r = cli("models", "pull", "test-nano")
+    assert r.code == 0, r.err
+    assert server.paths == ["/mirror/yolox_nano.onnx"]
+    assert r.out.strip() == str(_cached(tmp_path))
+    assert hashlib.sha256(_cached(tmp_path).read_bytes()).hexdigest() == GOOD_SHA
+    assert cli("models", "path", "test-nano").out.strip() == str(_cached(tmp_path))
+    assert "test-nano" in cli("models", "list").out
+
+
+@pytest.mark.parametrize(
+    ("mode", "message"),
+    [("corrupt", "has sha256 "), ("truncated", "stopped at 1830046 of 3660092 bytes")],
+)
+def test_bad_downloads_leave_nothing(cli, store, tmp_path, mode, message):
+    store(mode)
+    r = cli("models", "pull", "test-nano")
+    assert (
+        r.code == 1 and message in r.err and len(r.err.strip().splitlines()) == 2
+    )  # + "Downloading…"
+    assert r.err.strip().splitlines()[-1].startswith("Error: ")
+    folder = _cached(tmp_path).parent
+    assert not folder.exists() or list(folder.iterdir()) == []
+
+
+def test_slow_server_times_out(cli, store, monkeypatch, tmp_path):
+    import annotate.models.store as store_module
+
+    monkeypatch.setattr(store_module, "TIMEOUT_S", 1)
+    store("slow")
+    r = cli("models", "pull", "test-nano")
+    assert r.code == 1 and "timed out" in r.err and "offline?" in r.err
+    assert not _cached(tmp_path).exists()
+
+
+def test_run_downloads_on_first_use(cli, store, tmp_path):
+    store("good")
+    r = cli("run", IMAGES / "chelsea.png", "--model", "test-nano", "--json", "-", "-q")
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["detections"][0]["label"] == "cat"
+    assert _cached(tmp_path).exists()
+
+
+def test_offline_message(cli, store):
+    server = store("good")
+    server.close()
+    r = cli("run", IMAGES / "chelsea.png", "--model", "test-nano")
+    assert r.code == 1
+    assert "Error: cannot download test-nano from" in r.err
+    assert "register it with 'annotate models add FILE', or pass --model PATH" in r.err
+
+
+def test_add_a_local_file(cli, store, tmp_path):
+    r = cli("models", "add", MODEL, "--name", "my-nano")
+    assert r.code == 0 and r.out.strip() == f"my-nano: {MODEL.resolve()}"
+    r = cli("run", IMAGES / "coffee.png", "--model", "my-nano", "--json", "-", "-q")
+    assert r.code == 0 and "cup" in r.out
+    # A file whose sha256 is a known model's is copied into the cache under that name.
+    assert cli("models", "add", MODEL).code == 0
+    assert _cached(tmp_path).read_bytes() == GOOD
+
+
+def test_unknown_model_name(cli, store):
+    r = cli("models", "pull", "yolo-huge")
+    assert r.code == 2 and r.err.startswith("Error: unknown model 'yolo-huge'")
+
+
+# Families, decoded exactly from hand-made outputs.
+
+
+def _run_json(cli, model, *args):
+    r = cli("run", IMAGES / "coffee.png", "--model", model, "--json", "-", "-q", *args)
+    assert r.code == 0, r.err
+    return json.loads(r.out)
+
+
+def test_ultralytics_yolov8_layout_with_names(cli, tmp_path):
+    """[1, 4+C, N], centred letterbox, names from metadata, input size from the model."""
+    n = anchor_count((320, 320))
+    out = np.zeros((1, 4 + 3, n), np.float32)
+    out[0, :4, 7] = [160, 160, 100, 50]  # cx, cy, w, h in the 320x320 canvas
+    out[0, 4 + 2, 7] = 0.9  # class 2
+    names = "{0: 'apple', 1: 'pear', 2: 'plum'}"
+    model = constant_model(tmp_path / "v8.onnx", out, [1, 3, 320, 320],
+                           {"names": names, "author": "Ultralytics"})  # fmt: skip
+    record = _run_json(cli, model)
+    (d,) = record["detections"]
+    # coffee is 600x400: ratio 320/600, image 320x213 centred with pad_y = 53.
+    ratio, pad_y = 320 / 600, (320 - int(400 * 320 / 600)) // 2
+    expected = [(160 - 50 - 0) / ratio, (160 - 25 - pad_y) / ratio,
+                (160 + 50) / ratio, (160 + 25 - pad_y) / ratio]  # fmt: skip
+    assert d["label"] == "plum" and d["class_id"] == 2 and d["score"] == pytest.approx(0.9)
+    assert d["box"] == pytest.approx(expected, abs=0.02)
+
+
+def test_ultralytics_yolov5_layout_with_dynamic_axes(cli, tmp_path):
+    """[1, 3N, 5+C] with objectness; dynamic input axes sized from ``imgsz`` metadata."""
+    n = 3 * anchor_count((256, 256))
+    out = np.zeros((1, n, 5 + 80), np.float32)
+    out[0, 11, :5] = [128, 128, 64, 64, 0.8]
+    out[0, 11, 5 + 41] = 0.5  # cup
+    model = constant_model(tmp_path / "v5.onnx", out, [1, 3, "height", "width"],
+                           {"imgsz": "[256, 256]"})  # fmt: skip
+    (d,) = _run_json(cli, model)["detections"]
+    assert d["label"] == "cup" and d["score"] == pytest.approx(0.4)
+    ratio, pad_y = 256 / 600, (256 - int(400 * 256 / 600)) // 2
+    assert d["box"] == pytest.approx([96 / ratio, (96 - pad_y) / ratio, 160 / ratio,
+                                      (160 - pad_y) / ratio], abs=0.02)  # fmt: skip
+
+
+def test_labels_file_and_family_override(cli, tmp_path):
+    n = anchor_count((320, 320))
+    out = np.zeros((1, n, 5 + 2), np.float32)
+    out[0, 0, :] = [0.5, 0.5, 0, 0, 1.0, 0.1, 0.7]  # first anchor, stride 8: centre 4, size 8
+    model = constant_model(tmp_path / "x.onnx", out, [1, 3, 320, 320])
+    labels = tmp_path / "labels.txt"
+    labels.write_text("fish\nboat\n")
+    (d,) = _run_json(cli, model, "--labels", labels, "--family", "yolox")["detections"]
+    assert d["label"] == "boat" and d["score"] == pytest.approx(0.7)
+    assert d["box"] == pytest.approx([0, 0, 8 * 600 / 320, 8 * 600 / 320], abs=0.02)
+    bad = tmp_path / "three.txt"
+    bad.write_text("a\nb\nc\n")
+    r = cli("run", IMAGES / "coffee.png", "--model", model, "--labels", bad)
+    assert r.code == 2 and r.err.strip().splitlines()[-1] == (
+        f"Error: labels file {bad} has 3 names but {model} has 2 classes"
+    )
+
+
+def test_not_a_detector(cli, tmp_path):
+    model = constant_model(tmp_path / "cls.onnx", np.zeros((1, 1000), np.float32),
+                           [1, 3, 224, 224])  # fmt: skip
+    r = cli("run", IMAGES / "coffee.png", "--model", model)
+    assert r.code == 1
+    assert (
+        r.err.strip()
+        .splitlines()[-1]
+        .startswith(f"Error: {model}: output shape [1, 1000] is not a detector layout")
+    )
+
+
+@pytest.mark.parametrize(
+    ("shape", "expected"),
+    [((1, 3549, 85), ("yolox", 80)), ((1, 3 * 3549, 85), ("yolov5", 80)),
+     ((1, 84, 3549), ("yolov8", 80)), ((1, 3549, 7), ("yolox", 2))],
+)  # fmt: skip
+def test_classify_layouts(shape, expected):
+    assert classify(shape, (416, 416), None) == expected
+
+
+def test_classify_refuses_unknown_layouts():
+    with pytest.raises(ModelError, match=r"output shape \[1, 100, 85\] is not a detector layout"):
+        classify((1, 100, 85), (416, 416), None)
+
+
+# Class filters on the real model.
+
+
+def test_classes_by_name_and_id(cli):
+    full = _run_json(cli, MODEL)
+    assert {d["label"] for d in full["detections"]} == {"cup", "dining table"}
+    assert [d["label"] for d in _run_json(cli, MODEL, "--classes", "cup")["detections"]] == ["cup"]
+    only_table = _run_json(cli, MODEL, "--classes", "60")["detections"]
+    assert [d["label"] for d in only_table] == ["dining table"]
+
+
+def test_min_area_and_max_det(cli):
+    # The table box covers nearly the whole 600x400 photo, the cup about 260x280.
+    big = _run_json(cli, MODEL, "--min-area", "100000")["detections"]
+    assert [d["label"] for d in big] == ["dining table"]
+    assert len(_run_json(cli, MODEL, "--max-det", "1")["detections"]) == 1
+
+
+def test_filter_errors(cli):
+    r = cli("run", VIDEOS / "asl_walk.mkv", "--model", MODEL, "--classes", "persn")
+    assert r.code == 2 and "unknown class 'persn' in --classes; did you mean person?" in r.err
+    r = cli("run", VIDEOS / "asl_walk.mkv", "--model", MODEL, "--max-det", "0")
+    assert r.code == 2 and "--max-det must be at least 1" in r.err
