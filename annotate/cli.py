@@ -648,6 +648,47 @@ def models_add(
     print(f"{entry.name}: {entry.path or file}")
 
 
+@models_app.command("quantize")
+def models_quantize(
+    name: Annotated[str, typer.Argument(help="A known model name or an .onnx path.")],
+    int8: Annotated[bool, typer.Option("--int8", help="INT8, calibrated on real frames.")] = False,
+    fp16: Annotated[bool, typer.Option("--fp16", help="FP16 (for CoreML and GPUs).")] = False,
+    calibration: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Images or videos to calibrate INT8 on [default: the bundled photo].",
+            show_default=False,
+        ),
+    ] = None,
+    frames: Annotated[int, typer.Option(help="Calibration frames.")] = 64,
+) -> None:
+    """Make an INT8 or FP16 variant and register it as NAME-int8 / NAME-fp16."""
+    from annotate.bench import default_image_path
+    from annotate.models import cache_dir, find_model, registry
+    from annotate.models.store import add
+    from annotate.models.variants import convert_fp16, quantize_int8
+
+    setup_logging()
+    try:
+        if int8 == fp16:
+            raise UsageError("give exactly one of --int8 and --fp16")
+        model = find_model(name, download=download)
+        kind = "int8" if int8 else "fp16"
+        base = registry().get(name.lower())
+        stem = base.name if base else model.stem
+        cache_dir().mkdir(parents=True, exist_ok=True)
+        target = cache_dir() / f"{model.stem}.{kind}.onnx"
+        if int8:
+            sources = calibration or [str(default_image_path())]
+            quantize_int8(model, target, sources, frames)
+        else:
+            convert_fp16(model, target)
+        entry = add(target, f"{stem}-{kind}")
+    except AnnotateError as e:
+        fail(str(e), e.exit_code)
+    print(f"{entry.name}: {target}")
+
+
 def _usage_error_class() -> type[Exception]:
     """Click's UsageError, whether Typer uses Click or its own vendored copy."""
     return next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")

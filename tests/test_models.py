@@ -266,3 +266,19 @@ def test_filter_errors(cli):
     assert r.code == 2 and "unknown class 'persn' in --classes; did you mean person?" in r.err
     r = cli("run", VIDEOS / "asl_walk.mkv", "--model", MODEL, "--max-det", "0")
     assert r.code == 2 and "--max-det must be at least 1" in r.err
+
+
+@pytest.mark.parametrize("kind", ["int8", "fp16"])
+def test_quantized_variants_are_registered_and_run(cli, store, tmp_path, kind):
+    args = ["--calibration", str(IMAGES / "coffee.png"), "--frames", "2"] if kind == "int8" else []
+    r = cli("models", "quantize", MODEL, f"--{kind}", *args)
+    assert r.code == 0, r.err
+    name, path = r.out.strip().split(": ")
+    assert name == f"yolox-nano-{kind}" and path.endswith(f"yolox_nano.{kind}.onnx")
+    record = _run_json(cli, name)
+    assert record["detections"] and record["width"] == 600  # loads, runs, finds something
+
+
+def test_quantize_needs_one_kind(cli, store):
+    r = cli("models", "quantize", MODEL)
+    assert r.code == 2 and r.err.startswith("Error: give exactly one of --int8 and --fp16")
