@@ -79,6 +79,8 @@ class VideoSource(SourceBase):
         if not self.container.streams.video:
             raise SourceError(f"{self.name} has no video stream")
         self.stream = self.container.streams.video[0]
+        if self.stream.codec_context is None:  # a damaged header names no known codec
+            raise SourceError(f"{self.name}: the video codec is unknown or the header is damaged")
         self.stream.thread_type = "AUTO"
         self.stream.codec_context.thread_count = self.threads
         self.time_base = self.stream.time_base

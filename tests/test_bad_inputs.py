@@ -1,0 +1,146 @@
+"""Every way a user can hand annotate something wrong, in one table, through the real CLI:
+the exact one-line message, the exit code (2 usage, 1 runtime), no traceback, inputs untouched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from tests.conftest import MODEL, VIDEOS
+from tests.onnx_models import constant_model
+
+VIDEO = VIDEOS / "asl_walk.mkv"
+M = ["--model", str(MODEL)]
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def _audio_only(path: Path) -> Path:
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=48000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp",
+                                           layout="mono")  # fmt: skip
+        frame.sample_rate = 48000
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    return path
+
+
+def _cases(tmp: Path) -> list[tuple[str, list, int, str]]:
+    """(case, args, exit code, the whole stderr line)."""
+    (tmp / "empty_dir").mkdir()
+    (tmp / "notes.txt").write_text("hi")
+    zero = _write(tmp / "zero.mp4", b"")
+    text = _write(tmp / "text.mp4", b"this is not a video\n")
+    data = (VIDEOS / "bottle-detection.mp4").read_bytes()
+    no_moov = _write(tmp / "no_moov.mp4", data[: len(data) // 2])
+    bad_png = _write(tmp / "bad.png", b"\x89PNG\r\n\x1a\nnot really")
+    audio = _audio_only(tmp / "audio.m4a")
+    not_onnx = _write(tmp / "model.onnx", b"not a model")
+    wrong = constant_model(tmp / "classifier.onnx", np.zeros((1, 1000), np.float32),
+                           [1, 3, 224, 224])  # fmt: skip
+    labels = tmp / "labels.txt"
+    labels.write_text("a\nb\n")
+    bad_toml = tmp / "bad_toml"
+    bad_toml.mkdir()
+    (bad_toml / "annotate.toml").write_text('provider = "cpu\n')
+    odd_key = tmp / "odd_key"
+    odd_key.mkdir()
+    (odd_key / "annotate.toml").write_text('provder = "cpu"\n')
+    not_video = "is not a video or image file"
+    return [
+        ("missing file", [tmp / "nope.mp4", *M], 2, f"input {tmp / 'nope.mp4'} does not exist"),
+        ("directory without images", [tmp / "empty_dir", *M], 2,
+         f"directory {tmp / 'empty_dir'} has no image files"),
+        ("zero-byte file", [zero, *M], 1, f"{zero} {not_video} (Invalid data found when "
+                                          "processing input)"),
+        ("text file named .mp4", [text, *M], 1,
+         f"{text} {not_video} (Invalid data found when processing input)"),
+        ("truncated MP4, moov missing", [no_moov, *M], 1,
+         f"{no_moov} {not_video} (Invalid data found when processing input)"),
+        ("image with a bad header", [bad_png, *M], 1,
+         f"{bad_png} is not a readable image (empty or damaged file)"),
+        ("no video stream", [audio, *M], 1, f"{audio} has no video stream"),
+        ("unknown camera index", ["camera:7", "--no-show", *M], 1,
+         "cannot open camera 7: no camera at that index, or another program is using it "
+         "(try camera:1, or check permissions)"),
+        ("unreachable URL", ["http://127.0.0.1:9/cam.ts", *M], 1,
+         "cannot open http://127.0.0.1:9/cam.ts: Connection refused"),
+        ("model path is a directory", [VIDEO, "--model", tmp], 2,
+         f"model path {tmp} (from --model) is a directory; give the .onnx file"),
+        ("non-ONNX model", [VIDEO, "--model", not_onnx], 1,
+         f"cannot load {not_onnx} as an ONNX model: Protobuf parsing failed."),
+        ("ONNX model with the wrong output shape", [VIDEO, "--model", wrong], 1,
+         f"{wrong}: output shape [1, 1000] is not a detector layout (YOLOX [1, N, 5+C], "
+         "YOLOv5 [1, 3N, 5+C] or YOLOv8/11 [1, 4+C, N])"),
+        ("unknown provider", [VIDEO, "--provider", "gpu", *M], 2,
+         "unknown execution provider 'gpu' (from --provider); use one of: coreml, cpu, cuda, "
+         "directml, migraphx, openvino, qnn, rocm, tensorrt, xnnpack, auto, or a full ONNX "
+         "Runtime name"),
+        ("unavailable provider", [VIDEO, "--provider", "coreml", *M], 2,
+         "execution provider 'coreml' (CoreMLExecutionProvider) (from --provider) is not "
+         "available in this onnxruntime build; available: CPUExecutionProvider"),
+        ("-o equal to the input", [VIDEO, "-o", VIDEO, *M], 2,
+         f"output {VIDEO} is the input; choose another file name"),
+        ("-o in a missing directory", [VIDEO, "-o", tmp / "no" / "o.mp4", *M], 2,
+         f"cannot write {tmp / 'no' / 'o.mp4'}: directory {tmp / 'no'} does not exist"),
+        ("-o in a read-only directory", [VIDEO, "-o", "/proc/sys/o.mp4", *M], 2,
+         "cannot write /proc/sys/o.mp4: directory /proc/sys is not writable"),
+        ("unsupported output extension", [VIDEO, "-o", tmp / "o.avi", *M], 2,
+         f"cannot write video to {tmp / 'o.avi'}: unsupported extension '.avi'; use one of "
+         ".mp4, .m4v, .mov, .mkv, .webm"),
+        ("--conf 1.5", [VIDEO, "--conf", "1.5", *M], 2, "--conf must be between 0 and 1, got 1.5"),
+        ("--iou -1", [VIDEO, "--iou", "-1", *M], 2, "--iou must be between 0 and 1, got -1.0"),
+        ("--fps-every 0", [VIDEO, "--fps-every", "0", *M], 2,
+         "--fps-every must be at least 1, got 0"),
+        ("--max-frames -3", [VIDEO, "--max-frames", "-3", *M], 2,
+         "--max-frames must be at least 1, got -3"),
+        ("unknown class name", [VIDEO, "--classes", "persn", *M], 2,
+         "unknown class 'persn' in --classes; did you mean person?"),
+        ("labels count mismatch", [VIDEO, "--labels", labels, *M], 2,
+         f"labels file {labels} has 2 names but {MODEL} has 80 classes"),
+        ("config file with a syntax error", ["@cwd", bad_toml, VIDEO, *M], 2,
+         f"{bad_toml / 'annotate.toml'} is not valid TOML: Illegal character '\\n' "
+         "(at line 1, column 16)"),
+        ("config file with an unknown key", ["@cwd", odd_key, VIDEO, *M], 2,
+         f"{odd_key / 'annotate.toml'}: unknown key 'provder'; known keys: provider, model, "
+         "conf, iou, fps_every"),
+        ("unknown model name", [VIDEO, "--model", "yolo-huge"], 2,
+         "unknown model 'yolo-huge' (from --model); give a path to an .onnx file or one of: "
+         "yolox-nano"),
+        ("start past the end", [VIDEO, "--start", "99", *M], 1,
+         f"{VIDEO}: no video frame could be decoded after 99 s"),
+        ("bad --serve", [VIDEO, "--serve", "web", *M], 2, "--serve takes [HOST:]PORT, got 'web'"),
+        ("non-numeric --conf", [VIDEO, "--conf", "high", *M], 2,
+         "Invalid value for '--conf': Input should be a valid number, unable to parse string as "
+         "a number (see 'annotate run --help')"),
+    ]  # fmt: skip
+
+
+def test_bad_input_matrix(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))  # no user registrations
+    cases = _cases(tmp_path)
+    assert len(cases) >= 25
+    inputs = [VIDEO, *(p for p in tmp_path.iterdir() if p.is_file())]
+    before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in inputs}
+    failures = []
+    for name, args, code, line in cases:
+        if args and args[0] == "@cwd":
+            monkeypatch.chdir(args[1])
+            args = args[2:]
+        else:
+            monkeypatch.chdir(tmp_path)
+        r = cli("run", *args, "-q")
+        lines = r.err.strip().splitlines()
+        if (r.code, lines) != (code, [f"Error: {line}"]) or "Traceback" in r.err:
+            failures.append(f"{name}: exit {r.code}, stderr {r.err!r}")
+    assert not failures, "\n".join(failures)
+    assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in inputs} == before
