@@ -126,6 +126,12 @@ def time_span(
     return first, parse_time(end, "--end") if end is not None else None
 
 
+def printable(text: str) -> str:
+    """Control characters (a file name can hold ESC sequences) shown as escapes, never sent to
+    the terminal; Rich itself passes ESC through."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class ConsoleHandler(logging.Handler):
     """Diagnostics to stderr: plain lines, warnings marked. Text goes through ``rich.Text`` so
     control characters in file names cannot reach the terminal."""
@@ -134,7 +140,7 @@ class ConsoleHandler(logging.Handler):
         from rich.text import Text
 
         console = _stderr_console()
-        message = record.getMessage()
+        message = printable(record.getMessage())
         if record.levelno >= logging.ERROR:
             console.print(Text("Error: ", style="bold red") + Text(message))
         elif record.levelno >= logging.WARNING:
@@ -153,7 +159,7 @@ def setup_logging(quiet: bool = False, verbose: bool = False) -> None:
 def fail(message: str, code: int) -> NoReturn:
     from rich.text import Text
 
-    _stderr_console().print(Text("Error: ", style="bold red") + Text(message))
+    _stderr_console().print(Text("Error: ", style="bold red") + Text(printable(message)))
     raise typer.Exit(code)
 
 
@@ -340,7 +346,7 @@ def run(
     from annotate.providers import resolve_here
     from annotate.sinks.video import EncodeOptions
     from annotate.sinks.window import display_problem
-    from annotate.sources import camera_index
+    from annotate.sources import camera_index, check_exists
 
     setup_logging(quiet, verbose)
     if source_arg and source and source_arg != source:
@@ -349,6 +355,7 @@ def run(
     if not spec:
         fail("no source given; try 'annotate run video.mp4' or 'annotate run --source camera'", 2)
     try:
+        check_exists(spec)
         config = Config.load()
         model_setting = config.get("model", model, "--model", DEFAULT_MODEL)
         provider_setting = config.get("provider", provider, "--provider")
@@ -706,7 +713,7 @@ def main(argv: list[str] | None = None) -> int:
             print(ctx.get_help(), file=sys.stderr)
             return 2
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-        print(f"Error: {e.format_message()}{hint}", file=sys.stderr)  # type: ignore[attr-defined]
+        print(printable(f"Error: {e.format_message()}{hint}"), file=sys.stderr)  # type: ignore[attr-defined]
         return 2
     except typer.Exit as e:
         return e.exit_code

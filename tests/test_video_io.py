@@ -143,7 +143,7 @@ def _check_outputs(out: Path, dets: Path) -> int:
     return frames if not records else (frames, len(records))[0] == len(records) and frames
 
 
-@pytest.mark.parametrize("run", range(int(os.environ.get("ANNOTATE_SIGNAL_RUNS", "6"))))
+@pytest.mark.parametrize("run", range(int(os.environ.get("ANNOTATE_SIGNAL_RUNS", "20"))))
 def test_signal_at_a_random_moment(tmp_path, run):
     rng = random.Random(run)
     sig = rng.choice([signal.SIGINT, signal.SIGTERM])
@@ -155,7 +155,7 @@ def test_signal_at_a_random_moment(tmp_path, run):
     proc.send_signal(sig)
     err = proc.communicate(timeout=30)[1]
     ended = time.monotonic() - sent
-    assert proc.returncode in (128 + sig, 0), err
+    assert proc.returncode == 128 + sig, err  # the video takes ~15 s; the signal comes by 4 s
     assert "Traceback" not in err
     assert ended < 3, f"took {ended:.1f} s to stop"
     _check_outputs(out, dets)

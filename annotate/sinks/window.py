@@ -73,6 +73,9 @@ class WindowSink(SinkBase):
             raise StopRequested("window closed")
         if not self._opened:
             cv2.namedWindow(self.title, cv2.WINDOW_NORMAL)
+            height, width = annotated.shape[:2]
+            shrink = min(1.0, 1280 / width, 800 / height)  # resizable; starts at a sane size
+            cv2.resizeWindow(self.title, round(width * shrink), round(height * shrink))
             self._opened = True
         shown = annotated
         if self.stats is not None:

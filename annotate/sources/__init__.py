@@ -76,6 +76,18 @@ def input_paths(spec: str) -> list[Path]:
     return [path]
 
 
+def check_exists(spec: str) -> None:
+    """Fail fast on a missing input file, before a model is loaded or downloaded."""
+    if camera_index(spec) is not None or spec.lower().startswith(STREAM_SCHEMES):
+        return
+    if Path(spec).exists():
+        return
+    if not glob.has_magic(spec):
+        raise SourceNotFoundError(f"input {spec} does not exist")
+    if not glob.glob(spec):
+        raise SourceNotFoundError(f"no image files match {spec}")
+
+
 def open_source(
     spec: str,
     start: float | None = None,

@@ -1,0 +1,55 @@
+"""The preview window for real, on a virtual screen (Xvfb), driven by xdotool: ``q`` and Esc
+stop the run cleanly and the output is finalised."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import MODEL, ROOT, VIDEOS, decode_video
+
+TOOLS = all(shutil.which(t) for t in ("Xvfb", "xdotool"))
+
+
+@pytest.fixture
+def display():
+    number = 90 + os.getpid() % 9
+    server = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "1280x800x24"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    time.sleep(0.5)
+    yield f":{number}"
+    server.terminate()
+    server.wait(timeout=5)
+
+
+@pytest.mark.skipif(not TOOLS, reason="needs Debian's xvfb and xdotool (.ci/run installs them)")
+@pytest.mark.parametrize("key", ["q", "Escape"])
+def test_key_stops_the_run_and_finalises_output(display, tmp_path, key):
+    out = tmp_path / "window.mp4"
+    env = {**os.environ, "DISPLAY": display}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "annotate", "run", str(VIDEOS / "one-by-one-person-detection.mp4"),
+         "--show", "-o", str(out), "--model", str(MODEL)],
+        stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env,
+    )  # fmt: skip
+    window = ""
+    deadline = time.monotonic() + 30
+    while not window and time.monotonic() < deadline:
+        time.sleep(0.3)
+        found = subprocess.run(["xdotool", "search", "--name", "annotate - "], env=env,
+                               capture_output=True, text=True)  # fmt: skip
+        window = found.stdout.split()[0] if found.stdout.split() else ""
+    assert window, "no window appeared"
+    time.sleep(1)
+    subprocess.run(["xdotool", "windowfocus", "--sync", window], env=env, capture_output=True)
+    subprocess.run(["xdotool", "key", "--window", window, key], env=env, check=True)
+    err = proc.communicate(timeout=30)[1]
+    assert proc.returncode == 0, err
+    assert "Stopped early: key pressed" in err
+    frames = len(decode_video(out)[2])
+    assert 10 < frames < 1394
