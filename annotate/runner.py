@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from annotate.detector import Detector, StageTimes
+from annotate.errors import StopRequested
 from annotate.stats import LiveStats, RollingFps
 from annotate.types import Detections, Frame
 
@@ -62,8 +63,12 @@ class Emitter:
         for annotator in self.annotators:
             image = annotator.annotate(image, detections)
         t1 = time.perf_counter()
+        stop: StopRequested | None = None
         for sink in self.sinks:
-            sink.write(frame, image, detections)
+            try:
+                sink.write(frame, image, detections)
+            except StopRequested as e:  # the other outputs still get this frame, and it counts
+                stop = e
         now = time.perf_counter()
         summary = self.summary
         stage = summary.stage_s
@@ -93,6 +98,8 @@ class Emitter:
         if self.live is not None:
             self.live.update(now, times.inference, summary.dropped, class_counts(
                 detections, self.labels))  # fmt: skip
+        if stop is not None:
+            raise stop
         return self.max_frames is not None and summary.frames >= self.max_frames
 
 

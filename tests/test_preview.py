@@ -198,3 +198,19 @@ def test_serve_port_in_use(cli):
         .splitlines()[-1]
         .startswith(f"Error: cannot serve the preview on 127.0.0.1:{port}: Address already in use")
     )
+
+
+def test_camera_with_output_and_preview(caplog, monkeypatch, tmp_path):
+    """A (stand-in) camera, recorded with -o and watched at the same time."""
+    import annotate.sources.camera as camera
+    from tests.conftest import FileCamera, decode_video
+
+    monkeypatch.setattr(camera, "open_capture", lambda _i: FileCamera(VIDEOS / "car-detection.mp4"))
+    out = tmp_path / "cam.mp4"
+    running = Running(caplog, source="camera", output=out)
+    got: list[bytes] = []
+    _mjpeg_frames(running.url, 5, got)
+    assert len(set(got)) == 5
+    running.stop()
+    assert running.summary.mode == "sequential"
+    assert len(decode_video(out)[2]) == running.summary.frames > 5
