@@ -19,6 +19,9 @@ from annotate.errors import AnnotateError, Interrupted, ModelNotFoundError, Usag
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from annotate.bench import BenchReport
+    from annotate.models import KnownModel
+
 app = typer.Typer(
     name="annotate",
     help="Run an object detector over camera, video or image frames and draw what it finds.",
@@ -35,7 +38,7 @@ EXIT_INTERRUPTED = 130
 _console: Console | None = None
 
 
-def _stderr_console():
+def _stderr_console() -> Console:
     """One stderr console for logs and the progress bar, so lines print above the bar."""
     global _console
     from rich.console import Console
@@ -77,7 +80,7 @@ class RichProgress:
         self._bar.stop()
 
 
-def download(entry):
+def download(entry: KnownModel) -> Path:
     """Fetch a known model on first use, with a progress bar on terminals."""
     from annotate.models.store import pull
 
@@ -504,7 +507,7 @@ def bench(
         print_bench(report)
 
 
-def print_bench(report) -> None:
+def print_bench(report: BenchReport) -> None:
     from rich.console import Console
     from rich.table import Table
 
