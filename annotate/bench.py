@@ -21,6 +21,7 @@ from annotate.detector import Detector, SessionSettings
 from annotate.detector.session import open_session
 from annotate.errors import ProviderError, UsageError
 from annotate.providers import CPU, Resolution, canonical_name, usable
+from annotate.sources import is_image
 
 #: A real photo shipped with the package (Grace Hopper, US Navy, public domain), so
 #: ``annotate bench`` works with nothing else on disk.
@@ -152,7 +153,7 @@ def requested_providers(names: Sequence[str] | None, available: Sequence[str]) -
 
 def bench_image(source: str | None) -> tuple[np.ndarray, str]:
     """The frame to time inference on: an image, a video's first frame, or the bundled photo."""
-    from annotate.sources import is_image, open_source
+    from annotate.sources import open_source
 
     if source is None:
         from annotate.sources.images import read_image
@@ -189,7 +190,7 @@ def run_bench(
     available = list(available if available is not None else available_providers())
     wanted = requested_providers(config.providers, available)
     image, described = bench_image(config.source)
-    video = config.source is not None and not _is_still(config.source)
+    video = config.source is not None and not is_image(Path(config.source))
     results = []
     for provider in wanted:
         if on_progress:
@@ -222,12 +223,6 @@ def run_bench(
     )
     _compare(report)
     return report
-
-
-def _is_still(source: str) -> bool:
-    from annotate.sources import is_image
-
-    return is_image(Path(source))
 
 
 def _bench_provider(

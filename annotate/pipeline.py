@@ -62,7 +62,6 @@ STAGES = ("decode", "preprocess", "inference", "postprocess", "draw", "write")
 class RunSummary:
     frames: int = 0
     wall_s: float = 0.0
-    inference_s: float = 0.0
     provider: str = ""
     outputs: list[str] = field(default_factory=list)
     stopped: str | None = None  # why the run ended early: "window closed", "SIGINT", ...
@@ -73,6 +72,10 @@ class RunSummary:
     #: Seconds spent per stage over the run: decode, preprocess, inference, postprocess,
     #: draw, write (encode and other outputs).
     stage_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+
+    @property
+    def inference_s(self) -> float:
+        return self.stage_s["inference"]
 
     @property
     def fps(self) -> float:

@@ -82,7 +82,6 @@ class Emitter:
             summary.first_frame_s = now - self.started
             log.debug("First annotated frame after %.2f s", summary.first_frame_s)
         summary.frames += 1
-        summary.inference_s += times.inference
         if frame.captured is not None:
             summary.ages.append(time.monotonic() - frame.captured)
         summary.dropped = getattr(self.source, "dropped", 0)

@@ -103,7 +103,6 @@ class Detector:
         self.labels = self.spec.labels
         self.input_name, self.input_hw = self.spec.input_name, self.spec.input_hw
         self.keep = keep or Filter()
-        self.times = StageTimes()
 
     @classmethod
     def load(
@@ -149,5 +148,4 @@ class Detector:
         return detections, StageTimes(t1 - t0, t2 - t1, t3 - t2)
 
     def __call__(self, image: npt.NDArray[np.uint8]) -> Detections:
-        detections, self.times = self.detect(image)
-        return detections
+        return self.detect(image)[0]

@@ -86,10 +86,6 @@ def check_encoding(path: Path, options: EncodeOptions) -> None:
                              f"{', '.join(X26X_PRESETS)}")  # fmt: skip
 
 
-def check_video_path(path: Path) -> None:
-    container_for(path)
-
-
 def to_i420(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     """BGR → planar YUV 4:2:0 (BT.601, limited range: what swscale produces too).
 

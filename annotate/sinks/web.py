@@ -169,8 +169,12 @@ class WebPreview(SinkBase):
             def log_message(self, *args: Any) -> None:  # no per-request lines on stderr
                 pass
 
-            def _send(self, body: bytes, kind: str, status: int = 200) -> None:
+            def _send(
+                self, body: bytes, kind: str, status: int = 200, extra: dict[str, str] | None = None
+            ) -> None:
                 self.send_response(status)
+                for name, value in (extra or {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("Cache-Control", "no-store")
@@ -188,13 +192,7 @@ class WebPreview(SinkBase):
                         if got is None:
                             self._send(b"no new frame", "text/plain", 503)
                         else:
-                            self.send_response(200)
-                            self.send_header("X-Frame", str(got[0]))
-                            self.send_header("Content-Type", "image/jpeg")
-                            self.send_header("Content-Length", str(len(got[1])))
-                            self.send_header("Cache-Control", "no-store")
-                            self.end_headers()
-                            self.wfile.write(got[1])
+                            self._send(got[1], "image/jpeg", extra={"X-Frame": str(got[0])})
                     elif path == "/stream.mjpg":
                         self._stream()
                     elif path == "/stats":
