@@ -334,10 +334,18 @@ def run(
     workers: Annotated[
         int | None,
         typer.Option(
-            help="Inference sessions for video files [default: from the core count].",
+            help="Inference threads for video files, sharing one session "
+            "[default: from the core count].",
             show_default=False,
         ),
     ] = None,
+    batch: Annotated[
+        int,
+        typer.Option(
+            help="Frames per inference call for video files, if the model takes a dynamic "
+            "batch (for GPUs; no faster on CPU).",
+        ),
+    ] = 1,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="More detail.")] = False,
 ) -> None:
@@ -377,6 +385,7 @@ def run(
             reconnect=reconnect,
             sequential=sequential,
             workers=workers,
+            batch=batch,
         )
         if serve is not None:
             from annotate.sinks.web import parse_address

@@ -45,8 +45,9 @@ class RunOptions:
     end: float | None = None
     reconnect: int = 5
     sequential: bool = False
-    workers: int | None = None  # inference sessions for the concurrent runner; None: auto
-    decode_threads: int = 0  # 0: FFmpeg's choice
+    workers: int | None = None  # inference threads for the concurrent runner; None: auto
+    decode_threads: int = 0  # 0: planned (see plan_threads)
+    batch: int = 1  # frames per inference call in the concurrent runner, if the model allows
     serve: tuple[str, int] | None = None  # web preview address
     family: str | None = None  # None: detect from the model
     labels: Path | None = None
@@ -96,6 +97,8 @@ def check_options(options: RunOptions) -> None:
         raise UsageError(f"--max-frames must be at least 1, got {options.max_frames}")
     if options.fps_every < 1:
         raise UsageError(f"--fps-every must be at least 1, got {options.fps_every}")
+    if options.batch < 1:
+        raise UsageError(f"--batch must be at least 1, got {options.batch}")
     if options.reconnect < 0:
         raise UsageError(f"--reconnect must be 0 or more, got {options.reconnect}")
     if options.start is not None and options.start < 0:
@@ -197,52 +200,41 @@ def run(
     started = time.perf_counter()
     summary = RunSummary(outputs=[str(p) for p in (options.output, options.json_path) if p])
     with ExitStack() as stack:
-        source = stack.enter_context(
-            open_source(
-                options.source,
-                options.start,
-                options.end,
-                options.reconnect,
-                options.decode_threads,
+        plan = plan_threads(options, cpu_cores())
+        opened = open_source(options.source, options.start, options.end, options.reconnect,
+                             plan.decode)  # fmt: skip
+        source = stack.enter_context(opened)
+        if plan.workers and (source.info.live or source.info.still):
+            plan = replace(
+                plan, workers=0, intra_op=options.session.threads, encode=options.encode.threads
             )
-        )
-        workers = plan_workers(options, source)
-        concurrent = workers > 0
-        settings = options.session
-        if concurrent and settings.threads is None:
-            settings = replace(settings, threads=max(1, cpu_cores() // workers))
-        first = Detector.load(options.model, options.resolution, options.conf, options.iou,
-                              settings, family=options.family,
-                              labels_file=options.labels)  # fmt: skip
-        first.keep = class_filter(first.labels, options.classes, options.min_area,
-                                  options.max_det)  # fmt: skip
-        detectors = [first] + [
-            Detector.load(options.model, options.resolution, options.conf, options.iou,
-                          settings, quiet=True, keep=first.keep, spec=first.spec)
-            for _ in range(max(workers, 1) - 1)
-        ]  # fmt: skip
-        summary.provider = detectors[0].provider
-        summary.mode = (
-            f"concurrent, {workers} inference session{'s' * (workers > 1)}"
-            if concurrent else "sequential"
-        )  # fmt: skip
+        settings = replace(options.session, threads=plan.intra_op)
+        detector = Detector.load(options.model, options.resolution, options.conf, options.iou,
+                                 settings, family=options.family,
+                                 labels_file=options.labels)  # fmt: skip
+        detector.keep = class_filter(detector.labels, options.classes, options.min_area,
+                                     options.max_det)  # fmt: skip
+        summary.provider = detector.provider
+        batch = batch_size(options, plan, detector)
+        summary.mode = plan.describe() + (f", batches of up to {batch}" if batch > 1 else "")
         log.debug("Runner: %s", summary.mode)
-        live = LiveStats(source.name, detectors[0].provider)
+        live = LiveStats(source.name, detector.provider)
         stack.callback(live.finish)
-        sinks = make_sinks(options, source, detectors[0].labels, stack, live)
+        encode = replace(options.encode, threads=plan.encode)
+        sinks = make_sinks(replace(options, encode=encode), source, detector.labels, stack, live)
         if annotators is None:
-            annotators = default_annotators(detectors[0].labels)
+            annotators = default_annotators(detector.labels)
         if progress is not None:
             progress.start(expected_frames(source.info, options))
             stack.callback(progress.stop)
         emitter = Emitter(annotators, sinks, summary, source, options.fps_every,
                           options.max_frames, progress, started, live,
-                          detectors[0].labels)  # fmt: skip
+                          detector.labels)  # fmt: skip
         try:
-            if concurrent:
-                run_concurrent(source, detectors, emitter)
+            if plan.workers:
+                run_concurrent(source, detector, emitter, plan.workers, batch=batch)
             else:
-                run_sequential(source, detectors[0], emitter)
+                run_sequential(source, detector, emitter)
         except StopRequested as e:
             summary.stopped = str(e)
         except KeyboardInterrupt:
@@ -253,20 +245,68 @@ def run(
     return summary
 
 
+def batch_size(options: RunOptions, plan: ThreadPlan, detector: Detector) -> int:
+    """``--batch`` if this run and model can take it; otherwise say why and use 1.
+
+    Measured on CPU (``scripts/batching.py``): batches bring nothing there, so the default
+    stays 1; they are for GPUs, where one call per frame leaves the device idle.
+    """
+    if options.batch == 1:
+        return 1
+    if not plan.workers:
+        log.info("--batch %d ignored: batches are for video files in the concurrent runner; "
+                 "this run takes one frame at a time", options.batch)  # fmt: skip
+        return 1
+    batch, why = detector.batch_limit(options.batch)
+    if batch < options.batch:
+        log.info("--batch %d ignored: %s; one frame per inference", options.batch, why)
+    return batch
+
+
 def cpu_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def plan_workers(options: RunOptions, source: Source) -> int:
-    """Inference sessions for this run; 0 means the sequential loop.
+@dataclass(frozen=True)
+class ThreadPlan:
+    """Who gets the cores: inference workers, and threads for ONNX Runtime, decoder, encoder.
 
-    Measured (``scripts/throughput.py``): on one core the concurrent runner is ~30 % slower
-    than the plain loop (threads only add switching); on two cores two sessions of one
-    intra-op thread each beat one session of two threads. Live sources stay sequential: their
-    newest-frame slot already keeps them current, and a queue would only add latency.
+    ``workers`` threads share one session (ONNX Runtime's ``run`` is thread-safe; a second
+    session would only hold a second copy of the weights and arena, ~14 MB); 0 means the
+    sequential loop. ``None``/0 thread counts leave the choice to the library.
     """
-    if options.sequential or source.info.live or source.info.still:
-        return 0
-    if options.workers is not None:
-        return options.workers
-    return 0 if cpu_cores() == 1 else 2
+
+    workers: int
+    intra_op: int | None
+    decode: int
+    encode: int
+
+    def describe(self) -> str:
+        if not self.workers:
+            return "sequential"
+        return (f"concurrent: {self.workers} inference worker{'s' * (self.workers > 1)} × "
+                f"{self.intra_op} ONNX Runtime thread{'s' * (self.intra_op != 1)}, decoder "
+                f"{self.decode or 'auto'} thread{'s' * (self.decode != 1)}, encoder "
+                f"{self.encode or 'auto'} thread{'s' * (self.encode != 1)}")  # fmt: skip
+
+
+def plan_threads(options: RunOptions, cores: int) -> ThreadPlan:
+    """The thread budget for this run; explicit options always win.
+
+    Measured on 2 cores at 1080p (``scripts/throughput.py``):
+    - one core: the concurrent runner is ~30 % slower than the plain loop (threads only add
+      switching), so it runs sequentially with each library's own defaults;
+    - two inference workers of one intra-op thread each beat one of two threads;
+    - the decoder already runs on its own thread, so FFmpeg's frame threads only add memory
+      (~20 MB at 1080p) and compete with inference: one decoder thread (H.264 1080p decodes
+      at ~190 FPS on one core, far above what inference allows);
+    - x264 gets one thread per core instead of its default 1.5 per core.
+    With more cores (not measured here), the workers split what the decoder leaves.
+    Live and still sources switch to the sequential loop once opened (see :func:`run`).
+    """
+    session, encode = options.session, options.encode
+    if options.sequential or (cores == 1 and options.workers is None):
+        return ThreadPlan(0, session.threads, options.decode_threads, encode.threads)
+    workers = options.workers or 2
+    intra_op = session.threads or max(1, (cores - 1) // workers)
+    return ThreadPlan(workers, intra_op, options.decode_threads or 1, encode.threads or cores)

@@ -32,3 +32,24 @@ def constant_model(path: Path, output: np.ndarray, input_shape: list, metadata: 
         entry.key, entry.value = key, value
     onnx.save(model, str(path))
     return path
+
+
+def batchable_yolox(source: Path, path: Path, fix_reshapes: bool = True) -> Path:
+    """The real YOLOX-Nano with a dynamic batch axis. The export reshapes its head outputs to a
+    hard-coded ``[1, 85, -1]``; ``0`` copies the batch from the input instead. Without that fix
+    the model only *declares* a dynamic batch and mixes a batch's images into one output."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(source))
+    shapes = {n.input[1] for n in model.graph.node if n.op_type == "Reshape"}
+    for init in model.graph.initializer:
+        if fix_reshapes and init.name in shapes:
+            value = numpy_helper.to_array(init).copy()
+            value[0] = 0
+            init.CopyFrom(numpy_helper.from_array(value, init.name))
+    for tensor in (model.graph.input[0], model.graph.output[0]):
+        tensor.type.tensor_type.shape.dim[0].dim_param = "batch"
+    del model.graph.value_info[:]
+    onnx.save(model, str(path))
+    return path

@@ -134,3 +134,20 @@ def test_repeated_or_backward_timestamps_stay_playable(tmp_path):
                                    _frames(5, (64, 48), times=times))  # fmt: skip
     assert len(images) == 5
     assert out_times == pytest.approx([0.0, 0.04, 0.08, 0.12, 0.2], abs=2e-3)
+
+
+@pytest.mark.parametrize(
+    ("size", "preset", "lookahead"),
+    [((1280, 720), None, 10), ((1920, 1080), None, 5), ((1920, 1080), "fast", 30)],
+)
+def test_x264_lookahead_is_capped_for_large_frames(tmp_path, size, preset, lookahead):
+    """x264 records its settings in the stream: the default preset's lookahead shrinks at
+    1080p to bound memory, and a preset the user chose is left as it is."""
+    from annotate.sinks.video import EncodeOptions
+
+    path = tmp_path / "x.mp4"
+    with VideoSink(path, VideoInfo(*size, Fraction(30)), EncodeOptions(preset=preset)) as sink:
+        for frame in _frames(3, size, rate=30):
+            sink.write(frame, frame.image, Detections.empty())
+    assert f"rc_lookahead={lookahead} ".encode() in path.read_bytes()
+    assert len(decode_video(path)[2]) == 3

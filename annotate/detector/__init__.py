@@ -136,6 +136,50 @@ class Detector:
     def postprocess(self, output: npt.NDArray[np.float32], box: Letterbox) -> Detections:
         return decode(output, box, self.input_hw, self.conf, self.iou, self.spec.family, self.keep)
 
+    def batch_limit(self, wanted: int) -> tuple[int, str]:
+        """How many images one ``run`` may take (at most ``wanted``), and why if fewer.
+
+        A dynamic first input axis is not enough: exported graphs often reshape with a
+        hard-coded batch of 1 and then mix the images up, so two images are tried for real.
+        """
+        dim = self.session.get_inputs()[0].shape[0]
+        if wanted <= 1:
+            return 1, ""
+        if isinstance(dim, int):
+            return 1, f"the model's batch size is fixed at {dim}"
+        probe = np.zeros((2, 3, *self.input_hw), dtype=np.float32)
+        try:
+            single = self.infer(probe[:1])
+            double = self.infer(probe)
+        except Exception as e:  # the runtime's own error types vary by provider
+            return 1, f"the model fails on a batch of 2 ({str(e).splitlines()[0][:120]})"
+        if double.shape != (2, *single.shape[1:]):
+            return 1, (f"a batch of 2 gives output {list(double.shape)}, not "
+                       f"{[2, *single.shape[1:]]}")  # fmt: skip
+        return wanted, ""
+
+    def detect_batch(
+        self, images: Sequence[npt.NDArray[np.uint8]]
+    ) -> list[tuple[Detections, StageTimes]]:
+        """:meth:`detect` for several images in one ``run`` (see :meth:`batch_limit`); each
+        image is charged an equal share of the inference time."""
+        if len(images) == 1:
+            return [self.detect(images[0])]
+        t0 = time.perf_counter()
+        prepared = [self.preprocess(image) for image in images]
+        blob = np.concatenate([b for b, _ in prepared])
+        t1 = time.perf_counter()
+        output = self.infer(blob)
+        t2 = time.perf_counter()
+        results = []
+        n = len(images)
+        for i, (_, box) in enumerate(prepared):
+            t = time.perf_counter()
+            detections = self.postprocess(output[i : i + 1], box)
+            times = StageTimes((t1 - t0) / n, (t2 - t1) / n, time.perf_counter() - t)
+            results.append((detections, times))
+        return results
+
     def detect(self, image: npt.NDArray[np.uint8]) -> tuple[Detections, StageTimes]:
         """Detections and the time each stage took (safe to call from a worker thread)."""
         t0 = time.perf_counter()
