@@ -176,6 +176,11 @@ class VideoSink(SinkBase):
         stream.codec_context.time_base = self.time_base
         stream.codec_context.gop_size = max(1, round(KEYFRAME_EVERY_S * float(self.info.fps)))
         stream.codec_context.thread_count = self.options.threads
+        # Slice threads split each frame, so encode() returns with that frame done and holds
+        # no extra frames. Frame threads (measured at 1080p on 2 cores) made the sequential
+        # loop 16 % faster and the concurrent runner 3 %, but cost 23 MB (359 MB peak, over
+        # the 350 MB budget) and add a frame of delay per thread to recordings.
+        stream.codec_context.thread_type = "SLICE"
         crf = str(self.options.crf if self.options.crf is not None else default_crf)
         if self.options.codec in ("h264", "hevc"):
             stream.options = {"crf": crf, "preset": self.options.preset or DEFAULT_PRESET}
