@@ -135,16 +135,37 @@ def test_thread_plan_from_core_count():
 
     default = _options(None)
     assert plan_threads(default, 1) == ThreadPlan(0, None, 0, 0)
-    assert plan_threads(default, 2) == ThreadPlan(2, 1, 1, 2)
-    assert plan_threads(default, 8) == ThreadPlan(2, 3, 1, 8)
+    assert plan_threads(default, 2) == ThreadPlan(2, 1, 1, 2, 1)
+    assert plan_threads(default, 8) == ThreadPlan(2, 3, 1, 8, 1)
     assert plan_threads(_options(None, sequential=True), 8) == ThreadPlan(0, None, 0, 0)
     explicit = _options(None, workers=3, decode_threads=2, encode=EncodeOptions(threads=4),
                         session=SessionSettings(threads=2))  # fmt: skip
-    assert plan_threads(explicit, 1) == ThreadPlan(3, 2, 2, 4)
+    assert plan_threads(explicit, 1) == ThreadPlan(3, 2, 2, 4, 1)
     assert plan_threads(default, 2).describe() == (
         "concurrent: 2 inference workers × 1 ONNX Runtime thread, decoder 1 thread, "
-        "encoder 2 threads"
+        "encoder 2 threads, OpenCV 1 thread"
     )
+
+
+def test_opencv_threads_during_a_concurrent_run_only(tmp_path, monkeypatch):
+    import cv2
+
+    from annotate.sinks.jsonl import JsonLinesSink
+
+    seen = []
+    real = JsonLinesSink.write
+
+    def recording(self, frame, annotated, detections):
+        seen.append(cv2.getNumThreads())
+        real(self, frame, annotated, detections)
+
+    monkeypatch.setattr(JsonLinesSink, "write", recording)
+    before = cv2.getNumThreads()
+    run(_options(tmp_path, json_path=str(tmp_path / "c.jsonl"), max_frames=5, workers=2))
+    assert set(seen) == {1} and cv2.getNumThreads() == before
+    seen.clear()
+    run(_options(tmp_path, json_path=str(tmp_path / "s.jsonl"), max_frames=5, sequential=True))
+    assert set(seen) == {before}
 
 
 def _fails_and_stops(options: RunOptions, error: type[Exception], match: str) -> None:
