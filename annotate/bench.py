@@ -19,7 +19,7 @@ import numpy as np
 
 from annotate.detector import Detector, SessionSettings
 from annotate.detector.session import open_session
-from annotate.errors import ProviderError, UsageError
+from annotate.errors import ProviderError, check_at_least
 from annotate.providers import CPU, Resolution, canonical_name, usable
 from annotate.sources import is_image
 
@@ -43,12 +43,9 @@ class BenchConfig:
     session: SessionSettings = field(default_factory=SessionSettings)
 
     def check(self) -> None:
-        if self.iterations < 1:
-            raise UsageError(f"--iterations must be at least 1, got {self.iterations}")
-        if self.warmup < 0:
-            raise UsageError(f"--warmup must be 0 or more, got {self.warmup}")
-        if self.frames < 1:
-            raise UsageError(f"--frames must be at least 1, got {self.frames}")
+        check_at_least("--iterations", self.iterations, 1)
+        check_at_least("--warmup", self.warmup, 0)
+        check_at_least("--frames", self.frames, 1)
         self.session.check()
 
 

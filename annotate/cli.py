@@ -400,8 +400,6 @@ def run(
 
         check_thresholds(options.conf, options.iou)
         options.session.check()
-        if workers is not None and workers < 1:
-            raise UsageError(f"--workers must be at least 1, got {workers}")
         wants_window = show if show is not None else camera_index(spec) is not None
         if wants_window:
             problem = display_problem()

@@ -15,6 +15,13 @@ class UsageError(AnnotateError):
     exit_code = 2
 
 
+def check_at_least(flag: str, value: float, minimum: int) -> None:
+    """``--flag must be at least N, got V`` (or ``0 or more``) for a numeric option."""
+    if value < minimum:
+        bound = "0 or more" if minimum == 0 else f"at least {minimum}"
+        raise UsageError(f"{flag} must be {bound}, got {value}")
+
+
 class ConfigError(UsageError):
     """A config file or environment variable holds a bad value."""
 

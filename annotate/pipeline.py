@@ -13,7 +13,13 @@ from typing import Protocol
 
 from annotate.annotators import Annotator, default_annotators
 from annotate.detector import Detector, SessionSettings, class_filter
-from annotate.errors import Interrupted, OutputPathError, StopRequested, UsageError
+from annotate.errors import (
+    Interrupted,
+    OutputPathError,
+    StopRequested,
+    UsageError,
+    check_at_least,
+)
 from annotate.providers import Resolution
 from annotate.runner import Emitter, run_concurrent, run_sequential
 from annotate.sinks import Sink
@@ -93,14 +99,13 @@ class Progress(Protocol):
 
 def check_options(options: RunOptions) -> None:
     """Refuse bad combinations before opening anything, so nothing is half-written."""
-    if options.max_frames is not None and options.max_frames < 1:
-        raise UsageError(f"--max-frames must be at least 1, got {options.max_frames}")
-    if options.fps_every < 1:
-        raise UsageError(f"--fps-every must be at least 1, got {options.fps_every}")
-    if options.batch < 1:
-        raise UsageError(f"--batch must be at least 1, got {options.batch}")
-    if options.reconnect < 0:
-        raise UsageError(f"--reconnect must be 0 or more, got {options.reconnect}")
+    if options.max_frames is not None:
+        check_at_least("--max-frames", options.max_frames, 1)
+    if options.workers is not None:
+        check_at_least("--workers", options.workers, 1)
+    check_at_least("--fps-every", options.fps_every, 1)
+    check_at_least("--batch", options.batch, 1)
+    check_at_least("--reconnect", options.reconnect, 0)
     if options.start is not None and options.start < 0:
         raise UsageError(f"--start must not be negative, got {options.start:g}")
     if options.end is not None and options.end <= (options.start or 0):
@@ -205,8 +210,9 @@ def run(
                              plan.decode)  # fmt: skip
         source = stack.enter_context(opened)
         if plan.workers and (source.info.live or source.info.still):
-            plan = replace(plan, workers=0, intra_op=options.session.threads,
-                           encode=options.encode.threads, opencv=None)  # fmt: skip
+            # The sequential plan, but the decoder's threads are fixed once it is open.
+            sequential = plan_threads(replace(options, sequential=True), cpu_cores())
+            plan = replace(sequential, decode=plan.decode)
         if plan.opencv is not None:
             import cv2
 

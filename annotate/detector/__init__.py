@@ -16,7 +16,7 @@ from annotate.detector.labels import COCO_LABELS
 from annotate.detector.postprocess import Filter, decode
 from annotate.detector.preprocess import Letterbox, letterbox
 from annotate.detector.session import SessionInfo, SessionSettings, open_session
-from annotate.errors import UsageError
+from annotate.errors import UsageError, check_at_least
 from annotate.providers import Resolution
 from annotate.types import Detections
 
@@ -37,8 +37,7 @@ def class_filter(
 
     if min_area < 0:
         raise UsageError(f"--min-area must not be negative, got {min_area:g}")
-    if max_det < 1:
-        raise UsageError(f"--max-det must be at least 1, got {max_det}")
+    check_at_least("--max-det", max_det, 1)
     if not classes:
         return Filter(None, min_area, max_det)
     lookup = {name.lower(): i for i, name in enumerate(labels)}
@@ -92,14 +91,13 @@ class Detector:
         family: str | None = None,
         labels_file: Path | None = None,
         keep: Filter | None = None,
-        spec: ModelSpec | None = None,
     ) -> None:
         check_thresholds(conf, iou)
         self.session = session
         self.info = info
         self.conf = conf
         self.iou = iou
-        self.spec = spec or inspect(session, name, family, labels_file)
+        self.spec = inspect(session, name, family, labels_file)
         self.labels = self.spec.labels
         self.input_name, self.input_hw = self.spec.input_name, self.spec.input_hw
         self.keep = keep or Filter()
@@ -115,12 +113,10 @@ class Detector:
         quiet: bool = False,
         family: str | None = None,
         labels_file: Path | None = None,
-        keep: Filter | None = None,
-        spec: ModelSpec | None = None,
     ) -> Detector:
         check_thresholds(conf, iou)
         session, info = open_session(model, resolution, settings, quiet)
-        return cls(session, info, conf, iou, str(model), family, labels_file, keep, spec)
+        return cls(session, info, conf, iou, str(model), family, labels_file)
 
     @property
     def provider(self) -> str:

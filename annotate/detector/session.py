@@ -47,10 +47,10 @@ class SessionSettings:
     spinning: bool = False
 
     def check(self) -> None:
-        from annotate.errors import UsageError
+        from annotate.errors import UsageError, check_at_least
 
-        if self.threads is not None and self.threads < 1:
-            raise UsageError(f"--threads must be at least 1, got {self.threads}")
+        if self.threads is not None:
+            check_at_least("--threads", self.threads, 1)
         for value, allowed, flag in (
             (self.graph_opt, GRAPH_OPT_LEVELS, "--graph-opt"),
             (self.coreml_format, COREML_FORMATS, "--coreml-format"),
