@@ -214,15 +214,15 @@ def test_error_in_a_sink_stops_everything(tmp_path, monkeypatch):
 def test_error_in_the_source_stops_everything(tmp_path, monkeypatch):
     from annotate.sources.video import VideoSource
 
-    real = VideoSource.__iter__
+    real = VideoSource._decode
 
     def breaking(self):
-        for frame in real(self):
-            if frame.index == 30:
+        for index, seconds, picture in real(self):
+            if index == 30:
                 raise SourceError("the disk went away")
-            yield frame
+            yield index, seconds, picture
 
-    monkeypatch.setattr(VideoSource, "__iter__", breaking)
+    monkeypatch.setattr(VideoSource, "_decode", breaking)
     dets = tmp_path / "d.jsonl"
     options = _options(tmp_path, json_path=str(dets), workers=2)
     _fails_and_stops(options, SourceError, "the disk went away")
@@ -236,19 +236,19 @@ def test_decoding_runs_at_most_a_few_frames_ahead(tmp_path, monkeypatch):
 
     decoded = {"n": 0}
     lead = []
-    real_iter, real_write = VideoSource.__iter__, JsonLinesSink.write
+    real_decode, real_write = VideoSource._decode, JsonLinesSink.write
 
     def counting(self):
-        for frame in real_iter(self):
+        for picture in real_decode(self):
             decoded["n"] += 1
-            yield frame
+            yield picture
 
     def slow(self, frame, annotated, detections):
         time.sleep(0.01)
         lead.append(decoded["n"] - frame.index)
         real_write(self, frame, annotated, detections)
 
-    monkeypatch.setattr(VideoSource, "__iter__", counting)
+    monkeypatch.setattr(VideoSource, "_decode", counting)
     monkeypatch.setattr(JsonLinesSink, "write", slow)
     run(_options(tmp_path, json_path=str(tmp_path / "d.jsonl"), workers=2, max_frames=200))
     # at most depth (2) + one per worker (2) frames in flight, plus the one being decoded

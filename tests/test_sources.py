@@ -14,7 +14,7 @@ from annotate.sources import camera_index, open_source
 from annotate.sources.camera import CameraSource
 from annotate.sources.images import ImageSource
 from annotate.sources.video import VideoSource
-from tests.conftest import IMAGES, VIDEOS, FileCamera, make_clip
+from tests.conftest import IMAGES, VIDEOS, FileCamera, make_clip, read_image
 
 
 @pytest.mark.parametrize(
@@ -175,3 +175,34 @@ def test_tags_that_are_not_utf8(tmp_path):
     clip.write_bytes(data.replace(b"TITLE-TAG-XYZ", b"TITLE-\xdc\xdc\xdc-XYZ"))
     with open_source(str(clip)) as source:
         assert len(list(source)) == 3
+
+
+def test_deferred_frames_finish_on_any_thread_like_iterated_ones(tmp_path):
+    """The concurrent runner converts frames on its workers, out of decode order: each must
+    come out as iteration gives it, upright and with its own time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import cv2
+
+    from annotate.sources import deferred_frames
+
+    stored = cv2.rotate(read_image("coffee"), cv2.ROTATE_90_CLOCKWISE)
+    clip = make_clip(tmp_path / "phone.mp4", 4, image=stored, rotation=90, rate=10)
+    with open_source(str(clip)) as source:
+        expected = list(source)
+    with open_source(str(clip)) as source, ThreadPoolExecutor(2) as pool:
+        loads = list(deferred_frames(source))
+        frames = list(pool.map(lambda load: load(), reversed(loads)))[::-1]
+    assert [(f.index, f.time) for f in frames] == [(i, i / 10) for i in range(4)]
+    assert [f.image.shape for f in frames] == [(400, 600, 3)] * 4
+    for got, want in zip(frames, expected):
+        np.testing.assert_array_equal(got.image, want.image)
+
+
+def test_frames_of_sources_that_cannot_defer_come_ready():
+    from annotate.sources import deferred_frames
+
+    with open_source(str(IMAGES / "coffee.png")) as source:
+        (load,) = deferred_frames(source)
+        frame = load()
+    assert (frame.index, frame.width, frame.height) == (0, 600, 400)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import glob
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol
@@ -50,6 +50,17 @@ class SourceBase:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def deferred_frames(source: Source) -> Iterator[Callable[[], Frame]]:
+    """The source's frames as calls that finish them, for sources that can put off the
+    colour conversion (see ``VideoSource.deferred``); others' frames come ready-made."""
+    deferred = getattr(source, "deferred", None)
+    if deferred is not None:
+        yield from deferred()
+        return
+    for frame in source:
+        yield lambda frame=frame: frame
 
 
 def camera_index(spec: str) -> int | None:

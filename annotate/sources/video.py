@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from typing import Any
 
@@ -89,9 +90,9 @@ class VideoSource(SourceBase):
         self.fps = Fraction(rate) if rate else DEFAULT_FPS
         if self.start:
             self._seek(self.start)
-        self._frames = self._decode()
+        self._pictures = self._decode()
         try:
-            self._first: Frame | None = next(self._frames)
+            self._first: Frame | None = self._to_frame(*next(self._pictures))
         except StopIteration:
             what = f"after {self.start:g} s" if self.start else "at all"
             raise SourceError(f"{self.name}: no video frame could be decoded {what}") from None
@@ -117,7 +118,8 @@ class VideoSource(SourceBase):
         except av.FFmpegError as e:  # unseekable input: decode from the start instead
             log.debug("seek failed (%s); decoding from the start", e)
 
-    def _decode(self) -> Iterator[Frame]:
+    def _decode(self) -> Iterator[tuple[int, float, Any]]:
+        """``(index, seconds, av.VideoFrame)`` still in the decoder's pixel format."""
         import av
 
         index = 0
@@ -135,8 +137,7 @@ class VideoSource(SourceBase):
                         continue
                     if self.end is not None and seconds >= self.end - 1e-6:
                         return
-                    image = upright(frame.to_ndarray(format="bgr24"), frame.rotation)
-                    yield Frame(index, seconds, image, self.name)
+                    yield index, seconds, frame
                     index += 1
                     last_good = index
         except av.FFmpegError as e:
@@ -153,12 +154,26 @@ class VideoSource(SourceBase):
             self.origin = frame.pts
         return float((frame.pts - self.origin) * self.time_base)
 
+    def _to_frame(self, index: int, seconds: float, picture: Any) -> Frame:
+        image = upright(picture.to_ndarray(format="bgr24"), picture.rotation)
+        return Frame(index, seconds, image, self.name)
+
     def __iter__(self) -> Iterator[Frame]:
+        return (load() for load in self.deferred())
+
+    def deferred(self) -> Iterator[Callable[[], Frame]]:
+        """Frames whose conversion to BGR is left to the caller, on whichever thread it likes.
+
+        A decoded 4:2:0 picture is half the size of its BGR image, so a runner that queues
+        these instead of frames holds twice the frames in the same memory, and converts them
+        on its worker threads instead of the decoder's.
+        """
         if self._first is not None:
             first, self._first = self._first, None
-            yield first
-        yield from self._frames
+            yield lambda: first
+        for picture in self._pictures:
+            yield functools.partial(self._to_frame, *picture)
 
     def close(self) -> None:
-        self._frames.close()
+        self._pictures.close()
         self.container.close()
