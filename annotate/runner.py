@@ -13,8 +13,13 @@ so the two differ only in scheduling.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import functools
 import logging
+import os
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -36,6 +41,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("annotate")
 
 POLL_S = 0.1  # how often blocked threads look at the stop flag
+#: How much lower the inference workers' priority is than the rest of the run (Linux). Every
+#: frame passes through decoding and encoding in order, while the workers run side by side
+#: with slack: when they compete for a core the in-order stages should win. At 1080p on 2
+#: cores, 3 ran 3-4 % faster than 0 (48.7 against 47.0 FPS, means of 4 runs), 1 and 2 less
+#: so, 5 and 10 no faster; 720p and smaller gained 1-1.5 %.
+WORKER_NICENESS = 3
+#: Frames between handing freed memory back to the system (see :func:`release_free_memory`).
+TRIM_EVERY = 30
 #: (sequence number, a call that finishes the frame, seconds spent decoding it so far)
 Todo = tuple[int, Callable[[], Frame], float]
 Done = tuple[int, Frame, float, Detections, StageTimes]
@@ -87,6 +100,8 @@ class Emitter:
             summary.first_frame_s = now - self.started
             log.debug("First annotated frame after %.2f s", summary.first_frame_s)
         summary.frames += 1
+        if summary.frames % TRIM_EVERY == 0:
+            release_free_memory()
         if frame.captured is not None:
             summary.ages.append(time.monotonic() - frame.captured)
         summary.dropped = getattr(self.source, "dropped", 0)
@@ -105,6 +120,37 @@ class Emitter:
         if stop is not None:
             raise stop
         return self.max_frames is not None and summary.frames >= self.max_frames
+
+
+def lower_priority(by: int) -> None:
+    """Raise the calling thread's niceness by ``by`` (Linux, where each thread has its own)."""
+    if sys.platform != "linux":  # elsewhere the call would reach a process, not this thread
+        return
+    thread = threading.get_native_id()
+    with contextlib.suppress(OSError):  # a sandbox may refuse: the run only loses a little
+        niceness = os.getpriority(os.PRIO_PROCESS, thread)
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, niceness + by))
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL(None).malloc_trim  # type: ignore[no-any-return]
+    except (OSError, AttributeError):  # not glibc: macOS, musl, Windows
+        return None
+
+
+def release_free_memory() -> None:
+    """Give free heap pages back to the system (glibc; elsewhere nothing to do).
+
+    Frames are made on one thread and freed on another, so glibc's per-thread arenas keep
+    free frame-sized holes that it does not return by itself. Trimming every second or so
+    lowered the peak of a 1080p run by about 12 MB (337-347 MB against 350-365 MB over
+    repeated runs) at no measurable cost in speed; every 5 frames it cost a few percent.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def class_counts(detections: Detections, labels: Sequence[str]) -> dict[str, int]:
@@ -228,6 +274,7 @@ def run_concurrent(
         return ([], True) if stop.is_set() else (items, False)
 
     def detect() -> None:
+        lower_priority(WORKER_NICENESS)
         try:
             finished = False
             while not finished:

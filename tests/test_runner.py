@@ -4,8 +4,10 @@ cleanly on errors. Live sources: frames are fresh when drawn."""
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -280,3 +282,81 @@ def test_live_frames_stay_fresh_when_the_model_is_slow(tmp_path, monkeypatch, ca
     # No growth: the last frames are no older than the early ones.
     assert sum(summary.ages[-10:]) / 10 < sum(summary.ages[5:15]) / 10 + 0.03
     assert "dropped" in caplog.text and ", age " in caplog.text
+
+
+FRAGMENTS = """
+import threading
+import numpy as np
+from annotate.runner import release_free_memory
+
+def rss_mb():
+    with open("/proc/self/status") as f:
+        return int(f.read().split("VmRSS:")[1].split()[0]) // 1024
+
+# A long run has freed big buffers already, which makes glibc keep frame-sized blocks in
+# its arenas instead of giving each its own mapping.
+np.ones(8 << 20, np.uint8)
+frames, pins = [], []
+
+def decode():
+    for _ in range(12):
+        frames.append(np.ones((1080, 1920, 3), np.uint8))
+        pins.append(np.ones(1000))  # small blocks between the frames, as a real run makes
+
+worker = threading.Thread(target=decode)
+worker.start()
+worker.join()
+frames.clear()  # freed here, on another thread than the one that made them
+before = rss_mb()
+release_free_memory()
+print(before, rss_mb())
+"""
+
+
+def test_runs_hand_memory_back_every_30_frames(tmp_path, monkeypatch):
+    import annotate.runner
+
+    calls = []
+    monkeypatch.setattr(annotate.runner, "release_free_memory", lambda: calls.append(1))
+    for mode in ({"sequential": True}, {"workers": 2}):
+        calls.clear()
+        run(_options(tmp_path, json_path=str(tmp_path / "d.jsonl"), max_frames=65, **mode))
+        assert len(calls) == 2
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads RSS from /proc")
+def test_frames_freed_on_another_thread_go_back_to_the_system():
+    import subprocess
+    import sys
+
+    from annotate.runner import _malloc_trim
+
+    if _malloc_trim() is None:
+        pytest.skip("not glibc: nothing to trim")
+    out = subprocess.run([sys.executable, "-c", FRAGMENTS], capture_output=True, text=True,
+                         check=True).stdout.split()  # fmt: skip
+    before, after = (int(v) for v in out)
+    assert before - after > 50  # 12 frames of 6 MB were held by the arena
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread niceness is Linux's")
+def test_inference_workers_yield_to_decoding_and_encoding(tmp_path, monkeypatch):
+    import os
+
+    from annotate.runner import WORKER_NICENESS
+
+    def niceness() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    seen = set()
+    real = Detector.detect_batch
+
+    def recording(self, images):
+        seen.add(niceness())
+        return real(self, images)
+
+    monkeypatch.setattr(Detector, "detect_batch", recording)
+    before = niceness()
+    run(_options(tmp_path, json_path=str(tmp_path / "d.jsonl"), max_frames=10, workers=2))
+    assert seen == {min(19, before + WORKER_NICENESS)}
+    assert niceness() == before  # the caller's thread keeps its priority
