@@ -138,7 +138,12 @@ def test_repeated_or_backward_timestamps_stay_playable(tmp_path):
 
 @pytest.mark.parametrize(
     ("size", "preset", "lookahead"),
-    [((1280, 720), None, 10), ((1920, 1080), None, 5), ((1920, 1080), "fast", 30)],
+    [
+        ((1280, 720), None, 10),
+        ((1920, 1080), None, 4),
+        ((3840, 2160), None, 3),
+        ((1920, 1080), "fast", 30),
+    ],
 )
 def test_x264_lookahead_is_capped_for_large_frames(tmp_path, size, preset, lookahead):
     """x264 records its settings in the stream: the default preset's lookahead shrinks at

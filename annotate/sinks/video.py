@@ -37,10 +37,12 @@ X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"
 DEFAULT_PRESET = "veryfast"
 #: x264 keeps each lookahead frame at full size plus a half-size copy for its analysis (~3
 #: bytes per pixel): 10 frames (veryfast's rc-lookahead) take ~60 MB at 1080p. With the
-#: default preset the lookahead is capped to this budget; measured on the shared footage at
-#: 1080p, 5 frames instead of 10 saved 30 MB for 0.6 dB PSNR at a 7 % smaller file (about 2 %
-#: more bits at equal quality). Up to 720p nothing changes; a chosen --preset is left alone.
-LOOKAHEAD_BUDGET = 32 * 2**20
+#: default preset the lookahead is capped to this budget: 4 frames at 1080p, 3 above, and
+#: veryfast's 10 up to 720p. Measured on the shared footage scaled to 1080p, against 5
+#: frames: peak RSS 336-339 MB against 342-350 MB, about 2 % more bits at equal PSNR (1.4 and
+#: 2.4 % on two clips); 5 frames had cost about 2 % against 10. A chosen --preset is left
+#: alone.
+LOOKAHEAD_BUDGET = 28 * 2**20
 VERYFAST_LOOKAHEAD = 10
 DEFAULT_TIME_BASE = Fraction(1, 90_000)
 KEYFRAME_EVERY_S = 2  # a fragment per keyframe: a crash loses at most this much video
