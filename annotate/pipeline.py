@@ -205,13 +205,14 @@ def run(
     started = time.perf_counter()
     summary = RunSummary(outputs=[str(p) for p in (options.output, options.json_path) if p])
     with ExitStack() as stack:
-        plan = plan_threads(options, cpu_cores())
+        cores = cpu_cores()
+        plan = plan_threads(options, cores)
         opened = open_source(options.source, options.start, options.end, options.reconnect,
                              plan.decode)  # fmt: skip
         source = stack.enter_context(opened)
         if plan.workers and (source.info.live or source.info.still):
             # The sequential plan, but the decoder's threads are fixed once it is open.
-            sequential = plan_threads(replace(options, sequential=True), cpu_cores())
+            sequential = plan_threads(replace(options, sequential=True), cores)
             plan = replace(sequential, decode=plan.decode)
         if plan.opencv is not None:
             import cv2

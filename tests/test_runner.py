@@ -327,7 +327,6 @@ def test_runs_hand_memory_back_every_30_frames(tmp_path, monkeypatch):
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads RSS from /proc")
 def test_frames_freed_on_another_thread_go_back_to_the_system():
     import subprocess
-    import sys
 
     from annotate.runner import _malloc_trim
 

@@ -138,9 +138,9 @@ class Detector:
         A dynamic first input axis is not enough: exported graphs often reshape with a
         hard-coded batch of 1 and then mix the images up, so two images are tried for real.
         """
-        dim = self.session.get_inputs()[0].shape[0]
         if wanted <= 1:
             return 1, ""
+        dim = self.session.get_inputs()[0].shape[0]
         if isinstance(dim, int):
             return 1, f"the model's batch size is fixed at {dim}"
         probe = np.zeros((2, 3, *self.input_hw), dtype=np.float32)
