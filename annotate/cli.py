@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from types import FrameType
@@ -406,7 +407,6 @@ def run(
             if problem:
                 log.info("Not showing a window: %s", problem)
             options.show = problem is None
-        signal.signal(signal.SIGTERM, _terminated)
         bar = RichProgress() if not quiet and _stderr_console().is_terminal else None
         summary = run_pipeline(options, progress=bar)
     except AnnotateError as e:
@@ -713,6 +713,9 @@ def _usage_error_class() -> type[Exception]:
 
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: usage errors become one ``Error:`` line and exit 2."""
+    if threading.current_thread() is threading.main_thread():
+        # From the first moment, so a SIGTERM during start-up ends with 143 like one mid-run.
+        signal.signal(signal.SIGTERM, _terminated)
     command = typer.main.get_command(app)
     usage_error = _usage_error_class()
     try:
@@ -729,4 +732,7 @@ def main(argv: list[str] | None = None) -> int:
         return e.exit_code
     except (typer.Abort, KeyboardInterrupt):
         return EXIT_INTERRUPTED
+    except Interrupted as e:
+        print(f"Error: interrupted by {e.name}", file=sys.stderr)
+        return e.exit_code
     return result if isinstance(result, int) else 0

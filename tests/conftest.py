@@ -122,7 +122,7 @@ def make_clip(
         stream.width, stream.height = width, height
         stream.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
         stream.codec_context.time_base = Fraction(1, 1000)
-        if rotation:
+        if rotation and hasattr(stream, "set_display_rotation"):  # PyAV 18 and newer
             stream.set_display_rotation(rotation)
         tracks = [container.add_stream("aac", rate=48000) for _ in audio]
         for i in range(frames):
@@ -153,7 +153,24 @@ def make_clip(
                     container.mux(packet)
             for packet in track.encode(None):
                 container.mux(packet)
+    if rotation and not hasattr(av.video.stream.VideoStream, "set_display_rotation"):
+        _tag_rotation(path, rotation)
     return path
+
+
+def _tag_rotation(path: Path, degrees: int) -> None:
+    """Write into an MP4's track header the display matrix that PyAV 18's
+    ``set_display_rotation`` writes (checked byte for byte), for older PyAV."""
+    import math
+    import struct
+
+    data = bytearray(path.read_bytes())
+    box = data.index(b"tkhd") + 4
+    times = 32 if data[box] == 1 else 20  # version 1 has 64-bit times and duration
+    matrix = box + 4 + times + 16  # after version/flags, times, reserved/layer/volume
+    cos, sin = (round(65536 * f(math.radians(degrees))) for f in (math.cos, math.sin))
+    data[matrix : matrix + 36] = struct.pack(">9i", cos, -sin, 0, sin, cos, 0, 0, 0, 1 << 30)
+    path.write_bytes(bytes(data))
 
 
 def probe(path: Path) -> dict:

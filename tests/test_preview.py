@@ -175,7 +175,7 @@ def test_window_overlay_is_drawn_on_a_copy():
     assert (image == 200).all()  # the output frame is untouched
     panel = shown[:60, :150]
     assert (panel < 100).mean() > 0.5  # dimmed
-    assert (panel == 255).any()  # white text
+    assert (panel >= 250).any()  # white text (OpenCV 4.8's anti-aliasing peaks at 254)
 
 
 def test_show_on_a_headless_machine(cli, monkeypatch, tmp_path):

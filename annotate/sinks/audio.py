@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from fractions import Fraction
 from typing import Any
 
+from annotate.compat import open_input
+
 log = logging.getLogger("annotate")
 
 #: Codec to re-encode to when the output container cannot carry the source's audio as is.
@@ -24,9 +26,7 @@ class AudioTracks:
     """
 
     def __init__(self, source: str, output: Any, zero: float) -> None:
-        import av
-
-        self.input: Any = av.open(source, metadata_errors="replace")
+        self.input: Any = open_input(source)
         self.zero = zero
         self.tracks: list[tuple[Any, Any, bool]] = []  # (input stream, output stream, copy?)
         supported = output.supported_codecs

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from annotate.compat import open_input
 from annotate.errors import OutputError, OutputPathError, UsageError
 from annotate.sinks import SinkBase
 from annotate.types import Detections, Frame, VideoInfo
@@ -272,7 +273,7 @@ def defragment(path: Path, fmt: str) -> None:
     tmp = path.with_name(f".{path.name}.finalising")
     try:
         with (
-            av.open(str(path), metadata_errors="replace") as src,
+            open_input(str(path)) as src,
             av.open(str(tmp), "w", format=fmt, options={"movflags": "+faststart"}) as dst,
         ):
             streams = [s for s in src.streams if s.type in ("video", "audio")]

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from annotate.compat import opencv_silenced
 from annotate.errors import SourceError
 from annotate.sources.live import LatestFrame, LiveSource
 from annotate.types import Frame, VideoInfo
@@ -31,12 +32,8 @@ def open_capture(index: int) -> Capture:
     import cv2
 
     # OpenCV logs every backend it tries when a camera is missing; our error says it better.
-    level = cv2.utils.logging.getLogLevel()
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-    try:
+    with opencv_silenced():
         return cv2.VideoCapture(index)
-    finally:
-        cv2.utils.logging.setLogLevel(level)
 
 
 class CameraSource(LiveSource):

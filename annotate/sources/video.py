@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from annotate.compat import open_input
 from annotate.errors import SourceError, SourceNotFoundError
 from annotate.sources import SourceBase
 from annotate.types import Frame, VideoInfo
@@ -59,9 +60,7 @@ class VideoSource(SourceBase):
         network = "://" in url
         try:
             # Damaged or foreign files carry tags that are not UTF-8: never fail on a tag.
-            self.container: Any = av.open(
-                url, options=NETWORK_OPTIONS if network else None, metadata_errors="replace"
-            )
+            self.container: Any = open_input(url, options=NETWORK_OPTIONS if network else None)
         except FileNotFoundError:
             raise SourceNotFoundError(f"input {url} does not exist") from None
         except PermissionError:
