@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+import itertools
+import math
+from collections import deque
+from collections.abc import Callable, Collection, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from annotate.types import Detections
+
+if TYPE_CHECKING:
+    from annotate.analytics.counting import Counter
 
 # A 20-colour qualitative palette (BGR), distinct on both light and dark footage.
 PALETTE: tuple[tuple[int, int, int], ...] = (
@@ -21,6 +27,18 @@ PALETTE: tuple[tuple[int, int, int], ...] = (
 
 def class_colour(class_id: int) -> tuple[int, int, int]:
     return PALETTE[int(class_id) % len(PALETTE)]
+
+
+def colours(detections: Detections) -> list[tuple[int, int, int]]:
+    """One colour per track when the run tracks (so two people differ), else per class."""
+    if detections.tracker_id is None:
+        return [class_colour(c) for c in detections.class_ids.tolist()]
+    pairs = zip(detections.tracker_id.tolist(), detections.class_ids.tolist())
+    return [track_colour(t) if t > 0 else class_colour(c) for t, c in pairs]
+
+
+def track_colour(track_id: int) -> tuple[int, int, int]:
+    return PALETTE[(7 * track_id) % len(PALETTE)]  # 7 is prime to 20: neighbours differ
 
 
 def _text_colour(bgr: tuple[int, int, int]) -> tuple[int, int, int]:
@@ -51,16 +69,17 @@ class BoxAnnotator:
         import cv2
 
         width = max(2, round(self.thickness * scale_for(scene)))
+        palette = colours(detections)
         # Lowest score first so the strongest box ends up on top.
         for i in np.argsort(detections.scores, kind="stable"):
             x1, y1, x2, y2 = (round(v) for v in detections.xyxy[i])
-            colour = class_colour(detections.class_ids[i])
-            cv2.rectangle(scene, (x1, y1), (x2, y2), colour, width, cv2.LINE_AA)
+            cv2.rectangle(scene, (x1, y1), (x2, y2), palette[i], width, cv2.LINE_AA)
         return scene
 
 
 class LabelAnnotator:
-    """Writes ``label score`` on a filled tab above each box (inside it at the top edge).
+    """Writes ``label score`` (``label #id score`` when tracking) on a filled tab above each
+    box (inside it at the top edge).
 
     Draws in place.
     """
@@ -69,9 +88,9 @@ class LabelAnnotator:
         self.labels = tuple(labels)
         self.font_scale = font_scale
 
-    def text(self, class_id: int, score: float) -> str:
+    def text(self, class_id: int, score: float, track: int = -1) -> str:
         name = self.labels[class_id] if 0 <= class_id < len(self.labels) else str(class_id)
-        return f"{name} {score:.2f}"
+        return f"{name} #{track} {score:.2f}" if track > 0 else f"{name} {score:.2f}"
 
     def annotate(
         self, scene: npt.NDArray[np.uint8], detections: Detections
@@ -83,10 +102,13 @@ class LabelAnnotator:
         thickness = max(1, round(1.5 * scale))
         pad = max(2, round(4 * scale))
         width = scene.shape[1]
+        palette = colours(detections)
+        tracks = detections.tracker_id
         for i in np.argsort(detections.scores, kind="stable"):
             x1, y1 = (round(v) for v in detections.xyxy[i][:2])
-            colour = class_colour(detections.class_ids[i])
-            text = self.text(int(detections.class_ids[i]), float(detections.scores[i]))
+            colour = palette[i]
+            text = self.text(int(detections.class_ids[i]), float(detections.scores[i]),
+                             -1 if tracks is None else int(tracks[i]))  # fmt: skip
             (tw, th), baseline = cv2.getTextSize(
                 text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness
             )
@@ -109,5 +131,186 @@ class LabelAnnotator:
         return scene
 
 
-def default_annotators(labels: Sequence[str]) -> list[Annotator]:
-    return [BoxAnnotator(), LabelAnnotator(labels)]
+class TrailAnnotator:
+    """Draws each track's last ``length`` centre points as a fading line. Draws in place.
+
+    It keeps the points itself (frames reach annotators in order), and forgets a track not
+    seen for ``length`` frames, so its memory is bounded by the tracks on screen.
+    """
+
+    def __init__(self, length: int) -> None:
+        self.length = length
+        self.points: dict[int, deque[tuple[int, int]]] = {}
+        self.unseen: dict[int, int] = {}
+
+    def annotate(
+        self, scene: npt.NDArray[np.uint8], detections: Detections
+    ) -> npt.NDArray[np.uint8]:
+        import cv2
+
+        if detections.tracker_id is None:
+            return scene
+        seen = set()
+        for box, track in zip(detections.xyxy, detections.tracker_id.tolist()):
+            if track <= 0:
+                continue
+            centre = (round(float(box[0] + box[2]) / 2), round(float(box[1] + box[3]) / 2))
+            self.points.setdefault(track, deque(maxlen=self.length)).append(centre)
+            seen.add(track)
+        for track in list(self.points):
+            self.unseen[track] = 0 if track in seen else self.unseen.get(track, 0) + 1
+            if self.unseen[track] > self.length:
+                del self.points[track], self.unseen[track]
+        width = max(1, round(2 * scale_for(scene)))
+        for track, points in self.points.items():
+            colour = track_colour(track)
+            for (a, b), age in zip(itertools.pairwise(points), range(len(points) - 1, 0, -1)):
+                fade = 1 - age / (self.length + 1)
+                cv2.line(scene, a, b, tuple(round(c * fade) for c in colour), width, cv2.LINE_AA)
+        return scene
+
+
+BLUR_STYLES = ("gaussian", "pixelate", "solid")
+BLUR_SHAPES = ("box", "ellipse")
+
+
+class BlurAnnotator:
+    """Hides objects of some classes (people by default) for anonymised video. In place.
+
+    - The strength follows the box: the region is shrunk to about 1/8 of its size, blurred
+      and scaled back (gaussian), or cut into about 10 blocks across (pixelate), so a large
+      face is as unreadable as a small one; ``solid`` paints it black.
+    - Each region is padded by ``pad`` of its size on every side, so edges do not leak.
+    - ``hidden`` gives the boxes of objects the detector missed this frame but the tracker
+      still follows (lost tracks, at their predicted place): they stay hidden until the track
+      is dropped, so a miss of a frame or two never shows a face.
+    """
+
+    def __init__(
+        self,
+        class_ids: Collection[int] | None = None,
+        style: str = "gaussian",
+        shape: str = "box",
+        hidden: Callable[[], Detections] | None = None,
+        pad: float = 0.1,
+    ) -> None:
+        self.class_ids = None if class_ids is None else np.array(sorted(class_ids), np.int32)
+        self.style, self.shape, self.hidden, self.pad = style, shape, hidden, pad
+
+    def boxes(self, detections: Detections) -> npt.NDArray[np.float32]:
+        """The boxes to hide this frame: detected and, with a tracker, lost."""
+        found = [detections] + ([self.hidden()] if self.hidden is not None else [])
+        keep = [d.xyxy if self.class_ids is None else d.xyxy[np.isin(d.class_ids, self.class_ids)]
+                for d in found]  # fmt: skip
+        return np.concatenate(keep) if keep else np.zeros((0, 4), np.float32)
+
+    def annotate(
+        self, scene: npt.NDArray[np.uint8], detections: Detections
+    ) -> npt.NDArray[np.uint8]:
+        height, width = scene.shape[:2]
+        for x1, y1, x2, y2 in self.boxes(detections).tolist():
+            px, py = (x2 - x1) * self.pad, (y2 - y1) * self.pad
+            left, top = max(0, math.floor(x1 - px)), max(0, math.floor(y1 - py))
+            right, bottom = min(width, math.ceil(x2 + px)), min(height, math.ceil(y2 + py))
+            if right - left < 1 or bottom - top < 1:
+                continue
+            region = scene[top:bottom, left:right]
+            hidden = self._hide(region)
+            if self.shape == "ellipse":
+                import cv2
+
+                mask = np.zeros(region.shape[:2], np.uint8)
+                h, w = mask.shape
+                cv2.ellipse(mask, (w // 2, h // 2), (max(1, w // 2), max(1, h // 2)), 0, 0, 360,
+                            255, cv2.FILLED)  # fmt: skip
+                region[mask > 0] = hidden[mask > 0]
+            else:
+                region[:] = hidden
+        return scene
+
+    def _hide(self, region: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+        import cv2
+
+        h, w = region.shape[:2]
+        if self.style == "solid":
+            return np.zeros_like(region)
+        if self.style == "pixelate":
+            block = max(2, max(w, h) / 10)
+            small = cv2.resize(region, (max(1, round(w / block)), max(1, round(h / block))),
+                               interpolation=cv2.INTER_AREA)  # fmt: skip
+            return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
+        small = cv2.resize(region, (max(1, w // 8), max(1, h // 8)), interpolation=cv2.INTER_AREA)
+        small = cv2.GaussianBlur(small, (0, 0), 2)
+        return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+class CountAnnotator:
+    """Draws each line (with an arrow on its ``in`` side) and zone, with its name and counts,
+    sized to read at 360p and at 4K. Draws in place; the counts come from ``counter``, which
+    the pipeline updates before annotators run."""
+
+    LINE = (0, 215, 255)  # amber
+    ZONE = (255, 191, 0)  # sky blue
+
+    def __init__(self, counter: Counter) -> None:
+        self.counter = counter
+
+    def annotate(
+        self, scene: npt.NDArray[np.uint8], detections: Detections
+    ) -> npt.NDArray[np.uint8]:
+        import cv2
+
+        height, width = scene.shape[:2]
+        scale = scale_for(scene)
+        thickness = max(2, round(3 * scale))
+        pixels = self.counter.pixels(width, height)
+        for zone in self.counter.zones:
+            polygon = np.round(pixels[zone.name]).astype(np.int32)
+            # Tint the zone: blend only its bounding box, not a copy of the whole frame.
+            x1, y1 = np.clip(polygon.min(axis=0), 0, (width, height))
+            x2, y2 = np.clip(polygon.max(axis=0) + 1, 0, (width, height))
+            if x2 > x1 and y2 > y1:
+                part = scene[y1:y2, x1:x2]
+                tinted = part.copy()
+                cv2.fillPoly(tinted, [polygon - (x1, y1)], self.ZONE)
+                cv2.addWeighted(tinted, 0.15, part, 0.85, 0, dst=part)
+            cv2.polylines(scene, [polygon], True, self.ZONE, thickness, cv2.LINE_AA)
+            c = self.counter.zone_counts[zone.name]
+            _tab(scene, f"{zone.name}: {c['now']} now, {c['entered']} entered",
+                 polygon.min(axis=0), self.ZONE, scale)  # fmt: skip
+        for line in self.counter.lines:
+            (x1, y1), (x2, y2) = np.round(pixels[line.name]).astype(int).tolist()
+            cv2.line(scene, (x1, y1), (x2, y2), self.LINE, thickness, cv2.LINE_AA)
+            # A short arrow from the middle towards the right of a→b: the "in" side.
+            length = math.hypot(x2 - x1, y2 - y1) or 1
+            mx, my = (x1 + x2) / 2, (y1 + y2) / 2
+            nx, ny = -(y2 - y1) / length, (x2 - x1) / length  # right of a→b, y down
+            tip = (round(mx + nx * 40 * scale), round(my + ny * 40 * scale))
+            cv2.arrowedLine(scene, (round(mx), round(my)), tip, self.LINE, thickness,
+                            cv2.LINE_AA, tipLength=0.35)  # fmt: skip
+            c = self.counter.line_counts[line.name]
+            _tab(scene, f"{line.name}: in {c['in']}  out {c['out']}", (x1, y1), self.LINE,
+                 scale)  # fmt: skip
+        return scene
+
+
+def _tab(scene: npt.NDArray[np.uint8], text: str, at: Sequence[int],
+         colour: tuple[int, int, int], scale: float) -> None:  # fmt: skip
+    """``text`` on a filled tab whose top-left is near ``at``, kept inside the frame."""
+    import cv2
+
+    font_scale, thickness = 0.7 * scale, max(1, round(2 * scale))
+    pad = max(3, round(5 * scale))
+    (tw, th), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)
+    height, width = scene.shape[:2]
+    left = int(min(max(0, at[0]), max(0, width - tw - 2 * pad)))
+    top = int(min(max(0, at[1] - th - baseline - 2 * pad), max(0, height - th - 2 * pad)))
+    cv2.rectangle(scene, (left, top), (left + tw + 2 * pad, top + th + baseline + 2 * pad),
+                  colour, cv2.FILLED)  # fmt: skip
+    cv2.putText(scene, text, (left + pad, top + pad + th), cv2.FONT_HERSHEY_SIMPLEX, font_scale,
+                _text_colour(colour), thickness, cv2.LINE_AA)  # fmt: skip
+
+
+def default_annotators(labels: Sequence[str], trails: int = 0) -> list[Annotator]:
+    trail: list[Annotator] = [TrailAnnotator(trails)] if trails else []
+    return [*trail, BoxAnnotator(), LabelAnnotator(labels)]

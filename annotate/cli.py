@@ -167,6 +167,43 @@ def fail(message: str, code: int) -> NoReturn:
     raise typer.Exit(code)
 
 
+def print_counts(counts: dict) -> None:
+    """The lines' and zones' final counts as a table on stderr."""
+    from rich.table import Table
+
+    table = Table(title="Counts", title_justify="left")
+    for column in ("line / zone", "in / now", "out / entered", "by class"):
+        table.add_column(column)
+    for name, c in counts["lines"].items():
+        by_class = ", ".join(f"{k} {v['in']} in, {v['out']} out" for k, v in c["by_class"].items())
+        table.add_row(printable(name), str(c["in"]), str(c["out"]), printable(by_class) or "–")
+    for name, c in counts["zones"].items():
+        by_class = ", ".join(f"{k} {v}" for k, v in c["by_class"]["entered"].items())
+        table.add_row(printable(name), f"{c['now']} now", f"{c['entered']} entered",
+                      printable(by_class) or "–")  # fmt: skip
+    _stderr_console().print(table)
+
+
+def blur_default(argv: list[str]) -> list[str]:
+    """``--blur`` with no classes after it (last, or before another option) means people."""
+    out = []
+    for i, arg in enumerate(argv):
+        out.append(arg)
+        if arg == "--blur" and (i + 1 == len(argv) or argv[i + 1].startswith("-")):
+            out.append("person")
+    return out
+
+
+def parse_detect_every(value: str) -> int | None:
+    """``N`` (a whole number) or ``auto`` (``None``)."""
+    if value.strip().lower() == "auto":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise UsageError(f"--detect-every takes a whole number or 'auto', got {value!r}") from None
+
+
 def _terminated(signum: int, _frame: FrameType | None) -> None:
     name = signal.Signals(signum).name
     raise Interrupted(name, 128 + signum)
@@ -321,6 +358,73 @@ def run(
     ] = None,
     min_area: Annotated[float, typer.Option(help="Drop boxes smaller than this (pixels²).")] = 0,
     max_det: Annotated[int, typer.Option(help="At most this many detections per frame.")] = 300,
+    track: Annotated[
+        bool,
+        typer.Option(help="Give each object an identity that lasts across frames (ByteTrack)."),
+    ] = False,
+    track_buffer: Annotated[
+        float,
+        typer.Option(help="Seconds of video a lost track waits to be found again."),
+    ] = 1.0,
+    trails: Annotated[
+        int, typer.Option(help="Draw each track's last N centre points (with --track).")
+    ] = 0,
+    mot: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write tracks as MOT Challenge text (frame,id,x,y,w,h,score,-1,-1,-1); "
+            "implies --track.",
+            show_default=False,
+        ),
+    ] = None,
+    detect_every: Annotated[
+        str,
+        typer.Option(
+            help="Detect every Nth frame and let the tracker predict the rest; 'auto' paces "
+            "detection to a live source's frame rate. Implies --track.",
+        ),
+    ] = "1",
+    line: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Count tracks crossing [NAME=]x1,y1,x2,y2 (pixels, or all four as 0-1 "
+            "fractions of the frame); repeatable; implies --track.",
+            show_default=False,
+        ),
+    ] = None,
+    zone: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Count tracks inside the polygon [NAME=]x1,y1,x2,y2,x3,y3[,...]; repeatable; "
+            "implies --track.",
+            show_default=False,
+        ),
+    ] = None,
+    anchor: Annotated[
+        str, typer.Option(help="The point of a box that crosses lines: bottom or center.")
+    ] = "bottom",
+    line_frames: Annotated[
+        int, typer.Option(help="Frames on the new side before a crossing or zone change counts.")
+    ] = 2,
+    blur: Annotated[
+        str | None,
+        typer.Option(
+            help="Hide these classes (names or ids: --blur person,car; --blur alone, before "
+            "another option or last: person); implies --track.",
+            show_default=False,
+        ),
+    ] = None,
+    blur_style: Annotated[
+        str, typer.Option(help="How --blur hides: gaussian, pixelate or solid.")
+    ] = "gaussian",
+    blur_shape: Annotated[str, typer.Option(help="The hidden region: box or ellipse.")] = "box",
+    boxes: Annotated[
+        bool,
+        typer.Option(
+            "--boxes/--no-boxes",
+            help="Draw boxes and labels (--no-boxes with --blur: a clean anonymised video).",
+        ),
+    ] = True,
     serve: Annotated[
         str | None,
         typer.Option(
@@ -396,6 +500,19 @@ def run(
         options.labels = labels
         options.classes = [c for c in classes.split(",") if c.strip()] if classes else None
         options.min_area, options.max_det = min_area, max_det
+        options.detect_every = parse_detect_every(detect_every)
+        options.track_buffer, options.trails, options.mot = track_buffer, trails, mot
+        options.lines, options.zones = list(line or []), list(zone or [])
+        options.anchor, options.line_frames = anchor.lower(), line_frames
+        options.blur = [c for c in blur.split(",") if c.strip()] if blur is not None else None
+        options.blur_style, options.blur_shape = blur_style.lower(), blur_shape.lower()
+        options.boxes = boxes
+        implied = [flag for flag, on in (("--mot", mot is not None),
+                   ("--detect-every", options.detect_every != 1), ("--line", bool(line)),
+                   ("--zone", bool(zone)), ("--blur", blur is not None)) if on]  # fmt: skip
+        if implied and not track:
+            log.info("Tracking is on for %s", " and ".join(implied))
+        options.track = track or bool(implied)
         options.start, options.end = time_span(start, duration, end)
         from annotate.detector import check_thresholds
 
@@ -417,13 +534,19 @@ def run(
         fail(f"interrupted by {e.name}", e.exit_code)
 
     if summary.frames:
+        detected = summary.detected or 1
+        extra = "" if summary.detected == summary.frames else f", {summary.detected} detected"
+        if summary.tracks is not None:
+            extra += f", {summary.tracks} track{'s' * (summary.tracks != 1)}"
         log.info(
-            "Done: %d frames in %.1f s (%.1f FPS mean, inference %.1f ms mean) on %s",
+            "Done: %d frames in %.1f s (%.1f FPS mean, inference %.1f ms mean) on %s%s",
             summary.frames, summary.wall_s, summary.fps,
-            1000 * summary.inference_s / summary.frames, summary.provider,
+            1000 * summary.inference_s / detected, summary.provider, extra,
         )  # fmt: skip
     else:
         log.warning("no frames were read from %s", spec)
+    if summary.counts and not quiet:
+        print_counts(summary.counts)
     if summary.outputs:
         log.info("Wrote %s", ", ".join(summary.outputs))
     if summary.stopped and summary.stopped not in ("SIGINT", "SIGTERM", "SIGHUP"):
@@ -718,6 +841,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, _terminated)
     command = typer.main.get_command(app)
     usage_error = _usage_error_class()
+    argv = blur_default(sys.argv[1:] if argv is None else argv)
     try:
         result = command.main(args=argv, prog_name="annotate", standalone_mode=False)
     except usage_error as e:

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from annotate.annotators import Annotator, default_annotators
-from annotate.detector import Detector, SessionSettings, class_filter
+from annotate.analytics.geometry import ANCHORS, parse_shapes
+from annotate.annotators import (
+    BLUR_SHAPES,
+    BLUR_STYLES,
+    Annotator,
+    BlurAnnotator,
+    CountAnnotator,
+    default_annotators,
+)
+from annotate.detector import Detector, SessionSettings, class_filter, class_ids
 from annotate.errors import (
     Interrupted,
     OutputPathError,
@@ -21,12 +30,16 @@ from annotate.errors import (
     check_at_least,
 )
 from annotate.providers import Resolution
-from annotate.runner import Emitter, run_concurrent, run_sequential
+from annotate.runner import DetectEvery, Emitter, run_concurrent, run_sequential
 from annotate.sinks import Sink
 from annotate.sinks.video import EncodeOptions
 from annotate.sources import Source, input_paths, is_image, open_source
 from annotate.stats import LiveStats
 from annotate.types import VideoInfo
+
+if TYPE_CHECKING:
+    from annotate.analytics.counting import Counter
+    from annotate.tracking import Tracker
 
 log = logging.getLogger("annotate")
 
@@ -60,6 +73,19 @@ class RunOptions:
     classes: list[str] | None = None
     min_area: float = 0.0
     max_det: int = 300
+    track: bool = False  # identities across frames (implied by mot and detect_every != 1)
+    track_buffer: float = 1.0  # seconds of video a lost track waits to be found again
+    trails: int = 0  # draw each track's last N centre points
+    mot: Path | None = None  # MOT Challenge text output
+    detect_every: int | None = 1  # detect every Nth frame, predict the rest; None: auto
+    lines: list[str] = field(default_factory=list)  # --line specs, [NAME=]x1,y1,x2,y2
+    zones: list[str] = field(default_factory=list)  # --zone specs, [NAME=]x1,y1,x2,y2,x3,y3,…
+    anchor: str = "bottom"  # the point of a box that crosses lines and stands in zones
+    line_frames: int = 2  # frames on the new side before a crossing or zone change counts
+    blur: list[str] | None = None  # classes to hide (names or ids); None: no blur
+    blur_style: str = "gaussian"
+    blur_shape: str = "box"
+    boxes: bool = True  # draw boxes and labels (off: a clean anonymised video)
 
 
 STAGES = ("decode", "preprocess", "inference", "postprocess", "draw", "write")
@@ -68,10 +94,13 @@ STAGES = ("decode", "preprocess", "inference", "postprocess", "draw", "write")
 @dataclass
 class RunSummary:
     frames: int = 0
+    detected: int = 0  # frames the detector saw (fewer than frames with --detect-every)
     wall_s: float = 0.0
     provider: str = ""
     outputs: list[str] = field(default_factory=list)
     stopped: str | None = None  # why the run ended early: "window closed", "SIGINT", ...
+    tracks: int | None = None  # identities handed out, when the run tracks
+    counts: dict[str, Any] | None = None  # lines and zones, as in the JSON Lines records
     first_frame_s: float | None = None
     dropped: int = 0
     ages: list[float] = field(default_factory=list)  # live sources: capture → drawn, seconds
@@ -106,13 +135,38 @@ def check_options(options: RunOptions) -> None:
     check_at_least("--fps-every", options.fps_every, 1)
     check_at_least("--batch", options.batch, 1)
     check_at_least("--reconnect", options.reconnect, 0)
+    if options.detect_every is not None:
+        check_at_least("--detect-every", options.detect_every, 1)
+    if not options.track_buffer >= 0:  # also refuses nan
+        raise UsageError(f"--track-buffer must be 0 seconds or more, got {options.track_buffer:g}")
+    check_at_least("--trails", options.trails, 0)
+    if options.trails and not options.track:
+        raise UsageError("--trails draws the paths of tracks: add --track")
+    if not options.track and (
+        options.mot is not None
+        or options.detect_every != 1
+        or options.lines
+        or options.zones
+        or options.blur is not None
+    ):
+        raise UsageError("--mot, --detect-every, --line, --zone and --blur need the tracker: "
+                         "add --track")  # fmt: skip
+    parse_shapes(options.lines, "line")
+    parse_shapes(options.zones, "zone")
+    check_at_least("--line-frames", options.line_frames, 1)
+    for flag, value, allowed in (("--anchor", options.anchor, ANCHORS),
+                                 ("--blur-style", options.blur_style, BLUR_STYLES),
+                                 ("--blur-shape", options.blur_shape, BLUR_SHAPES)):  # fmt: skip
+        if value not in allowed:
+            raise UsageError(f"{flag} takes {', '.join(allowed)}; got {value!r}")
     if options.start is not None and options.start < 0:
         raise UsageError(f"--start must not be negative, got {options.start:g}")
     if options.end is not None and options.end <= (options.start or 0):
         raise UsageError("the time span is empty: --end must come after --start "
                          "(or --duration be positive)")  # fmt: skip
     inputs = [p.resolve() for p in input_paths(options.source) if p.exists()]
-    outputs = [Path(p) for p in (options.output, options.json_path) if p and str(p) != "-"]
+    outputs = [Path(p) for p in (options.output, options.json_path, options.mot)
+               if p and str(p) != "-"]  # fmt: skip
     for out in outputs:
         if out.resolve() in inputs:
             raise OutputPathError(f"output {out} is the input; choose another file name")
@@ -128,9 +182,12 @@ def check_options(options: RunOptions) -> None:
         from annotate.sinks.video import check_encoding
 
         check_encoding(out, options.encode)
-    json_out = Path(options.json_path) if options.json_path not in (None, "-") else None
-    if out is not None and json_out is not None and out.resolve() == json_out.resolve():
-        raise OutputPathError("-o and --json name the same file; choose two names")
+    named = [(flag, Path(p).resolve()) for flag, p in
+             (("-o", out), ("--json", options.json_path), ("--mot", options.mot))
+             if p is not None and str(p) != "-"]  # fmt: skip
+    for (flag_a, a), (flag_b, b) in itertools.combinations(named, 2):
+        if a == b:
+            raise OutputPathError(f"{flag_a} and {flag_b} name the same file; choose two names")
 
 
 def make_sinks(
@@ -139,6 +196,7 @@ def make_sinks(
     labels: Sequence[str],
     stack: ExitStack,
     live: LiveStats | None = None,
+    record_extra: Callable[[], dict[str, Any]] | None = None,
 ) -> list[Sink]:
     """Open each output, registering it on ``stack`` at once so a later failure closes it."""
     sinks: list[Sink] = []
@@ -163,7 +221,11 @@ def make_sinks(
     if options.json_path is not None:
         from annotate.sinks.jsonl import JsonLinesSink
 
-        sinks.append(stack.enter_context(JsonLinesSink(options.json_path, labels)))
+        sinks.append(stack.enter_context(JsonLinesSink(options.json_path, labels, record_extra)))
+    if options.mot is not None:
+        from annotate.sinks.mot import MotSink
+
+        sinks.append(stack.enter_context(MotSink(options.mot)))
     if options.show:
         from annotate.sinks.window import WindowSink
 
@@ -203,7 +265,8 @@ def run(
     """
     check_options(options)
     started = time.perf_counter()
-    summary = RunSummary(outputs=[str(p) for p in (options.output, options.json_path) if p])
+    outputs = (options.output, options.json_path, options.mot)
+    summary = RunSummary(outputs=[str(p) for p in outputs if p])
     with ExitStack() as stack:
         cores = cpu_cores()
         plan = plan_threads(options, cores)
@@ -220,7 +283,10 @@ def run(
             stack.callback(cv2.setNumThreads, cv2.getNumThreads())
             cv2.setNumThreads(plan.opencv)
         settings = replace(options.session, threads=plan.intra_op)
-        detector = Detector.load(options.model, options.resolution, options.conf, options.iou,
+        tracker = make_tracker(options)
+        # The tracker's second round keeps tracks alive on boxes below --conf (ByteTrack).
+        conf = min(options.conf, tracker.settings.low) if tracker else options.conf
+        detector = Detector.load(options.model, options.resolution, conf, options.iou,
                                  settings, family=options.family,
                                  labels_file=options.labels)  # fmt: skip
         detector.keep = class_filter(detector.labels, options.classes, options.min_area,
@@ -232,28 +298,78 @@ def run(
         live = LiveStats(source.name, detector.provider)
         stack.callback(live.finish)
         encode = replace(options.encode, threads=plan.encode)
-        sinks = make_sinks(replace(options, encode=encode), source, detector.labels, stack, live)
-        if annotators is None:
-            annotators = default_annotators(detector.labels)
+        counter = make_counter(options)
+        if annotators is None:  # before any output exists: an unknown --blur class stops here
+            annotators = run_annotators(options, detector.labels, tracker, counter)
+        sinks = make_sinks(replace(options, encode=encode), source, detector.labels, stack, live,
+                           counter.record if counter else None)  # fmt: skip
         if progress is not None:
             progress.start(expected_frames(source.info, options))
             stack.callback(progress.stop)
         emitter = Emitter(annotators, sinks, summary, source, options.fps_every,
                           options.max_frames, progress, started, live,
-                          detector.labels)  # fmt: skip
+                          detector.labels, tracker, counter)  # fmt: skip
+        every = options.detect_every
+        if every is None and not source.info.live:
+            log.info("--detect-every auto paces detection to a live source's frame rate; "
+                     "a file is read as fast as it goes, so every frame is detected")  # fmt: skip
+            every = 1
         try:
             if plan.workers:
-                run_concurrent(source, detector, emitter, plan.workers, batch=batch)
+                run_concurrent(source, detector, emitter, plan.workers, batch=batch,
+                               every=every or 1)  # fmt: skip
             else:
-                run_sequential(source, detector, emitter)
+                interval = 1 / float(source.info.fps) if source.info.fps else 0.0
+                run_sequential(source, detector, emitter, DetectEvery(every, interval))
         except StopRequested as e:
             summary.stopped = str(e)
         except KeyboardInterrupt:
             summary.stopped = "SIGINT"
         except Interrupted as e:
             summary.stopped = e.name
+        finally:
+            summary.tracks = tracker.confirmed if tracker else None
+            summary.counts = counter.as_json() if counter else None
     summary.wall_s = time.perf_counter() - started
     return summary
+
+
+def make_counter(options: RunOptions) -> Counter | None:
+    if not options.lines and not options.zones:
+        return None
+    from annotate.analytics.counting import Counter
+
+    return Counter(parse_shapes(options.lines, "line"), parse_shapes(options.zones, "zone"),
+                   options.anchor, options.line_frames)  # fmt: skip
+
+
+def run_annotators(
+    options: RunOptions,
+    labels: Sequence[str],
+    tracker: Tracker | None,
+    counter: Counter | None,
+) -> list[Annotator]:
+    """Blur first (nothing drawn is hidden by it), then the boxes, then lines and zones on
+    top, so their counts are never covered by a label."""
+    annotators: list[Annotator] = []
+    if options.blur is not None:
+        ids = class_ids(labels, options.blur, "--blur")
+        annotators.append(BlurAnnotator(ids, options.blur_style, options.blur_shape,
+                                        tracker.lost_boxes if tracker else None))  # fmt: skip
+    if options.boxes:
+        annotators += default_annotators(labels, options.trails)
+    if counter is not None:
+        annotators.append(CountAnnotator(counter))
+    return annotators
+
+
+def make_tracker(options: RunOptions) -> Tracker | None:
+    if not options.track:
+        return None
+    from annotate.tracking import Tracker, TrackerSettings
+
+    return Tracker(TrackerSettings(high=options.conf, low=min(options.conf, TrackerSettings.low),
+                                   buffer_s=options.track_buffer))  # fmt: skip
 
 
 def batch_size(options: RunOptions, plan: ThreadPlan, detector: Detector) -> int:

@@ -17,6 +17,7 @@ import contextlib
 import ctypes
 import functools
 import logging
+import math
 import os
 import queue
 import sys
@@ -33,10 +34,12 @@ from annotate.stats import LiveStats, RollingFps
 from annotate.types import Detections, Frame
 
 if TYPE_CHECKING:
+    from annotate.analytics.counting import Counter
     from annotate.annotators import Annotator
     from annotate.pipeline import Progress, RunSummary
     from annotate.sinks import Sink
     from annotate.sources import Source
+    from annotate.tracking import Tracker
 
 log = logging.getLogger("annotate")
 
@@ -51,7 +54,7 @@ WORKER_NICENESS = 3
 TRIM_EVERY = 30
 #: (sequence number, a call that finishes the frame, seconds spent decoding it so far)
 Todo = tuple[int, Callable[[], Frame], float]
-Done = tuple[int, Frame, float, Detections, StageTimes]
+Done = tuple[int, Frame, float, Detections | None, StageTimes]
 
 
 @dataclass
@@ -68,15 +71,35 @@ class Emitter:
     started: float = field(default_factory=time.perf_counter)
     live: LiveStats | None = None  # what the previews show
     labels: Sequence[str] = ()
+    #: Identities across frames. It sits here, in the in-order tail, because both runners
+    #: call :meth:`emit` in source order: the concurrent runner detects out of order on its
+    #: workers but emits strictly by sequence number, so the tracker sees frames in order.
+    tracker: Tracker | None = None
+    counter: Counter | None = None  # lines and zones, after the tracker
 
     def __post_init__(self) -> None:
         self.fps = RollingFps(self.fps_every)
 
     def emit(
-        self, frame: Frame, detections: Detections, times: StageTimes, decode_s: float
+        self, frame: Frame, detections: Detections | None, times: StageTimes, decode_s: float
     ) -> bool:
-        """Draw and write one frame; ``True`` when ``max_frames`` is reached."""
+        """Track, draw and write one frame; ``True`` when ``max_frames`` is reached.
+
+        ``detections`` is ``None`` for a frame that was not detected (``--detect-every``):
+        the tracker predicts where its objects are.
+        """
         t0 = time.perf_counter()
+        self.summary.detected += detections is not None
+        if self.tracker is not None:
+            when = (
+                frame.time if frame.time is not None else frame.index / float(self.source.info.fps)
+            )
+            detections = (self.tracker.predict(when) if detections is None
+                          else self.tracker.update(detections, when))  # fmt: skip
+            if self.counter is not None:
+                self.counter.update(detections, when, frame.width, frame.height, self.labels)
+        elif detections is None:
+            detections = Detections.empty()
         image = frame.image
         for annotator in self.annotators:
             image = annotator.annotate(image, detections)
@@ -94,7 +117,7 @@ class Emitter:
         stage["preprocess"] += times.preprocess
         stage["inference"] += times.inference
         stage["postprocess"] += times.postprocess
-        stage["draw"] += t1 - t0
+        stage["draw"] += t1 - t0  # with the tracker, which runs in this thread too
         stage["write"] += now - t1
         if summary.frames == 0:
             summary.first_frame_s = now - self.started
@@ -115,8 +138,10 @@ class Emitter:
         if self.progress is not None:
             self.progress.update(summary.frames)
         if self.live is not None:
-            self.live.update(now, times.inference, summary.dropped, class_counts(
-                detections, self.labels))  # fmt: skip
+            tracks = self.tracker.confirmed if self.tracker else None
+            counts = self.counter.as_json() if self.counter else None
+            self.live.update(now, times.inference, summary.dropped,
+                             class_counts(detections, self.labels), tracks, counts)  # fmt: skip
         if stop is not None:
             raise stop
         return self.max_frames is not None and summary.frames >= self.max_frames
@@ -161,17 +186,62 @@ def class_counts(detections: Detections, labels: Sequence[str]) -> dict[str, int
     return counts
 
 
-def run_sequential(source: Source, detector: Detector, emitter: Emitter) -> None:
+class DetectEvery:
+    """Which frames the detector sees: every ``n``-th, or with ``n`` of ``None`` ("auto"),
+    as often as the source's frame rate allows.
+
+    Auto keeps the time per frame within the source's frame interval: with inference taking
+    ``d`` seconds and the rest of a frame's work ``r``, detecting one frame in ``n`` costs
+    ``(d + n·r) / n`` per frame, so ``n = ceil(d / (interval - r))``, from running means.
+    """
+
+    def __init__(self, n: int | None, interval_s: float = 0.0, most: int = 10) -> None:
+        self.n, self.interval_s, self.most = n, interval_s, most
+        self.count = 0
+        self._inference = self._rest = 0.0
+        self._since = 0
+
+    def due(self) -> bool:
+        """Whether the next frame is to be detected."""
+        n = self.n if self.n is not None else self._auto()
+        due = self._since == 0 or self._since >= n
+        self._since = 1 if due else self._since + 1
+        self.count += 1
+        return due
+
+    def measured(self, inference_s: float | None, rest_s: float) -> None:
+        if inference_s is not None:
+            self._inference += 0.2 * (inference_s - self._inference)
+        self._rest += 0.2 * (rest_s - self._rest)
+
+    def _auto(self) -> int:
+        spare = self.interval_s - self._rest
+        if spare <= 0:
+            return self.most
+        return max(1, min(self.most, math.ceil(self._inference / spare)))
+
+
+def run_sequential(
+    source: Source, detector: Detector, emitter: Emitter, every: DetectEvery | None = None
+) -> None:
     frames = iter(source)
+    every = every or DetectEvery(1)
     while True:
         t0 = time.perf_counter()
         frame = next(frames, None)
         if frame is None:
             return
         decode_s = time.perf_counter() - t0
-        detections, times = detector.detect(frame.image)
+        detections: Detections | None = None
+        times = StageTimes()
+        if every.due():
+            detections, times = detector.detect(frame.image)
+        t1 = time.perf_counter()
         if emitter.emit(frame, detections, times, decode_s):
             return
+        inference_s = times.preprocess + times.inference + times.postprocess
+        every.measured(inference_s if detections is not None else None,
+                       time.perf_counter() - t1 + decode_s)  # fmt: skip
 
 
 def _put(q: queue.Queue[Any], item: Any, stop: threading.Event) -> bool:
@@ -184,7 +254,9 @@ def _put(q: queue.Queue[Any], item: Any, stop: threading.Event) -> bool:
     return False
 
 
-def _detect(items: list[Todo], detector: Detector, done: queue.Queue[Done | None]) -> None:
+def _detect(
+    items: list[Todo], detector: Detector, done: queue.Queue[Done | None], every: int = 1
+) -> None:
     """Finish, detect and pass on a batch of frames.
 
     ``items`` is emptied as each frame is finished, so no decoded picture outlives its
@@ -197,8 +269,10 @@ def _detect(items: list[Todo], detector: Detector, done: queue.Queue[Done | None
         seq, load, decode_s = items.pop()
         t0 = time.perf_counter()  # the colour conversion counts as decoding
         frames.append((seq, load(), decode_s + time.perf_counter() - t0))
-    results = detector.detect_batch([frame.image for _, frame, _ in frames])
-    for (seq, frame, decode_s), (detections, times) in zip(frames, results):
+    due = [f for f in frames if f[0] % every == 0]
+    results = iter(detector.detect_batch([frame.image for _, frame, _ in due]) if due else [])
+    for seq, frame, decode_s in frames:
+        detections, times = next(results) if seq % every == 0 else (None, StageTimes())
         done.put((seq, frame, decode_s, detections, times))
 
 
@@ -209,8 +283,12 @@ def run_concurrent(
     workers: int = 2,
     depth: int = 2,
     batch: int = 1,
+    every: int = 1,
 ) -> None:
     """Decode on one thread, detect on ``workers`` threads, draw and write here.
+
+    Only every ``every``-th frame is detected (``--detect-every``); the others pass through
+    the workers untouched and the emitter's tracker predicts their boxes.
 
     Each worker takes up to ``batch`` waiting frames per inference call (never waiting for a
     batch to fill, so a slow source is not held back).
@@ -281,7 +359,7 @@ def run_concurrent(
                 items, finished = take()
                 if not items:
                     continue
-                _detect(items, detector, done)
+                _detect(items, detector, done, every)
         except BaseException as e:
             errors.append(e)
             stop.set()
@@ -293,7 +371,7 @@ def run_concurrent(
                 for i in range(workers)]  # fmt: skip
     for thread in threads:
         thread.start()
-    pending: dict[int, tuple[Frame, float, Detections, StageTimes]] = {}
+    pending: dict[int, tuple[Frame, float, Detections | None, StageTimes]] = {}
     next_seq = 0
     running = workers
     try:

@@ -60,12 +60,22 @@ class LiveStats:
         self.frames = 0
         self.dropped = 0
         self.classes: dict[str, int] = {}
+        self.tracks: int | None = None  # identities so far, when the run tracks
+        self.counts: dict[str, object] | None = None  # lines and zones
         self.running = True
 
     def update(
-        self, done_at: float, inference_s: float, dropped: int, classes: dict[str, int]
+        self,
+        done_at: float,
+        inference_s: float,
+        dropped: int,
+        classes: dict[str, int],
+        tracks: int | None = None,
+        counts: dict[str, object] | None = None,
     ) -> None:
         with self._lock:
+            self.tracks = tracks
+            self.counts = counts
             self._done.append(done_at)
             self._inference.append(inference_s)
             self.frames += 1
@@ -89,4 +99,5 @@ class LiveStats:
             )
             return {"source": self.source, "provider": self.provider, "fps": fps,
                     "inference_ms": inference, "frames": self.frames, "dropped": self.dropped,
-                    "classes": dict(self.classes), "running": self.running}  # fmt: skip
+                    "classes": dict(self.classes), "tracks": self.tracks, "counts": self.counts,
+                    "running": self.running}  # fmt: skip

@@ -76,6 +76,10 @@ class Detections:
         xyxy: ``(n, 4) float32`` boxes ``x1, y1, x2, y2`` in source pixels.
         scores: ``(n,) float32`` confidence (objectness × class score for YOLOX).
         class_ids: ``(n,) int32`` indices into the detector's labels.
+        tracker_id: ``(n,) int64`` identity from the tracker (``-1``: a track not yet
+            confirmed), or ``None`` when the run does not track.
+        predicted: ``(n,) bool``, ``True`` for boxes the tracker predicted on a frame that was
+            not detected (``--detect-every``), or ``None`` when the run does not track.
 
     Example:
         >>> d = Detections([[0, 0, 10, 10]], [0.9], [0])
@@ -86,6 +90,8 @@ class Detections:
     xyxy: npt.NDArray[np.float32] = field(default_factory=lambda: np.zeros((0, 4), np.float32))
     scores: npt.NDArray[np.float32] = field(default_factory=lambda: np.zeros((0,), np.float32))
     class_ids: npt.NDArray[np.int32] = field(default_factory=lambda: np.zeros((0,), np.int32))
+    tracker_id: npt.NDArray[np.int64] | None = None
+    predicted: npt.NDArray[np.bool_] | None = None
 
     def __post_init__(self) -> None:
         xyxy = _as_array(self.xyxy, np.float32, (4,), "xyxy")
@@ -99,6 +105,14 @@ class Detections:
         object.__setattr__(self, "xyxy", xyxy)
         object.__setattr__(self, "scores", scores)
         object.__setattr__(self, "class_ids", class_ids)
+        for name, dtype in (("tracker_id", np.int64), ("predicted", np.bool_)):
+            value = getattr(self, name)
+            if value is not None:
+                array = _as_array(value, dtype, (), name)
+                if len(array) != len(scores):
+                    raise ValueError(f"Detections.{name} has {len(array)} entries for "
+                                     f"{len(scores)} boxes")  # fmt: skip
+                object.__setattr__(self, name, array)
 
     @classmethod
     def empty(cls) -> Detections:
@@ -110,4 +124,8 @@ class Detections:
     def __getitem__(
         self, index: npt.NDArray[np.bool_] | npt.NDArray[np.integer] | slice
     ) -> Detections:
-        return Detections(self.xyxy[index], self.scores[index], self.class_ids[index])
+        return Detections(
+            self.xyxy[index], self.scores[index], self.class_ids[index],
+            None if self.tracker_id is None else self.tracker_id[index],
+            None if self.predicted is None else self.predicted[index],
+        )  # fmt: skip

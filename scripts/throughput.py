@@ -63,9 +63,10 @@ def measure(source: Path, tmp: Path, frames: int, **kw: object) -> tuple[float, 
 
     threads = kw.pop("threads", None)
     encode_threads = kw.pop("encode_threads", 0)
+    output = kw.pop("output", tmp / "out.mp4")  # None: no video output
     options = RunOptions(
         source=str(source), model=MODEL, resolution=Resolution((CPU,), "bench"),
-        output=tmp / "out.mp4", max_frames=frames, fps_every=10**9,
+        output=output, max_frames=frames, fps_every=10**9,
         session=SessionSettings(threads=threads),  # type: ignore[arg-type]
         encode=EncodeOptions(threads=encode_threads),  # type: ignore[arg-type]
         **kw,  # type: ignore[arg-type]

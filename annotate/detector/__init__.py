@@ -33,13 +33,18 @@ def class_filter(
     labels: Sequence[str], classes: Sequence[str] | None, min_area: float, max_det: int
 ) -> Filter:
     """``--classes person,car`` (names or ids), ``--min-area``, ``--max-det`` → a Filter."""
-    import difflib
-
     if min_area < 0:
         raise UsageError(f"--min-area must not be negative, got {min_area:g}")
     check_at_least("--max-det", max_det, 1)
     if not classes:
         return Filter(None, min_area, max_det)
+    return Filter(class_ids(labels, classes, "--classes"), min_area, max_det)
+
+
+def class_ids(labels: Sequence[str], classes: Sequence[str], flag: str) -> frozenset[int]:
+    """Class names or ids as the user gave them (``person,car``) → ids, any case."""
+    import difflib
+
     lookup = {name.lower(): i for i, name in enumerate(labels)}
     ids = set()
     for item in classes:
@@ -51,8 +56,8 @@ def class_filter(
         else:
             close = difflib.get_close_matches(key, list(lookup), n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise UsageError(f"unknown class '{item.strip()}' in --classes{hint}")
-    return Filter(frozenset(ids), min_area, max_det)
+            raise UsageError(f"unknown class '{item.strip()}' in {flag}{hint}")
+    return frozenset(ids)
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -18,8 +18,12 @@ from annotate.types import Detections, Frame
 
 
 def record(frame: Frame, detections: Detections, labels: Sequence[str]) -> dict[str, Any]:
-    """The JSON object for one frame; boxes in source pixels, rounded to 0.01 px."""
-    return {
+    """The JSON object for one frame; boxes in source pixels, rounded to 0.01 px.
+
+    With tracking, each detection also has ``track_id`` (``null`` until its track is
+    confirmed) and ``predicted`` (a box the tracker predicted on a frame not detected).
+    """
+    out = {
         "frame": frame.index,
         "source": frame.source,
         "time": None if frame.time is None else round(frame.time, 6),
@@ -35,14 +39,28 @@ def record(frame: Frame, detections: Detections, labels: Sequence[str]) -> dict[
             for box, s, c in zip(detections.xyxy, detections.scores, detections.class_ids.tolist())
         ],
     }
+    if detections.tracker_id is not None:
+        predicted = (detections.predicted if detections.predicted is not None
+                     else np.zeros(len(detections), bool))  # fmt: skip
+        for item, track, guess in zip(out["detections"], detections.tracker_id.tolist(),
+                                      predicted.tolist()):  # fmt: skip
+            item["track_id"] = track if track > 0 else None
+            item["predicted"] = guess
+    return out
 
 
 class JsonLinesSink(SinkBase):
     """Writes to a file, or to stdout for ``-``. Each line is written whole and flushed, so an
     interrupted run leaves a file that ends on a complete record."""
 
-    def __init__(self, path: Path | str, labels: Sequence[str]) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        labels: Sequence[str],
+        extra: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
         self.labels = tuple(labels)
+        self.extra = extra  # more keys for each record (counts and events of lines/zones)
         self.path = str(path)
         self._own = self.path != "-"
         try:
@@ -57,7 +75,10 @@ class JsonLinesSink(SinkBase):
         self._closed = False
 
     def write(self, frame: Frame, annotated: npt.NDArray[np.uint8], detections: Detections) -> None:
-        line = json.dumps(record(frame, detections, self.labels), ensure_ascii=False)
+        item = record(frame, detections, self.labels)
+        if self.extra is not None:
+            item.update(self.extra())
+        line = json.dumps(item, ensure_ascii=False)
         try:
             self._file.write(line + "\n")
             self._file.flush()

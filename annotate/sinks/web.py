@@ -6,7 +6,8 @@ One small HTTP server in the same process (the standard library's; no framework 
 - ``/frame.jpg``  the newest annotated frame (the page fetches it again as soon as one has
   arrived, so a slow viewer simply sees fewer frames);
 - ``/stream.mjpg`` the same as an MJPEG stream, for players such as VLC;
-- ``/stats``      FPS, inference time, provider, dropped frames, detections per class (JSON);
+- ``/stats``      FPS, inference time, provider, dropped frames, detections per class,
+                   identities so far with ``--track``, line and zone counts (JSON);
 - ``/stop``       (POST) ends the run cleanly, as ``q`` does in the window.
 
 The pipeline only hands over a reference to each finished frame; JPEG encoding happens on the
@@ -260,9 +261,11 @@ PAGE = """<!doctype html>
   <dt>provider</dt><dd id="provider">–</dd>
   <dt>frames</dt><dd id="frames">–</dd>
   <dt>dropped</dt><dd id="dropped">–</dd>
+  <dt>tracks</dt><dd id="tracks">–</dd>
   <dt>shown</dt><dd id="shown" data-count="0">0</dd>
  </dl>
  <ul id="classes"></ul>
+ <ul id="counts"></ul>
  <button id="stop">Stop</button> <span id="state"></span>
 </div>
 <script>
@@ -292,9 +295,18 @@ async function stats() {
     set("source", s.source); set("fps", s.fps.toFixed(1));
     set("inference", s.inference_ms.toFixed(1) + " ms"); set("provider", s.provider);
     set("frames", String(s.frames)); set("dropped", String(s.dropped));
+    set("tracks", s.tracks === null ? "off" : String(s.tracks));
     const list = document.getElementById("classes");
     list.replaceChildren(...Object.entries(s.classes).map(([k, v]) => {
       const li = document.createElement("li"); li.textContent = k + ": " + v; return li; }));
+    const counts = document.getElementById("counts"), c = s.counts || {lines: {}, zones: {}};
+    counts.replaceChildren(
+      ...Object.entries(c.lines).map(([k, v]) => {
+        const li = document.createElement("li");
+        li.textContent = k + ": in " + v.in + ", out " + v.out; return li; }),
+      ...Object.entries(c.zones).map(([k, v]) => {
+        const li = document.createElement("li");
+        li.textContent = k + ": " + v.now + " now, " + v.entered + " entered"; return li; }));
     if (!s.running) { document.getElementById("state").textContent = "finished"; }
   } catch (e) { document.getElementById("state").textContent = "disconnected"; }
 }

@@ -1,0 +1,105 @@
+"""Lines and zones as the user writes them: ``[NAME=]x1,y1,x2,y2[,…]``, in pixels or as
+fractions of the frame."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from annotate.errors import UsageError
+
+ANCHORS = ("bottom", "center")
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A named line (2 points) or zone (3 or more), in pixels or fractions of the frame."""
+
+    name: str
+    points: tuple[tuple[float, float], ...]
+    fractional: bool
+
+    def in_pixels(self, width: int, height: int) -> npt.NDArray[np.float64]:
+        points = np.array(self.points, np.float64)
+        return points * (width, height) if self.fractional else points
+
+
+def parse_shapes(specs: list[str], kind: str) -> list[Shape]:
+    """``--line``/``--zone`` values; every mistake is a :class:`UsageError` naming the value.
+
+    All numbers in 0–1 mean fractions of the frame (so one command fits any size); any number
+    above 1 means pixels, and then none may be fractional. Points outside the frame are
+    allowed (a line may start off-screen); a shape must not be degenerate.
+    """
+    flag, least = ("--line", 2) if kind == "line" else ("--zone", 3)
+    shapes = []
+    for n, spec in enumerate(specs, start=1):
+        name, _, numbers = spec.rpartition("=")
+        name = name.strip() or f"{kind}{n}"
+        try:
+            values = [float(v) for v in numbers.split(",")]
+        except ValueError:
+            raise UsageError(f"{flag} {spec!r}: coordinates must be numbers, as "
+                             f"{_example(kind)}") from None  # fmt: skip
+        if not all(math.isfinite(v) for v in values):
+            raise UsageError(f"{flag} {spec!r}: coordinates must be finite numbers")
+        if kind == "line" and len(values) != 4:
+            raise UsageError(f"{flag} {spec!r}: a line takes 4 numbers (x1,y1,x2,y2), "
+                             f"got {len(values)}")  # fmt: skip
+        if len(values) % 2 or len(values) < 2 * least:
+            raise UsageError(f"{flag} {spec!r}: a zone takes 3 or more points "
+                             f"(x1,y1,x2,y2,x3,y3,…), got {len(values)} numbers")  # fmt: skip
+        fractional = all(0 <= v <= 1 for v in values)
+        if not fractional and any(0 < abs(v) < 1 for v in values):
+            raise UsageError(f"{flag} {spec!r}: mixes fractions of the frame and pixels; "
+                             "give all four coordinates one way")  # fmt: skip
+        points = tuple(zip(values[0::2], values[1::2]))
+        if len(set(points)) < least or (kind == "zone" and _area(points) == 0):
+            raise UsageError(f"{flag} {spec!r}: the {kind} has no length or area")
+        shapes.append(Shape(name, points, fractional))
+    names = [s.name for s in shapes]
+    for name in names:
+        if names.count(name) > 1:
+            raise UsageError(f"{flag}: the name {name!r} is used twice; names must differ")
+    return shapes
+
+
+def _example(kind: str) -> str:
+    return "door=100,400,500,400" if kind == "line" else "shop=0,0,0.5,0,0.5,1,0,1"
+
+
+def _area(points: tuple[tuple[float, float], ...]) -> float:
+    x = np.array([p[0] for p in points])
+    y = np.array([p[1] for p in points])
+    return float(abs(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))) / 2)
+
+
+def anchor_points(xyxy: npt.NDArray[np.floating], anchor: str) -> npt.NDArray[np.float64]:
+    """Where a box stands: bottom centre (feet on the floor) or centre."""
+    x = (xyxy[:, 0] + xyxy[:, 2]) / 2
+    y = xyxy[:, 3] if anchor == "bottom" else (xyxy[:, 1] + xyxy[:, 3]) / 2
+    return np.stack([x, y], axis=1).astype(np.float64)
+
+
+def side(point: npt.NDArray[np.floating], a: npt.NDArray[np.floating],
+         b: npt.NDArray[np.floating]) -> int:  # fmt: skip
+    """-1 left of the directed segment a→b as seen on screen (y down), +1 right, 0 on it."""
+    cross = (b[0] - a[0]) * (point[1] - a[1]) - (b[1] - a[1]) * (point[0] - a[0])
+    return int(np.sign(cross))
+
+
+def segments_cross(p: npt.NDArray[np.floating], q: npt.NDArray[np.floating],
+                   a: npt.NDArray[np.floating], b: npt.NDArray[np.floating]) -> bool:  # fmt: skip
+    """Whether the move p→q passes through the segment a–b (not just its infinite line)."""
+    return side(p, a, b) != side(q, a, b) and side(a, p, q) * side(b, p, q) <= 0
+
+
+def inside(point: npt.NDArray[np.floating], polygon: npt.NDArray[np.floating]) -> bool:
+    """Even-odd rule; a point on the edge counts as inside."""
+    import cv2
+
+    return cv2.pointPolygonTest(polygon.astype(np.float32), (float(point[0]), float(point[1])),
+                                False) >= 0  # fmt: skip

@@ -1,0 +1,256 @@
+"""ByteTrack-style multi-object tracking: identities that survive misses and occlusions.
+
+Written from the published algorithm (Zhang et al., "ByteTrack: Multi-Object Tracking by
+Associating Every Detection Box", ECCV 2022), with these choices of our own:
+
+- time comes from frame timestamps (seconds), not frame counts: motion is predicted over the
+  real gap, and a lost track is kept for ``buffer_s`` seconds of video;
+- matching is per class: a person's track never takes a car's box;
+- an identity is handed out only when a track is confirmed (seen in ``confirm_hits``
+  detection rounds in a row), so ids count real objects from 1, not one-frame false alarms.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from annotate.tracking import kalman
+from annotate.types import Detections
+
+#: Cost of a pair that must never match (another class); far above any IoU cost.
+_FORBIDDEN = 1e6
+
+
+@dataclass(frozen=True)
+class TrackerSettings:
+    """What decides a match; defaults follow ByteTrack, ``high`` is the run's ``--conf``."""
+
+    high: float = 0.3  # detections at or above start tracks and match first
+    low: float = 0.1  # detections between low and high only keep existing tracks alive
+    match_iou: float = 0.2  # round 1: least IoU between a track's predicted box and a box
+    low_match_iou: float = 0.5  # round 2, for the less certain boxes
+    lost_expand: float = 0.5  # lost tracks match boxes grown by this much of their height
+    confirm_hits: int = 3  # detection rounds in a row before a track gets an identity
+    buffer_s: float = 1.0  # how long a lost track waits to be found again
+
+
+def iou_matrix(a: npt.NDArray[np.floating], b: npt.NDArray[np.floating]) -> npt.NDArray[np.float64]:
+    """``(n, m)`` intersection over union of xyxy boxes."""
+    a = np.asarray(a, np.float64)[:, None, :]
+    b = np.asarray(b, np.float64)[None, :, :]
+    wh = np.clip(np.minimum(a[..., 2:], b[..., 2:]) - np.maximum(a[..., :2], b[..., :2]), 0, None)
+    inter = wh[..., 0] * wh[..., 1]
+    area_a = np.prod(np.clip(a[..., 2:] - a[..., :2], 0, None), axis=-1)
+    area_b = np.prod(np.clip(b[..., 2:] - b[..., :2], 0, None), axis=-1)
+    union = area_a + area_b - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def match(
+    tracks: npt.NDArray[np.float64],
+    track_classes: npt.NDArray[np.integer],
+    boxes: npt.NDArray[np.floating],
+    box_classes: npt.NDArray[np.integer],
+    min_iou: float,
+) -> list[tuple[int, int]]:
+    """Optimal one-to-one pairs (track row, box row) of the same class with IoU ≥ ``min_iou``."""
+    if len(tracks) == 0 or len(boxes) == 0:
+        return []
+    from scipy.optimize import linear_sum_assignment  # imported once by Tracker()
+
+    cost = 1.0 - iou_matrix(tracks, boxes)
+    cost[track_classes[:, None] != box_classes[None, :]] = _FORBIDDEN
+    rows, cols = linear_sum_assignment(cost)
+    keep = cost[rows, cols] <= 1.0 - min_iou
+    return list(zip(rows[keep].tolist(), cols[keep].tolist()))
+
+
+def _grow(boxes: npt.NDArray[np.floating], by: float) -> npt.NDArray[np.floating]:
+    """Boxes grown on every side by ``by`` of their height.
+
+    The height, because it is what an object passing behind another keeps: its width
+    shrinks to the visible part, and so does the width of the track that followed it.
+    """
+    if not by:
+        return boxes
+    margin = (boxes[:, 3:4] - boxes[:, 1:2]) * by
+    return np.hstack([boxes[:, :2] - margin, boxes[:, 2:] + margin])
+
+
+class Tracker:
+    """Gives each detection the identity of the object it belongs to, frame after frame.
+
+    Feed it every frame's detections in order with the frame's time; it returns them with
+    ``tracker_id`` set (``-1`` while a track is not yet confirmed). Frames that were not
+    detected (``--detect-every``) call :meth:`predict` instead. One tracker per source:
+    identities start at 1. Its state is a few arrays the size of the live tracks, so memory
+    does not grow with the length of the stream.
+
+    Example:
+        >>> tracker = Tracker()
+        >>> for t in (0.0, 0.04, 0.08):
+        ...     out = tracker.update(Detections([[10, 10, 50, 90]], [0.9], [0]), t)
+        >>> out.tracker_id.tolist()
+        [1]
+    """
+
+    def __init__(self, settings: TrackerSettings | None = None) -> None:
+        # scipy takes ~0.3 s to import: at start-up, not in the middle of the first frames.
+        import scipy.optimize  # noqa: F401
+
+        self.settings = settings or TrackerSettings()
+        self.time: float | None = None
+        self.next_id = 1
+        self.mean = np.zeros((0, 8))
+        self.cov = np.zeros((0, 8, 8))
+        self.classes = np.zeros(0, np.int32)
+        self.ids = np.zeros(0, np.int64)  # 0 until confirmed
+        self.hits = np.zeros(0, np.int64)
+        self.last_seen = np.zeros(0)
+        self.lost = np.zeros(0, bool)
+        self.scores = np.zeros(0, np.float32)
+
+    @property
+    def confirmed(self) -> int:
+        """Identities handed out so far on this source."""
+        return self.next_id - 1
+
+    @property
+    def active(self) -> int:
+        """Confirmed tracks seen at the last detection round."""
+        return int(np.count_nonzero((self.ids > 0) & ~self.lost))
+
+    def _advance(self, time: float) -> None:
+        dt = 0.0 if self.time is None else max(0.0, time - self.time)
+        self.time = time if self.time is None else max(self.time, time)
+        # A lost track keeps moving but stops changing size (as ByteTrack does for its
+        # height): a box that shrank while its object went behind another would otherwise
+        # shrink to nothing.
+        self.mean[self.lost, 6:] = 0.0
+        self.mean, self.cov = kalman.predict(self.mean, self.cov, dt)
+
+    def predict(self, time: float, include_lost: bool = False) -> Detections:
+        """Where the tracks seen at the last detection are now, for a frame that was not
+        detected; tentative ones have ``tracker_id`` -1, as they had on that frame."""
+        self._advance(time)
+        keep = ~self.lost | (include_lost & (self.ids > 0))
+        return Detections(
+            kalman.state_to_xyxy(self.mean[keep]), self.scores[keep], self.classes[keep],
+            tracker_id=np.where(self.ids[keep] > 0, self.ids[keep], -1),
+            predicted=np.ones(int(keep.sum()), bool),
+        )  # fmt: skip
+
+    def lost_boxes(self) -> Detections:
+        """Where the confirmed tracks that were not found this frame are predicted to be.
+
+        For privacy blur: an object the detector missed for a frame or two stays hidden
+        until its track is dropped.
+        """
+        keep = (self.ids > 0) & self.lost
+        return Detections(
+            kalman.state_to_xyxy(self.mean[keep]), self.scores[keep], self.classes[keep],
+            tracker_id=self.ids[keep], predicted=np.ones(int(keep.sum()), bool),
+        )  # fmt: skip
+
+    def update(self, detections: Detections, time: float) -> Detections:
+        """Match this frame's detections to the tracks; returns the ones that belong to one.
+
+        Confident detections (score ≥ ``high``) are matched first, then the less confident
+        ones against tracks still unmatched that were seen last round (this keeps an object
+        through partial occlusion, when its score drops). Less confident boxes that match
+        nothing are dropped; confident ones start new tracks.
+        """
+        s = self.settings
+        self._advance(time)
+        scores = detections.scores
+        high = np.flatnonzero(scores >= s.high)
+        low = np.flatnonzero((scores >= s.low) & (scores < s.high))
+        predicted = kalman.state_to_xyxy(self.mean)
+        boxes, classes = detections.xyxy, detections.class_ids
+
+        confirmed = self.ids > 0
+        pairs: list[tuple[int, int]] = []
+
+        def round_(tracks: npt.NDArray[np.bool_], candidates: npt.NDArray[np.int64],
+                   min_iou: float, expand: float = 0.0) -> None:  # fmt: skip
+            taken_t = {t for t, _ in pairs}
+            taken_d = {d for _, d in pairs}
+            rows = np.array([t for t in np.flatnonzero(tracks) if t not in taken_t], np.int64)
+            cols = np.array([d for d in candidates if d not in taken_d], np.int64)
+            if len(rows) and len(cols):
+                found = match(_grow(predicted[rows], expand), self.classes[rows],
+                              _grow(boxes[cols], expand), classes[cols], min_iou)  # fmt: skip
+                pairs.extend((int(rows[t]), int(cols[d])) for t, d in found)
+
+        # 1. Confirmed tracks, found or lost, take the confident boxes.
+        round_(confirmed, high, s.match_iou)
+        # 2. Tracks seen last round and still unmatched take the less confident boxes.
+        round_(confirmed & ~self.lost, low, s.low_match_iou)
+        # 3. Lost tracks look wider: after an occlusion the box that comes back is often
+        #    partial, or the object moved off its predicted line (buffered IoU, Yang et al.
+        #    2023, "Hard to track objects with irregular motions...").
+        round_(confirmed & self.lost, high, s.match_iou, s.lost_expand)
+        # 4. Only then may tentative tracks continue, so they never steal a lost track's box.
+        round_(~confirmed, high, s.match_iou)
+
+        track_rows = np.array([t for t, _ in pairs], np.int64)
+        det_rows = np.array([d for _, d in pairs], np.int64)
+        if len(pairs):
+            mean, cov = kalman.update(self.mean[track_rows], self.cov[track_rows],
+                                      boxes[det_rows].astype(np.float64))  # fmt: skip
+            self.mean[track_rows], self.cov[track_rows] = mean, cov
+            self.hits[track_rows] += 1
+            self.last_seen[track_rows] = time
+            self.lost[track_rows] = False
+            self.scores[track_rows] = scores[det_rows]
+
+        # Unmatched tracks: a tentative one ends at its first miss, a confirmed one is lost
+        # and kept for buffer_s seconds of video.
+        unmatched = np.ones(len(self.ids), bool)
+        unmatched[track_rows] = False
+        keep = ~(unmatched & (self.ids == 0))
+        keep &= (time - self.last_seen) <= s.buffer_s
+        self.lost |= unmatched
+        self.hits[unmatched] = 0
+        det_track = dict(zip(det_rows.tolist(), track_rows.tolist()))
+        self._drop(keep, det_track)
+
+        new = np.array([d for d in high.tolist() if d not in det_track], np.int64)
+        if len(new):
+            first = len(self.ids)
+            mean, cov = kalman.initiate(boxes[new].astype(np.float64))
+            self.mean = np.concatenate([self.mean, mean])
+            self.cov = np.concatenate([self.cov, cov])
+            self.classes = np.concatenate([self.classes, classes[new]])
+            self.ids = np.concatenate([self.ids, np.zeros(len(new), np.int64)])
+            self.hits = np.concatenate([self.hits, np.ones(len(new), np.int64)])
+            self.last_seen = np.concatenate([self.last_seen, np.full(len(new), time)])
+            self.lost = np.concatenate([self.lost, np.zeros(len(new), bool)])
+            self.scores = np.concatenate([self.scores, scores[new]])
+            det_track.update({d: first + i for i, d in enumerate(new.tolist())})
+
+        # Confirm in the order the objects appear in the frame, so ids read naturally.
+        for d in sorted(det_track):
+            t = det_track[d]
+            if self.ids[t] == 0 and self.hits[t] >= s.confirm_hits:
+                self.ids[t] = self.next_id
+                self.next_id += 1
+
+        rows = np.array(sorted(det_track), np.int64)
+        out = detections[rows]
+        ids = self.ids[[det_track[d] for d in rows.tolist()]]
+        return Detections(out.xyxy, out.scores, out.class_ids,
+                          tracker_id=np.where(ids > 0, ids, -1),
+                          predicted=np.zeros(len(rows), bool))  # fmt: skip
+
+    def _drop(self, keep: npt.NDArray[np.bool_], det_track: dict[int, int]) -> None:
+        if keep.all():
+            return
+        renumber = np.cumsum(keep) - 1
+        for d, t in list(det_track.items()):
+            det_track[d] = int(renumber[t])  # matched tracks are always kept
+        for name in ("mean", "cov", "classes", "ids", "hits", "last_seen", "lost", "scores"):
+            setattr(self, name, getattr(self, name)[keep])

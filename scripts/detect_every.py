@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""--detect-every N: how much faster, and how many of the every-frame boxes it still finds.
+
+    python scripts/detect_every.py [--frames 300] [--rounds 2] [--every 1 2 3 5]
+
+For each input at 720p, runs ``annotate run --track --detect-every N`` (the library call the
+CLI makes), alternating the values of N for ``--rounds`` rounds and keeping each one's best
+in-loop FPS, twice: writing JSON Lines only (what a camera feeding a counter or a preview
+does) and also encoding an H.264 ``-o`` (where the encoder's share of the time is fixed).
+"Boxes kept" is the share of the N=1 run's boxes that the N run has on the same frame, same
+class, at IoU ≥ 0.5: of all of them, and of those of confirmed tracks (an object that shows
+up between two detections cannot be found before the next one, and neither can a one-frame
+false alarm). Inputs: two shared videos scaled to 720p and the crossing scene of
+tests/scenes.py (1280×720, real pixels, known paths).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from annotate.tracking.tracker import iou_matrix  # noqa: E402
+from scripts.throughput import SHARED, measure, scaled  # noqa: E402
+from tests.scenes import scenes, write_scene  # noqa: E402
+
+
+def boxes(path: Path, confirmed: bool = False) -> list[list[tuple[int, list[float]]]]:
+    """Each frame's ``(class, box)``; with ``confirmed``, only those of confirmed tracks."""
+    return [[(d["class_id"], d["box"]) for d in json.loads(line)["detections"]
+             if d["track_id"] or not confirmed]
+            for line in path.read_text().splitlines()]  # fmt: skip
+
+
+def kept(reference: list, other: list) -> float:
+    """Share of ``reference``'s boxes that ``other`` has (same frame and class, IoU ≥ 0.5)."""
+    found = total = 0
+    for ref, got in zip(reference, other):
+        total += len(ref)
+        for cls, box in ref:
+            same = [b for c, b in got if c == cls]
+            if same and iou_matrix(np.array([box]), np.array(same)).max() >= 0.5:
+                found += 1
+    return found / total if total else 1.0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--every", type=int, nargs="+", default=[1, 2, 3, 5])
+    args = parser.parse_args()
+    videos = SHARED / "data" / "videos"
+    with tempfile.TemporaryDirectory(prefix="annotate-every-") as name:
+        tmp = Path(name)
+        crossing = tmp / "crossing.mp4"
+        write_scene(scenes()[0], crossing)
+        inputs = [
+            ("car-detection 720p", scaled(videos / "car-detection.mp4", tmp / "cars.mp4", 720,
+                                          args.frames + 10)),
+            ("one-by-one-person 720p", scaled(videos / "one-by-one-person-detection.mp4",
+                                              tmp / "people.mp4", 720, args.frames + 10)),
+            ("crossing scene 720p", crossing),
+        ]  # fmt: skip
+        print(
+            "| input | N | FPS, JSON only | × N=1 | FPS, JSON + H.264 | × N=1 | boxes kept "
+            "| of confirmed tracks |"
+        )
+        print("|---|---|---|---|---|---|---|---|")
+        untracked: dict[bool, float] = {}
+        for label, path in inputs:
+            best: dict[tuple[int, bool], float] = {}
+            found: dict[int, list] = {}
+            for _ in range(args.rounds):
+                for video in (False, True):  # the same run without --track: what it costs
+                    fps, _stage = measure(path, tmp, args.frames, json_path=str(tmp / "p.jsonl"),
+                                          output=tmp / "o.mp4" if video else None)  # fmt: skip
+                    untracked[video] = max(untracked.get(video, 0.0), fps)
+                for n in args.every:
+                    for video in (False, True):
+                        dets = tmp / f"d{n}.jsonl"
+                        fps, _stage = measure(path, tmp, args.frames, track=True, detect_every=n,
+                                              json_path=str(dets),
+                                              output=tmp / "o.mp4" if video else None)  # fmt: skip
+                        best[n, video] = max(best.get((n, video), 0.0), fps)
+                        found[n] = boxes(dets)
+                        if n == 1:
+                            confirmed = boxes(dets, confirmed=True)
+            print(f"| {label} | no --track | {untracked[False]:.1f} | "
+                  f"{untracked[False] / best[1, False]:.2f}× | {untracked[True]:.1f} | "
+                  f"{untracked[True] / best[1, True]:.2f}× | – | – |")  # fmt: skip
+            for n in args.every:
+                print(f"| {label} | {n} | {best[n, False]:.1f} | "
+                      f"{best[n, False] / best[1, False]:.2f}× | {best[n, True]:.1f} | "
+                      f"{best[n, True] / best[1, True]:.2f}× | "
+                      f"{100 * kept(found[1], found[n]):.0f} % | "
+                      f"{100 * kept(confirmed, found[n]):.0f} % |")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
