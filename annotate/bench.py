@@ -10,7 +10,7 @@ import platform
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -75,9 +75,14 @@ class Stats:
 
 @dataclass
 class EndToEnd:
+    """One real ``annotate run`` of the video (frames decoded, detected, drawn, encoded)."""
+
+    mode: str  # the runner and thread plan, as ``annotate run -v`` prints it
     frames: int
-    fps: float
-    stage_ms: dict[str, float]  # mean per frame
+    fps: float  # frames ÷ wall-clock seconds, start-up included: what ``annotate run`` prints
+    loop_fps: float  # after the first frame: the steady rate, start-up excluded
+    first_frame_s: float  # start-up: model load, opening input and output, first frame
+    cpu_ms: dict[str, float]  # CPU time per frame in each stage (they overlap when concurrent)
 
 
 @dataclass
@@ -92,7 +97,12 @@ class ProviderResult:
     postprocess: Stats | None = None
     fps: float | None = None
     speedup: float | None = None
+    #: Inference with the settings ``annotate run`` uses for files (its workers' threads,
+    #: no spinning), when they differ from the fastest single-call settings timed above.
+    pipeline_inference: Stats | None = None
+    pipeline_settings: str = ""
     end_to_end: EndToEnd | None = None
+    sequential: EndToEnd | None = None  # the same with ``--sequential``
 
 
 @dataclass
@@ -202,7 +212,8 @@ def run_bench(
         resolution = Resolution(chain, "bench")
         result = _bench_provider(config, resolution, image, session_factory)
         if result.status == "ran" and video:
-            result.end_to_end = _end_to_end(config, resolution)
+            result.end_to_end = _end_to_end(config, resolution, sequential=False)
+            result.sequential = _end_to_end(config, resolution, sequential=True)
         results.append(result)
     report = BenchReport(
         machine=machine_info(),
@@ -225,9 +236,15 @@ def run_bench(
 def _bench_provider(
     config: BenchConfig, resolution: Resolution, image: np.ndarray, factory: SessionFactory
 ) -> ProviderResult:
+    """Inference with the settings that give this provider its lowest latency: ONNX
+    Runtime's own defaults (all cores, idle threads spinning), unless the user set threads;
+    then, beside it, with the settings ``annotate run``'s concurrent runner uses."""
+    from annotate.pipeline import RunOptions, cpu_cores, plan_threads
+
     provider = resolution.preferred
+    fastest = replace(config.session, spinning=None)
     started = time.perf_counter()
-    session, _info = factory(config.model, resolution, config.session)
+    session, _info = factory(config.model, resolution, fastest)
     startup = time.perf_counter() - started
     active = list(session.get_providers())
     if not active or active[0] != provider:
@@ -238,20 +255,35 @@ def _bench_provider(
         )  # fmt: skip
     detector = Detector(session, _info, conf=0.3, iou=0.45, name=str(config.model))
     blob, box = detector.preprocess(image)
-    feed = {detector.input_name: blob}
-    for _ in range(config.warmup):
-        session.run(None, feed)
+    inference = _time_inference(session, {detector.input_name: blob}, config)
+    output = session.run(None, {detector.input_name: blob})[0]
     # Each stage in its own loop: interleaving them would time session.run with caches that
     # pre/post-processing just flushed, which a bare session.run loop does not see.
-    infer = _timed(config.iterations, lambda: session.run(None, feed))
-    output = session.run(None, feed)[0]
     pre = _timed(config.iterations, lambda: detector.preprocess(image))
     post = _timed(config.iterations, lambda: detector.postprocess(output, box))
-    inference = Stats.of(infer)
-    return ProviderResult(
+    result = ProviderResult(
         provider, "ran", "", active, startup, inference, Stats.of(pre), Stats.of(post),
         fps=1000 / inference.mean if inference.mean > 0 else None,
     )  # fmt: skip
+    plan = plan_threads(RunOptions("", config.model, resolution, session=config.session),
+                        cpu_cores())  # fmt: skip
+    if plan.workers:
+        used = replace(config.session, threads=plan.intra_op, spinning=False)
+        if used != fastest:
+            del session, detector
+            pipeline, _ = factory(config.model, resolution, used)
+            result.pipeline_inference = _time_inference(pipeline, {pipeline.get_inputs()[0].name:
+                                                                    blob}, config)  # fmt: skip
+            result.pipeline_settings = (
+                f"{plan.workers} workers × {plan.intra_op} thread"
+                f"{'s' * (plan.intra_op != 1)}, no spinning")  # fmt: skip
+    return result
+
+
+def _time_inference(session: Any, feed: dict[str, Any], config: BenchConfig) -> Stats:
+    for _ in range(config.warmup):
+        session.run(None, feed)
+    return Stats.of(_timed(config.iterations, lambda: session.run(None, feed)))
 
 
 def _timed(n: int, call: Callable[[], object]) -> list[float]:
@@ -263,23 +295,28 @@ def _timed(n: int, call: Callable[[], object]) -> list[float]:
     return times
 
 
-def _end_to_end(config: BenchConfig, resolution: Resolution) -> EndToEnd:
-    """decode → detect → draw → encode (to a throw-away file) through the real pipeline."""
+def _end_to_end(config: BenchConfig, resolution: Resolution, sequential: bool) -> EndToEnd:
+    """The video through the real ``annotate run`` (the runner it would pick, or the
+    sequential loop), encoding to a throw-away file; FPS by the wall clock, as run reports."""
     from annotate.pipeline import STAGES, RunOptions, run
 
     with tempfile.TemporaryDirectory(prefix="annotate-bench-") as tmp:
         options = RunOptions(
             source=str(config.source), model=config.model, resolution=resolution,
             output=Path(tmp) / "bench.mp4", max_frames=config.frames, fps_every=10**9,
-            session=config.session,
+            session=config.session, sequential=sequential,
         )  # fmt: skip
         summary = run(options)
     frames = max(summary.frames, 1)
-    loop_s = sum(summary.stage_s.values())
+    first = summary.first_frame_s or 0.0
+    loop_s = summary.wall_s - first
     return EndToEnd(
+        mode=summary.mode,
         frames=summary.frames,
-        fps=summary.frames / loop_s if loop_s else 0.0,
-        stage_ms={s: 1000 * summary.stage_s[s] / frames for s in STAGES},
+        fps=summary.fps,
+        loop_fps=(summary.frames - 1) / loop_s if summary.frames > 1 and loop_s > 0 else 0.0,
+        first_frame_s=first,
+        cpu_ms={s: 1000 * summary.stage_s[s] / frames for s in STAGES},
     )
 
 

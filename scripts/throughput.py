@@ -64,10 +64,11 @@ def measure(source: Path, tmp: Path, frames: int, **kw: object) -> tuple[float, 
     threads = kw.pop("threads", None)
     encode_threads = kw.pop("encode_threads", 0)
     output = kw.pop("output", tmp / "out.mp4")  # None: no video output
+    session = kw.pop("session", SessionSettings(threads=threads))  # type: ignore[arg-type]
     options = RunOptions(
         source=str(source), model=MODEL, resolution=Resolution((CPU,), "bench"),
         output=output, max_frames=frames, fps_every=10**9,
-        session=SessionSettings(threads=threads),  # type: ignore[arg-type]
+        session=session,
         encode=EncodeOptions(threads=encode_threads),  # type: ignore[arg-type]
         **kw,  # type: ignore[arg-type]
     )  # fmt: skip

@@ -55,11 +55,13 @@ def test_end_to_end_on_a_video(cli):
             "--model", MODEL)  # fmt: skip
     assert r.code == 0, r.err
     (cpu,) = json.loads(r.out)["results"]
-    e2e = cpu["end_to_end"]
-    assert e2e["frames"] == 20 and e2e["fps"] > 0
-    assert set(e2e["stage_ms"]) == {"decode", "preprocess", "inference", "postprocess", "draw",
-                                    "write"}  # fmt: skip
-    assert all(v > 0 for v in e2e["stage_ms"].values())
+    e2e, seq = cpu["end_to_end"], cpu["sequential"]
+    assert e2e["frames"] == seq["frames"] == 20 and e2e["fps"] > 0 and seq["fps"] > 0
+    assert e2e["mode"].startswith("concurrent") and seq["mode"] == "sequential"
+    assert e2e["loop_fps"] > e2e["fps"]  # start-up excluded
+    assert set(e2e["cpu_ms"]) == {"decode", "preprocess", "inference", "postprocess", "draw",
+                                  "write"}  # fmt: skip
+    assert all(v > 0 for v in e2e["cpu_ms"].values())
 
 
 class StandIn:
@@ -89,22 +91,31 @@ def _factory(made: dict, delays: dict, claims: dict | None = None):
         real, info = open_session(model, Resolution((CPU,), "test"), settings, quiet=True)
         provider = resolution.preferred
         claimed = (claims or {}).get(provider, [provider, CPU])
-        made[provider] = StandIn(real, claimed, delays.get(provider, 0.0))
-        return made[provider], info
+        made.setdefault(provider, []).append(StandIn(real, claimed, delays.get(provider, 0.0)))
+        made[provider][-1].settings = settings
+        return made[provider][-1], info
 
     return factory
 
 
-def test_two_providers_counts_and_speedup():
+def test_two_providers_counts_and_speedup(monkeypatch):
+    monkeypatch.setattr("annotate.pipeline.cpu_cores", lambda: 2)
     made: dict = {}
     config = BenchConfig(MODEL, ["cpu", "coreml"], iterations=7, warmup=3)
     report = run_bench(config, available=[COREML, CPU],
                        session_factory=_factory(made, {COREML: 0.03}))  # fmt: skip
-    # 1 probe that reads the output layout, 3 warm-up, 7 timed, and 1 run whose output feeds
-    # the post-processing timing
-    assert made[CPU].runs == 12 and made[COREML].runs == 12
+    # The fastest settings (ONNX Runtime's defaults): 1 probe that reads the output layout,
+    # 3 warm-up, 7 timed, and 1 run whose output feeds the post-processing timing; then the
+    # concurrent runner's settings: 3 warm-up and 7 timed.
+    for provider in (CPU, COREML):
+        fastest, pipeline = made[provider]
+        assert (fastest.runs, pipeline.runs) == (12, 10)
+        assert fastest.settings.spinning is None and pipeline.settings.spinning is False
+        assert pipeline.settings.threads == 1  # 2 cores: 2 workers of 1 thread
     cpu, coreml = report.results
     assert cpu.inference.samples == coreml.inference.samples == 7
+    assert cpu.pipeline_inference.samples == 7
+    assert cpu.pipeline_settings == "2 workers × 1 thread, no spinning"
     assert coreml.inference.min >= 30  # the stand-in's 30 ms delay is really timed
     assert report.baseline == CPU and cpu.speedup == 1.0 and coreml.speedup < 1
     assert report.recommendation.startswith(f"Use {CPU}: fastest on this model ({COREML} 0.")
@@ -119,7 +130,7 @@ def test_silent_fallback_is_reported_not_timed():
     assert cuda.status == "skipped" and cuda.inference is None
     assert cuda.reason == "ONNX Runtime fell back to CPUExecutionProvider (not timed as " \
                           "CUDAExecutionProvider)"  # fmt: skip
-    assert made["CUDAExecutionProvider"].runs == 0
+    assert [s.runs for s in made["CUDAExecutionProvider"]] == [0]
 
 
 def _ran(provider: str, mean: float) -> ProviderResult:
@@ -157,3 +168,54 @@ def test_coreml_options_reach_the_provider(tmp_path):
         "ModelCacheDirectory": str(tmp_path / "cache"),
     }  # fmt: skip
     assert settings.provider_options(CPU) == {}
+
+
+@pytest.mark.slow
+def test_end_to_end_fps_is_what_annotate_run_does(cli, tmp_path):
+    """bench's end-to-end FPS and `annotate run`'s "Done" FPS on the same input and frames,
+    best of three alternating runs each (a shared machine has outliers): within 10 %."""
+    import re
+
+    clip = VIDEOS / "one-by-one-person-detection.mp4"
+    bench_fps, run_fps = [], []
+    for _ in range(3):
+        r = cli("bench", "--json", "--iterations", "1", "--warmup", "0", "--providers", "cpu",
+                "--source", clip, "--frames", "300", "--model", MODEL)  # fmt: skip
+        assert r.code == 0, r.err
+        bench_fps.append(json.loads(r.out)["results"][0]["end_to_end"]["fps"])
+        r = cli("run", clip, "-o", tmp_path / "o.mp4", "--max-frames", "300", "--provider", "cpu",
+                "--model", MODEL)  # fmt: skip
+        assert r.code == 0, r.err
+        run_fps.append(float(re.search(r"Done: 300 frames in [\d.]+ s \(([\d.]+) FPS", r.err)[1]))
+    assert max(bench_fps) == pytest.approx(max(run_fps), rel=0.10)
+
+
+def test_spinning_is_chosen_per_mode():
+    """Live sources (latency) spin; files, sequential or concurrent (throughput), do not."""
+    from annotate.pipeline import ThreadPlan, spinning_for
+
+    sequential, concurrent = ThreadPlan(0, None, 0, 0), ThreadPlan(2, 1, 1, 2, 1)
+    assert spinning_for(sequential, live=True) is True
+    assert spinning_for(sequential, live=False) is False
+    assert spinning_for(concurrent, live=False) is False
+
+
+def test_the_session_gets_the_spinning_asked_for(monkeypatch):
+    import onnxruntime
+
+    seen = []
+    real = onnxruntime.SessionOptions.add_session_config_entry
+
+    def spy(self, key, value):
+        seen.append((key, value))
+        return real(self, key, value)
+
+    monkeypatch.setattr(onnxruntime.SessionOptions, "add_session_config_entry", spy)
+    from annotate.providers import Resolution
+
+    for spinning, expected in ((True, "1"), (False, "0"), (None, None)):
+        seen.clear()
+        open_session(MODEL, Resolution((CPU,), "t"), SessionSettings(spinning=spinning),
+                     quiet=True)  # fmt: skip
+        entries = dict(seen)
+        assert entries.get("session.intra_op.allow_spinning") == expected

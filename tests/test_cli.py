@@ -316,3 +316,41 @@ def test_sigterm_exit_code(tmp_path):
                                signal.SIGTERM)  # fmt: skip
     assert code == 143, rest
     assert len(decode_video(out)[2]) >= 10
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("columns", [80, 200])
+def test_fps_lines_print_above_the_progress_bar_in_a_terminal(tmp_path, columns):
+    """In a real (pseudo-)terminal the bar is live; each rolling FPS line must start a line
+    of its own instead of being written after the bar's text."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "annotate", "run", str(VIDEOS / "bottle-detection.mp4"),
+         "--max-frames", "95", "--json", str(tmp_path / "d.jsonl"), *M],
+        stdin=follower, stdout=follower, stderr=follower, cwd=ROOT, close_fds=True,
+        env={**os.environ, "TERM": "xterm-256color", "COLUMNS": str(columns)},
+    )  # fmt: skip
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    assert proc.wait(timeout=60) == 0
+    raw = b"".join(chunks).decode("utf-8", "replace")
+    assert "━" in raw  # the bar was drawn: this really was a terminal
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", raw)  # cursor moves and erases
+    lines = re.split(r"[\r\n]+", text)
+    for n in (30, 60, 90):
+        (line,) = [ln for ln in lines if f"Frame {n}:" in ln]
+        assert line.startswith(f"Frame {n}: "), line

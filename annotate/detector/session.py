@@ -20,6 +20,7 @@ log = logging.getLogger("annotate")
 GRAPH_OPT_LEVELS = ("disable", "basic", "extended", "all")
 COREML_FORMATS = ("MLProgram", "NeuralNetwork")
 COREML_UNITS = ("ALL", "CPUAndNeuralEngine", "CPUAndGPU", "CPUOnly")
+OPENVINO_PRECISIONS = ("FP32", "FP16", "ACCURACY")
 
 
 def coreml_cache_dir() -> Path:
@@ -41,10 +42,11 @@ class SessionSettings:
     coreml_format: str = "MLProgram"
     coreml_units: str = "ALL"
     coreml_cache: Path | None = None
-    #: Idle intra-op threads spin before sleeping, burning the cores the decoder and encoder
-    #: need. Off by default: measured on 2 cores, the sequential loop ran 46-47 FPS with
-    #: spinning and 51-55 FPS without (decode time per frame fell from 3.5 to 1.3 ms).
-    spinning: bool = False
+    openvino_device: str | None = None  # CPU, GPU, NPU, AUTO:GPU,CPU …; None: OpenVINO's
+    openvino_precision: str | None = None  # FP32, FP16, ACCURACY; None: the device's default
+    #: Whether idle intra-op threads spin before sleeping; ``None`` leaves ONNX Runtime's
+    #: default (on). The pipeline chooses per mode (see ``annotate.pipeline.spinning_for``).
+    spinning: bool | None = None
 
     def check(self) -> None:
         from annotate.errors import UsageError, check_at_least
@@ -55,11 +57,16 @@ class SessionSettings:
             (self.graph_opt, GRAPH_OPT_LEVELS, "--graph-opt"),
             (self.coreml_format, COREML_FORMATS, "--coreml-format"),
             (self.coreml_units, COREML_UNITS, "--coreml-units"),
+            (self.openvino_precision or "FP32", OPENVINO_PRECISIONS, "--openvino-precision"),
         ):
             if value not in allowed:
                 raise UsageError(f"{flag} must be one of {', '.join(allowed)}, got '{value}'")
 
     def provider_options(self, provider: str) -> dict[str, str]:
+        if provider == "OpenVINOExecutionProvider":
+            chosen = (("device_type", self.openvino_device),
+                      ("precision", self.openvino_precision))  # fmt: skip
+            return {key: value for key, value in chosen if value}
         if provider != "CoreMLExecutionProvider":
             return {}
         cache = self.coreml_cache or coreml_cache_dir()
@@ -68,9 +75,13 @@ class SessionSettings:
                 "ModelCacheDirectory": str(cache)}  # fmt: skip
 
     def describe(self) -> dict[str, Any]:
-        return {"threads": self.threads or "default", "graph_opt": self.graph_opt,
+        spinning = "default" if self.spinning is None else "on" if self.spinning else "off"
+        return {"threads": self.threads or "default", "spinning": spinning,
+                "graph_opt": self.graph_opt,
                 "coreml_format": self.coreml_format, "coreml_units": self.coreml_units,
-                "coreml_cache": str(self.coreml_cache or coreml_cache_dir())}  # fmt: skip
+                "coreml_cache": str(self.coreml_cache or coreml_cache_dir()),
+                "openvino_device": self.openvino_device or "default",
+                "openvino_precision": self.openvino_precision or "default"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -117,12 +128,16 @@ def open_session(
     import onnxruntime as ort
 
     settings = settings or SessionSettings()
+    # A provider that cannot start prints its own multi-line error before falling back; the
+    # fallback is reported below in one line instead.
+    ort.set_default_logger_severity(4)
     options = ort.SessionOptions()
     options.log_severity_level = 3  # ORT's own warnings are noise for users; we report below
     if settings.threads:
         options.intra_op_num_threads = settings.threads
-    if not settings.spinning:
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if settings.spinning is not None:
+        spin = "1" if settings.spinning else "0"
+        options.add_session_config_entry("session.intra_op.allow_spinning", spin)
     level = ort.GraphOptimizationLevel
     options.graph_optimization_level = {
         "disable": level.ORT_DISABLE_ALL, "basic": level.ORT_ENABLE_BASIC,
