@@ -19,6 +19,7 @@ from tests.conftest import IMAGES, MODEL, ROOT, VIDEOS, FileCamera, decode_video
 M = ("--model", str(MODEL))
 
 
+@pytest.mark.slow  # the whole 1,189-frame video
 def test_bottle_video_end_to_end(cli, tmp_path):
     """The issue's acceptance run: H.264, every frame, the source rate and size, bottles."""
     out, dets = tmp_path / "out.mp4", tmp_path / "dets.jsonl"

@@ -46,6 +46,7 @@ def _decodes(path: Path) -> int:
         return sum(1 for _ in container.decode(video=0))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", range(CASES))
 def test_damaged_video(tmp_path, case):
     rng = random.Random(case)

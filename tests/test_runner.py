@@ -49,6 +49,7 @@ def test_same_detections_and_order_as_sequential(tmp_path):
                 assert da["box"] == pytest.approx(db["box"], abs=0.1)
 
 
+@pytest.mark.slow  # a whole shared video
 def test_whole_video_in_order(tmp_path):
     dets = tmp_path / "d.jsonl"
     summary = run(_options(tmp_path, json_path=str(dets), workers=2))

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import threading
 
+import pytest
+
 from annotate.pipeline import RunOptions, run
 from annotate.providers import CPU, Resolution
 from tests.conftest import MODEL, VIDEOS, FileCamera
@@ -35,6 +37,7 @@ def rss_mb() -> float:
     return int(line.split()[1]) / 1024
 
 
+@pytest.mark.slow
 def test_soak(tmp_path, monkeypatch):
     import annotate.sources.camera as camera
 

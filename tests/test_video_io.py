@@ -143,6 +143,7 @@ def _check_outputs(out: Path, dets: Path) -> int:
     return frames if not records else (frames, len(records))[0] == len(records) and frames
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("run", range(int(os.environ.get("ANNOTATE_SIGNAL_RUNS", "20"))))
 def test_signal_at_a_random_moment(tmp_path, run):
     rng = random.Random(run)
