@@ -680,19 +680,18 @@ def print_bench(report: BenchReport) -> None:
             continue
         table = Table(title=f"{r.provider}", title_justify="left")
         table.add_column("stage")
-        for col in ("mean", "median", "p90", "min", "max"):
+        columns = ("mean", "median", "p90", "min", "max")
+        for col in columns:
             table.add_column(f"{col} ms", justify="right")
-        for name in ("preprocess", "inference", "postprocess"):
-            st = getattr(r, name)
-            table.add_row(name, *(f"{getattr(st, c):.2f}" for c in
-                                  ("mean", "median", "p90", "min", "max")))  # fmt: skip
+        rows = [(name, getattr(r, name)) for name in ("preprocess", "inference", "postprocess")]
+        as_run = ""
         if r.pipeline_inference:
-            st = r.pipeline_inference
-            table.add_row(f"inference, as run ({r.pipeline_settings})",
-                          *(f"{getattr(st, c):.2f}" for c in
-                            ("mean", "median", "p90", "min", "max")))  # fmt: skip
-        table.caption = (f"inference {r.fps:.1f} FPS with ONNX Runtime's defaults · session "
-                         f"start-up {r.startup_s:.2f} s · speed-up {r.speedup:.2f}× vs "
+            rows.append(("inference as run", r.pipeline_inference))
+            as_run = f" · as run: {r.pipeline_settings}"
+        for name, st in rows:
+            table.add_row(name, *(f"{getattr(st, c):.2f}" for c in columns))
+        table.caption = (f"inference {r.fps:.1f} FPS with ONNX Runtime's defaults{as_run} · "
+                         f"session start-up {r.startup_s:.2f} s · speed-up {r.speedup:.2f}× vs "
                          f"{report.baseline}")  # fmt: skip
         console.print(table)
         for label, e in (("end to end", r.end_to_end), ("sequential", r.sequential)):

@@ -125,10 +125,7 @@ class Counter:
             state.confirmed, state.candidate, state.held = where, None, 0
             state.last_point = point
             return None
-        if where != state.candidate:
-            state.candidate, state.held, state.first_new = where, 0, point
-        state.held += 1
-        if state.held < self.frames:
+        if not self._held(state, where, point, time):
             return None
         assert state.last_point is not None and state.first_new is not None
         crossed = segments_cross(state.last_point, state.first_new, a, b)
@@ -152,10 +149,7 @@ class Counter:
         if where == state.confirmed:
             state.candidate, state.held = None, 0
             return None
-        if where != state.candidate:
-            state.candidate, state.held, state.since = where, 0, time
-        state.held += 1
-        if state.held < self.frames:
+        if not self._held(state, where, point, time):
             return None
         state.confirmed, state.candidate, state.held = where, None, 0
         counts = self.zone_counts[name]
@@ -170,6 +164,15 @@ class Counter:
             self.dwell_done[name].append(state.since - state.entered_at)
             state.entered_at = None
         return Event(name, track, "leave", label)
+
+    def _held(self, state: _State, where: int, point: npt.NDArray[np.float64],
+              time: float) -> bool:  # fmt: skip
+        """A frame on ``where``, not the confirmed side: ``True`` once that side has held
+        ``frames`` frames in a row (where and when it began are kept for the caller)."""
+        if where != state.candidate:
+            state.candidate, state.held, state.first_new, state.since = where, 0, point, time
+        state.held += 1
+        return state.held >= self.frames
 
     def _forget(self, time: float) -> None:
         for key in [k for k, s in self._states.items() if time - s.seen > FORGET_S]:
