@@ -197,7 +197,6 @@ class DetectEvery:
 
     def __init__(self, n: int | None, interval_s: float = 0.0, most: int = 10) -> None:
         self.n, self.interval_s, self.most = n, interval_s, most
-        self.count = 0
         self._inference = self._rest = 0.0
         self._since = 0
 
@@ -206,10 +205,12 @@ class DetectEvery:
         n = self.n if self.n is not None else self._auto()
         due = self._since == 0 or self._since >= n
         self._since = 1 if due else self._since + 1
-        self.count += 1
         return due
 
     def measured(self, inference_s: float | None, rest_s: float) -> None:
+        """The last frame's detection time (``None`` if not detected) and the rest of its
+        time, waiting for a live source's next frame included: when detection keeps up,
+        that wait is what it leaves spare, so auto settles on detecting every frame."""
         if inference_s is not None:
             self._inference += 0.2 * (inference_s - self._inference)
         self._rest += 0.2 * (rest_s - self._rest)
