@@ -435,6 +435,13 @@ def run(
             show_default=False,
         ),
     ] = None,
+    serve_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Another name the web preview answers to (a reverse proxy's, say); repeatable.",
+            show_default=False,
+        ),
+    ] = None,
     sequential: Annotated[
         bool,
         typer.Option(help="One frame at a time, no concurrent stages (for comparison)."),
@@ -499,6 +506,7 @@ def run(
             from annotate.sinks.web import parse_address
 
             options.serve = parse_address(serve)
+            options.serve_hosts = tuple(serve_host or ())
         options.family = None if family.lower() == "auto" else family.lower()
         options.labels = labels
         options.classes = [c for c in classes.split(",") if c.strip()] if classes else None

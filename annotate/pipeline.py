@@ -68,6 +68,7 @@ class RunOptions:
     decode_threads: int = 0  # 0: planned (see plan_threads)
     batch: int = 1  # frames per inference call in the concurrent runner, if the model allows
     serve: tuple[str, int] | None = None  # web preview address
+    serve_hosts: tuple[str, ...] = ()  # more names the preview answers to (--serve-host)
     family: str | None = None  # None: detect from the model
     labels: Path | None = None
     classes: list[str] | None = None
@@ -234,7 +235,8 @@ def make_sinks(
         from annotate.sinks.web import WebPreview
 
         host, port = options.serve
-        preview = WebPreview(host, port, live or LiveStats(), f"annotate - {source.name}")
+        preview = WebPreview(host, port, live or LiveStats(), f"annotate - {source.name}",
+                             options.serve_hosts)  # fmt: skip
         sinks.append(stack.enter_context(preview))
     return sinks
 

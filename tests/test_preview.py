@@ -11,6 +11,7 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 
 import numpy as np
@@ -75,7 +76,10 @@ class Running:
             return response.read()
 
     def stop(self) -> None:
-        request = urllib.request.Request(self.url + "stop", method="POST")
+        """As the page's Stop button does: with the run's token from the page."""
+        token = re.search(r'"X-Annotate-Token": "([^"]+)"', self.get("/").decode()).group(1)
+        request = urllib.request.Request(self.url + "stop", method="POST",
+                                         headers={"X-Annotate-Token": token})  # fmt: skip
         urllib.request.urlopen(request, timeout=10).read()
         self.thread.join(timeout=20)
         assert not self.thread.is_alive() and self.error is None
@@ -214,3 +218,116 @@ def test_camera_with_output_and_preview(caplog, monkeypatch, tmp_path):
     running.stop()
     assert running.summary.mode == "sequential"
     assert len(decode_video(out)[2]) == running.summary.frames > 5
+
+
+def _raw(running: Running, request: bytes, timeout: float = 10) -> bytes:
+    """Send ``request`` as is (any Host, any header) and return the whole response."""
+    host, port = running.url.split("//")[1].rstrip("/").rsplit(":", 1)
+    with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout) as s:
+        s.sendall(request)
+        chunks = []
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_only_this_server_s_host_names_are_answered(caplog):
+    """DNS rebinding: a page on attacker.example that re-resolves to 127.0.0.1 sends its own
+    name as Host; it gets 403, while IP addresses and localhost work."""
+    running = Running(caplog, sequential=True)
+    port = running.url.rstrip("/").rsplit(":", 1)[1]
+    try:
+        for path in ("/frame.jpg", "/stats", "/", "/stream.mjpg"):
+            answer = _raw(running, f"GET {path} HTTP/1.1\r\nHost: attacker.example:{port}\r\n"
+                                   "Connection: close\r\n\r\n".encode())  # fmt: skip
+            assert answer.startswith(b"HTTP/1.0 403"), (path, answer[:80])
+        for name in ("127.0.0.1", "localhost"):
+            answer = _raw(running, f"GET /stats HTTP/1.1\r\nHost: {name}:{port}\r\n"
+                                   "Connection: close\r\n\r\n".encode())  # fmt: skip
+            assert answer.startswith(b"HTTP/1.0 200"), name
+    finally:
+        running.stop()
+
+
+def test_a_stop_from_another_site_is_refused_and_the_run_goes_on(caplog):
+    running = Running(caplog, sequential=True)
+    port = running.url.rstrip("/").rsplit(":", 1)[1]
+    forged = [
+        # another site's form: its Origin, a form content type, no token
+        (f"POST /stop HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: http://evil.example\r\n"
+         "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 0\r\n\r\n"),
+        # no token (a script that guessed the URL)
+        f"POST /stop HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\n\r\n",
+        # the right token from another origin
+        (f"POST /stop HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: http://evil.example\r\n"
+         f"X-Annotate-Token: {{token}}\r\nContent-Length: 0\r\n\r\n"),
+    ]  # fmt: skip
+    token = re.search(r'"X-Annotate-Token": "([^"]+)"', running.get("/").decode()).group(1)
+    try:
+        for request in forged:
+            answer = _raw(running, request.replace("{token}", token).encode())
+            assert answer.startswith(b"HTTP/1.0 403"), answer[:80]
+        before = json.loads(running.get("/stats"))["frames"]
+        time.sleep(0.5)
+        assert json.loads(running.get("/stats"))["frames"] > before  # still running
+    finally:
+        running.stop()  # the page's own stop, with its token, works
+    assert running.summary.stopped == "stopped from the web page"
+
+
+@pytest.mark.parametrize("value", ["abc", "9" * 5000, "-1", "1e3"])
+def test_a_malformed_request_is_a_400_not_a_traceback(caplog, capfd, value):
+    running = Running(caplog, sequential=True)
+    try:
+        request = urllib.request.Request(running.url + "frame.jpg",
+                                         headers={"X-After-Frame": value})  # fmt: skip
+        with pytest.raises(urllib.error.HTTPError) as error:
+            urllib.request.urlopen(request, timeout=10)
+        assert error.value.code == 400
+    finally:
+        running.stop()
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_viewers_are_bounded_and_idle_connections_time_out(caplog, monkeypatch):
+    """32 sockets that connect and send nothing or half a request (slowloris) hold every
+    slot: one more viewer gets a clear 503 at once; once they time out the preview answers
+    again, and the run never stopped."""
+    import annotate.sinks.web as web
+
+    monkeypatch.setattr(web, "IDLE_S", 1.0)
+    running = Running(caplog, sequential=True)
+    host, port = running.url.split("//")[1].rstrip("/").rsplit(":", 1)
+    idle = []
+    try:
+        for i in range(web.MAX_VIEWERS):
+            s = socket.create_connection((host, int(port)), timeout=5)
+            if i % 2:
+                s.sendall(b"GET /stats HTTP/1.1\r\nHost: 127.0.0")  # never finished
+            idle.append(s)
+        time.sleep(0.2)
+        with pytest.raises(urllib.error.HTTPError) as error:
+            urllib.request.urlopen(running.url + "stats", timeout=5)
+        assert error.value.code == 503 and error.value.read() == b"too many viewers\n"
+        time.sleep(1.5)  # the idle ones are closed
+        assert json.loads(running.get("/stats"))["running"]
+    finally:
+        for s in idle:
+            s.close()
+        running.stop()
+    assert running.summary.frames > 0
+
+
+def test_ipv6_address(caplog):
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 here")
+    try:
+        socket.socket(socket.AF_INET6).bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    running = Running(caplog, host="::1", sequential=True)
+    try:
+        assert running.url.startswith("http://[::1]:")
+        assert json.loads(running.get("/stats"))["running"]
+    finally:
+        running.stop()

@@ -10,6 +10,13 @@ One small HTTP server in the same process (the standard library's; no framework 
                    identities so far with ``--track``, line and zone counts (JSON);
 - ``/stop``       (POST) ends the run cleanly, as ``q`` does in the window.
 
+It answers only its own page: a request whose ``Host`` is not this server (an IP address,
+``localhost``, this machine's name, or one allowed with ``extra_hosts``) gets 403, so a web
+page on another domain that re-resolves to this machine (DNS rebinding) cannot watch; a stop
+needs the per-run token the page carries and an ``Origin``, if any, of this server, so another
+site's form or script cannot end the run. At most ``MAX_VIEWERS`` connections are served at
+once (503 beyond), and a connection that sends nothing for ``IDLE_S`` seconds is closed.
+
 The pipeline only hands over a reference to each finished frame; JPEG encoding happens on the
 preview's own thread and only while someone watches, and each viewer is served on its own
 thread, so no viewer can slow the run.
@@ -17,10 +24,13 @@ thread, so no viewer can slow the run.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import ipaddress
 import json
 import logging
+import secrets
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -40,6 +50,8 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 JPEG_QUALITY = 80
 VIEWER_IDLE_S = 2.0  # encode only while a viewer asked for a frame this recently
+MAX_VIEWERS = 32  # connections served at once; more get 503
+IDLE_S = 10.0  # a connection that sends (or takes) nothing this long is closed
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -61,6 +73,22 @@ def parse_address(text: str) -> tuple[str, int]:
     return host, number
 
 
+def split_host(value: str) -> str:
+    """``Host`` header → the host alone: ``[::1]:8000`` → ``::1``, ``a.b:80`` → ``a.b``."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value[1:].partition("]")[0]
+    return value.rpartition(":")[0] if value.count(":") == 1 else value
+
+
+def is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
+
+
 def is_loopback(host: str) -> bool:
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -71,9 +99,23 @@ def is_loopback(host: str) -> bool:
 class WebPreview(SinkBase):
     """Serves the annotated stream; ``address`` is where it really listens (port 0 picks one)."""
 
-    def __init__(self, host: str, port: int, stats: LiveStats, title: str = "annotate") -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        stats: LiveStats,
+        title: str = "annotate",
+        extra_hosts: tuple[str, ...] = (),
+    ) -> None:
         self.stats = stats
         self.title = title
+        self.token = secrets.token_urlsafe(16)  # in the page; a stop must carry it
+        # Names a browser may use for this server. IP addresses are always fine: rebinding
+        # needs a domain name that the attacker controls.
+        self.hosts = {"localhost", *(h.lower() for h in extra_hosts)}
+        if not is_loopback(host):
+            self.hosts |= {socket.gethostname().lower(), socket.getfqdn().lower()}
+        self._viewers = threading.BoundedSemaphore(MAX_VIEWERS)
         self._cond = threading.Condition()
         self._image: npt.NDArray[np.uint8] | None = None
         self._image_id = 0
@@ -83,7 +125,7 @@ class WebPreview(SinkBase):
         self._stop_asked = False
         self._closed = False
         try:
-            self.server = ThreadingHTTPServer((host, port), self._handler())
+            self.server = _server_for(host, self)((host, port), self._handler())
         except OSError as e:
             raise UsageError(f"cannot serve the preview on {host}:{port}: {e.strerror}") from None
         self.server.daemon_threads = True
@@ -161,14 +203,27 @@ class WebPreview(SinkBase):
     def stop(self) -> None:
         self._stop_asked = True
 
+    def allowed_host(self, value: str | None) -> bool:
+        host = split_host(value or "")
+        return bool(host) and (is_ip(host) or host in self.hosts)
+
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         preview = self
 
         class Handler(BaseHTTPRequestHandler):
             server_version = "annotate"
+            timeout = IDLE_S  # idle and half-sent requests (slowloris) are dropped
 
             def log_message(self, *args: Any) -> None:  # no per-request lines on stderr
                 pass
+
+            def _refused(self) -> bool:
+                """403 for a Host that is not this server (DNS rebinding)."""
+                if preview.allowed_host(self.headers.get("Host")):
+                    return False
+                log.debug("preview: refused Host %r", self.headers.get("Host"))
+                self._send(b"unknown host", "text/plain", 403)
+                return True
 
             def _send(
                 self, body: bytes, kind: str, status: int = 200, extra: dict[str, str] | None = None
@@ -185,11 +240,18 @@ class WebPreview(SinkBase):
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 try:
+                    if self._refused():
+                        return
                     if path == "/":
-                        self._send(page(preview.title).encode(), "text/html; charset=utf-8")
+                        body = page(preview.title, preview.token).encode()
+                        self._send(body, "text/html; charset=utf-8")
                     elif path == "/frame.jpg":
-                        after = int(self.headers.get("X-After-Frame", "0") or 0)
-                        got = preview.next_jpeg(after)
+                        text = (self.headers.get("X-After-Frame") or "0").strip()
+                        if not (text.isascii() and text.isdigit() and len(text) <= 18):
+                            log.debug("preview: bad X-After-Frame %r", text[:40])
+                            self._send(b"X-After-Frame must be a frame number", "text/plain", 400)
+                            return
+                        got = preview.next_jpeg(int(text))
                         if got is None:
                             self._send(b"no new frame", "text/plain", 503)
                         else:
@@ -205,11 +267,24 @@ class WebPreview(SinkBase):
                     pass
 
             def do_POST(self) -> None:
-                if self.path == "/stop":
+                try:
+                    if self._refused():
+                        return
+                    if self.path != "/stop":
+                        self._send(b"not found", "text/plain", 404)
+                        return
+                    origin = self.headers.get("Origin")
+                    same_origin = origin is None or (
+                        origin.lower().partition("://")[2] == (self.headers.get("Host") or "")
+                        .lower())  # fmt: skip
+                    if not same_origin or self.headers.get("X-Annotate-Token") != preview.token:
+                        log.debug("preview: refused a stop from %r", origin)
+                        self._send(b"stop refused: not from this page", "text/plain", 403)
+                        return
                     preview.stop()
                     self._send(b'{"stopping": true}', "application/json")
-                else:
-                    self._send(b"not found", "text/plain", 404)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
 
             def _stream(self) -> None:
                 self.send_response(200)
@@ -229,9 +304,43 @@ class WebPreview(SinkBase):
         return Handler
 
 
-def page(title: str) -> str:
+def _server_for(host: str, preview: WebPreview) -> type[ThreadingHTTPServer]:
+    """A threading server of the address family ``host`` needs, serving at most
+    ``MAX_VIEWERS`` connections at once."""
+
+    class Server(ThreadingHTTPServer):
+        address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        daemon_threads = True
+        request_queue_size = 64  # a burst of connections waits to be answered, not refused
+
+        def process_request(self, request: Any, client_address: Any) -> None:
+            if not preview._viewers.acquire(blocking=False):
+                with contextlib.suppress(OSError):
+                    request.settimeout(0.05)
+                    request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 17\r\n"
+                                    b"Connection: close\r\n\r\ntoo many viewers\n")  # fmt: skip
+                    # Read what the client already sent: closing with it unread would reset
+                    # the connection and lose the 503 on its way.
+                    request.recv(65536)
+                self.shutdown_request(request)
+                return
+            super().process_request(request, client_address)
+
+        def process_request_thread(self, request: Any, client_address: Any) -> None:
+            try:
+                super().process_request_thread(request, client_address)
+            finally:
+                preview._viewers.release()
+
+        def handle_error(self, request: Any, client_address: Any) -> None:
+            log.debug("preview: a request from %s failed", client_address)
+
+    return Server
+
+
+def page(title: str, token: str = "") -> str:
     """The preview page. Names from the source reach it escaped, or as JSON via textContent."""
-    return PAGE.replace("{{title}}", html.escape(title))
+    return PAGE.replace("{{title}}", html.escape(title)).replace("{{token}}", html.escape(token))
 
 
 PAGE = """<!doctype html>
@@ -312,7 +421,7 @@ async function stats() {
 }
 document.getElementById("stop").onclick = async () => {
   document.getElementById("stop").disabled = true;
-  await fetch("/stop", {method: "POST"});
+  await fetch("/stop", {method: "POST", headers: {"X-Annotate-Token": "{{token}}"}});
   document.getElementById("state").textContent = "stopping…";
 };
 nextFrame(); stats(); setInterval(stats, 500);
