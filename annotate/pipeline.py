@@ -286,7 +286,7 @@ def run(
             cv2.setNumThreads(plan.opencv)
         spinning = options.session.spinning
         if spinning is None:
-            spinning = spinning_for(plan, source.info.live)
+            spinning = spinning_for(plan, source.info.live, recording=options.output is not None)
         log.debug("ONNX Runtime's idle threads %s", "spin" if spinning else "sleep")
         settings = replace(options.session, threads=plan.intra_op, spinning=spinning)
         tracker = make_tracker(options)
@@ -426,16 +426,18 @@ class ThreadPlan:
                 f"{self.opencv or 'auto'} thread{'s' * (self.opencv != 1)}")  # fmt: skip
 
 
-def spinning_for(plan: ThreadPlan, live: bool) -> bool:
+def spinning_for(plan: ThreadPlan, live: bool, recording: bool = False) -> bool:
     """Whether ONNX Runtime's idle threads spin, by mode (``scripts/spinning.py``, README).
 
     Live sources are latency-bound: a frame's age when drawn is about one inference, and
     spinning threads start the next one sooner (on 2 cores, a 30 FPS 720p camera: median age
-    14.6 against 17.2 ms, p90 19.6 against 24.8 ms). Files are throughput-bound: spinning
-    threads take the cores the decoder and x264 need (the sequential loop ran 0.87-0.94× as
-    fast with it), and the concurrent runner's workers sleep for the same reason.
+    14.6 against 17.2 ms, p90 19.6 against 24.8 ms). While recording, x264 needs those cores:
+    spinning lowered the age only a little (21.2 against 22.1 ms) and dropped more frames
+    (9 against 6 of 300), and a recording should lose none, so it is off. Files are
+    throughput-bound: the sequential loop ran 0.87-0.94× as fast with spinning, and the
+    concurrent runner's workers sleep for the same reason.
     """
-    return live and not plan.workers
+    return live and not recording and not plan.workers
 
 
 def plan_threads(options: RunOptions, cores: int) -> ThreadPlan:

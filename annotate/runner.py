@@ -370,12 +370,14 @@ def run_concurrent(
     threads = [threading.Thread(target=read, name="decode", daemon=True)]
     threads += [threading.Thread(target=detect, name=f"detect-{i}", daemon=True)
                 for i in range(workers)]  # fmt: skip
-    for thread in threads:
-        thread.start()
     pending: dict[int, tuple[Frame, float, Detections | None, StageTimes]] = {}
     next_seq = 0
     running = workers
     try:
+        # Started inside the try: a Ctrl-C that lands between starting them and the loop
+        # must still stop them before the source is closed under the decoder.
+        for thread in threads:
+            thread.start()
         while running:
             if errors:
                 raise errors[0]
@@ -401,4 +403,5 @@ def run_concurrent(
     finally:
         stop.set()
         for thread in threads:
-            thread.join(timeout=5)
+            if thread.ident is not None:  # started
+                thread.join(timeout=5)

@@ -191,11 +191,13 @@ def test_end_to_end_fps_is_what_annotate_run_does(cli, tmp_path):
 
 
 def test_spinning_is_chosen_per_mode():
-    """Live sources (latency) spin; files, sequential or concurrent (throughput), do not."""
+    """Live sources (latency) spin unless recording; files, sequential or concurrent
+    (throughput), do not."""
     from annotate.pipeline import ThreadPlan, spinning_for
 
     sequential, concurrent = ThreadPlan(0, None, 0, 0), ThreadPlan(2, 1, 1, 2, 1)
     assert spinning_for(sequential, live=True) is True
+    assert spinning_for(sequential, live=True, recording=True) is False  # x264 needs the cores
     assert spinning_for(sequential, live=False) is False
     assert spinning_for(concurrent, live=False) is False
 
