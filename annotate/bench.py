@@ -6,6 +6,7 @@ provider that ONNX Runtime silently replaced with the CPU is reported, never tim
 
 from __future__ import annotations
 
+import gc
 import platform
 import tempfile
 import time
@@ -211,6 +212,7 @@ def run_bench(
         chain = (provider,) if provider == CPU else (provider, CPU)
         resolution = Resolution(chain, "bench")
         result = _bench_provider(config, resolution, image, session_factory)
+        gc.collect()  # the timing sessions' thread pools are gone before the real runs
         if result.status == "ran" and video:
             result.end_to_end = _end_to_end(config, resolution, sequential=False)
             result.sequential = _end_to_end(config, resolution, sequential=True)
@@ -267,10 +269,11 @@ def _bench_provider(
     )  # fmt: skip
     plan = plan_threads(RunOptions("", config.model, resolution, session=config.session),
                         cpu_cores())  # fmt: skip
+    session = detector = None  # its spinning threads must not run beside what is timed next
+    gc.collect()
     if plan.workers:
         used = replace(config.session, threads=plan.intra_op, spinning=False)
         if used != fastest:
-            del session, detector
             pipeline, _ = factory(config.model, resolution, used)
             result.pipeline_inference = _time_inference(pipeline, {pipeline.get_inputs()[0].name:
                                                                     blob}, config)  # fmt: skip

@@ -172,8 +172,9 @@ def test_coreml_options_reach_the_provider(tmp_path):
 
 @pytest.mark.slow
 def test_end_to_end_fps_is_what_annotate_run_does(cli, tmp_path):
-    """bench's end-to-end FPS and `annotate run`'s "Done" FPS on the same input and frames,
-    best of three alternating runs each (a shared machine has outliers): within 10 %."""
+    """bench's end-to-end FPS and `annotate run`'s "Done" FPS on the same input and frames:
+    within 10 %. Compared as the median of three back-to-back pairs, so the drift of a shared
+    machine hits both sides of each pair alike and one disturbed run is outvoted."""
     import re
 
     clip = VIDEOS / "one-by-one-person-detection.mp4"
@@ -187,7 +188,8 @@ def test_end_to_end_fps_is_what_annotate_run_does(cli, tmp_path):
                 "--model", MODEL)  # fmt: skip
         assert r.code == 0, r.err
         run_fps.append(float(re.search(r"Done: 300 frames in [\d.]+ s \(([\d.]+) FPS", r.err)[1]))
-    assert max(bench_fps) == pytest.approx(max(run_fps), rel=0.10)
+    ratios = sorted(b / r for b, r in zip(bench_fps, run_fps))
+    assert ratios[1] == pytest.approx(1.0, rel=0.10), (bench_fps, run_fps)
 
 
 def test_spinning_is_chosen_per_mode():
