@@ -20,6 +20,8 @@ import numpy.typing as npt
 from annotate.tracking import kalman
 from annotate.types import Detections
 
+#: The tracker's per-track arrays, one row per live track, kept in step.
+STATE = ("mean", "cov", "classes", "ids", "hits", "last_seen", "lost", "scores")
 #: Cost of a pair that must never match (another class); far above any IoU cost.
 _FORBIDDEN = 1e6
 
@@ -132,16 +134,11 @@ class Tracker:
         self.mean[self.lost, 6:] = 0.0
         self.mean, self.cov = kalman.predict(self.mean, self.cov, dt)
 
-    def predict(self, time: float, include_lost: bool = False) -> Detections:
+    def predict(self, time: float) -> Detections:
         """Where the tracks seen at the last detection are now, for a frame that was not
         detected; tentative ones have ``tracker_id`` -1, as they had on that frame."""
         self._advance(time)
-        keep = ~self.lost | (include_lost & (self.ids > 0))
-        return Detections(
-            kalman.state_to_xyxy(self.mean[keep]), self.scores[keep], self.classes[keep],
-            tracker_id=np.where(self.ids[keep] > 0, self.ids[keep], -1),
-            predicted=np.ones(int(keep.sum()), bool),
-        )  # fmt: skip
+        return self._predicted(~self.lost)
 
     def lost_boxes(self) -> Detections:
         """Where the confirmed tracks that were not found this frame are predicted to be.
@@ -149,10 +146,13 @@ class Tracker:
         For privacy blur: an object the detector missed for a frame or two stays hidden
         until its track is dropped.
         """
-        keep = (self.ids > 0) & self.lost
+        return self._predicted((self.ids > 0) & self.lost)
+
+    def _predicted(self, keep: npt.NDArray[np.bool_]) -> Detections:
+        ids = self.ids[keep]
         return Detections(
             kalman.state_to_xyxy(self.mean[keep]), self.scores[keep], self.classes[keep],
-            tracker_id=self.ids[keep], predicted=np.ones(int(keep.sum()), bool),
+            tracker_id=np.where(ids > 0, ids, -1), predicted=np.ones(len(ids), bool),
         )  # fmt: skip
 
     def update(self, detections: Detections, time: float) -> Detections:
@@ -222,14 +222,12 @@ class Tracker:
         if len(new):
             first = len(self.ids)
             mean, cov = kalman.initiate(boxes[new].astype(np.float64))
-            self.mean = np.concatenate([self.mean, mean])
-            self.cov = np.concatenate([self.cov, cov])
-            self.classes = np.concatenate([self.classes, classes[new]])
-            self.ids = np.concatenate([self.ids, np.zeros(len(new), np.int64)])
-            self.hits = np.concatenate([self.hits, np.ones(len(new), np.int64)])
-            self.last_seen = np.concatenate([self.last_seen, np.full(len(new), time)])
-            self.lost = np.concatenate([self.lost, np.zeros(len(new), bool)])
-            self.scores = np.concatenate([self.scores, scores[new]])
+            added = {"mean": mean, "cov": cov, "classes": classes[new],
+                     "ids": np.zeros(len(new), np.int64), "hits": np.ones(len(new), np.int64),
+                     "last_seen": np.full(len(new), time), "lost": np.zeros(len(new), bool),
+                     "scores": scores[new]}  # fmt: skip
+            for name in STATE:
+                setattr(self, name, np.concatenate([getattr(self, name), added[name]]))
             det_track.update({d: first + i for i, d in enumerate(new.tolist())})
 
         # Confirm in the order the objects appear in the frame, so ids read naturally.
@@ -252,5 +250,5 @@ class Tracker:
         renumber = np.cumsum(keep) - 1
         for d, t in list(det_track.items()):
             det_track[d] = int(renumber[t])  # matched tracks are always kept
-        for name in ("mean", "cov", "classes", "ids", "hits", "last_seen", "lost", "scores"):
+        for name in STATE:
             setattr(self, name, getattr(self, name)[keep])
