@@ -166,9 +166,10 @@ def check_options(options: RunOptions) -> None:
         raise UsageError("the time span is empty: --end must come after --start "
                          "(or --duration be positive)")  # fmt: skip
     inputs = [p.resolve() for p in input_paths(options.source) if p.exists()]
-    outputs = [Path(p) for p in (options.output, options.json_path, options.mot)
-               if p and str(p) != "-"]  # fmt: skip
-    for out in outputs:
+    named = [(flag, Path(p)) for flag, p in
+             (("-o", options.output), ("--json", options.json_path), ("--mot", options.mot))
+             if p and str(p) != "-"]  # fmt: skip
+    for flag, out in named:
         if out.resolve() in inputs:
             raise OutputPathError(f"output {out} is the input; choose another file name")
         parent = out.resolve().parent
@@ -176,18 +177,15 @@ def check_options(options: RunOptions) -> None:
             raise OutputPathError(f"cannot write {out}: directory {parent} does not exist")
         if not os.access(parent, os.W_OK):
             raise OutputPathError(f"cannot write {out}: directory {parent} is not writable")
-        if out.is_dir() and out != options.output:
+        if out.is_dir() and flag != "-o":
             raise OutputPathError(f"cannot write {out}: it is a directory")
     out = options.output
     if out is not None and out.suffix and not is_image(out) and not out.is_dir():
         from annotate.sinks.video import check_encoding
 
         check_encoding(out, options.encode)
-    named = [(flag, Path(p).resolve()) for flag, p in
-             (("-o", out), ("--json", options.json_path), ("--mot", options.mot))
-             if p is not None and str(p) != "-"]  # fmt: skip
     for (flag_a, a), (flag_b, b) in itertools.combinations(named, 2):
-        if a == b:
+        if a.resolve() == b.resolve():
             raise OutputPathError(f"{flag_a} and {flag_b} name the same file; choose two names")
 
 
