@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from annotate.types import Detections, Frame, VideoInfo
+from annotate.types import Detections, Frame, SourceInfo
 
 try:
     __version__ = version("annotate-video")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
-__all__ = ["Detections", "Frame", "VideoInfo", "__version__"]
+__all__ = ["Detections", "Frame", "SourceInfo", "__version__"]

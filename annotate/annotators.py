@@ -84,12 +84,11 @@ class LabelAnnotator:
     Draws in place.
     """
 
-    def __init__(self, labels: Sequence[str], font_scale: float = 0.6) -> None:
-        self.labels = tuple(labels)
+    def __init__(self, font_scale: float = 0.6) -> None:
         self.font_scale = font_scale
 
-    def text(self, class_id: int, score: float, track: int = -1) -> str:
-        name = self.labels[class_id] if 0 <= class_id < len(self.labels) else str(class_id)
+    @staticmethod
+    def text(name: str, score: float, track: int = -1) -> str:
         return f"{name} #{track} {score:.2f}" if track > 0 else f"{name} {score:.2f}"
 
     def annotate(
@@ -107,8 +106,9 @@ class LabelAnnotator:
         for i in np.argsort(detections.scores, kind="stable"):
             x1, y1 = (round(v) for v in detections.xyxy[i][:2])
             colour = palette[i]
-            text = self.text(int(detections.class_ids[i]), float(detections.scores[i]),
-                             -1 if tracks is None else int(tracks[i]))  # fmt: skip
+            name = detections.class_name(int(detections.class_ids[i]))
+            track = -1 if tracks is None else int(tracks[i])
+            text = self.text(name, float(detections.scores[i]), track)
             (tw, th), baseline = cv2.getTextSize(
                 text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness
             )
@@ -311,6 +311,6 @@ def _tab(scene: npt.NDArray[np.uint8], text: str, at: Sequence[int],
                 _text_colour(colour), thickness, cv2.LINE_AA)  # fmt: skip
 
 
-def default_annotators(labels: Sequence[str], trails: int = 0) -> list[Annotator]:
+def default_annotators(trails: int = 0) -> list[Annotator]:
     trail: list[Annotator] = [TrailAnnotator(trails)] if trails else []
-    return [*trail, BoxAnnotator(), LabelAnnotator(labels)]
+    return [*trail, BoxAnnotator(), LabelAnnotator()]

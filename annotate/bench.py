@@ -20,7 +20,7 @@ import numpy as np
 
 from annotate.detector import Detector, SessionSettings
 from annotate.detector.session import open_session
-from annotate.errors import ProviderError, check_at_least
+from annotate.errors import ProviderError, UsageError, check_at_least
 from annotate.providers import CPU, Resolution, canonical_name, usable
 from annotate.sources import is_image
 
@@ -48,6 +48,11 @@ class BenchConfig:
         check_at_least("--warmup", self.warmup, 0)
         check_at_least("--frames", self.frames, 1)
         self.session.check()
+        if self.source is not None:
+            from annotate.sources import input_paths
+
+            if not any(p.exists() for p in input_paths(self.source)):
+                raise UsageError(f"--source {self.source} does not exist")
 
 
 @dataclass(frozen=True)
@@ -178,7 +183,7 @@ SessionFactory = Callable[[Path, Resolution, SessionSettings], tuple[Any, Any]]
 
 
 def _open(model: Path, resolution: Resolution, settings: SessionSettings) -> tuple[Any, Any]:
-    return open_session(model, resolution, settings, quiet=True)
+    return open_session(model, resolution, settings)
 
 
 def run_bench(
@@ -241,12 +246,13 @@ def _bench_provider(
     """Inference with the settings that give this provider its lowest latency: ONNX
     Runtime's own defaults (all cores, idle threads spinning), unless the user set threads;
     then, beside it, with the settings ``annotate run``'s concurrent runner uses."""
-    from annotate.pipeline import RunOptions, cpu_cores, plan_threads
+    from annotate.pipeline.options import RunOptions
+    from annotate.pipeline.plan import cpu_cores, plan_threads
 
     provider = resolution.preferred
     fastest = replace(config.session, spinning=None)
     started = time.perf_counter()
-    session, _info = factory(config.model, resolution, fastest)
+    session, info = factory(config.model, resolution, fastest)
     startup = time.perf_counter() - started
     active = list(session.get_providers())
     if not active or active[0] != provider:
@@ -255,7 +261,7 @@ def _bench_provider(
             f"ONNX Runtime fell back to {active[0] if active else 'nothing'} (not timed as "
             f"{provider})", active, startup,
         )  # fmt: skip
-    detector = Detector(session, _info, conf=0.3, iou=0.45, name=str(config.model))
+    detector = Detector(session, info, name=str(config.model))
     blob, box = detector.preprocess(image)
     inference = _time_inference(session, {detector.input_name: blob}, config)
     output = session.run(None, {detector.input_name: blob})[0]
@@ -301,7 +307,8 @@ def _timed(n: int, call: Callable[[], object]) -> list[float]:
 def _end_to_end(config: BenchConfig, resolution: Resolution, sequential: bool) -> EndToEnd:
     """The video through the real ``annotate run`` (the runner it would pick, or the
     sequential loop), encoding to a throw-away file; FPS by the wall clock, as run reports."""
-    from annotate.pipeline import STAGES, RunOptions, run
+    from annotate.pipeline import RunOptions, run
+    from annotate.pipeline.summary import STAGES
 
     with tempfile.TemporaryDirectory(prefix="annotate-bench-") as tmp:
         options = RunOptions(

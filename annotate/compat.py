@@ -1,4 +1,5 @@
-"""One way to do what the supported versions of PyAV and OpenCV spell differently.
+"""One way to do what the supported versions of PyAV and OpenCV spell differently, and to
+import PyAV safely beside OpenCV.
 
 PyAV 16 (the oldest supported) to 18 decode container and stream tags strictly unless
 ``av.open`` is given ``metadata_errors``; PyAV 19 removed that argument (passing it is a
@@ -14,9 +15,19 @@ from collections.abc import Iterator
 from typing import Any
 
 
+def import_av() -> Any:
+    """PyAV, imported after OpenCV. Both wheels bundle their own FFmpeg libraries; with PyAV's
+    loaded first, OpenCV's Qt window (``--show``) hangs in ``cv2.namedWindow`` (seen with
+    PyAV 18 and OpenCV 5.0 wheels on Linux), so every import of PyAV goes through here."""
+    import importlib
+
+    importlib.import_module("cv2")  # first, see above (a plain import would be re-sorted)
+    return importlib.import_module("av")
+
+
 @functools.cache
 def _takes_metadata_errors() -> bool:
-    import av
+    av = import_av()
 
     major = int(av.__version__.split(".")[0])
     return major < 19
@@ -24,7 +35,7 @@ def _takes_metadata_errors() -> bool:
 
 def open_input(url: str, **kwargs: Any) -> Any:
     """``av.open(url)`` for reading, with undecodable tags replaced instead of fatal."""
-    import av
+    av = import_av()
 
     if _takes_metadata_errors():
         kwargs["metadata_errors"] = "replace"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -40,7 +41,7 @@ class Frame:
 
 
 @dataclass(frozen=True)
-class VideoInfo:
+class SourceInfo:
     """What sinks need to know about a source before the first frame arrives.
 
     ``fps`` keeps the exact rational rate (29.83 fps is ``179/6``), ``frames`` is ``None`` when
@@ -80,11 +81,15 @@ class Detections:
             confirmed), or ``None`` when the run does not track.
         predicted: ``(n,) bool``, ``True`` for boxes the tracker predicted on a frame that was
             not detected (``--detect-every``), or ``None`` when the run does not track.
+        labels: the model's class names, indexed by class id (shared by every box; ids past
+            its end are named by their number).
 
     Example:
-        >>> d = Detections([[0, 0, 10, 10]], [0.9], [0])
-        >>> len(d[d.scores > 0.5])
-        1
+        >>> d = Detections([[0, 0, 10, 10], [5, 5, 7, 7]], [0.9, 0.4], [0, 2], labels=("person",))
+        >>> d[d.scores > 0.5].names
+        ['person']
+        >>> d.filter(min_area=10).names, d.names
+        (['person'], ['person', '2'])
     """
 
     xyxy: npt.NDArray[np.float32] = field(default_factory=lambda: np.zeros((0, 4), np.float32))
@@ -92,6 +97,7 @@ class Detections:
     class_ids: npt.NDArray[np.int32] = field(default_factory=lambda: np.zeros((0,), np.int32))
     tracker_id: npt.NDArray[np.int64] | None = None
     predicted: npt.NDArray[np.bool_] | None = None
+    labels: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         xyxy = _as_array(self.xyxy, np.float32, (4,), "xyxy")
@@ -115,8 +121,38 @@ class Detections:
                 object.__setattr__(self, name, array)
 
     @classmethod
-    def empty(cls) -> Detections:
-        return cls()
+    def empty(cls, labels: tuple[str, ...] = ()) -> Detections:
+        return cls(labels=labels)
+
+    def class_name(self, class_id: int) -> str:
+        """The name of a class id: the model's label, or the number for an unnamed class."""
+        return self.labels[class_id] if 0 <= class_id < len(self.labels) else str(class_id)
+
+    @property
+    def names(self) -> list[str]:
+        """Each box's class name."""
+        return [self.class_name(c) for c in self.class_ids.tolist()]
+
+    @property
+    def area(self) -> npt.NDArray[np.float32]:
+        """``(n,)`` box areas in source pixels²."""
+        return (self.xyxy[:, 2] - self.xyxy[:, 0]) * (self.xyxy[:, 3] - self.xyxy[:, 1])
+
+    def filter(
+        self,
+        classes: Collection[int] | None = None,
+        min_area: float = 0.0,
+        max_det: int | None = None,
+    ) -> Detections:
+        """The boxes of these classes (``None``: all) at least ``min_area`` in size, then the
+        first ``max_det`` of them (detectors list the highest score first)."""
+        keep = np.ones(len(self), bool)
+        if classes is not None:
+            keep &= np.isin(self.class_ids, list(classes))
+        if min_area > 0:
+            keep &= self.area >= min_area
+        kept = self if keep.all() else self[keep]
+        return kept if max_det is None or len(kept) <= max_det else kept[:max_det]
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -128,4 +164,5 @@ class Detections:
             self.xyxy[index], self.scores[index], self.class_ids[index],
             None if self.tracker_id is None else self.tracker_id[index],
             None if self.predicted is None else self.predicted[index],
+            self.labels,
         )  # fmt: skip

@@ -37,7 +37,7 @@ def main() -> None:
     door = parse_shapes(["door=0.1,0.55,0.55,0.55"], "line")
     shop = parse_shapes(["shop=0.6,0.2,0.95,0.2,0.95,0.95,0.6,0.95"], "zone")
     counter = Counter(door, shop)
-    annotators = [*default_annotators(LABELS, trails=20), CountAnnotator(counter)]
+    annotators = [*default_annotators(trails=20), CountAnnotator(counter)]
     image = background
     for i in range(40):
         walkers = [(150 + 2 * i, 120 + 8 * i), (420 - 3 * i, 480 - 6 * i), (560 + 6 * i, 260)]

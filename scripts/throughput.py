@@ -85,7 +85,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--workers", type=int, default=None)
     args = parser.parse_args()
-    from annotate.pipeline import cpu_cores
+    from annotate.pipeline.plan import cpu_cores
 
     n = cpu_cores()
     print(f"{n} cores; {args.frames} frames per run; best of {args.rounds} rounds")

@@ -71,12 +71,12 @@ def main() -> int:
             "int8": quantize_int8(MODEL, tmp / "int8.onnx", VIDEOS, 60),
             "fp16": convert_fp16(MODEL, tmp / "fp16.onnx"),
         }
-        detectors = {k: Detector.load(p, resolution, quiet=True) for k, p in models.items()}
+        detectors = {k: Detector.load(p, resolution) for k, p in models.items()}
         image, _ = bench_image(None)
         speed = {}
         for kind, path in models.items():
             config = BenchConfig(path, iterations=100, warmup=10)
-            session, info = open_session(path, resolution, quiet=True)
+            session, info = open_session(path, resolution)
             opened = (session, info)
             result = _bench_provider(config, resolution, image, lambda *_a, o=opened: o)
             speed[kind] = result.inference.mean

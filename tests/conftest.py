@@ -1,8 +1,15 @@
-"""Shared fixtures: the real model and media from ../shared, and a CLI runner."""
+"""Shared fixtures: the real model and media from ../shared, and a CLI runner.
+
+Tests that read ``../shared`` (the model, videos or photos) are found by what they use and
+marked ``shared``; in a clone without it they are skipped, and everything else still runs.
+"""
 
 from __future__ import annotations
 
+import inspect
+import os
 import time
+import types
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -11,15 +18,85 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
+SHARED = Path(os.environ.get("ANNOTATE_TEST_SHARED", ROOT.parent / "shared"))
 MODEL = SHARED / "models" / "yolox_nano.onnx"
 IMAGES = SHARED / "data" / "images"
 VIDEOS = SHARED / "data" / "videos"
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    if not MODEL.is_file():
-        raise pytest.UsageError(f"tests need the shared model at {MODEL}")
+#: What in a test's code means it reads ../shared: these globals, or these fixtures.
+SHARED_NAMES = frozenset({"MODEL", "IMAGES", "VIDEOS", "SHARED", "read_image"})
+SHARED_FIXTURES = frozenset({"detector"})
+
+
+def _reads_shared(code: types.CodeType, module: dict, seen: set[str]) -> bool:
+    """Whether code names a shared path, directly or through module-level helpers and
+    constants of its test module (followed transitively)."""
+    for name in code.co_names:
+        if name in SHARED_NAMES:
+            return True
+        if name in seen:
+            continue
+        seen.add(name)
+        value = module.get(name)
+        if isinstance(value, Path) and SHARED in value.parents:
+            return True
+        if isinstance(value, (list, tuple)) and any(
+            isinstance(v, Path) and SHARED in v.parents for v in value
+        ):
+            return True
+        value = inspect.unwrap(value) if callable(value) else value
+        if getattr(value, "__module__", None) != module.get("__name__"):
+            continue
+        if isinstance(value, types.FunctionType) and _reads_shared(value.__code__, module, seen):
+            return True
+        if isinstance(value, type) and any(
+            _reads_shared(f.__code__, module, seen)
+            for f in vars(value).values()
+            if isinstance(f, types.FunctionType)
+        ):
+            return True
+    # Nested functions and lambdas in the test body.
+    return any(
+        _reads_shared(const, module, seen)
+        for const in code.co_consts
+        if isinstance(const, types.CodeType)
+    )
+
+
+def _param_reads_shared(value: object) -> bool:
+    if isinstance(value, Path):
+        return SHARED in value.parents or value == SHARED
+    if isinstance(value, (list, tuple)):
+        return any(_param_reads_shared(v) for v in value)
+    return False
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    missing = not MODEL.is_file()
+    skip = pytest.mark.skip(reason=f"needs the shared model and media at {SHARED}")
+    for item in items:
+        function = getattr(item, "function", None)
+        if function is None:
+            continue
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        fixtures = getattr(item, "fixturenames", ())
+        definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+        fixture_funcs = [d.func for name in fixtures for d in definitions.get(name, ())]
+        uses = (
+            SHARED_FIXTURES & set(fixtures)
+            or _reads_shared(function.__code__, function.__globals__, set())
+            or any(
+                _reads_shared(f.__code__, f.__globals__, set())
+                for f in fixture_funcs
+                if hasattr(f, "__code__") and f.__module__.startswith("tests")
+            )
+            or any(_param_reads_shared(v) for v in params.values())
+        )
+        if uses:
+            item.add_marker("shared")
+            if missing:
+                item.add_marker(skip)
 
 
 @dataclass
@@ -216,3 +293,20 @@ def decode_video(path: Path) -> tuple[dict, list[float], list[np.ndarray]]:
             times.append(float(frame.time))
             images.append(frame.to_ndarray(format="bgr24"))
     return facts, times, images
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 64x64 YOLOX-layout graph that finds one 'person' (score 0.9) in the top-left corner
+    of any picture, in microseconds: for tests of the pipeline's mechanics, not of detection."""
+    from tests.onnx_models import constant_model
+
+    out = np.zeros((1, 8 * 8 + 4 * 4 + 2 * 2, 85), np.float32)
+    out[0, 0, :6] = [0.5, 0.5, 0, 0, 1.0, 0.9]  # first anchor, stride 8: centre 4, size 8
+    return constant_model(tmp_path_factory.mktemp("tiny") / "tiny.onnx", out, [1, 3, 64, 64])
+
+
+@pytest.fixture(scope="session")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """200 frames of a moving bar, 160x120 at 25 FPS, each frame different."""
+    return make_clip(tmp_path_factory.mktemp("clip") / "bar.mp4", 200)

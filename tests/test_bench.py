@@ -88,7 +88,7 @@ def _factory(made: dict, delays: dict, claims: dict | None = None):
     from annotate.providers import Resolution
 
     def factory(model, resolution, settings):
-        real, info = open_session(model, Resolution((CPU,), "test"), settings, quiet=True)
+        real, info = open_session(model, Resolution((CPU,), "test"), settings)
         provider = resolution.preferred
         claimed = (claims or {}).get(provider, [provider, CPU])
         made.setdefault(provider, []).append(StandIn(real, claimed, delays.get(provider, 0.0)))
@@ -99,7 +99,8 @@ def _factory(made: dict, delays: dict, claims: dict | None = None):
 
 
 def test_two_providers_counts_and_speedup(monkeypatch):
-    monkeypatch.setattr("annotate.pipeline.cpu_cores", lambda: 2)
+    monkeypatch.setattr("annotate.pipeline.plan.cpu_cores", lambda: 2)
+    monkeypatch.setattr("annotate.pipeline.build.cpu_cores", lambda: 2)
     made: dict = {}
     config = BenchConfig(MODEL, ["cpu", "coreml"], iterations=7, warmup=3)
     report = run_bench(config, available=[COREML, CPU],
@@ -170,32 +171,48 @@ def test_coreml_options_reach_the_provider(tmp_path):
     assert settings.provider_options(CPU) == {}
 
 
-@pytest.mark.slow
-def test_end_to_end_fps_is_what_annotate_run_does(cli, tmp_path):
-    """bench's end-to-end FPS and `annotate run`'s "Done" FPS on the same input and frames:
-    within 10 %. Compared as the median of three back-to-back pairs, so the drift of a shared
-    machine hits both sides of each pair alike and one disturbed run is outvoted."""
-    import re
+def test_end_to_end_fps_is_what_annotate_run_does(cli, tmp_path, monkeypatch):
+    """bench's end to end is ``annotate run`` itself: the same library call with the same
+    options as the CLI builds for that input, and the FPS it reports is that run's own
+    frames / wall time. (Checked on the calls, not by timing two runs: this shared machine
+    drifts by more than 10 % between runs.)"""
+    import annotate.pipeline
 
+    real = annotate.pipeline.run
+    calls = []
+
+    def recording(options, *args, **kwargs):
+        summary = real(options, *args, **kwargs)
+        calls.append((options.resolved(), summary))
+        return summary
+
+    monkeypatch.setattr(annotate.pipeline, "run", recording)
     clip = VIDEOS / "one-by-one-person-detection.mp4"
-    bench_fps, run_fps = [], []
-    for _ in range(3):
-        r = cli("bench", "--json", "--iterations", "1", "--warmup", "0", "--providers", "cpu",
-                "--source", clip, "--frames", "300", "--model", MODEL)  # fmt: skip
-        assert r.code == 0, r.err
-        bench_fps.append(json.loads(r.out)["results"][0]["end_to_end"]["fps"])
-        r = cli("run", clip, "-o", tmp_path / "o.mp4", "--max-frames", "300", "--provider", "cpu",
-                "--model", MODEL)  # fmt: skip
-        assert r.code == 0, r.err
-        run_fps.append(float(re.search(r"Done: 300 frames in [\d.]+ s \(([\d.]+) FPS", r.err)[1]))
-    ratios = sorted(b / r for b, r in zip(bench_fps, run_fps))
-    assert ratios[1] == pytest.approx(1.0, rel=0.10), (bench_fps, run_fps)
+    r = cli("bench", "--json", "--iterations", "1", "--warmup", "0", "--providers", "cpu",
+            "--source", clip, "--frames", "40", "--model", MODEL)  # fmt: skip
+    assert r.code == 0, r.err
+    reported = json.loads(r.out)["results"][0]
+    r = cli("run", clip, "-o", tmp_path / "o.mp4", "--max-frames", "40", "--provider", "cpu",
+            "--model", MODEL, "-q")  # fmt: skip
+    assert r.code == 0, r.err
+    (bench_run, bench_summary), (bench_seq, seq_summary), (user_run, _) = calls
+    same = ("source", "max_frames", "sequential", "workers", "batch", "encode", "conf", "iou")
+    for field in same:
+        assert getattr(bench_run, field) == getattr(user_run, field), field
+    assert bench_run.model.resolve() == user_run.model.resolve()
+    assert bench_run.resolution.providers == user_run.resolution.providers
+    assert bench_run.output.suffix == user_run.output.suffix == ".mp4"
+    assert bench_seq.sequential and not bench_run.sequential
+    assert reported["end_to_end"]["fps"] == pytest.approx(bench_summary.fps)
+    assert reported["end_to_end"]["frames"] == bench_summary.frames == 40
+    assert reported["sequential"]["fps"] == pytest.approx(seq_summary.fps)
+    assert bench_summary.fps == pytest.approx(bench_summary.frames / bench_summary.wall_s)
 
 
 def test_spinning_is_chosen_per_mode():
     """Live sources (latency) spin unless recording; files, sequential or concurrent
     (throughput), do not."""
-    from annotate.pipeline import ThreadPlan, spinning_for
+    from annotate.pipeline.plan import ThreadPlan, spinning_for
 
     sequential, concurrent = ThreadPlan(0, None, 0, 0), ThreadPlan(2, 1, 1, 2, 1)
     assert spinning_for(sequential, live=True) is True
@@ -219,7 +236,6 @@ def test_the_session_gets_the_spinning_asked_for(monkeypatch):
 
     for spinning, expected in ((True, "1"), (False, "0"), (None, None)):
         seen.clear()
-        open_session(MODEL, Resolution((CPU,), "t"), SessionSettings(spinning=spinning),
-                     quiet=True)  # fmt: skip
+        open_session(MODEL, Resolution((CPU,), "t"), SessionSettings(spinning=spinning))
         entries = dict(seen)
         assert entries.get("session.intra_op.allow_spinning") == expected

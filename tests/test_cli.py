@@ -245,6 +245,43 @@ def test_missing_default_model_says_where_to_put_it(cli, tmp_path, monkeypatch):
     )
 
 
+def _offline_fresh_machine(tmp_path, monkeypatch):
+    """No model cached or registered, and a mirror that refuses connections."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ANNOTATE_MODEL", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("ANNOTATE_MODEL_MIRROR", "http://127.0.0.1:9")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--max-frames", "0"], "Error: --max-frames must be at least 1, got 0"),
+     (["--conf", "2"], "Error: --conf must be between 0 and 1, got 2.0"),
+     (["--trails", "5"], "Error: --trails draws the paths of tracks: add --track"),
+     (["--line", "1,2,3"], "Error: --line "),
+     (["-o", "out.mp4", "--json", "out.mp4"], "Error: -o and --json name the same file")],
+)  # fmt: skip
+def test_bad_options_fail_before_the_model_is_fetched(cli, tmp_path, monkeypatch, args, message):
+    """Options are checked before any model lookup: on a fresh offline machine a typo is a
+    usage error (exit 2), not a network error."""
+    _offline_fresh_machine(tmp_path, monkeypatch)
+    clip = make_clip(tmp_path / "x.mp4", 2)
+    r = cli("run", clip, "-q", *args)
+    assert r.code == 2, r.err
+    assert r.err.startswith(message) and len(r.err.strip().splitlines()) == 1
+    assert "download" not in r.err
+
+
+def test_providers_with_a_malformed_config_file(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "annotate.toml").write_text('provider = "cpu\n')
+    r = cli("providers")
+    assert r.code == 2 and r.out == ""
+    assert r.err.startswith(f"Error: {tmp_path / 'annotate.toml'} is not valid TOML: ")
+    assert len(r.err.strip().splitlines()) == 1
+
+
 def test_bad_config_file(cli, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "annotate.toml").write_text("provider = \n")

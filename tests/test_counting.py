@@ -18,14 +18,14 @@ def feet(*points: tuple[float, float, int], cls: int = 0) -> Detections:
     """Boxes 20 wide and 40 tall whose bottom centre is at each ``(x, y, track)``."""
     xyxy = [[x - 10, y - 40, x + 10, y] for x, y, _t in points]
     return Detections(np.reshape(xyxy, (-1, 4)), [0.9] * len(points), [cls] * len(points),
-                      tracker_id=[t for *_xy, t in points])  # fmt: skip
+                      tracker_id=[t for *_xy, t in points], labels=LABELS)  # fmt: skip
 
 
 def walk(counter: Counter, path: list[tuple[float, float]], track: int = 1, cls: int = 0,
          fps: float = 30, start: int = 0) -> list:  # fmt: skip
     events = []
     for i, (x, y) in enumerate(path, start=start):
-        events += counter.update(feet((x, y, track), cls=cls), i / fps, 640, 480, LABELS)
+        events += counter.update(feet((x, y, track), cls=cls), i / fps, 640, 480)
     return events
 
 
@@ -61,8 +61,8 @@ def test_crossing_during_dropped_frames_still_counts():
     between): the move between the two positions passes through the segment."""
     counter = door()
     events = walk(counter, [(300, 200), (300, 210)])
-    events += counter.update(feet((310, 300, 1)), 0.5, 640, 480, LABELS)
-    events += counter.update(feet((312, 310, 1)), 0.53, 640, 480, LABELS)
+    events += counter.update(feet((310, 300, 1)), 0.5, 640, 480)
+    events += counter.update(feet((312, 310, 1)), 0.53, 640, 480)
     assert [e.kind for e in events] == ["in"]
 
 
@@ -76,7 +76,7 @@ def test_fractions_fit_any_frame_size():
     counter = Counter(parse_shapes(["0.25,0.5,0.75,0.5"], "line"))
     events = []
     for i, y in enumerate(range(300, 900, 100)):  # 1920x1080: the line is at y=540
-        events += counter.update(feet((960, y, 3)), i / 30, 1920, 1080, LABELS)
+        events += counter.update(feet((960, y, 3)), i / 30, 1920, 1080)
     assert [(e.shape, e.kind) for e in events] == [("line1", "in")]
 
 
@@ -84,7 +84,7 @@ def test_zone_counts_now_entered_and_dwell_time():
     counter = Counter(zones=parse_shapes(["shop=100,100,300,100,300,300,100,300"], "zone"))
     for i in range(40):  # track 1 is inside from frame 2 to 22 (10 FPS); track 2 stays out
         x = 80 + 10 * i
-        counter.update(feet((x, 200, 1), (50, 50, 2)), i / 10, 640, 480, LABELS)
+        counter.update(feet((x, 200, 1), (50, 50, 2)), i / 10, 640, 480)
         if i == 15:
             state = counter.as_json()["zones"]["shop"]
             assert (state["now"], state["entered"]) == (1, 1)
@@ -98,7 +98,7 @@ def test_zone_counts_now_entered_and_dwell_time():
 def test_untracked_boxes_count_nothing():
     counter = door()
     for i, y in enumerate(range(180, 320, 20)):
-        counter.update(feet((300, y, -1)), i / 30, 640, 480, LABELS)
+        counter.update(feet((300, y, -1)), i / 30, 640, 480)
     assert counter.line_counts["door"]["in"] == 0
 
 

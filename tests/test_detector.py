@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from annotate.detector import Detector
-from annotate.detector.families import inspect
-from annotate.detector.postprocess import anchor_count, decode
+from annotate.detector.families import FAMILIES, read_spec
+from annotate.detector.postprocess import anchor_count
 from annotate.detector.preprocess import letterbox
 from annotate.errors import ModelError
 from annotate.types import Detections
@@ -78,7 +78,7 @@ def test_decode_grid_and_stride():
     out[0, i, 4] = 0.9
     out[0, i, 5 + 2] = 0.8  # car
     box = letterbox(np.zeros((208, 208, 3), np.uint8), (416, 416))[1]  # ratio 2
-    d = decode(out, box, (416, 416), conf=0.3, iou=0.45)
+    d = FAMILIES["yolox"].decode_output(out, box, (416, 416), conf=0.3, iou=0.45)
     assert d.class_ids.tolist() == [2]
     assert d.scores[0] == pytest.approx(0.72)
     cx, cy, w, h = (5 + 0.5) * 16, (3 + 0.25) * 16, 2 * 16, 16
@@ -94,7 +94,7 @@ def test_nms_is_class_wise():
     # Anchors 100 and 101 are neighbours at stride 8 with identical raw boxes: heavy overlap.
     out[0, 100:103, 2:4] = np.log(8.0)
     box = letterbox(np.zeros((416, 416, 3), np.uint8), (416, 416))[1]
-    d = decode(out, box, (416, 416), conf=0.3, iou=0.45)
+    d = FAMILIES["yolox"].decode_output(out, box, (416, 416), conf=0.3, iou=0.45)
     assert sorted(d.class_ids.tolist()) == [0, 16]  # the second person is suppressed, the dog stays
     assert d.scores.tolist() == pytest.approx([0.9, 0.7])
 
@@ -104,7 +104,7 @@ def test_decode_below_threshold_is_empty():
     out[0, :, 4] = 0.5
     out[0, :, 5] = 0.5
     box = letterbox(np.zeros((416, 416, 3), np.uint8), (416, 416))[1]
-    d = decode(out, box, (416, 416), conf=0.3, iou=0.45)
+    d = FAMILIES["yolox"].decode_output(out, box, (416, 416), conf=0.3, iou=0.45)
     assert len(d) == 0 and d.xyxy.shape == (0, 4)
 
 
@@ -120,13 +120,25 @@ def _fake_session(in_shape, out_shape):
 
 def test_wrong_input_shape_is_refused():
     with pytest.raises(ModelError, match=r"input shape \[1, 416, 416, 3\]"):
-        inspect(_fake_session([1, 416, 416, 3], [1, 3549, 85]), "m.onnx")
+        read_spec(_fake_session([1, 416, 416, 3], [1, 3549, 85]), "m.onnx")
 
 
 def test_other_input_sizes_are_read_from_the_model():
-    spec = inspect(_fake_session([1, 3, 640, 640], [1, 8400, 85]), "m.onnx")
-    assert (spec.input_name, spec.input_hw, spec.family) == ("images", (640, 640), "yolox")
+    spec = read_spec(_fake_session([1, 3, 640, 640], [1, 8400, 85]), "m.onnx")
+    assert (spec.input_name, spec.input_hw, spec.family.name) == ("images", (640, 640), "yolox")
     assert spec.labels[0] == "person" and len(spec.labels) == 80
+
+
+def test_detections_name_filter_and_measure_their_boxes():
+    d = Detections([[0, 0, 10, 10], [0, 0, 2, 3], [5, 5, 25, 15]], [0.9, 0.8, 0.7], [0, 2, 99],
+                   labels=("person", "bicycle", "car"))  # fmt: skip
+    assert d.names == ["person", "car", "99"]  # a class the labels do not name: its number
+    assert d.area.tolist() == [100, 6, 200]
+    assert d.filter(classes={0, 99}).names == ["person", "99"]
+    assert d.filter(min_area=50).names == ["person", "99"]
+    assert d.filter(max_det=1).names == ["person"]
+    assert d.filter(classes={2}, min_area=50).names == []
+    assert d[d.scores > 0.75].labels == d.labels  # indexing keeps the names
 
 
 def test_detections_validate_shapes():

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,8 +19,15 @@ from annotate.errors import ModelError
 from tests.conftest import IMAGES, MODEL, VIDEOS
 from tests.onnx_models import constant_model
 
-GOOD = MODEL.read_bytes()
-GOOD_SHA = hashlib.sha256(GOOD).hexdigest()
+
+@functools.cache
+def good() -> bytes:
+    """The shared model's bytes, read on first use (collection must work without it)."""
+    return MODEL.read_bytes()
+
+
+def good_sha() -> str:
+    return hashlib.sha256(good()).hexdigest()
 
 
 class ModelServer:
@@ -34,7 +43,7 @@ class ModelServer:
 
             def do_GET(self) -> None:
                 server.paths.append(self.path)
-                body = GOOD if server.mode != "corrupt" else GOOD[:-10] + b"0123456789"
+                body = good() if server.mode != "corrupt" else good()[:-10] + b"0123456789"
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -73,7 +82,7 @@ def store(tmp_path, monkeypatch):
     registry.write_text(
         '[test-nano]\nfile = "yolox_nano.onnx"\n'
         'url = "https://example.invalid/releases/yolox_nano.onnx"\n'
-        f'sha256 = "{GOOD_SHA}"\nsize = {len(GOOD)}\nfamily = "yolox"\n'
+        f'sha256 = "{good_sha()}"\nsize = {len(good())}\nfamily = "yolox"\n'
     )
     servers = []
 
@@ -98,7 +107,7 @@ def test_pull_verifies_and_keeps_the_file_name_on_the_mirror(cli, store, tmp_pat
     assert r.code == 0, r.err
     assert server.paths == ["/mirror/yolox_nano.onnx"]
     assert r.out.strip() == str(_cached(tmp_path))
-    assert hashlib.sha256(_cached(tmp_path).read_bytes()).hexdigest() == GOOD_SHA
+    assert hashlib.sha256(_cached(tmp_path).read_bytes()).hexdigest() == good_sha()
     assert cli("models", "path", "test-nano").out.strip() == str(_cached(tmp_path))
     assert "test-nano" in cli("models", "list").out
 
@@ -152,7 +161,36 @@ def test_add_a_local_file(cli, store, tmp_path):
     assert r.code == 0 and "cup" in r.out
     # A file whose sha256 is a known model's is copied into the cache under that name.
     assert cli("models", "add", MODEL).code == 0
-    assert _cached(tmp_path).read_bytes() == GOOD
+    assert _cached(tmp_path).read_bytes() == good()
+
+
+def test_add_replaces_a_hand_written_table_of_the_same_name(cli, tiny_model, tmp_path, monkeypatch):
+    """A user's own ``[mine]`` table, then ``models add … --name mine``: one entry, the new
+    file, the rest of the registry kept, and every command still reads it."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    registry = tmp_path / "data" / "annotate" / "models.toml"
+    registry.parent.mkdir(parents=True)
+    registry.write_text('# mine\n[mine]\nfile = "old.onnx"\n\n[other]\nfile = "o.onnx"\n')
+    r = cli("models", "add", tiny_model, "--name", "mine")
+    assert r.code == 0, r.err
+    assert r.out.strip() == f"mine: {tiny_model.resolve()}"
+    listed = cli("models", "list")
+    assert listed.code == 0, listed.err
+    assert cli("models", "path", "mine").out.strip() == str(tiny_model.resolve())
+    text = registry.read_text()
+    assert text.count("[mine]") == 1 and "[other]" in text and "old.onnx" not in text
+    assert not list(registry.parent.glob("*.tmp"))
+
+
+def test_add_refuses_to_rewrite_a_broken_registry(cli, tiny_model, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    registry = tmp_path / "data" / "annotate" / "models.toml"
+    registry.parent.mkdir(parents=True)
+    registry.write_text("[mine\n")
+    r = cli("models", "add", tiny_model, "--name", "mine")
+    assert r.code == 2 and r.err.startswith(f"Error: {registry} is not valid TOML")
+    assert registry.read_text() == "[mine\n"  # left as it was
 
 
 def test_unknown_model_name(cli, store):
@@ -163,8 +201,17 @@ def test_unknown_model_name(cli, store):
 # Families, decoded exactly from hand-made outputs.
 
 
-def _run_json(cli, model, *args):
-    r = cli("run", IMAGES / "coffee.png", "--model", model, "--json", "-", "-q", *args)
+def _picture(folder: Path) -> Path:
+    """A 600x400 picture (the constant models ignore what is in it)."""
+    import cv2
+
+    path = folder / "picture.png"
+    cv2.imwrite(str(path), np.full((400, 600, 3), 90, np.uint8))
+    return path
+
+
+def _run_json(cli, model, *args, image: Path = IMAGES / "coffee.png"):
+    r = cli("run", image, "--model", model, "--json", "-", "-q", *args)
     assert r.code == 0, r.err
     return json.loads(r.out)
 
@@ -178,9 +225,9 @@ def test_ultralytics_yolov8_layout_with_names(cli, tmp_path):
     names = "{0: 'apple', 1: 'pear', 2: 'plum'}"
     model = constant_model(tmp_path / "v8.onnx", out, [1, 3, 320, 320],
                            {"names": names, "author": "Ultralytics"})  # fmt: skip
-    record = _run_json(cli, model)
+    record = _run_json(cli, model, image=_picture(tmp_path))
     (d,) = record["detections"]
-    # coffee is 600x400: ratio 320/600, image 320x213 centred with pad_y = 53.
+    # the picture is 600x400: ratio 320/600, image 320x213 centred with pad_y = 53.
     ratio, pad_y = 320 / 600, (320 - int(400 * 320 / 600)) // 2
     expected = [(160 - 50 - 0) / ratio, (160 - 25 - pad_y) / ratio,
                 (160 + 50) / ratio, (160 + 25 - pad_y) / ratio]  # fmt: skip
@@ -196,7 +243,7 @@ def test_ultralytics_yolov5_layout_with_dynamic_axes(cli, tmp_path):
     out[0, 11, 5 + 41] = 0.5  # cup
     model = constant_model(tmp_path / "v5.onnx", out, [1, 3, "height", "width"],
                            {"imgsz": "[256, 256]"})  # fmt: skip
-    (d,) = _run_json(cli, model)["detections"]
+    (d,) = _run_json(cli, model, image=_picture(tmp_path))["detections"]
     assert d["label"] == "cup" and d["score"] == pytest.approx(0.4)
     ratio, pad_y = 256 / 600, (256 - int(400 * 256 / 600)) // 2
     assert d["box"] == pytest.approx([96 / ratio, (96 - pad_y) / ratio, 160 / ratio,
@@ -210,12 +257,15 @@ def test_labels_file_and_family_override(cli, tmp_path):
     model = constant_model(tmp_path / "x.onnx", out, [1, 3, 320, 320])
     labels = tmp_path / "labels.txt"
     labels.write_text("fish\nboat\n")
-    (d,) = _run_json(cli, model, "--labels", labels, "--family", "yolox")["detections"]
+    picture = _picture(tmp_path)
+    (d,) = _run_json(cli, model, "--labels", labels, "--family", "yolox", image=picture)[
+        "detections"
+    ]
     assert d["label"] == "boat" and d["score"] == pytest.approx(0.7)
     assert d["box"] == pytest.approx([0, 0, 8 * 600 / 320, 8 * 600 / 320], abs=0.02)
     bad = tmp_path / "three.txt"
     bad.write_text("a\nb\nc\n")
-    r = cli("run", IMAGES / "coffee.png", "--model", model, "--labels", bad)
+    r = cli("run", _picture(tmp_path), "--model", model, "--labels", bad)
     assert r.code == 2 and r.err.strip().splitlines()[-1] == (
         f"Error: labels file {bad} has 3 names but {model} has 2 classes"
     )
@@ -239,7 +289,8 @@ def test_not_a_detector(cli, tmp_path):
      ((1, 84, 3549), ("yolov8", 80)), ((1, 3549, 7), ("yolox", 2))],
 )  # fmt: skip
 def test_classify_layouts(shape, expected):
-    assert classify(shape, (416, 416), None) == expected
+    family, classes = classify(shape, (416, 416), None)
+    assert (family.name, classes) == expected
 
 
 def test_classify_refuses_unknown_layouts():

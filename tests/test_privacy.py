@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from annotate.pipeline import RunOptions, run
+from annotate.pipeline.runner import Emitter
 from annotate.providers import CPU, Resolution
-from annotate.runner import Emitter
 from annotate.types import Detections
 from tests.conftest import MODEL, decode_video
 from tests.scenes import Scene, Walker, write_scene

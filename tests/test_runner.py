@@ -26,6 +26,19 @@ def _options(tmp_path, **kw) -> RunOptions:
                       resolution=Resolution((CPU,), "test"), **kw)  # fmt: skip
 
 
+@pytest.fixture
+def tiny(tiny_model, clip):
+    """Options for a run of the synthetic clip through the tiny model: the runners' mechanics
+    without the shared model and media."""
+
+    def options(tmp_path, **kw) -> RunOptions:
+        kw.setdefault("fps_every", 10**6)
+        return RunOptions(source=str(kw.pop("source", clip)), model=tiny_model,
+                          resolution=Resolution((CPU,), "test"), **kw)  # fmt: skip
+
+    return options
+
+
 def _records(path):
     return [json.loads(line) for line in path.read_text().splitlines()]
 
@@ -94,10 +107,10 @@ def test_batch_of_photos_matches_one_at_a_time(tmp_path):
     from tests.onnx_models import batchable_yolox
 
     images = [cv2.imread(str(p)) for p in sorted(IMAGES.glob("*.png"))]
-    single = Detector.load(MODEL, Resolution((CPU,), "test"), quiet=True)
+    single = Detector.load(MODEL, Resolution((CPU,), "test"))
     assert single.batch_limit(4) == (1, "the model's batch size is fixed at 1")
     model = batchable_yolox(MODEL, tmp_path / "b.onnx")
-    batched = Detector.load(model, Resolution((CPU,), "test"), quiet=True)
+    batched = Detector.load(model, Resolution((CPU,), "test"))
     assert batched.batch_limit(4) == (4, "")
     results = batched.detect_batch(images)
     assert len(results) == len(images) >= 4
@@ -133,7 +146,7 @@ def test_batch_falls_back_to_one_frame_with_a_reason(tmp_path, caplog, fix, mess
 
 
 def test_thread_plan_from_core_count():
-    from annotate.pipeline import ThreadPlan, plan_threads
+    from annotate.pipeline.plan import ThreadPlan, plan_threads
     from annotate.sinks.video import EncodeOptions
 
     default = _options(None)
@@ -182,7 +195,7 @@ def _fails_and_stops(options: RunOptions, error: type[Exception], match: str) ->
     assert threading.active_count() == before
 
 
-def test_error_in_a_detector_stops_everything(tmp_path, monkeypatch):
+def test_error_in_a_detector_stops_everything(tmp_path, monkeypatch, tiny):
     real = Detector.detect
     calls = {"n": 0}
 
@@ -194,11 +207,11 @@ def test_error_in_a_detector_stops_everything(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Detector, "detect", flaky)
     out = tmp_path / "o.mp4"
-    _fails_and_stops(_options(tmp_path, output=out, workers=2), RuntimeError, "inference failed")
+    _fails_and_stops(tiny(tmp_path, output=out, workers=2), RuntimeError, "inference failed")
     assert 0 < len(decode_video(out)[2]) < 40  # what was written is playable
 
 
-def test_error_in_a_sink_stops_everything(tmp_path, monkeypatch):
+def test_error_in_a_sink_stops_everything(tmp_path, monkeypatch, tiny):
     from annotate.sinks.jsonl import JsonLinesSink
 
     real = JsonLinesSink.write
@@ -210,11 +223,11 @@ def test_error_in_a_sink_stops_everything(tmp_path, monkeypatch):
 
     monkeypatch.setattr(JsonLinesSink, "write", failing)
     dets = tmp_path / "d.jsonl"
-    _fails_and_stops(_options(tmp_path, json_path=str(dets), workers=2), OutputError, "disk full")
+    _fails_and_stops(tiny(tmp_path, json_path=str(dets), workers=2), OutputError, "disk full")
     assert len(_records(dets)) == 25
 
 
-def test_error_in_the_source_stops_everything(tmp_path, monkeypatch):
+def test_error_in_the_source_stops_everything(tmp_path, monkeypatch, tiny):
     from annotate.sources.video import VideoSource
 
     real = VideoSource._decode
@@ -227,12 +240,12 @@ def test_error_in_the_source_stops_everything(tmp_path, monkeypatch):
 
     monkeypatch.setattr(VideoSource, "_decode", breaking)
     dets = tmp_path / "d.jsonl"
-    options = _options(tmp_path, json_path=str(dets), workers=2)
+    options = tiny(tmp_path, json_path=str(dets), workers=2)
     _fails_and_stops(options, SourceError, "the disk went away")
     assert len(_records(dets)) == 30  # every frame read before the error was finished
 
 
-def test_decoding_runs_at_most_a_few_frames_ahead(tmp_path, monkeypatch):
+def test_decoding_runs_at_most_a_few_frames_ahead(tmp_path, monkeypatch, tiny):
     """Bounded queues: however slow the tail, the decoder waits instead of filling memory."""
     from annotate.sinks.jsonl import JsonLinesSink
     from annotate.sources.video import VideoSource
@@ -253,7 +266,7 @@ def test_decoding_runs_at_most_a_few_frames_ahead(tmp_path, monkeypatch):
 
     monkeypatch.setattr(VideoSource, "_decode", counting)
     monkeypatch.setattr(JsonLinesSink, "write", slow)
-    run(_options(tmp_path, json_path=str(tmp_path / "d.jsonl"), workers=2, max_frames=200))
+    run(tiny(tmp_path, json_path=str(tmp_path / "d.jsonl"), workers=2, max_frames=200))
     # at most depth (2) + one per worker (2) frames in flight, plus the one being decoded
     assert max(lead) <= 5
 
@@ -292,7 +305,7 @@ def test_live_frames_stay_fresh_when_the_model_is_slow(tmp_path, monkeypatch, ca
 FRAGMENTS = """
 import threading
 import numpy as np
-from annotate.runner import release_free_memory
+from annotate.pipeline.runner import release_free_memory
 
 def rss_mb():
     with open("/proc/self/status") as f:
@@ -318,14 +331,14 @@ print(before, rss_mb())
 """
 
 
-def test_runs_hand_memory_back_every_30_frames(tmp_path, monkeypatch):
-    import annotate.runner
+def test_runs_hand_memory_back_every_30_frames(tmp_path, monkeypatch, tiny):
+    import annotate.pipeline.runner
 
     calls = []
-    monkeypatch.setattr(annotate.runner, "release_free_memory", lambda: calls.append(1))
+    monkeypatch.setattr(annotate.pipeline.runner, "release_free_memory", lambda: calls.append(1))
     for mode in ({"sequential": True}, {"workers": 2}):
         calls.clear()
-        run(_options(tmp_path, json_path=str(tmp_path / "d.jsonl"), max_frames=65, **mode))
+        run(tiny(tmp_path, json_path=str(tmp_path / "d.jsonl"), max_frames=65, **mode))
         assert len(calls) == 2
 
 
@@ -333,7 +346,7 @@ def test_runs_hand_memory_back_every_30_frames(tmp_path, monkeypatch):
 def test_frames_freed_on_another_thread_go_back_to_the_system():
     import subprocess
 
-    from annotate.runner import _malloc_trim
+    from annotate.pipeline.runner import _malloc_trim
 
     if _malloc_trim() is None:
         pytest.skip("not glibc: nothing to trim")
@@ -344,10 +357,10 @@ def test_frames_freed_on_another_thread_go_back_to_the_system():
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="per-thread niceness is Linux's")
-def test_inference_workers_yield_to_decoding_and_encoding(tmp_path, monkeypatch):
+def test_inference_workers_yield_to_decoding_and_encoding(tmp_path, monkeypatch, tiny):
     import os
 
-    from annotate.runner import WORKER_NICENESS
+    from annotate.pipeline.runner import WORKER_NICENESS
 
     def niceness() -> int:
         return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
@@ -361,6 +374,6 @@ def test_inference_workers_yield_to_decoding_and_encoding(tmp_path, monkeypatch)
 
     monkeypatch.setattr(Detector, "detect_batch", recording)
     before = niceness()
-    run(_options(tmp_path, json_path=str(tmp_path / "d.jsonl"), max_frames=10, workers=2))
+    run(tiny(tmp_path, json_path=str(tmp_path / "d.jsonl"), max_frames=10, workers=2))
     assert seen == {min(19, before + WORKER_NICENESS)}
     assert niceness() == before  # the caller's thread keeps its priority

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from annotate.annotators import BoxAnnotator, LabelAnnotator, class_colour
-from annotate.detector import COCO_LABELS
+from annotate.detector.labels import COCO_LABELS
 from annotate.errors import OutputPathError
 from annotate.sinks.jsonl import JsonLinesSink
 from annotate.sinks.video import VideoSink
 from annotate.sinks.window import display_problem
-from annotate.types import Detections, Frame, VideoInfo
+from annotate.types import Detections, Frame, SourceInfo
 from tests.conftest import decode_video
 
 
@@ -36,7 +36,7 @@ def _write(path, info, frames):
 
 def test_h264_at_non_integer_rate(tmp_path):
     rate = Fraction(179, 6)
-    info = VideoInfo(640, 360, rate, time_base=Fraction(1, 11456))
+    info = SourceInfo(640, 360, rate, time_base=Fraction(1, 11456))
     facts, times, images = _write(tmp_path / "o.mp4", info, _frames(60, (640, 360), float(rate)))
     assert facts == {"codec": "h264", "pix_fmt": "yuv420p", "width": 640, "height": 360,
                      "rate": rate}  # fmt: skip
@@ -45,7 +45,7 @@ def test_h264_at_non_integer_rate(tmp_path):
 
 
 def test_odd_size_is_padded_and_content_kept(tmp_path):
-    info = VideoInfo(161, 121, Fraction(25))
+    info = SourceInfo(161, 121, Fraction(25))
     facts, _times, images = _write(tmp_path / "odd.mp4", info, _frames(5, (161, 121), 25))
     assert (facts["width"], facts["height"]) == (162, 122)
     # Frame 4 has its left 20 columns bright; compression keeps that.
@@ -53,14 +53,14 @@ def test_odd_size_is_padded_and_content_kept(tmp_path):
 
 
 def test_single_frame(tmp_path):
-    _facts, times, images = _write(tmp_path / "one.mkv", VideoInfo(64, 48, Fraction(30)),
+    _facts, times, images = _write(tmp_path / "one.mkv", SourceInfo(64, 48, Fraction(30)),
                                    _frames(1, (64, 48), 30))  # fmt: skip
     assert len(images) == 1 and times == [0.0]
 
 
 def test_variable_timestamps_survive(tmp_path):
     times = [0.0, 0.1, 0.15, 0.6, 0.61, 2.0]
-    _f, out_times, _i = _write(tmp_path / "vfr.mp4", VideoInfo(64, 48, Fraction(10)),
+    _f, out_times, _i = _write(tmp_path / "vfr.mp4", SourceInfo(64, 48, Fraction(10)),
                                _frames(6, (64, 48), times=times))  # fmt: skip
     assert out_times == pytest.approx(times, abs=2e-3)
 
@@ -68,19 +68,19 @@ def test_variable_timestamps_survive(tmp_path):
 @pytest.mark.parametrize("name", ["out.avi", "out.gif", "out"])
 def test_unsupported_extension(tmp_path, name):
     with pytest.raises(OutputPathError, match="unsupported extension"):
-        VideoSink(tmp_path / name, VideoInfo(64, 48, Fraction(30)))
+        VideoSink(tmp_path / name, SourceInfo(64, 48, Fraction(30)))
 
 
 def test_close_is_idempotent(tmp_path):
-    sink = VideoSink(tmp_path / "x.mp4", VideoInfo(64, 48, Fraction(30)))
+    sink = VideoSink(tmp_path / "x.mp4", SourceInfo(64, 48, Fraction(30)))
     sink.close()
     sink.close()
 
 
 def test_json_lines_record(tmp_path):
     path = tmp_path / "d.jsonl"
-    det = Detections([[1.234, 2, 30.5, 40]], [0.91234], [39])
-    with JsonLinesSink(path, COCO_LABELS) as sink:
+    det = Detections([[1.234, 2, 30.5, 40]], [0.91234], [39], labels=COCO_LABELS)
+    with JsonLinesSink(path) as sink:
         sink.write(Frame(7, 0.25, np.zeros((48, 64, 3), np.uint8), "v.mp4"), None, det)  # type: ignore[arg-type]
         sink.write(Frame(8, 0.3, np.zeros((48, 64, 3), np.uint8), "v.mp4"), None, Detections())  # type: ignore[arg-type]
     lines = path.read_text().splitlines()
@@ -94,9 +94,9 @@ def test_json_lines_record(tmp_path):
 
 def test_boxes_and_labels_are_drawn_in_class_colours():
     scene = np.zeros((360, 640, 3), np.uint8)
-    det = Detections([[100, 100, 300, 300]], [0.9], [39])
+    det = Detections([[100, 100, 300, 300]], [0.9], [39], labels=COCO_LABELS)
     BoxAnnotator().annotate(scene, det)
-    LabelAnnotator(COCO_LABELS).annotate(scene, det)
+    LabelAnnotator().annotate(scene, det)
     colour = class_colour(39)
     edge = scene[200, 97:104].astype(int)  # across the left edge of the box
     assert (np.abs(edge - colour).max(axis=1) <= 8).any()
@@ -109,7 +109,9 @@ def test_boxes_and_labels_are_drawn_in_class_colours():
 def _text_height(size):
     w, h = size
     scene = np.zeros((h, w, 3), np.uint8)
-    LabelAnnotator(COCO_LABELS).annotate(scene, Detections([[w / 4, h / 2, w / 2, h]], [0.5], [0]))
+    LabelAnnotator().annotate(
+        scene, Detections([[w / 4, h / 2, w / 2, h]], [0.5], [0], labels=COCO_LABELS)
+    )
     rows = np.where(scene.any(axis=(1, 2)))[0]
     return rows.max() - rows.min()
 
@@ -130,7 +132,7 @@ def test_repeated_or_backward_timestamps_stay_playable(tmp_path):
     """A damaged source can repeat a timestamp or go back; each such frame is placed one
     nominal frame after the previous one, so every frame is kept and times keep rising."""
     times = [0.0, 0.04, 0.04, 0.02, 0.2]
-    _f, out_times, images = _write(tmp_path / "t.mp4", VideoInfo(64, 48, Fraction(25)),
+    _f, out_times, images = _write(tmp_path / "t.mp4", SourceInfo(64, 48, Fraction(25)),
                                    _frames(5, (64, 48), times=times))  # fmt: skip
     assert len(images) == 5
     assert out_times == pytest.approx([0.0, 0.04, 0.08, 0.12, 0.2], abs=2e-3)
@@ -151,7 +153,7 @@ def test_x264_lookahead_is_capped_for_large_frames(tmp_path, size, preset, looka
     from annotate.sinks.video import EncodeOptions
 
     path = tmp_path / "x.mp4"
-    with VideoSink(path, VideoInfo(*size, Fraction(30)), EncodeOptions(preset=preset)) as sink:
+    with VideoSink(path, SourceInfo(*size, Fraction(30)), EncodeOptions(preset=preset)) as sink:
         for frame in _frames(3, size, rate=30):
             sink.write(frame, frame.image, Detections.empty())
     assert f"rc_lookahead={lookahead} ".encode() in path.read_bytes()

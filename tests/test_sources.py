@@ -184,14 +184,12 @@ def test_deferred_frames_finish_on_any_thread_like_iterated_ones(tmp_path):
 
     import cv2
 
-    from annotate.sources import deferred_frames
-
     stored = cv2.rotate(read_image("coffee"), cv2.ROTATE_90_CLOCKWISE)
     clip = make_clip(tmp_path / "phone.mp4", 4, image=stored, rotation=90, rate=10)
     with open_source(str(clip)) as source:
         expected = list(source)
     with open_source(str(clip)) as source, ThreadPoolExecutor(2) as pool:
-        loads = list(deferred_frames(source))
+        loads = list(source.deferred())
         frames = list(pool.map(lambda load: load(), reversed(loads)))[::-1]
     assert [(f.index, f.time) for f in frames] == [(i, i / 10) for i in range(4)]
     assert [f.image.shape for f in frames] == [(400, 600, 3)] * 4
@@ -200,9 +198,7 @@ def test_deferred_frames_finish_on_any_thread_like_iterated_ones(tmp_path):
 
 
 def test_frames_of_sources_that_cannot_defer_come_ready():
-    from annotate.sources import deferred_frames
-
     with open_source(str(IMAGES / "coffee.png")) as source:
-        (load,) = deferred_frames(source)
+        (load,) = source.deferred()
         frame = load()
     assert (frame.index, frame.width, frame.height) == (0, 600, 400)

@@ -262,10 +262,11 @@ def test_progress_bar_on_a_terminal(monkeypatch, tmp_path, video, args, shown, a
     from rich.console import Console
 
     import annotate.cli as cli_module
+    import annotate.cli.console
 
     buffer = io.StringIO()
     terminal = Console(file=buffer, force_terminal=True, width=120)
-    monkeypatch.setattr(cli_module, "_stderr_console", lambda: terminal)
+    monkeypatch.setattr(annotate.cli.console, "stderr_console", lambda: terminal)
     code = cli_module.main(["run", str(VIDEOS / video), "--json", str(tmp_path / "d.jsonl"),
                             *args, *M])  # fmt: skip
     text = buffer.getvalue()

@@ -75,8 +75,7 @@ class Counter:
             self._pixels = {s.name: s.in_pixels(width, height) for s in self.lines + self.zones}
         return self._pixels
 
-    def update(self, detections: Detections, time: float, width: int, height: int,
-               labels: Sequence[str]) -> list[Event]:  # fmt: skip
+    def update(self, detections: Detections, time: float, width: int, height: int) -> list[Event]:
         """The frame's crossing and zone events; counts are updated in place."""
         pixels = self.pixels(width, height)
         events: list[Event] = []
@@ -88,7 +87,7 @@ class Counter:
         for point, track, cls in zip(points, ids.tolist(), detections.class_ids.tolist()):
             if track <= 0:
                 continue
-            label = labels[cls] if 0 <= cls < len(labels) else str(cls)
+            label = detections.class_name(cls)
             for line in self.lines:
                 event = self._line(line.name, pixels[line.name], track, point, time, label)
                 if event:

@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from annotate.detector.families import ModelSpec, inspect
+from annotate import defaults
+from annotate.detector.families import FAMILIES, Family, ModelSpec, read_spec
 from annotate.detector.labels import COCO_LABELS
-from annotate.detector.postprocess import Filter, decode
 from annotate.detector.preprocess import Letterbox, letterbox
 from annotate.detector.session import SessionInfo, SessionSettings, open_session
-from annotate.errors import UsageError, check_at_least
+from annotate.errors import UsageError
 from annotate.providers import Resolution
 from annotate.types import Detections
 
@@ -24,21 +24,9 @@ if TYPE_CHECKING:
     import onnxruntime
 
 __all__ = [
-    "COCO_LABELS", "Detector", "Filter", "ModelSpec", "SessionInfo", "SessionSettings",
-    "StageTimes", "class_filter",
+    "COCO_LABELS", "FAMILIES", "Detector", "Family", "ModelSpec", "SessionInfo",
+    "SessionSettings", "StageTimes", "class_ids",
 ]  # fmt: skip
-
-
-def class_filter(
-    labels: Sequence[str], classes: Sequence[str] | None, min_area: float, max_det: int
-) -> Filter:
-    """``--classes person,car`` (names or ids), ``--min-area``, ``--max-det`` → a Filter."""
-    if min_area < 0:
-        raise UsageError(f"--min-area must not be negative, got {min_area:g}")
-    check_at_least("--max-det", max_det, 1)
-    if not classes:
-        return Filter(None, min_area, max_det)
-    return Filter(class_ids(labels, classes, "--classes"), min_area, max_det)
 
 
 def class_ids(labels: Sequence[str], classes: Sequence[str], flag: str) -> frozenset[int]:
@@ -90,52 +78,61 @@ class Detector:
         self,
         session: onnxruntime.InferenceSession,
         info: SessionInfo,
-        conf: float = 0.3,
-        iou: float = 0.45,
+        conf: float = defaults.CONF,
+        iou: float = defaults.IOU,
         name: str = "model",
         family: str | None = None,
         labels_file: Path | None = None,
-        keep: Filter | None = None,
+        classes: Sequence[str] | None = None,
+        min_area: float = 0.0,
+        max_det: int = defaults.MAX_DET,
     ) -> None:
         check_thresholds(conf, iou)
         self.session = session
         self.info = info
         self.conf = conf
         self.iou = iou
-        self.spec = inspect(session, name, family, labels_file)
+        self.spec = read_spec(session, name, family, labels_file)
         self.labels = self.spec.labels
         self.input_name, self.input_hw = self.spec.input_name, self.spec.input_hw
-        self.keep = keep or Filter()
+        #: What to keep besides the score threshold: ``--classes`` (as ids), ``--min-area``
+        #: (source pixels²) and ``--max-det``.
+        self.classes = class_ids(self.labels, classes, "--classes") if classes else None
+        self.min_area, self.max_det = min_area, max_det
 
     @classmethod
     def load(
         cls,
         model: Path,
         resolution: Resolution,
-        conf: float = 0.3,
-        iou: float = 0.45,
+        conf: float = defaults.CONF,
+        iou: float = defaults.IOU,
         settings: SessionSettings | None = None,
-        quiet: bool = False,
         family: str | None = None,
         labels_file: Path | None = None,
+        classes: Sequence[str] | None = None,
+        min_area: float = 0.0,
+        max_det: int = defaults.MAX_DET,
     ) -> Detector:
-        check_thresholds(conf, iou)
-        session, info = open_session(model, resolution, settings, quiet)
-        return cls(session, info, conf, iou, str(model), family, labels_file)
+        session, info = open_session(model, resolution, settings)
+        return cls(session, info, conf, iou, str(model), family, labels_file, classes, min_area,
+                   max_det)  # fmt: skip
 
     @property
     def provider(self) -> str:
         return self.info.provider
 
     def preprocess(self, image: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.float32], Letterbox]:
-        p = self.spec.preprocessing
+        p = self.spec.family.preprocessing
         return letterbox(image, self.input_hw, p.centered, p.rgb, p.scale)
 
     def infer(self, blob: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         return self.session.run(None, {self.input_name: blob})[0]
 
     def postprocess(self, output: npt.NDArray[np.float32], box: Letterbox) -> Detections:
-        return decode(output, box, self.input_hw, self.conf, self.iou, self.spec.family, self.keep)
+        found = self.spec.family.decode_output(output, box, self.input_hw, self.conf, self.iou,
+                                        self.labels, self.classes)  # fmt: skip
+        return found.filter(min_area=self.min_area, max_det=self.max_det)
 
     def batch_limit(self, wanted: int) -> tuple[int, str]:
         """How many images one ``run`` may take (at most ``wanted``), and why if fewer.

@@ -9,46 +9,155 @@ literals). ``--family`` and ``--labels`` override.
 from __future__ import annotations
 
 import ast
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
+import numpy.typing as npt
 
 from annotate.detector.labels import COCO_LABELS
-from annotate.detector.postprocess import anchor_count
+from annotate.detector.postprocess import anchor_count, boxes_in_source, grids
+from annotate.detector.preprocess import Letterbox
 from annotate.errors import ModelError, UsageError
+from annotate.types import Detections
 
-FAMILIES = ("yolox", "yolov5", "yolov8")
 DEFAULT_SIZE = 640
 
 
 @dataclass(frozen=True)
 class Preprocessing:
-    centered: bool
-    rgb: bool
-    scale: float
+    centered: bool  # image centred on the canvas (else top-left)
+    rgb: bool  # channel order the model wants (else BGR)
+    scale: float  # pixel values times this (1/255 for 0-1)
 
 
-PREPROCESSING = {
-    "yolox": Preprocessing(centered=False, rgb=False, scale=1.0),
-    "yolov5": Preprocessing(centered=True, rgb=True, scale=1 / 255),
-    "yolov8": Preprocessing(centered=True, rgb=True, scale=1 / 255),
-}
+class Family:
+    """One detector family: how its input is prepared and its raw output read. A new family
+    is one subclass added to :data:`FAMILIES`."""
 
-LAYOUTS = "YOLOX [1, N, 5+C], YOLOv5 [1, 3N, 5+C] or YOLOv8/11 [1, 4+C, N]"
+    name: ClassVar[str]
+    layout: ClassVar[str]  # for messages
+    preprocessing: ClassVar[Preprocessing]
+
+    def classes(self, shape: tuple[int, int], anchors: int, forced: bool = False) -> int | None:
+        """The number of classes if one image's output ``shape`` has this family's layout
+        for ``anchors`` grid points; ``forced`` (``--family``) skips the anchor check."""
+        raise NotImplementedError
+
+    def rows(self, output: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """One image's output as one row per candidate box."""
+        return output
+
+    def scores(
+        self, rows: npt.NDArray[np.float32]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """Each candidate's best class and its score (as YOLOX's and Ultralytics' code do)."""
+        class_scores = rows[:, 5:]
+        class_ids = class_scores.argmax(axis=1)
+        scores = class_scores[np.arange(len(class_scores)), class_ids] * rows[:, 4]
+        return class_ids, scores
+
+    def geometry(
+        self, rows: npt.NDArray[np.float32], index: npt.NDArray[np.int64], input_hw: tuple[int, int]
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        """Centres and sizes on the model's canvas of the candidates ``rows`` (at ``index``
+        in the output)."""
+        return rows[:, :2], rows[:, 2:4]
+
+    def decode_output(
+        self,
+        output: npt.NDArray[np.float32],
+        box: Letterbox,
+        input_hw: tuple[int, int],
+        conf: float,
+        iou: float,
+        labels: tuple[str, ...] = (),
+        classes: Collection[int] | None = None,
+    ) -> Detections:
+        """The raw output of one image → :class:`Detections` in source pixels. Classes not in
+        ``classes`` are dropped before NMS (which is per class, so the result is the same)."""
+        rows = self.rows(output[0])
+        class_ids, scores = self.scores(rows)
+        mask = scores >= conf
+        if classes is not None:
+            mask &= np.isin(class_ids, list(classes))
+        if not mask.any():
+            return Detections.empty(labels)
+        index = np.flatnonzero(mask)
+        centres, sizes = self.geometry(rows[index], index, input_hw)
+        return boxes_in_source(centres, sizes, scores[index], class_ids[index], box, conf, iou,
+                               labels)  # fmt: skip
+
+
+class YoloX(Family):
+    """``[1, N, 5+C]``: raw grid terms (``xy = (p + grid) * stride``, ``wh = exp(p) * stride``),
+    score = objectness × class score; BGR, 0-255, image at the top-left."""
+
+    name = "yolox"
+    layout = "YOLOX [1, N, 5+C]"
+    preprocessing = Preprocessing(centered=False, rgb=False, scale=1.0)
+
+    def classes(self, shape: tuple[int, int], anchors: int, forced: bool = False) -> int | None:
+        a, b = shape
+        return b - 5 if b > 5 and (forced or a == anchors) else None
+
+    def geometry(
+        self, rows: npt.NDArray[np.float32], index: npt.NDArray[np.int64], input_hw: tuple[int, int]
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        offsets, strides = grids(input_hw)
+        stride = strides[index]
+        return (rows[:, :2] + offsets[index]) * stride, np.exp(rows[:, 2:4]) * stride
+
+
+class YoloV5(Family):
+    """Ultralytics ``[1, 3N, 5+C]``: boxes already decoded (cx, cy, w, h in input pixels),
+    score = objectness × class score; RGB, 0-1, image centred."""
+
+    name = "yolov5"
+    layout = "YOLOv5 [1, 3N, 5+C]"
+    preprocessing = Preprocessing(centered=True, rgb=True, scale=1 / 255)
+
+    def classes(self, shape: tuple[int, int], anchors: int, forced: bool = False) -> int | None:
+        a, b = shape
+        return b - 5 if b > 5 and (forced or a == 3 * anchors) else None
+
+
+class YoloV8(Family):
+    """Ultralytics YOLOv8/YOLO11 ``[1, 4+C, N]``: decoded boxes, no objectness."""
+
+    name = "yolov8"
+    layout = "YOLOv8/11 [1, 4+C, N]"
+    preprocessing = Preprocessing(centered=True, rgb=True, scale=1 / 255)
+
+    def classes(self, shape: tuple[int, int], anchors: int, forced: bool = False) -> int | None:
+        a, b = shape
+        return a - 4 if a > 4 and (forced or b == anchors) else None
+
+    def rows(self, output: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        return output.T
+
+    def scores(
+        self, rows: npt.NDArray[np.float32]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        class_scores = rows[:, 4:]
+        class_ids = class_scores.argmax(axis=1)
+        return class_ids, class_scores[np.arange(len(class_scores)), class_ids]
+
+
+#: Every family annotate reads, in the order auto-detection tries them.
+FAMILIES: dict[str, Family] = {f.name: f for f in (YoloX(), YoloV5(), YoloV8())}
+_layouts = [f.layout for f in FAMILIES.values()]
+LAYOUTS = ", ".join(_layouts[:-1]) + " or " + _layouts[-1]
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     input_name: str
     input_hw: tuple[int, int]
-    family: str
+    family: Family
     labels: tuple[str, ...]
-
-    @property
-    def preprocessing(self) -> Preprocessing:
-        return PREPROCESSING[self.family]
 
 
 def _metadata(session: Any) -> dict[str, str]:
@@ -100,34 +209,28 @@ def input_size(shape: list[Any], meta: dict[str, str]) -> tuple[int, int]:
 
 def classify(
     out: tuple[int, ...], input_hw: tuple[int, int], family: str | None
-) -> tuple[str, int]:
+) -> tuple[Family, int]:
     """(family, number of classes) from the output shape of one image."""
     if len(out) != 3 or out[0] != 1:
         raise ModelError(f"output shape {list(out)} is not a detector layout ({LAYOUTS})")
-    _, a, b = out
+    shape = (out[1], out[2])
     anchors = anchor_count(input_hw)
-    guesses = []
-    if b > 5 and a == anchors:
-        guesses.append(("yolox", b - 5))
-    if b > 5 and a == 3 * anchors:
-        guesses.append(("yolov5", b - 5))
-    if a > 4 and b == anchors:
-        guesses.append(("yolov8", a - 4))
     if family is not None:
-        if family == "yolov8":
-            return family, a - 4
-        if b <= 5:
+        classes = FAMILIES[family].classes(shape, anchors, forced=True)
+        if classes is None:
             raise ModelError(f"output shape {list(out)} cannot be {family} ({LAYOUTS})")
-        return family, b - 5
-    if not guesses:
-        raise ModelError(
-            f"output shape {list(out)} is not a detector layout annotate knows for a "
-            f"{input_hw[1]}x{input_hw[0]} input ({LAYOUTS}); try --family"
-        )
-    return guesses[0]
+        return FAMILIES[family], classes
+    for candidate in FAMILIES.values():
+        classes = candidate.classes(shape, anchors)
+        if classes is not None:
+            return candidate, classes
+    raise ModelError(
+        f"output shape {list(out)} is not a detector layout annotate knows for a "
+        f"{input_hw[1]}x{input_hw[0]} input ({LAYOUTS}); try --family"
+    )
 
 
-def inspect(
+def read_spec(
     session: Any, name: str, family: str | None = None, labels_file: Path | None = None
 ) -> ModelSpec:
     """Work out the model's family, input size and labels; refuse what is not a detector."""

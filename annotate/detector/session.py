@@ -45,7 +45,7 @@ class SessionSettings:
     openvino_device: str | None = None  # CPU, GPU, NPU, AUTO:GPU,CPU …; None: OpenVINO's
     openvino_precision: str | None = None  # FP32, FP16, ACCURACY; None: the device's default
     #: Whether idle intra-op threads spin before sleeping; ``None`` leaves ONNX Runtime's
-    #: default (on). The pipeline chooses per mode (see ``annotate.pipeline.spinning_for``).
+    #: default (on). The pipeline chooses per mode (see ``annotate.pipeline.plan.spinning_for``).
     spinning: bool | None = None
 
     def check(self) -> None:
@@ -122,7 +122,6 @@ def open_session(
     model: Path,
     resolution: Resolution,
     settings: SessionSettings | None = None,
-    quiet: bool = False,
 ) -> tuple[onnxruntime.InferenceSession, SessionInfo]:
     """Create the session, then log which provider really runs it and warn on fallback."""
     import onnxruntime as ort
@@ -156,8 +155,6 @@ def open_session(
         reason=resolution.reason,
         startup_s=time.perf_counter() - started,
     )
-    if quiet:
-        return session, info
     for note in resolution.notes:
         log.info(note)
     log.info("Using execution provider: %s (%s)", info.provider, info.reason)

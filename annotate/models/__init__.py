@@ -21,8 +21,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-DEFAULT_MODEL = "yolox-nano"
-
 
 @dataclass(frozen=True)
 class KnownModel:
@@ -34,7 +32,6 @@ class KnownModel:
     licence: str = "unknown"
     family: str = "auto"
     input: int | None = None
-    labels: str = "coco"
     path: Path | None = None  # registered local file (``annotate models add``)
 
 
@@ -58,6 +55,8 @@ def _entries(text: str, where: str) -> dict[str, KnownModel]:
     known = {}
     fields = set(KnownModel.__dataclass_fields__) - {"name"}
     for name, entry in data.items():
+        if isinstance(entry, dict):  # older registrations wrote a "labels" key nothing read
+            entry = {k: v for k, v in entry.items() if k != "labels"}
         if not isinstance(entry, dict) or "file" not in entry or set(entry) - fields:
             raise ConfigError(f"{where}: entry '{name}' needs 'file' and only known fields")
         if "path" in entry:

@@ -9,13 +9,20 @@ import http.client
 import logging
 import os
 import shutil
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from annotate.errors import ModelError, UsageError
+from annotate.errors import ConfigError, ModelError, UsageError
 from annotate.models import KnownModel, cache_dir, registry, search_dirs, user_registry_path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
 
 log = logging.getLogger("annotate")
 
@@ -24,7 +31,7 @@ CHUNK = 1 << 16
 TIMEOUT_S = 30  # per connection attempt and per read: a stalled server fails, not hangs
 
 #: progress(done_bytes, total_bytes_or_None)
-Progress = Callable[[int, int | None], None]
+DownloadProgress = Callable[[int, int | None], None]
 
 
 def download_url(entry: KnownModel, environ: dict[str, str] | None = None) -> str:
@@ -46,7 +53,9 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def pull(entry: KnownModel, progress: Progress | None = None, dest: Path | None = None) -> Path:
+def pull(
+    entry: KnownModel, progress: DownloadProgress | None = None, dest: Path | None = None
+) -> Path:
     """Download ``entry`` into the cache; the file appears only once its sha256 is right.
 
     Raises:
@@ -120,30 +129,30 @@ def add(path: Path, name: str | None = None) -> KnownModel:
     entry = KnownModel(name=name, file=path.name, sha256=digest, size=path.stat().st_size,
                        licence=previous.licence if previous else "unknown",
                        family=previous.family if previous else "auto",
-                       labels=previous.labels if previous else "coco",
                        path=path.resolve())  # fmt: skip
     _save_user_entry(entry)
     return entry
 
 
 def _save_user_entry(entry: KnownModel) -> None:
-    import json
+    """Add or replace one name in the user's registry: the file is read as TOML, changed as
+    data and written whole to a temporary file that replaces it, so a hand-edited table of
+    the same name is replaced (never duplicated) and a crash leaves the old file."""
+    import tomli_w
 
     target = user_registry_path()
     target.parent.mkdir(parents=True, exist_ok=True)
-    text = target.read_text() if target.is_file() else ""
-    # One table per name; drop an earlier registration of the same name.
-    kept, skip = [], False
-    for line in text.splitlines():
-        if line.startswith("["):
-            skip = line.strip() == f'["{entry.name}"]'
-        if not skip:
-            kept.append(line)
+    data: dict[str, Any] = {}
+    if target.is_file():
+        try:
+            data = tomllib.loads(target.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{target} is not valid TOML: {e}; fix or remove it") from None
     fields = {"file": entry.file, "sha256": entry.sha256, "size": entry.size,
-              "licence": entry.licence, "family": entry.family, "labels": entry.labels,
+              "licence": entry.licence, "family": entry.family,
               "path": str(entry.path)}  # fmt: skip
-    kept.append(f'["{entry.name}"]')
-    kept += [f"{k} = {json.dumps(v)}" for k, v in fields.items() if v is not None]
-    tmp = target.with_suffix(".tmp")
-    tmp.write_text("\n".join(kept) + "\n")
+    data = {k: v for k, v in data.items() if k.lower() != entry.name}
+    data[entry.name] = {k: v for k, v in fields.items() if v is not None}
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(tomli_w.dumps(data), encoding="utf-8")
     os.replace(tmp, target)

@@ -35,7 +35,7 @@ def calibration_blobs(model: Path, sources: list[str], frames: int) -> Iterator[
     from annotate.providers import CPU, Resolution
     from annotate.sources import open_source
 
-    detector = Detector.load(model, Resolution((CPU,), "calibration"), quiet=True)
+    detector = Detector.load(model, Resolution((CPU,), "calibration"))
     per_source = max(1, frames // max(1, len(sources)))
     for spec in sources:
         with open_source(spec) as source:
@@ -62,8 +62,8 @@ def quantize_int8(model: Path, target: Path, sources: list[str], frames: int = 6
         quantize_static,  # fmt: skip
     )
 
-    name = onnxruntime.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    input_name = name.get_inputs()[0].name
+    session = onnxruntime.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    input_name = session.get_inputs()[0].name
     blobs = calibration_blobs(model, sources, frames)
 
     class Reader(CalibrationDataReader):

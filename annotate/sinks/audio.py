@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from fractions import Fraction
 from typing import Any
 
-from annotate.compat import open_input
+from annotate.compat import import_av, open_input
 
 log = logging.getLogger("annotate")
 
@@ -60,7 +60,7 @@ class AudioTracks:
 
     def write_until(self, seconds: float, end: float | None = None) -> None:
         """Mux audio up to ``seconds`` on the output clock; nothing at or after ``end``."""
-        import av
+        av = import_av()
 
         while True:
             packet = self._pending
@@ -81,7 +81,7 @@ class AudioTracks:
             self._emit(packet)
 
     def _emit(self, packet: Any) -> None:
-        import av
+        av = import_av()
 
         _stream, out, copy = self._by_index[packet.stream.index]
         shift = round(Fraction(self.zero) / packet.time_base)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -17,7 +17,7 @@ from annotate.sinks import SinkBase
 from annotate.types import Detections, Frame
 
 
-def record(frame: Frame, detections: Detections, labels: Sequence[str]) -> dict[str, Any]:
+def record(frame: Frame, detections: Detections) -> dict[str, Any]:
     """The JSON object for one frame; boxes in source pixels, rounded to 0.01 px.
 
     With tracking, each detection also has ``track_id`` (``null`` until its track is
@@ -31,7 +31,7 @@ def record(frame: Frame, detections: Detections, labels: Sequence[str]) -> dict[
         "height": frame.height,
         "detections": [
             {
-                "label": labels[c] if 0 <= c < len(labels) else str(c),
+                "label": detections.class_name(c),
                 "class_id": int(c),
                 "score": round(float(s), 4),
                 "box": [round(float(v), 2) for v in box],
@@ -56,10 +56,8 @@ class JsonLinesSink(SinkBase):
     def __init__(
         self,
         path: Path | str,
-        labels: Sequence[str],
         extra: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
-        self.labels = tuple(labels)
         self.extra = extra  # more keys for each record (counts and events of lines/zones)
         self.path = str(path)
         self._own = self.path != "-"
@@ -75,7 +73,7 @@ class JsonLinesSink(SinkBase):
         self._closed = False
 
     def write(self, frame: Frame, annotated: npt.NDArray[np.uint8], detections: Detections) -> None:
-        item = record(frame, detections, self.labels)
+        item = record(frame, detections)
         if self.extra is not None:
             item.update(self.extra())
         line = json.dumps(item, ensure_ascii=False)

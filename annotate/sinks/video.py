@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from annotate.compat import open_input
+from annotate.compat import import_av, open_input
 from annotate.errors import OutputError, OutputPathError, UsageError
 from annotate.sinks import SinkBase
-from annotate.types import Detections, Frame, VideoInfo
+from annotate.types import Detections, Frame, SourceInfo
 
 log = logging.getLogger("annotate")
 
@@ -39,10 +39,8 @@ DEFAULT_PRESET = "veryfast"
 #: x264 keeps each lookahead frame at full size plus a half-size copy for its analysis (~3
 #: bytes per pixel): 10 frames (veryfast's rc-lookahead) take ~60 MB at 1080p. With the
 #: default preset the lookahead is capped to this budget: 4 frames at 1080p, 3 above, and
-#: veryfast's 10 up to 720p. Measured on the shared footage scaled to 1080p, against 5
-#: frames: peak RSS 336-339 MB against 342-350 MB, about 2 % more bits at equal PSNR (1.4 and
-#: 2.4 % on two clips); 5 frames had cost about 2 % against 10. A chosen --preset is left
-#: alone.
+#: veryfast's 10 up to 720p, for about 2 % more bits at equal quality (README, "Memory").
+#: A chosen --preset is left alone.
 LOOKAHEAD_BUDGET = 28 * 2**20
 VERYFAST_LOOKAHEAD = 10
 DEFAULT_TIME_BASE = Fraction(1, 90_000)
@@ -72,7 +70,7 @@ def container_for(path: Path) -> str:
 
 def check_encoding(path: Path, options: EncodeOptions) -> None:
     """Refuse an impossible codec/container/option combination before any work starts."""
-    import av
+    av = import_av()
 
     fmt = container_for(path)
     if options.codec not in ENCODERS:
@@ -131,11 +129,11 @@ class VideoSink(SinkBase):
     def __init__(
         self,
         path: Path,
-        info: VideoInfo,
+        info: SourceInfo,
         options: EncodeOptions | None = None,
         audio_from: str | None = None,
     ) -> None:
-        import av
+        av = import_av()
 
         self.options = options or EncodeOptions()
         check_encoding(path, self.options)
@@ -180,9 +178,8 @@ class VideoSink(SinkBase):
         stream.codec_context.gop_size = max(1, round(KEYFRAME_EVERY_S * float(self.info.fps)))
         stream.codec_context.thread_count = self.options.threads
         # Slice threads split each frame, so encode() returns with that frame done and holds
-        # no extra frames. Frame threads (measured at 1080p on 2 cores) made the sequential
-        # loop 16 % faster and the concurrent runner 3 %, but cost 23 MB (359 MB peak, over
-        # the 350 MB budget) and add a frame of delay per thread to recordings.
+        # no extra frames. Frame threads are faster but hold a frame per thread: memory over
+        # the budget, and a frame of delay per thread in recordings (README, "Memory").
         stream.codec_context.thread_type = "SLICE"
         crf = str(self.options.crf if self.options.crf is not None else default_crf)
         if self.options.codec in ("h264", "hevc"):
@@ -219,7 +216,7 @@ class VideoSink(SinkBase):
         return pts
 
     def write(self, frame: Frame, annotated: npt.NDArray[np.uint8], detections: Detections) -> None:
-        import av
+        av = import_av()
 
         image = annotated
         h, w = image.shape[:2]
@@ -268,7 +265,7 @@ class VideoSink(SinkBase):
 
 def defragment(path: Path, fmt: str) -> None:
     """Rewrite a fragmented MP4/MOV as a regular one with ``+faststart``, atomically."""
-    import av
+    av = import_av()
 
     tmp = path.with_name(f".{path.name}.finalising")
     try:

@@ -34,6 +34,7 @@ import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib.resources import files
 from typing import Any
 
 import numpy as np
@@ -47,7 +48,6 @@ from annotate.types import Detections, Frame
 log = logging.getLogger("annotate")
 
 DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8000
 JPEG_QUALITY = 80
 VIEWER_IDLE_S = 2.0  # encode only while a viewer asked for a frame this recently
 MAX_VIEWERS = 32  # connections served at once; more get 503
@@ -340,91 +340,5 @@ def _server_for(host: str, preview: WebPreview) -> type[ThreadingHTTPServer]:
 
 def page(title: str, token: str = "") -> str:
     """The preview page. Names from the source reach it escaped, or as JSON via textContent."""
-    return PAGE.replace("{{title}}", html.escape(title)).replace("{{token}}", html.escape(token))
-
-
-PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{title}}</title>
-<style>
- body{margin:0;background:#111;color:#eee;font:14px system-ui,sans-serif;display:flex;
-      flex-wrap:wrap;gap:12px;padding:12px}
- #view{flex:1 1 640px;max-width:100%}
- #view img{width:100%;height:auto;background:#222;display:block}
- #side{flex:0 0 240px}
- dl{display:grid;grid-template-columns:auto 1fr;gap:4px 12px;margin:0 0 12px}
- dt{color:#999} dd{margin:0;font-variant-numeric:tabular-nums}
- button{font:inherit;padding:6px 14px;border:0;border-radius:4px;background:#c33;color:#fff;
-        cursor:pointer} button:disabled{background:#555}
- #classes li{font-variant-numeric:tabular-nums}
-</style></head>
-<body>
-<div id="view"><img id="frame" alt="annotated stream"></div>
-<div id="side">
- <h1 style="font-size:16px;margin:0 0 8px">{{title}}</h1>
- <dl>
-  <dt>source</dt><dd id="source">–</dd>
-  <dt>FPS</dt><dd id="fps">–</dd>
-  <dt>inference</dt><dd id="inference">–</dd>
-  <dt>provider</dt><dd id="provider">–</dd>
-  <dt>frames</dt><dd id="frames">–</dd>
-  <dt>dropped</dt><dd id="dropped">–</dd>
-  <dt>tracks</dt><dd id="tracks">–</dd>
-  <dt>shown</dt><dd id="shown" data-count="0">0</dd>
- </dl>
- <ul id="classes"></ul>
- <ul id="counts"></ul>
- <button id="stop">Stop</button> <span id="state"></span>
-</div>
-<script>
-const img = document.getElementById("frame");
-let last = 0, shown = 0, running = true;
-async function nextFrame() {
-  while (running) {
-    try {
-      const r = await fetch("/frame.jpg", {headers: {"X-After-Frame": String(last)},
-                                           cache: "no-store"});
-      if (r.status === 200) {
-        last = Number(r.headers.get("X-Frame")) || last + 1;
-        const url = URL.createObjectURL(await r.blob());
-        await new Promise(done => { img.onload = img.onerror = done; img.src = url; });
-        URL.revokeObjectURL(url);
-        shown += 1;
-        const el = document.getElementById("shown");
-        el.textContent = String(shown); el.dataset.count = String(shown);
-      }
-    } catch (e) { await new Promise(r => setTimeout(r, 500)); }
-  }
-}
-async function stats() {
-  try {
-    const s = await (await fetch("/stats", {cache: "no-store"})).json();
-    const set = (id, v) => { document.getElementById(id).textContent = v; };
-    set("source", s.source); set("fps", s.fps.toFixed(1));
-    set("inference", s.inference_ms.toFixed(1) + " ms"); set("provider", s.provider);
-    set("frames", String(s.frames)); set("dropped", String(s.dropped));
-    set("tracks", s.tracks === null ? "off" : String(s.tracks));
-    const list = document.getElementById("classes");
-    list.replaceChildren(...Object.entries(s.classes).map(([k, v]) => {
-      const li = document.createElement("li"); li.textContent = k + ": " + v; return li; }));
-    const counts = document.getElementById("counts"), c = s.counts || {lines: {}, zones: {}};
-    counts.replaceChildren(
-      ...Object.entries(c.lines).map(([k, v]) => {
-        const li = document.createElement("li");
-        li.textContent = k + ": in " + v.in + ", out " + v.out; return li; }),
-      ...Object.entries(c.zones).map(([k, v]) => {
-        const li = document.createElement("li");
-        li.textContent = k + ": " + v.now + " now, " + v.entered + " entered"; return li; }));
-    if (!s.running) { document.getElementById("state").textContent = "finished"; }
-  } catch (e) { document.getElementById("state").textContent = "disconnected"; }
-}
-document.getElementById("stop").onclick = async () => {
-  document.getElementById("stop").disabled = true;
-  await fetch("/stop", {method: "POST", headers: {"X-Annotate-Token": "{{token}}"}});
-  document.getElementById("state").textContent = "stopping…";
-};
-nextFrame(); stats(); setInterval(stats, 500);
-</script>
-</body></html>
-"""
+    text = files("annotate.sinks").joinpath("preview.html").read_text(encoding="utf-8")
+    return text.replace("{{title}}", html.escape(title)).replace("{{token}}", html.escape(token))

@@ -1,17 +1,17 @@
 """Frame sources: video files and streams, cameras, images. Each is a context manager that
-yields :class:`~annotate.types.Frame` objects and knows its :class:`~annotate.types.VideoInfo`."""
+yields :class:`~annotate.types.Frame` objects and knows its :class:`~annotate.types.SourceInfo`."""
 
 from __future__ import annotations
 
 import glob
 import re
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import TracebackType
-from typing import Protocol
 
 from annotate.errors import SourceError, SourceNotFoundError, UsageError
-from annotate.types import Frame, VideoInfo
+from annotate.sources.base import Source, SourceBase
+
+__all__ = ["Source", "SourceBase", "camera_index", "check_exists", "input_paths", "is_image",
+           "open_source"]  # fmt: skip
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".jp2", ".pbm", ".pgm", ".ppm",
@@ -20,47 +20,6 @@ IMAGE_EXTENSIONS = frozenset(
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "rtmps://", "http://", "https://", "udp://",
                   "tcp://", "srt://")  # fmt: skip
 _CAMERA = re.compile(r"^(?:camera(?::(\d+))?|(\d+))$", re.IGNORECASE)
-
-
-class Source(Protocol):
-    """What the pipeline needs from any input."""
-
-    name: str
-    info: VideoInfo
-
-    def __iter__(self) -> Iterator[Frame]: ...
-    def close(self) -> None: ...
-    def __enter__(self) -> Source: ...
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-
-class SourceBase:
-    """Context-manager plumbing shared by every source."""
-
-    def close(self) -> None:  # pragma: no cover - overridden
-        pass
-
-    def __enter__(self) -> SourceBase:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-
-def deferred_frames(source: Source) -> Iterator[Callable[[], Frame]]:
-    """The source's frames as calls that finish them, for sources that can put off the
-    colour conversion (see ``VideoSource.deferred``); others' frames come ready-made."""
-    deferred = getattr(source, "deferred", None)
-    if deferred is not None:
-        yield from deferred()
-        return
-    for frame in source:
-        yield lambda frame=frame: frame
 
 
 def camera_index(spec: str) -> int | None:

@@ -14,7 +14,7 @@ import numpy as np
 from annotate.compat import opencv_silenced
 from annotate.errors import SourceError
 from annotate.sources.live import LatestFrame, LiveSource
-from annotate.types import Frame, VideoInfo
+from annotate.types import Frame, SourceInfo
 
 log = logging.getLogger("annotate")
 
@@ -69,7 +69,7 @@ class CameraSource(LiveSource):
             raise SourceError(f"camera {index} opened but sends no frames")
         self._slot.put(Frame(0, 0.0, image, self.name, captured=self._started))
         fps = self.capture.get(cv2.CAP_PROP_FPS)
-        self.info = VideoInfo(
+        self.info = SourceInfo(
             width=image.shape[1],
             height=image.shape[0],
             fps=Fraction(fps).limit_denominator(1001) if fps and fps > 0 else Fraction(30),

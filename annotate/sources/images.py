@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from annotate.errors import SourceError
-from annotate.sources import SourceBase
-from annotate.types import Frame, VideoInfo
+from annotate.sources.base import SourceBase
+from annotate.types import Frame, SourceInfo
 
 log = logging.getLogger("annotate")
 
@@ -38,7 +38,7 @@ class ImageSource(SourceBase):
         self.name = name
         self._first = read_image(self.paths[0]) if len(self.paths) == 1 else None
         first = self._first if self._first is not None else self._first_readable()
-        self.info = VideoInfo(
+        self.info = SourceInfo(
             width=first.shape[1], height=first.shape[0], fps=Fraction(1),
             frames=len(self.paths), still=True,
         )  # fmt: skip

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 
-from annotate.sources import SourceBase
+from annotate.sources.base import SourceBase
 from annotate.types import Frame
 
 POLL_S = 0.2  # how often a waiting consumer wakes, so Ctrl-C is handled promptly

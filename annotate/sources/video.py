@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from annotate.compat import open_input
+from annotate.compat import import_av, open_input
 from annotate.errors import SourceError, SourceNotFoundError
-from annotate.sources import SourceBase
-from annotate.types import Frame, VideoInfo
+from annotate.sources.base import SourceBase
+from annotate.types import Frame, SourceInfo
 
 log = logging.getLogger("annotate")
 
@@ -51,7 +51,7 @@ class VideoSource(SourceBase):
     def __init__(
         self, url: str, start: float | None = None, end: float | None = None, threads: int = 0
     ) -> None:
-        import av
+        av = import_av()
 
         self.name = url
         self.path = url
@@ -97,7 +97,7 @@ class VideoSource(SourceBase):
             raise SourceError(f"{self.name}: no video frame could be decoded {what}") from None
         height, width = self._first.image.shape[:2]
         duration = self.container.duration  # None for live streams
-        self.info = VideoInfo(
+        self.info = SourceInfo(
             width=width,
             height=height,
             fps=self.fps,
@@ -109,7 +109,7 @@ class VideoSource(SourceBase):
         )
 
     def _seek(self, seconds: float) -> None:
-        import av
+        av = import_av()
 
         target = round(seconds / self.time_base) + (self.origin or 0)
         try:
@@ -119,7 +119,7 @@ class VideoSource(SourceBase):
 
     def _decode(self) -> Iterator[tuple[int, float, Any]]:
         """``(index, seconds, av.VideoFrame)`` still in the decoder's pixel format."""
-        import av
+        av = import_av()
 
         index = 0
         last_good = 0

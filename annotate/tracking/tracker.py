@@ -106,6 +106,7 @@ class Tracker:
         self.settings = settings or TrackerSettings()
         self.time: float | None = None
         self.next_id = 1
+        self.labels: tuple[str, ...] = ()  # the detector's class names, from its detections
         self.mean = np.zeros((0, 8))
         self.cov = np.zeros((0, 8, 8))
         self.classes = np.zeros(0, np.int32)
@@ -153,6 +154,7 @@ class Tracker:
         return Detections(
             kalman.state_to_xyxy(self.mean[keep]), self.scores[keep], self.classes[keep],
             tracker_id=np.where(ids > 0, ids, -1), predicted=np.ones(len(ids), bool),
+            labels=self.labels,
         )  # fmt: skip
 
     def update(self, detections: Detections, time: float) -> Detections:
@@ -165,6 +167,7 @@ class Tracker:
         """
         s = self.settings
         self._advance(time)
+        self.labels = detections.labels
         scores = detections.scores
         high = np.flatnonzero(scores >= s.high)
         low = np.flatnonzero((scores >= s.low) & (scores < s.high))
@@ -242,7 +245,7 @@ class Tracker:
         ids = self.ids[[det_track[d] for d in rows.tolist()]]
         return Detections(out.xyxy, out.scores, out.class_ids,
                           tracker_id=np.where(ids > 0, ids, -1),
-                          predicted=np.zeros(len(rows), bool))  # fmt: skip
+                          predicted=np.zeros(len(rows), bool), labels=self.labels)  # fmt: skip
 
     def _drop(self, keep: npt.NDArray[np.bool_], det_track: dict[int, int]) -> None:
         if keep.all():

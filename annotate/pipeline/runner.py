@@ -25,20 +25,19 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from annotate.detector import Detector, StageTimes
 from annotate.errors import StopRequested
-from annotate.sources import deferred_frames
 from annotate.stats import LiveStats, RollingFps
 from annotate.types import Detections, Frame
 
 if TYPE_CHECKING:
     from annotate.analytics.counting import Counter
     from annotate.annotators import Annotator
-    from annotate.pipeline import Progress, RunSummary
+    from annotate.pipeline.summary import ProgressListener, RunSummary
     from annotate.sinks import Sink
-    from annotate.sources import Source
+    from annotate.sources.base import Source
     from annotate.tracking import Tracker
 
 log = logging.getLogger("annotate")
@@ -46,18 +45,32 @@ log = logging.getLogger("annotate")
 POLL_S = 0.1  # how often blocked threads look at the stop flag
 #: How much lower the inference workers' priority is than the rest of the run (Linux). Every
 #: frame passes through decoding and encoding in order, while the workers run side by side
-#: with slack: when they compete for a core the in-order stages should win. At 1080p on 2
-#: cores, 3 ran 3-4 % faster than 0 (48.7 against 47.0 FPS, means of 4 runs), 1 and 2 less
-#: so, 5 and 10 no faster; 720p and smaller gained 1-1.5 %.
+#: with slack: when they compete for a core the in-order stages should win. 3 was the best
+#: of 0-10 (README, "Why the thread plan is what it is").
 WORKER_NICENESS = 3
 #: Frames between handing freed memory back to the system (see :func:`release_free_memory`).
 TRIM_EVERY = 30
-#: (sequence number, a call that finishes the frame, seconds spent decoding it so far)
-Todo = tuple[int, Callable[[], Frame], float]
-Done = tuple[int, Frame, float, Detections | None, StageTimes]
 
 
-@dataclass
+class Todo(NamedTuple):
+    """A decoded frame waiting for a worker."""
+
+    seq: int
+    load: Callable[[], Frame]  # finishes the frame (colour conversion) on the worker's thread
+    decode_s: float  # seconds spent decoding it so far
+
+
+class Done(NamedTuple):
+    """A frame back from a worker, waiting for its turn to be emitted."""
+
+    seq: int
+    frame: Frame
+    decode_s: float
+    detections: Detections | None  # None: not detected (--detect-every)
+    times: StageTimes
+
+
+@dataclass(kw_only=True)
 class Emitter:
     """The in-order tail of the pipeline: draw, write, count, report."""
 
@@ -67,10 +80,9 @@ class Emitter:
     source: Source
     fps_every: int = 30
     max_frames: int | None = None
-    progress: Progress | None = None
+    progress: ProgressListener | None = None
     started: float = field(default_factory=time.perf_counter)
     live: LiveStats | None = None  # what the previews show
-    labels: Sequence[str] = ()
     #: Identities across frames. It sits here, in the in-order tail, because both runners
     #: call :meth:`emit` in source order: the concurrent runner detects out of order on its
     #: workers but emits strictly by sequence number, so the tracker sees frames in order.
@@ -97,7 +109,7 @@ class Emitter:
             detections = (self.tracker.predict(when) if detections is None
                           else self.tracker.update(detections, when))  # fmt: skip
             if self.counter is not None:
-                self.counter.update(detections, when, frame.width, frame.height, self.labels)
+                self.counter.update(detections, when, frame.width, frame.height)
         elif detections is None:
             detections = Detections.empty()
         image = frame.image
@@ -127,7 +139,7 @@ class Emitter:
             release_free_memory()
         if frame.captured is not None:
             summary.ages.append(time.monotonic() - frame.captured)
-        summary.dropped = getattr(self.source, "dropped", 0)
+        summary.dropped = self.source.dropped
         line = self.fps.update(now, times.inference, len(detections))
         if line:
             if frame.captured is not None:
@@ -141,7 +153,7 @@ class Emitter:
             tracks = self.tracker.confirmed if self.tracker else None
             counts = self.counter.as_json() if self.counter else None
             self.live.update(now, times.inference, summary.dropped,
-                             class_counts(detections, self.labels), tracks, counts)  # fmt: skip
+                             class_counts(detections), tracks, counts)  # fmt: skip
         if stop is not None:
             raise stop
         return self.max_frames is not None and summary.frames >= self.max_frames
@@ -169,19 +181,17 @@ def release_free_memory() -> None:
     """Give free heap pages back to the system (glibc; elsewhere nothing to do).
 
     Frames are made on one thread and freed on another, so glibc's per-thread arenas keep
-    free frame-sized holes that it does not return by itself. Trimming every second or so
-    lowered the peak of a 1080p run by about 12 MB (337-347 MB against 350-365 MB over
-    repeated runs) at no measurable cost in speed; every 5 frames it cost a few percent.
+    free frame-sized holes that it does not return by itself. Every ``TRIM_EVERY`` frames
+    (about a second) lowers the peak at no measurable cost; much more often costs speed.
     """
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
 
 
-def class_counts(detections: Detections, labels: Sequence[str]) -> dict[str, int]:
+def class_counts(detections: Detections) -> dict[str, int]:
     counts: dict[str, int] = {}
-    for c in detections.class_ids.tolist():
-        name = labels[c] if 0 <= c < len(labels) else str(c)
+    for name in detections.names:
         counts[name] = counts.get(name, 0) + 1
     return counts
 
@@ -267,14 +277,14 @@ def _detect(
     frames = []
     items.reverse()
     while items:
-        seq, load, decode_s = items.pop()
+        item = items.pop()
         t0 = time.perf_counter()  # the colour conversion counts as decoding
-        frames.append((seq, load(), decode_s + time.perf_counter() - t0))
-    due = [f for f in frames if f[0] % every == 0]
-    results = iter(detector.detect_batch([frame.image for _, frame, _ in due]) if due else [])
+        frames.append((item.seq, item.load(), item.decode_s + time.perf_counter() - t0))
+    due = [frame.image for seq, frame, _ in frames if seq % every == 0]
+    results = iter(detector.detect_batch(due) if due else [])
     for seq, frame, decode_s in frames:
         detections, times = next(results) if seq % every == 0 else (None, StageTimes())
-        done.put((seq, frame, decode_s, detections, times))
+        done.put(Done(seq, frame, decode_s, detections, times))
 
 
 def run_concurrent(
@@ -295,10 +305,9 @@ def run_concurrent(
     batch to fill, so a slow source is not held back).
 
     ``depth`` bounds the decoded frames waiting for a worker, so memory stays flat however
-    long the video is (on 2 cores at 1080p a queue of 2 ran ~4 % faster than 1; 3 or 4 gained
-    at most 2 % once the workers did the colour conversion, for up to 25 MB more).
+    long the video is (2 is faster than 1; more bought little for much more memory).
     Frames wait still in the decoder's 4:2:0 (half the size of BGR) and each worker converts
-    its own: at 1080p that ran 3-5 % faster than converting on the decoding thread.
+    its own, which is faster than converting on the decoding thread.
     The calling thread does the drawing and writing (windows need the main thread) and is the
     one that sees Ctrl-C; on any exit every thread is told to stop and joined, and frames
     still in flight are discarded, so outputs hold the same frames. A source that fails
@@ -316,7 +325,7 @@ def run_concurrent(
 
     def read() -> None:
         try:
-            frames = deferred_frames(source)
+            frames = source.deferred()
             seq = 0
             while not stop.is_set():
                 if not in_flight.acquire(timeout=POLL_S):
@@ -325,7 +334,7 @@ def run_concurrent(
                 load = next(frames, None)
                 if load is None:
                     break
-                if not _put(todo, (seq, load, time.perf_counter() - t0), stop):
+                if not _put(todo, Todo(seq, load, time.perf_counter() - t0), stop):
                     return
                 del load  # not held here while waiting for the next slot
                 seq += 1
@@ -370,7 +379,7 @@ def run_concurrent(
     threads = [threading.Thread(target=read, name="decode", daemon=True)]
     threads += [threading.Thread(target=detect, name=f"detect-{i}", daemon=True)
                 for i in range(workers)]  # fmt: skip
-    pending: dict[int, tuple[Frame, float, Detections | None, StageTimes]] = {}
+    pending: dict[int, Done] = {}
     next_seq = 0
     running = workers
     try:
@@ -388,13 +397,14 @@ def run_concurrent(
             if item is None:
                 running -= 1
                 continue
-            pending[item[0]] = item[1:]
+            pending[item.seq] = item
             del item
             while next_seq in pending:
-                frame, decode_s, detections, times = pending.pop(next_seq)
+                ready = pending.pop(next_seq)
                 next_seq += 1
-                finished = emitter.emit(frame, detections, times, decode_s)
-                del frame  # the slot is free once the frame is no longer held here
+                finished = emitter.emit(ready.frame, ready.detections, ready.times,
+                                        ready.decode_s)  # fmt: skip
+                del ready  # the slot is free once the frame is no longer held here
                 in_flight.release()
                 if finished:
                     return

@@ -1,0 +1,66 @@
+"""The ``annotate`` command: one module per command over shared option declarations
+(:mod:`annotate.cli.options`); the library raises typed errors and :func:`main` alone turns
+them into a one-line message and an exit code."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from types import FrameType
+
+import typer
+
+from annotate.cli import bench, models, providers, run  # noqa: F401 - they register commands
+from annotate.cli.app import app
+from annotate.cli.console import print_error, printable
+from annotate.errors import AnnotateError, Interrupted
+
+__all__ = ["app", "main"]
+
+EXIT_INTERRUPTED = 130
+
+
+def _terminated(signum: int, _frame: FrameType | None) -> None:
+    name = signal.Signals(signum).name
+    raise Interrupted(name, 128 + signum)
+
+
+def _usage_error_class() -> type[Exception]:
+    """Click's UsageError, whether Typer uses Click or its own vendored copy."""
+    return next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point: every error becomes one ``Error:`` line and its exit code
+    (2 usage, 1 runtime, 130 Ctrl-C, 128+N for signal N)."""
+    from annotate.cli.options import blur_default
+
+    if threading.current_thread() is threading.main_thread():
+        # From the first moment, so a SIGTERM during start-up ends with 143 like one mid-run.
+        signal.signal(signal.SIGTERM, _terminated)
+    command = typer.main.get_command(app)
+    usage_error = _usage_error_class()
+    argv = blur_default(sys.argv[1:] if argv is None else argv)
+    try:
+        result = command.main(args=argv, prog_name="annotate", standalone_mode=False)
+    except usage_error as e:
+        ctx = getattr(e, "ctx", None)
+        if type(e).__name__ == "NoArgsIsHelpError" and ctx is not None:
+            print(ctx.get_help(), file=sys.stderr)
+            return 2
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        print(printable(f"Error: {e.format_message()}{hint}"), file=sys.stderr)  # type: ignore[attr-defined]
+        return 2
+    except AnnotateError as e:
+        print_error(str(e))
+        return e.exit_code
+    except typer.Exit as e:
+        return e.exit_code
+    except (typer.Abort, KeyboardInterrupt):  # Click turns Ctrl-C into Abort
+        print_error("interrupted")
+        return EXIT_INTERRUPTED
+    except Interrupted as e:
+        print_error(f"interrupted by {e.name}")
+        return e.exit_code
+    return result if isinstance(result, int) else 0

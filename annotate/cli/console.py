@@ -1,0 +1,138 @@
+"""Everything the CLI prints to the terminal: logs, errors, progress bars, tables."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from annotate.models import KnownModel
+
+log = logging.getLogger("annotate")
+
+_console: Console | None = None
+
+
+def stderr_console() -> Console:
+    """One stderr console for logs and the progress bar, so lines print above the bar."""
+    global _console
+    from rich.console import Console
+
+    # While the bar is live, Rich stands a proxy in for sys.stderr; the console behind the bar
+    # must still be the one that prints, or lines land in the middle of the bar.
+    stderr = getattr(sys.stderr, "rich_proxied_file", sys.stderr)
+    if _console is None or _console.file is not stderr:
+        _console = Console(stderr=True, highlight=False, soft_wrap=True)
+    return _console
+
+
+class FrameProgressBar:
+    """The progress bar for terminals: frames, FPS and ETA, or a counter if the length is
+    unknown. Not used when stderr is not a terminal, so CI logs stay clean."""
+
+    def start(self, total: int | None) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,  # fmt: skip
+            TimeRemainingColumn,
+        )
+
+        counter = [BarColumn(), MofNCompleteColumn()] if total else [TextColumn("{task.completed}")]
+        eta = [TextColumn("ETA"), TimeRemainingColumn()] if total else []
+        self._bar = Progress(
+            TextColumn("frames"), *counter, TextColumn("{task.fields[fps]} FPS"),
+            TimeElapsedColumn(), *eta, console=stderr_console(), transient=True,
+        )  # fmt: skip
+        self._task = self._bar.add_task("annotating", total=total, fps="-")
+        self._started = time.perf_counter()
+        self._bar.start()
+
+    def update(self, frames: int) -> None:
+        fps = frames / max(time.perf_counter() - self._started, 1e-9)
+        self._bar.update(self._task, completed=frames, fps=f"{fps:.1f}")
+
+    def stop(self) -> None:
+        self._bar.stop()
+
+
+def download(entry: KnownModel) -> Path:
+    """Fetch a known model on first use, with a progress bar on terminals."""
+    from annotate.models.store import pull
+
+    console = stderr_console()
+    if not console.is_terminal:
+        return pull(entry)
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TransferSpeedColumn,  # fmt: skip
+    )
+
+    with Progress(TextColumn(entry.name), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                  console=console, transient=True) as bar:  # fmt: skip
+        task = bar.add_task("download", total=entry.size)
+        return pull(entry, lambda done, total: bar.update(task, completed=done, total=total))
+
+
+def printable(text: str) -> str:
+    """Control characters (a file name can hold ESC sequences) shown as escapes, never sent to
+    the terminal; Rich itself passes ESC through."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+class ConsoleHandler(logging.Handler):
+    """Diagnostics to stderr: plain lines, warnings marked. Text goes through ``rich.Text`` so
+    control characters in file names cannot reach the terminal."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from rich.text import Text
+
+        console = stderr_console()
+        message = printable(record.getMessage())
+        if record.levelno >= logging.ERROR:
+            console.print(Text("Error: ", style="bold red") + Text(message))
+        elif record.levelno >= logging.WARNING:
+            console.print(Text("Warning: ", style="yellow") + Text(message))
+        else:
+            console.print(Text(message))
+
+
+def setup_logging(quiet: bool = False, verbose: bool = False) -> None:
+    level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
+    log.handlers[:] = [ConsoleHandler()]
+    log.setLevel(level)
+    log.propagate = False
+
+
+def print_error(message: str) -> None:
+    """``Error: …`` on one line of stderr."""
+    from rich.text import Text
+
+    stderr_console().print(Text("Error: ", style="bold red") + Text(printable(message)))
+
+
+def print_counts(counts: dict) -> None:
+    """The lines' and zones' final counts as a table on stderr."""
+    from rich.table import Table
+
+    table = Table(title="Counts", title_justify="left")
+    for column in ("line / zone", "in / now", "out / entered", "by class"):
+        table.add_column(column)
+    for name, c in counts["lines"].items():
+        by_class = ", ".join(f"{k} {v['in']} in, {v['out']} out" for k, v in c["by_class"].items())
+        table.add_row(printable(name), str(c["in"]), str(c["out"]), printable(by_class) or "–")
+    for name, c in counts["zones"].items():
+        by_class = ", ".join(f"{k} {v}" for k, v in c["by_class"]["entered"].items())
+        table.add_row(printable(name), f"{c['now']} now", f"{c['entered']} entered",
+                      printable(by_class) or "–")  # fmt: skip
+    stderr_console().print(table)

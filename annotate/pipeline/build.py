@@ -1,0 +1,250 @@
+"""sources → detector → annotators → sinks, with one ExitStack that closes everything."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from annotate.analytics.geometry import parse_shapes
+from annotate.annotators import Annotator, BlurAnnotator, CountAnnotator, default_annotators
+from annotate.detector import Detector, class_ids
+from annotate.errors import Interrupted, OutputPathError, StopRequested
+from annotate.pipeline.options import RunOptions
+from annotate.pipeline.plan import ThreadPlan, cpu_cores, plan_threads, spinning_for
+from annotate.pipeline.runner import DetectEvery, Emitter, run_concurrent, run_sequential
+from annotate.pipeline.summary import ProgressListener, RunSummary
+from annotate.sinks import Sink
+from annotate.sources import Source, is_image, open_source
+from annotate.stats import LiveStats
+from annotate.types import SourceInfo
+
+if TYPE_CHECKING:
+    from annotate.analytics.counting import Counter
+    from annotate.models import KnownModel
+    from annotate.tracking import Tracker
+
+log = logging.getLogger("annotate")
+
+
+def make_sinks(
+    options: RunOptions,
+    source: Source,
+    stack: ExitStack,
+    live: LiveStats | None = None,
+    record_extra: Callable[[], dict[str, Any]] | None = None,
+) -> list[Sink]:
+    """Open each output, registering it on ``stack`` at once so a later failure closes it."""
+    sinks: list[Sink] = []
+    if options.output is not None:
+        out = options.output
+        if source.info.still:
+            from annotate.sinks.images import ImageSink
+
+            single = source.info.frames == 1 and is_image(out) and not out.is_dir()
+            if not single and out.suffix and not out.is_dir():
+                raise OutputPathError(
+                    f"cannot write {out}: an image source writes images; give -o a directory "
+                    "(or an image file name for a single image)"
+                )
+            sinks.append(stack.enter_context(ImageSink(out, single_file=single)))
+        else:
+            from annotate.sinks.video import VideoSink
+
+            audio_from = source.path if not source.info.live else None
+            sink = VideoSink(out, source.info, options.encode, audio_from=audio_from)
+            sinks.append(stack.enter_context(sink))
+    if options.json_path is not None:
+        from annotate.sinks.jsonl import JsonLinesSink
+
+        sinks.append(stack.enter_context(JsonLinesSink(options.json_path, record_extra)))
+    if options.mot is not None:
+        from annotate.sinks.mot import MotSink
+
+        sinks.append(stack.enter_context(MotSink(options.mot)))
+    if options.show:
+        from annotate.sinks.window import WindowSink
+
+        sinks.append(stack.enter_context(WindowSink(f"annotate - {source.name}", live)))
+    if options.serve is not None:
+        from annotate.sinks.web import WebPreview
+
+        host, port = options.serve
+        preview = WebPreview(host, port, live or LiveStats(), f"annotate - {source.name}",
+                             options.serve_hosts)  # fmt: skip
+        sinks.append(stack.enter_context(preview))
+    return sinks
+
+
+def expected_frames(info: SourceInfo, options: RunOptions) -> int | None:
+    """How many frames the run will take, for a progress bar; ``None`` if unknowable."""
+    if info.live:
+        return options.max_frames
+    total = info.frames
+    if total is not None and (options.start or options.end is not None):
+        fps = float(info.fps)
+        last = total if options.end is None else min(total, round(options.end * fps))
+        total = max(0, last - round((options.start or 0) * fps))
+    if options.max_frames is not None:
+        total = options.max_frames if total is None else min(total, options.max_frames)
+    return total
+
+
+def run(
+    options: RunOptions,
+    annotators: Sequence[Annotator] | None = None,
+    progress: ProgressListener | None = None,
+    download: Callable[[KnownModel], Path] | None = None,
+    detector: Detector | None = None,
+) -> RunSummary:
+    """Build the pipeline from ``options`` and run it to the end of the source.
+
+    Options are validated before the model is looked up (or fetched with ``download``).
+    A ``detector`` given here is used as it is (its thresholds and filters included) instead
+    of loading ``options.model``. Ctrl-C, SIGTERM (as :class:`Interrupted`) or a closed window
+    end the run early; every output is finalised either way and the summary says why.
+    """
+    options.validate()
+    if detector is None:
+        options = options.resolved(download)
+    started = time.perf_counter()
+    named = (options.output, options.json_path, options.mot)
+    summary = RunSummary(outputs=[str(p) for p in named if p])
+    with ExitStack() as stack:
+        cores = cpu_cores()
+        plan = plan_threads(options, cores)
+        opened = open_source(options.source, options.start, options.end, options.reconnect,
+                             plan.decode)  # fmt: skip
+        source = stack.enter_context(opened)
+        if plan.workers and (source.info.live or source.info.still):
+            # The sequential plan, but the decoder's threads are fixed once it is open.
+            sequential = plan_threads(replace(options, sequential=True), cores)
+            plan = replace(sequential, decode=plan.decode)
+        if plan.opencv is not None:
+            import cv2
+
+            stack.callback(cv2.setNumThreads, cv2.getNumThreads())
+            cv2.setNumThreads(plan.opencv)
+        tracker = make_tracker(options)
+        if detector is None:
+            detector = load_detector(options, plan, source.info.live, tracker)
+        summary.provider = detector.provider
+        batch = batch_size(options, plan, detector)
+        summary.mode = plan.describe() + (f", batches of up to {batch}" if batch > 1 else "")
+        log.debug("Runner: %s", summary.mode)
+        live = LiveStats(source.name, detector.provider)
+        stack.callback(live.finish)
+        counter = make_counter(options)
+        if annotators is None:  # before any output exists: an unknown --blur class stops here
+            annotators = run_annotators(options, detector.labels, tracker, counter)
+        encode = replace(options.encode, threads=plan.encode)
+        sinks = make_sinks(replace(options, encode=encode), source, stack, live,
+                           counter.record if counter else None)  # fmt: skip
+        if progress is not None:
+            progress.start(expected_frames(source.info, options))
+            stack.callback(progress.stop)
+        emitter = Emitter(annotators=annotators, sinks=sinks, summary=summary, source=source,
+                          fps_every=options.fps_every, max_frames=options.max_frames,
+                          progress=progress, started=started, live=live,
+                          tracker=tracker, counter=counter)  # fmt: skip
+        every = options.detect_every
+        if every is None and not source.info.live:
+            log.info("--detect-every auto paces detection to a live source's frame rate; "
+                     "a file is read as fast as it goes, so every frame is detected")  # fmt: skip
+            every = 1
+        try:
+            if plan.workers:
+                run_concurrent(source, detector, emitter, plan.workers, batch=batch,
+                               every=every or 1)  # fmt: skip
+            else:
+                interval = 1 / float(source.info.fps) if source.info.fps else 0.0
+                run_sequential(source, detector, emitter, DetectEvery(every, interval))
+        except StopRequested as e:
+            summary.stopped = str(e)
+        except KeyboardInterrupt:
+            summary.stopped = "SIGINT"
+        except Interrupted as e:
+            summary.stopped = e.name
+        finally:
+            summary.tracks = tracker.confirmed if tracker else None
+            summary.counts = counter.as_json() if counter else None
+    summary.wall_s = time.perf_counter() - started
+    return summary
+
+
+def load_detector(
+    options: RunOptions, plan: ThreadPlan, live: bool, tracker: Tracker | None
+) -> Detector:
+    """The resolved model on the resolved provider, with the session tuned to the plan."""
+    assert isinstance(options.model, Path) and options.resolution is not None  # resolved()
+    spinning = options.session.spinning
+    if spinning is None:
+        spinning = spinning_for(plan, live, recording=options.output is not None)
+    log.debug("ONNX Runtime's idle threads %s", "spin" if spinning else "sleep")
+    settings = replace(options.session, threads=plan.intra_op, spinning=spinning)
+    # The tracker's second round keeps tracks alive on boxes below --conf (ByteTrack).
+    conf = min(options.conf, tracker.settings.low) if tracker else options.conf
+    return Detector.load(options.model, options.resolution, conf, options.iou, settings,
+                         family=options.family, labels_file=options.labels,
+                         classes=options.classes, min_area=options.min_area,
+                         max_det=options.max_det)  # fmt: skip
+
+
+def make_counter(options: RunOptions) -> Counter | None:
+    if not options.lines and not options.zones:
+        return None
+    from annotate.analytics.counting import Counter
+
+    return Counter(parse_shapes(options.lines, "line"), parse_shapes(options.zones, "zone"),
+                   options.anchor, options.line_frames)  # fmt: skip
+
+
+def run_annotators(
+    options: RunOptions,
+    labels: Sequence[str],
+    tracker: Tracker | None,
+    counter: Counter | None,
+) -> list[Annotator]:
+    """Blur first (nothing drawn is hidden by it), then the boxes, then lines and zones on
+    top, so their counts are never covered by a label."""
+    annotators: list[Annotator] = []
+    if options.blur is not None:
+        ids = class_ids(labels, options.blur, "--blur")
+        annotators.append(BlurAnnotator(ids, options.blur_style, options.blur_shape,
+                                        tracker.lost_boxes if tracker else None))  # fmt: skip
+    if options.boxes:
+        annotators += default_annotators(options.trails)
+    if counter is not None:
+        annotators.append(CountAnnotator(counter))
+    return annotators
+
+
+def make_tracker(options: RunOptions) -> Tracker | None:
+    if not options.track:
+        return None
+    from annotate.tracking import Tracker, TrackerSettings
+
+    return Tracker(TrackerSettings(high=options.conf, low=min(options.conf, TrackerSettings.low),
+                                   buffer_s=options.track_buffer))  # fmt: skip
+
+
+def batch_size(options: RunOptions, plan: ThreadPlan, detector: Detector) -> int:
+    """``--batch`` if this run and model can take it; otherwise say why and use 1.
+
+    Batches are for GPUs and many-core machines: with one intra-op thread per worker they
+    bring nothing on CPU (``scripts/batching.py``, README), so the default is 1.
+    """
+    if options.batch == 1:
+        return 1
+    if not plan.workers:
+        log.info("--batch %d ignored: batches are for video files in the concurrent runner; "
+                 "this run takes one frame at a time", options.batch)  # fmt: skip
+        return 1
+    batch, why = detector.batch_limit(options.batch)
+    if batch < options.batch:
+        log.info("--batch %d ignored: %s; one frame per inference", options.batch, why)
+    return batch

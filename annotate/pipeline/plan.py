@@ -1,0 +1,73 @@
+"""Who gets the cores: inference workers, ONNX Runtime, decoder and encoder threads."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from annotate.pipeline.options import RunOptions
+
+
+def cpu_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class ThreadPlan:
+    """Who gets the cores: inference workers, and threads for ONNX Runtime, decoder, encoder.
+
+    ``workers`` threads share one session (ONNX Runtime's ``run`` is thread-safe; a second
+    session would only hold a second copy of the weights and arena, ~14 MB); 0 means the
+    sequential loop. ``None``/0 thread counts leave the choice to the library.
+    """
+
+    workers: int
+    intra_op: int | None
+    decode: int
+    encode: int
+    opencv: int | None = None  # OpenCV's own threads for resize/convert/draw calls
+
+    def describe(self) -> str:
+        if not self.workers:
+            return "sequential"
+        return (f"concurrent: {self.workers} inference worker{'s' * (self.workers > 1)} × "
+                f"{self.intra_op} ONNX Runtime thread{'s' * (self.intra_op != 1)}, decoder "
+                f"{self.decode or 'auto'} thread{'s' * (self.decode != 1)}, encoder "
+                f"{self.encode or 'auto'} thread{'s' * (self.encode != 1)}, OpenCV "
+                f"{self.opencv or 'auto'} thread{'s' * (self.opencv != 1)}")  # fmt: skip
+
+
+def spinning_for(plan: ThreadPlan, live: bool, recording: bool = False) -> bool:
+    """Whether ONNX Runtime's idle threads spin, by mode (measurements: README, "Spinning
+    per mode"; ``scripts/spinning.py``).
+
+    Live sources are latency-bound: a frame's age when drawn is about one inference, and
+    spinning threads start the next one sooner. While recording, x264 needs those cores and a
+    recording should drop no frame, so it is off; files are throughput-bound, and spinning
+    threads take cores from decoding and encoding.
+    """
+    return live and not recording and not plan.workers
+
+
+def plan_threads(options: RunOptions, cores: int) -> ThreadPlan:
+    """The thread budget for this run; explicit options always win (measurements: README,
+    "Why the thread plan is what it is"; ``scripts/throughput.py``).
+
+    - One core: the sequential loop with each library's own defaults; threads only add
+      switching there.
+    - Otherwise inference workers of one intra-op thread each, which beat one worker with
+      several threads on a model this small.
+    - One decoder thread: the decoder already has a thread of its own, and FFmpeg's frame
+      threads add memory and take cores from inference while decoding is far faster.
+    - x264 one thread per core (its default is 1.5 per core).
+    - OpenCV's calls on their calling thread: the stages are already parallel.
+    Live and still sources switch to the sequential loop once opened (see ``run``).
+    """
+    session, encode = options.session, options.encode
+    if options.sequential or (cores == 1 and options.workers is None):
+        return ThreadPlan(0, session.threads, options.decode_threads, encode.threads)
+    workers = options.workers or 2
+    intra_op = session.threads or max(1, (cores - 1) // workers)
+    return ThreadPlan(workers, intra_op, options.decode_threads or 1, encode.threads or cores, 1)

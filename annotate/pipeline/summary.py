@@ -1,0 +1,43 @@
+"""What a run reports: its summary, and the progress protocol a front end draws."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+STAGES = ("decode", "preprocess", "inference", "postprocess", "draw", "write")
+
+
+@dataclass
+class RunSummary:
+    frames: int = 0
+    detected: int = 0  # frames the detector saw (fewer than frames with --detect-every)
+    wall_s: float = 0.0
+    provider: str = ""
+    outputs: list[str] = field(default_factory=list)
+    stopped: str | None = None  # why the run ended early: "window closed", "SIGINT", ...
+    tracks: int | None = None  # identities handed out, when the run tracks
+    counts: dict[str, Any] | None = None  # lines and zones, as in the JSON Lines records
+    first_frame_s: float | None = None
+    dropped: int = 0
+    ages: list[float] = field(default_factory=list)  # live sources: capture → drawn, seconds
+    mode: str = ""
+    #: Seconds spent per stage over the run: decode, preprocess, inference, postprocess,
+    #: draw, write (encode and other outputs).
+    stage_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+
+    @property
+    def inference_s(self) -> float:
+        return self.stage_s["inference"]
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.wall_s if self.wall_s > 0 else 0.0
+
+
+class ProgressListener(Protocol):
+    """How far a run has got; the CLI draws it (a Rich bar), the library only reports."""
+
+    def start(self, total: int | None) -> None: ...
+    def update(self, frames: int) -> None: ...
+    def stop(self) -> None: ...
