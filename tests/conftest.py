@@ -39,11 +39,7 @@ def _reads_shared(code: types.CodeType, module: dict, seen: set[str]) -> bool:
             continue
         seen.add(name)
         value = module.get(name)
-        if isinstance(value, Path) and SHARED in value.parents:
-            return True
-        if isinstance(value, (list, tuple)) and any(
-            isinstance(v, Path) and SHARED in v.parents for v in value
-        ):
+        if _param_reads_shared(value):
             return True
         value = inspect.unwrap(value) if callable(value) else value
         if getattr(value, "__module__", None) != module.get("__name__"):
@@ -65,8 +61,11 @@ def _reads_shared(code: types.CodeType, module: dict, seen: set[str]) -> bool:
 
 
 def _param_reads_shared(value: object) -> bool:
+    """A path (or its text) under ../shared, or a list or tuple holding one."""
     if isinstance(value, Path):
         return SHARED in value.parents or value == SHARED
+    if isinstance(value, str):
+        return value.startswith(str(SHARED))
     if isinstance(value, (list, tuple)):
         return any(_param_reads_shared(v) for v in value)
     return False

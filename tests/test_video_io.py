@@ -51,11 +51,11 @@ def test_no_audio(cli, tmp_path):
     assert _audio(probe(out)) == []
 
 
-def test_several_audio_tracks_survive(cli, tmp_path):
+def test_several_audio_tracks_survive(cli, tmp_path, tiny_model):
     clip = make_clip(tmp_path / "two.mp4", 50, audio=(440, 880))
     for name in ("out.mp4", "out.mkv", "out.mov"):
         out = tmp_path / name
-        assert cli("run", clip, "-o", out, "-q", *M).code == 0
+        assert cli("run", clip, "-o", out, "-q", "--model", tiny_model).code == 0
         tracks = _audio(probe(out))
         assert [t["codec"] for t in tracks] == ["aac", "aac"], name
         assert all(t["duration"] == pytest.approx(2.0, abs=0.05) for t in tracks), name
@@ -104,11 +104,11 @@ def test_phone_rotation_is_upright(cli, tmp_path, rotation, turn):
 # Timestamps
 
 
-def test_variable_frame_rate_keeps_its_timing(cli, tmp_path):
+def test_variable_frame_rate_keeps_its_timing(cli, tmp_path, tiny_model):
     times = [0.0, 0.04, 0.08, 0.5, 0.54, 1.5, 1.52, 3.0]
     clip = make_clip(tmp_path / "vfr.mkv", len(times), times=times)
     out, dets = tmp_path / "out.mp4", tmp_path / "d.jsonl"
-    assert cli("run", clip, "-o", out, "--json", dets, "-q", *M).code == 0
+    assert cli("run", clip, "-o", out, "--json", dets, "-q", "--model", tiny_model).code == 0
     _facts, out_times, _ = decode_video(out)
     assert out_times == pytest.approx(times, abs=2e-3)
     assert [json.loads(x)["time"] for x in dets.read_text().splitlines()] == pytest.approx(times)
@@ -232,8 +232,8 @@ def test_live_stream_drops_stale_frames_instead_of_queueing(live_ts):
     assert max(ages) < 0.2
 
 
-def test_unreachable_url(cli):
-    r = cli("run", "http://127.0.0.1:9/cam.ts", *M)
+def test_unreachable_url(cli, tiny_model):
+    r = cli("run", "http://127.0.0.1:9/cam.ts", "--model", tiny_model)
     assert r.code == 1
     assert r.err.startswith("Error: cannot open http://127.0.0.1:9/cam.ts: Connection refused")
     assert len(r.err.strip().splitlines()) == 1
@@ -366,12 +366,12 @@ def test_truncated_mp4_without_index(cli, tmp_path):
     assert len(r.err.strip().splitlines()) == 1
 
 
-def test_truncated_stream_yields_every_readable_frame(cli, tmp_path):
+def test_truncated_stream_yields_every_readable_frame(cli, tmp_path, tiny_model):
     clip = make_clip(tmp_path / "whole.mkv", 100, size=(320, 240))
     data = clip.read_bytes()
     cut = tmp_path / "cut.mkv"
     cut.write_bytes(data[: int(len(data) * 0.6)])
     dets = tmp_path / "d.jsonl"
-    r = cli("run", cut, "--json", dets, "-q", *M)
+    r = cli("run", cut, "--json", dets, "-q", "--model", tiny_model)
     assert r.code == 0, r.err
     assert 40 <= len(dets.read_text().splitlines()) < 100
