@@ -150,3 +150,12 @@ def test_detections_validate_shapes():
     assert d.xyxy.dtype == np.float32 and d.class_ids.dtype == np.int32
     assert d[d.scores > 0.6].class_ids.tolist() == [4]
     assert len(Detections.empty()) == 0
+
+
+def test_the_detections_docstring_example_runs():
+    import doctest
+
+    import annotate.types
+
+    result = doctest.testmod(annotate.types)
+    assert result.attempted >= 3 and result.failed == 0
