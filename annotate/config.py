@@ -87,6 +87,8 @@ def _read(path: Path) -> dict[str, Any]:
             data = tomllib.load(f)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path} is not valid TOML: {e}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not valid TOML: it is not UTF-8 text") from None
     except OSError as e:
         raise ConfigError(f"cannot read {path}: {e.strerror}") from None
     for key, value in data.items():

@@ -159,6 +159,11 @@ _NEEDS_TRACKER = (
 )
 
 
+def _path(value: str | Path | None) -> Path | None:
+    """A path option as a Path: older Typer leaves ``ctx.params`` as Click parsed it (text)."""
+    return None if value is None else Path(value)
+
+
 def _names(text: str | None) -> list[str] | None:
     return [c for c in text.split(",") if c.strip()] if text is not None else None
 
@@ -192,7 +197,7 @@ def run_options(source: str, params: Mapping[str, Any], config: Config) -> RunOp
         model_origin=model.origin,
         provider=provider.value,
         provider_origin=provider.origin,
-        output=p.get("output"),
+        output=_path(p.get("output")),
         json_path=p.get("json_path"),
         conf=config.get("conf", p.get("conf"), "--conf", defaults.CONF).value,
         iou=config.get("iou", p.get("iou"), "--iou", defaults.IOU).value,
@@ -216,14 +221,14 @@ def run_options(source: str, params: Mapping[str, Any], config: Config) -> RunOp
         serve=serve,
         serve_hosts=tuple(p.get("serve_host") or ()),
         family=None if family == "auto" else family,
-        labels=p.get("labels"),
+        labels=_path(p.get("labels")),
         classes=_names(p.get("classes")) or None,
         min_area=p.get("min_area", 0.0),
         max_det=p.get("max_det", defaults.MAX_DET),
         track=bool(p.get("track")) or bool(implied),
         track_buffer=p.get("track_buffer", defaults.TRACK_BUFFER_S),
         trails=p.get("trails", 0),
-        mot=p.get("mot"),
+        mot=_path(p.get("mot")),
         detect_every=parse_detect_every(str(p.get("detect_every", "1"))),
         lines=list(p.get("line") or []),
         zones=list(p.get("zone") or []),

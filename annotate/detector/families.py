@@ -190,21 +190,34 @@ def read_labels(path: Path) -> tuple[str, ...]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as e:
         raise UsageError(f"cannot read labels file {path}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"labels file {path} is not UTF-8 text (one name per line)") from None
     labels = tuple(line.strip() for line in lines if line.strip())
     if not labels:
         raise UsageError(f"labels file {path} has no names (one per line)")
     return labels
 
 
-def input_size(shape: list[Any], meta: dict[str, str]) -> tuple[int, int]:
+#: Input sides a detector can have: multiples of the largest stride, up to 4K.
+SIZES = range(32, 4097)
+
+
+def input_size(shape: list[Any], meta: dict[str, str], name: str = "model") -> tuple[int, int]:
     if all(isinstance(d, int) and d > 0 for d in shape[2:]):
         return int(shape[2]), int(shape[3])
     imgsz = _literal(meta.get("imgsz"))
-    if isinstance(imgsz, list | tuple) and len(imgsz) == 2:
-        return int(imgsz[0]), int(imgsz[1])
-    if isinstance(imgsz, int):
-        return imgsz, imgsz
-    return DEFAULT_SIZE, DEFAULT_SIZE
+    if isinstance(imgsz, int) and not isinstance(imgsz, bool):
+        imgsz = (imgsz, imgsz)
+    if imgsz is None:
+        return DEFAULT_SIZE, DEFAULT_SIZE
+    if (
+        not isinstance(imgsz, list | tuple)
+        or len(imgsz) != 2
+        or not all(isinstance(v, int) and v in SIZES and v % 32 == 0 for v in imgsz)
+    ):
+        raise ModelError(f"{name}: its imgsz metadata {meta.get('imgsz')!r:.40} is not an input "
+                         "size (two multiples of 32 from 32 to 4096)")  # fmt: skip
+    return int(imgsz[0]), int(imgsz[1])
 
 
 def classify(
@@ -243,7 +256,7 @@ def read_spec(
     if len(shape) != 4 or shape[1] not in (3, "3"):
         raise ModelError(f"{name} is not a detector: input shape {shape}, expected [1, 3, H, W]")
     meta = _metadata(session)
-    input_hw = input_size(shape, meta)
+    input_hw = input_size(shape, meta, name)
     probe = np.zeros((1, 3, *input_hw), dtype=np.float32)
     try:
         out = session.run(None, {inputs[0].name: probe})[0]

@@ -35,6 +35,13 @@ class KnownModel:
     path: Path | None = None  # registered local file (``annotate models add``)
 
 
+#: The TOML type of each registry field.
+FIELD_TYPES: dict[str, type] = {
+    "file": str, "url": str, "sha256": str, "size": int, "licence": str, "family": str,
+    "input": int, "path": str,
+}  # fmt: skip
+
+
 def cache_dir() -> Path:
     from platformdirs import user_cache_dir
 
@@ -59,6 +66,11 @@ def _entries(text: str, where: str) -> dict[str, KnownModel]:
             entry = {k: v for k, v in entry.items() if k != "labels"}
         if not isinstance(entry, dict) or "file" not in entry or set(entry) - fields:
             raise ConfigError(f"{where}: entry '{name}' needs 'file' and only known fields")
+        for key, value in entry.items():
+            kind = FIELD_TYPES[key]
+            if not isinstance(value, kind) or isinstance(value, bool):
+                wanted = "whole number" if kind is int else "string"
+                raise ConfigError(f"{where}: '{name}.{key}' must be a {wanted}, got {value!r}")
         if "path" in entry:
             entry = {**entry, "path": Path(entry["path"])}
         known[name.lower()] = KnownModel(name=name.lower(), **entry)
@@ -70,7 +82,11 @@ def registry() -> dict[str, KnownModel]:
     known = _entries((files("annotate.models") / "registry.toml").read_text(), "registry.toml")
     user = user_registry_path()
     if user.is_file():
-        known.update(_entries(user.read_text(), str(user)))
+        try:
+            text = user.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise ConfigError(f"{user} is not valid TOML: it is not UTF-8 text") from None
+        known.update(_entries(text, str(user)))
     return known
 
 

@@ -8,6 +8,7 @@ import hashlib
 import http.client
 import logging
 import os
+import re
 import shutil
 import sys
 import urllib.error
@@ -27,6 +28,8 @@ else:  # pragma: no cover - exercised on 3.10 only
 log = logging.getLogger("annotate")
 
 MIRROR_ENV = "ANNOTATE_MODEL_MIRROR"
+#: What ``models add --name`` takes: a name that reads the same in TOML, shells and messages.
+NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 CHUNK = 1 << 16
 TIMEOUT_S = 30  # per connection attempt and per read: a stalled server fails, not hangs
 
@@ -41,6 +44,8 @@ def download_url(entry: KnownModel, environ: dict[str, str] | None = None) -> st
         raise UsageError(f"model '{entry.name}' has no download URL; add it with "
                          "'annotate models add FILE'")  # fmt: skip
     if mirror:
+        if not mirror.lower().startswith(("http://", "https://")):
+            raise ConfigError(f"{MIRROR_ENV} must be an http:// or https:// URL, got {mirror!r}")
         return f"{mirror.rstrip('/')}/{entry.url.rsplit('/', 1)[-1]}"
     return entry.url
 
@@ -75,7 +80,13 @@ def pull(
         with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response, part.open("wb") as out:
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else entry.size
+            # Never more than the registry says the file is: a server that sends an endless
+            # (or wrong) body is stopped at the known size instead of filling the disk.
+            limit = entry.size if entry.size else None
             while block := response.read(CHUNK):
+                if limit is not None and done + len(block) > limit:
+                    raise ModelError(f"download of {entry.name} from {url} sent more than the "
+                                     f"expected {limit} bytes; the file was deleted")  # fmt: skip
                 out.write(block)
                 digest.update(block)
                 done += len(block)
@@ -94,7 +105,7 @@ def pull(
             f"cannot download {entry.name} from {url}: HTTP {e.code}{offline}"
         ) from None
     except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException,
-            OSError) as e:  # fmt: skip
+            OSError, ValueError) as e:  # fmt: skip
         reason = getattr(e, "reason", None) or e
         reason = getattr(reason, "strerror", None) or reason
         if isinstance(e, http.client.IncompleteRead):
@@ -112,6 +123,9 @@ def add(path: Path, name: str | None = None) -> KnownModel:
     cache under that name; any other file is registered by name, where it is."""
     if not path.is_file():
         raise UsageError(f"{path} is not a file")
+    if name is not None and not NAME.fullmatch(name.lower()):
+        raise UsageError(f"model name {name!r} must be letters, digits, '.', '_' or '-' (and "
+                         "start with a letter or digit)")  # fmt: skip
     digest = sha256_of(path)
     known = registry()
     match = next((e for e in known.values() if e.sha256 == digest), None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -120,30 +121,58 @@ class RunOptions:
                                      ("--blur-shape", self.blur_shape, BLUR_SHAPES)):  # fmt: skip
             if value not in allowed:
                 raise UsageError(f"{flag} takes {', '.join(allowed)}; got {value!r}")
+        for flag, value in (("--start", self.start), ("--end", self.end)):
+            if value is not None and not math.isfinite(value):
+                raise UsageError(f"{flag} must be a finite time, got {value}")
         if self.start is not None and self.start < 0:
             raise UsageError(f"--start must not be negative, got {self.start:g}")
         if self.end is not None and self.end <= (self.start or 0):
             raise UsageError("the time span is empty: --end must come after --start "
                              "(or --duration be positive)")  # fmt: skip
-        inputs = [p.resolve() for p in input_paths(self.source) if p.exists()]
+        self._check_outputs()
+
+    def _check_outputs(self) -> None:
+        """No output may replace an input (compared by file identity, so hard links and
+        other spellings of a path count), and each must be writable where it is named."""
+        inputs = [p for p in input_paths(self.source) if p.exists()]
         named = self.outputs
         for flag, out in named:
-            if out.resolve() in inputs:
-                raise OutputPathError(f"output {out} is the input; choose another file name")
-            parent = out.resolve().parent
-            if not parent.is_dir():
-                raise OutputPathError(f"cannot write {out}: directory {parent} does not exist")
-            if not os.access(parent, os.W_OK):
-                raise OutputPathError(f"cannot write {out}: directory {parent} is not writable")
-            if out.is_dir() and flag != "-o":
+            try:
+                if any(_same_file(out, p) for p in inputs):
+                    raise OutputPathError(f"output {out} is the input; choose another file name")
+                parent = out.resolve().parent
+                if not parent.is_dir():
+                    raise OutputPathError(f"cannot write {out}: directory {parent} does not "
+                                          "exist")  # fmt: skip
+                if not os.access(parent, os.W_OK):
+                    raise OutputPathError(f"cannot write {out}: directory {parent} is not "
+                                          "writable")  # fmt: skip
+                is_dir = out.is_dir()
+            except OSError as e:  # a name too long for the file system, say
+                raise OutputPathError(f"cannot write {_short(out)}: {e.strerror}") from None
+            images_in = bool(inputs) and all(is_image(p) for p in inputs)
+            if is_dir and (flag != "-o" or not images_in):
                 raise OutputPathError(f"cannot write {out}: it is a directory")
+            if flag == "-o" and images_in and (is_dir or not out.suffix):
+                # One file per input image, under its own name: none may be an input.
+                for image in inputs:
+                    if any(_same_file(out / image.name, p) for p in inputs):
+                        raise OutputPathError(
+                            f"-o {out} would overwrite the input image {image}; choose "
+                            "another directory"
+                        )
         out = self.output
-        if out is not None and out.suffix and not is_image(out) and not out.is_dir():
-            from annotate.sinks.video import check_encoding
+        if out is not None and out.suffix and not out.is_dir():
+            if is_image(out):
+                from annotate.sinks.images import check_image_type
 
-            check_encoding(out, self.encode)
+                check_image_type(out)
+            else:
+                from annotate.sinks.video import check_encoding
+
+                check_encoding(out, self.encode)
         for (flag_a, a), (flag_b, b) in itertools.combinations(named, 2):
-            if a.resolve() == b.resolve():
+            if _same_file(a, b):
                 raise OutputPathError(f"{flag_a} and {flag_b} name the same file; choose two names")
 
     def resolved(self, download: Callable[[KnownModel], Path] | None = None) -> RunOptions:
@@ -167,7 +196,7 @@ def parse_time(text: str, option: str) -> float:
         parts = [float(p) for p in text.strip().split(":")]
     except ValueError:
         raise UsageError(f"{option} takes seconds or [HH:]MM:SS, got '{text}'") from None
-    if len(parts) > 3 or any(p < 0 for p in parts):
+    if len(parts) > 3 or any(not math.isfinite(p) or p < 0 for p in parts):
         raise UsageError(f"{option} takes seconds or [HH:]MM:SS, got '{text}'")
     seconds = 0.0
     for part in parts:
@@ -198,3 +227,17 @@ def parse_detect_every(value: str) -> int | None:
         return int(value)
     except ValueError:
         raise UsageError(f"--detect-every takes a whole number or 'auto', got {value!r}") from None
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """The same file on disk (``os.path.samefile``: device and inode, so a hard link or
+    another spelling counts), or the same path for files not written yet."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return a.resolve() == b.resolve()
+
+
+def _short(path: Path) -> str:
+    text = str(path)
+    return text if len(text) <= 80 else f"{text[:60]}…{text[-16:]}"

@@ -7,16 +7,35 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from annotate.errors import OutputError
+from annotate.compat import opencv_silenced
+from annotate.errors import OutputError, OutputPathError
 from annotate.sinks import SinkBase
 from annotate.types import Detections, Frame
 
 
-def write_image(path: Path, image: npt.NDArray[np.uint8]) -> None:
+def _encode(suffix: str, image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8] | None:
+    """The encoded image, or ``None`` where OpenCV cannot write colour images of this type
+    (its own error lines are silenced: ours says it in one line)."""
     import cv2
 
-    ok, data = cv2.imencode(path.suffix or ".png", image)
-    if not ok:
+    with opencv_silenced():
+        try:
+            ok, data = cv2.imencode(suffix, image)
+        except cv2.error:
+            return None
+    return data if ok else None
+
+
+def check_image_type(path: Path) -> None:
+    """Refuse, before any work, an image type OpenCV cannot write in colour."""
+    if _encode(path.suffix, np.zeros((8, 8, 3), np.uint8)) is None:
+        raise OutputPathError(f"cannot write {path}: OpenCV cannot write colour images as "
+                              f"'{path.suffix}'; use .png or .jpg")  # fmt: skip
+
+
+def write_image(path: Path, image: npt.NDArray[np.uint8]) -> None:
+    data = _encode(path.suffix or ".png", image)
+    if data is None:
         raise OutputError(f"cannot encode {path}: unsupported image type '{path.suffix}'")
     try:
         data.tofile(path)

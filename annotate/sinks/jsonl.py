@@ -94,4 +94,8 @@ class JsonLinesSink(SinkBase):
             return
         self._closed = True
         if self._own:
-            self._file.close()
+            try:
+                self._file.close()
+            except OSError as e:
+                raise OutputError(f"cannot write {self.path}: {e.strerror}; it is incomplete "
+                                  f"(records for frames before the error)") from None  # fmt: skip

@@ -249,18 +249,53 @@ class VideoSink(SinkBase):
         """Flush, finalise and (for MP4/MOV) move the index to the front; safe to call twice.
 
         If finalising is interrupted, the fragmented file stays: it is complete and playable.
+        FFmpeg can lose a write error (a full disk) without telling its caller, so when the
+        file system is full the frames are counted back: a file that holds fewer than were
+        written is an error that says how much of it is good.
         """
         if self._closed:
             return
         self._closed = True
+        error = None
         try:
-            self._mux_video(self.stream.encode(None))
-            if self.audio and self._video_muxed:
-                self.audio.finish(self._last_time + 1 / float(self.info.fps))
-        finally:
-            self.container.close()
+            try:
+                self._mux_video(self.stream.encode(None))
+                if self.audio and self._video_muxed:
+                    self.audio.finish(self._last_time + 1 / float(self.info.fps))
+            finally:
+                self.container.close()
+        except OSError as e:
+            error = e.strerror or str(e)
+        if self.frames and (error or _nearly_full(self.path)):
+            readable = video_packets(self.path)
+            if error or readable < self.frames:
+                reason = error or "no space left on device"
+                raise OutputError(f"{self.path} is incomplete ({reason}): about {readable} of "
+                                  f"{self.frames} frames are readable")  # fmt: skip
         if self.format in ("mp4", "mov") and self.frames:
             defragment(self.path, self.format)
+
+
+def _nearly_full(path: Path) -> bool:
+    try:
+        stat = os.statvfs(path.parent)
+    except OSError:
+        return False
+    return stat.f_bavail * stat.f_frsize < 1 << 20
+
+
+def video_packets(path: Path) -> int:
+    """How many video frames a written file holds that a player can reach (packets with a
+    timestamp, counted by demuxing only, up to the first damage)."""
+    count = 0
+    try:
+        with open_input(str(path)) as container:
+            stream = container.streams.video[0]
+            for packet in container.demux(stream):
+                count += packet.pts is not None and packet.size > 0
+    except (OSError, IndexError, ValueError):
+        pass
+    return count
 
 
 def defragment(path: Path, fmt: str) -> None:
