@@ -40,7 +40,7 @@ def live(clip: Path, frames: int, spinning: bool) -> tuple[float, float, int]:
                              json_path=str(Path(tmp) / "d.jsonl"), max_frames=frames,
                              fps_every=10**9, session=settings)  # fmt: skip
         summary = run(options)
-    ages = np.array(summary.ages[10:]) * 1000
+    ages = np.array(list(summary.ages)[10:]) * 1000
     return float(np.median(ages)), float(np.percentile(ages, 90)), summary.dropped
 
 

@@ -161,7 +161,7 @@ def test_headless_camera_explains_why_no_window(cli, tmp_path, monkeypatch):
     # captured frames, so one dropped as stale while a slow first inference ran shows as a
     # gap, and the time still matches it.)
     assert records[-1]["frame"] >= 24
-    assert records[-1]["time"] == pytest.approx(records[-1]["frame"] / 12.5, abs=0.1)
+    assert records[-1]["time"] == pytest.approx(records[-1]["frame"] / 12.5, abs=0.3)
     _facts, times, images = decode_video(out)
     assert len(images) == 25 and times[-1] == pytest.approx(records[-1]["time"], abs=0.01)
 

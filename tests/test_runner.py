@@ -292,13 +292,14 @@ def test_live_frames_stay_fresh_when_the_model_is_slow(tmp_path, monkeypatch, ca
     assert summary.mode == "sequential"
     assert summary.dropped > 20
     per_frame = summary.wall_s / summary.frames
-    ages = sorted(summary.ages[5:])
+    ages = sorted(list(summary.ages)[5:])
     # Typical frames are about one processing time old; a single stall on a busy machine may
     # double one of them, but without dropping the 60th frame would be ~2 s old.
     assert ages[len(ages) // 2] < 1.5 * per_frame + 0.04
     assert ages[-1] < 0.5
     # No growth: the last frames are no older than the early ones.
-    assert sum(summary.ages[-10:]) / 10 < sum(summary.ages[5:15]) / 10 + 0.05
+    kept = list(summary.ages)
+    assert sum(kept[-10:]) / 10 < sum(kept[5:15]) / 10 + 0.05
     assert "dropped" in caplog.text and ", age " in caplog.text
 
 
@@ -377,3 +378,26 @@ def test_inference_workers_yield_to_decoding_and_encoding(tmp_path, monkeypatch,
     run(tiny(tmp_path, json_path=str(tmp_path / "d.jsonl"), max_frames=10, workers=2))
     assert seen == {min(19, before + WORKER_NICENESS)}
     assert niceness() == before  # the caller's thread keeps its priority
+
+
+@pytest.mark.parametrize("mode", [{"sequential": True}, {"workers": 2}])
+def test_a_signal_between_outputs_waits_for_the_frame(tmp_path, monkeypatch, tiny, mode):
+    """Ctrl-C after a frame's video is written but before its JSON Lines record: the record is
+    still written, then the run stops, so the video and the records hold the same frames."""
+    import os
+    import signal
+
+    from annotate.sinks.video import VideoSink
+
+    real = VideoSink.write
+
+    def write(self, frame, annotated, detections):
+        real(self, frame, annotated, detections)
+        if frame.index == 20:
+            os.kill(os.getpid(), signal.SIGINT)  # lands between the two outputs
+
+    monkeypatch.setattr(VideoSink, "write", write)
+    out, dets = tmp_path / "o.mkv", tmp_path / "d.jsonl"
+    summary = run(tiny(tmp_path, output=out, json_path=str(dets), **mode))
+    assert summary.stopped == "SIGINT"
+    assert summary.frames == len(_records(dets)) == len(decode_video(out)[2]) == 21

@@ -39,23 +39,32 @@ def rss_mb() -> float:
 
 @pytest.mark.slow
 def test_soak(tmp_path, monkeypatch):
+    import sys
+
+    import annotate.pipeline.summary
     import annotate.sources.camera as camera
 
     monkeypatch.setattr(camera, "open_capture", lambda _i: LoopingCamera())
+    # A short soak still reaches the bound on what the run keeps per frame.
+    monkeypatch.setattr(annotate.pipeline.summary, "AGES_KEPT", 100)
     options = RunOptions(source="camera", model=MODEL, resolution=Resolution((CPU,), "soak"),
                          output=tmp_path / "soak.mp4", json_path=str(tmp_path / "soak.jsonl"),
                          max_frames=int(SECONDS * 30), fps_every=10**6)  # fmt: skip
     result = {}
     worker = threading.Thread(target=lambda: result.update(summary=run(options)), daemon=True)
     worker.start()
-    samples = []
+    samples, blocks = [], []
     while worker.is_alive():
         worker.join(timeout=max(0.5, SECONDS / 16))
         samples.append(rss_mb())
+        blocks.append(sys.getallocatedblocks())  # Python objects of every kind, floats too
     summary = result["summary"]
     third = max(1, len(samples) // 3)
     early, late = sum(samples[:third]) / third, sum(samples[-third:]) / third
-    ages = summary.ages
+    ages = list(summary.ages)
+    assert len(ages) == 100  # bounded, however long the run
+    third_b = max(1, len(blocks) // 3)
+    early_b, late_b = sum(blocks[:third_b]) / third_b, sum(blocks[-third_b:]) / third_b
     tenth = max(1, len(ages) // 10)
     first_age, last_age = sum(ages[:tenth]) / tenth, sum(ages[-tenth:]) / tenth
     print(f"soak {SECONDS:g} s: {summary.frames} frames, RSS {early:.0f} → {late:.0f} MB, "
@@ -63,4 +72,6 @@ def test_soak(tmp_path, monkeypatch):
           f"{1000 * max(ages):.0f} ms), {summary.dropped} dropped")  # fmt: skip
     assert summary.frames == int(SECONDS * 30)
     assert late - early < 25
+    print(f"allocated blocks {early_b:.0f} → {late_b:.0f}")
+    assert late_b - early_b < 2000, (early_b, late_b)  # no per-frame objects kept
     assert last_age < first_age + 0.05

@@ -20,11 +20,13 @@ import logging
 import math
 import os
 import queue
+import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from annotate.detector import Detector, StageTimes
@@ -117,13 +119,15 @@ class Emitter:
             image = annotator.annotate(image, detections)
         t1 = time.perf_counter()
         stop: StopRequested | None = None
-        for sink in self.sinks:
-            try:
-                sink.write(frame, image, detections)
-            except StopRequested as e:  # the other outputs still get this frame, and it counts
-                stop = e
-        now = time.perf_counter()
         summary = self.summary
+        with signals_held():  # every output gets this frame, or none does
+            for sink in self.sinks:
+                try:
+                    sink.write(frame, image, detections)
+                except StopRequested as e:  # the other outputs still get this frame; it counts
+                    stop = e
+            summary.frames += 1
+        now = time.perf_counter()
         stage = summary.stage_s
         stage["decode"] += decode_s
         stage["preprocess"] += times.preprocess
@@ -131,10 +135,9 @@ class Emitter:
         stage["postprocess"] += times.postprocess
         stage["draw"] += t1 - t0  # with the tracker, which runs in this thread too
         stage["write"] += now - t1
-        if summary.frames == 0:
+        if summary.frames == 1:
             summary.first_frame_s = now - self.started
             log.debug("First annotated frame after %.2f s", summary.first_frame_s)
-        summary.frames += 1
         if summary.frames % TRIM_EVERY == 0:
             release_free_memory()
         if frame.captured is not None:
@@ -157,6 +160,40 @@ class Emitter:
         if stop is not None:
             raise stop
         return self.max_frames is not None and summary.frames >= self.max_frames
+
+
+#: Signals that end a run; one that arrives while a frame is being written waits for the end
+#: of that frame.
+HELD_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold back the signals that end a run until the block is done, then deliver the first.
+
+    A frame's outputs (video, JSON Lines, MOT) are written one after another; a signal in
+    between would leave the video a frame ahead of the JSON Lines. Signal handlers run only
+    on the main thread, where the emitter runs; elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[tuple[int, FrameType | None]] = []
+    previous = {s: signal.signal(s, lambda n, f: pending.append((n, f))) for s in HELD_SIGNALS}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        if pending:
+            number, where = pending[0]
+            handler = previous[number]
+            if callable(handler):
+                handler(number, where)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(number)
 
 
 def lower_priority(by: int) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+AGES_KEPT = 1800  # a minute at 30 FPS
 STAGES = ("decode", "preprocess", "inference", "postprocess", "draw", "write")
 
 
@@ -20,7 +22,9 @@ class RunSummary:
     counts: dict[str, Any] | None = None  # lines and zones, as in the JSON Lines records
     first_frame_s: float | None = None
     dropped: int = 0
-    ages: list[float] = field(default_factory=list)  # live sources: capture → drawn, seconds
+    #: Live sources: capture → drawn, seconds, for the last ``AGES_KEPT`` frames (a camera may
+    #: run for days).
+    ages: deque[float] = field(default_factory=lambda: deque(maxlen=AGES_KEPT))
     mode: str = ""
     #: Seconds spent per stage over the run: decode, preprocess, inference, postprocess,
     #: draw, write (encode and other outputs).
