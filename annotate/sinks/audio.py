@@ -1,4 +1,5 @@
-"""Carrying a source's audio tracks into the annotated output, cut and shifted to match."""
+"""Carrying a source's audio and subtitle tracks into the annotated output, cut and shifted
+to match, with their language tags; what cannot be carried is said once."""
 
 from __future__ import annotations
 
@@ -11,26 +12,53 @@ from annotate.compat import import_av, open_input
 
 log = logging.getLogger("annotate")
 
+#: Stream tags worth keeping: a player shows them to pick a track.
+TAGS = ("language", "title")
 #: Codec to re-encode to when the output container cannot carry the source's audio as is.
 REENCODE = {"webm": "libopus"}
 DEFAULT_REENCODE = "aac"
 
 
-class AudioTracks:
-    """Copies every audio stream of ``source`` into ``output``.
+def copy_tags(source: Any, target: Any) -> None:
+    for key in TAGS:
+        value = source.metadata.get(key)
+        if value:
+            target.metadata[key] = value
 
-    Packets are passed through untouched when the container accepts the codec, else decoded
-    and re-encoded (AAC, or Opus for WebM). ``zero`` is the source-container time that becomes
-    the output's time zero (the first video frame written); audio before it or after the
+
+class AudioTracks:
+    """Copies every audio stream of ``source`` into ``output``, and every subtitle stream the
+    container can hold as it is (text subtitles into Matroska, mov_text into MP4/MOV).
+
+    Audio packets are passed through untouched when the container accepts the codec, else
+    decoded and re-encoded (AAC, or Opus for WebM). ``zero`` is the source-container time
+    that becomes the output's time zero (the first video frame written); audio before it or after the
     video's end is dropped, so ``--start``/``--duration`` cut audio and video alike.
     """
 
-    def __init__(self, source: str, output: Any, zero: float) -> None:
+    def __init__(self, source: str, output: Any, zero: float, audio: bool = True) -> None:
         self.input: Any = open_input(source)
         self.zero = zero
         self.tracks: list[tuple[Any, Any, bool]] = []  # (input stream, output stream, copy?)
         supported = output.supported_codecs
-        for stream in self.input.streams.audio:
+        container = output.format.name.split(",")[0]
+        dropped = [f"video stream #{s.index} (only the first video stream is annotated)"
+                   for s in self.input.streams.video[1:]]  # fmt: skip
+        for stream in self.input.streams.subtitles:
+            name = stream.codec_context.name
+            if name in supported:
+                out = output.add_stream_from_template(stream)
+                copy_tags(stream, out)
+                self.tracks.append((stream, out, True))
+            else:
+                hint = "; .mkv keeps it" if container != "matroska" else ""
+                dropped.append(f"subtitle stream #{stream.index} ({name} cannot go in "
+                               f"{container}{hint})")  # fmt: skip
+        dropped += [f"{s.type} stream #{s.index}" for s in self.input.streams
+                    if s.type not in ("video", "audio", "subtitle")]  # fmt: skip
+        if dropped:
+            log.warning("Not kept in the output: %s", "; ".join(dropped))
+        for stream in self.input.streams.audio if audio else ():
             if stream.codec_context.name in supported:
                 out = output.add_stream_from_template(stream)
                 copy = True
@@ -43,6 +71,7 @@ class AudioTracks:
                 copy = False
                 log.info("Re-encoding %s audio to %s for %s", stream.codec_context.name, codec,
                          output.format.name)  # fmt: skip
+            copy_tags(stream, out)
             self.tracks.append((stream, out, copy))
         self._by_index = {s.index: (s, o, c) for s, o, c in self.tracks}
         if not self.tracks:

@@ -157,10 +157,11 @@ class VideoSink(SinkBase):
         try:
             self._add_video_stream()
             self.audio = None
-            if audio_from and self.options.audio:
+            if audio_from:
                 from annotate.sinks.audio import AudioTracks
 
-                self.audio = AudioTracks(audio_from, self.container, info.time_offset + info.start)
+                self.audio = AudioTracks(audio_from, self.container, info.time_offset + info.start,
+                                         audio=self.options.audio)  # fmt: skip
         except BaseException:
             self.container.close()
             raise
@@ -298,6 +299,12 @@ def video_packets(path: Path) -> int:
     return count
 
 
+def copy_tags(source: Any, target: Any) -> None:
+    from annotate.sinks.audio import copy_tags as copy
+
+    copy(source, target)
+
+
 def defragment(path: Path, fmt: str) -> None:
     """Rewrite a fragmented MP4/MOV as a regular one with ``+faststart``, atomically."""
     av = import_av()
@@ -308,8 +315,10 @@ def defragment(path: Path, fmt: str) -> None:
             open_input(str(path)) as src,
             av.open(str(tmp), "w", format=fmt, options={"movflags": "+faststart"}) as dst,
         ):
-            streams = [s for s in src.streams if s.type in ("video", "audio")]
+            streams = [s for s in src.streams if s.type in ("video", "audio", "subtitle")]
             mapping = {s.index: dst.add_stream_from_template(s) for s in streams}
+            for stream in streams:
+                copy_tags(stream, mapping[stream.index])
             for packet in src.demux(*streams):
                 if packet.dts is None:
                     continue

@@ -139,12 +139,23 @@ class VideoSource(SourceBase):
                     yield index, seconds, frame
                     index += 1
                     last_good = index
+            self._check_length(index)
         except av.FFmpegError as e:
             if last_good == 0:
                 raise SourceError(f"cannot decode {self.name}: {reason(e)}") from None
             # A live stream's drop is reported (and retried) by StreamSource.
             report = log.debug if "://" in self.name else log.warning
             report("Stopped reading %s after %d frames: %s", self.name, index, reason(e))
+
+    def _check_length(self, decoded: int) -> None:
+        """Say so when a whole file ends well before the frame count its header gives (a file
+        cut short keeps its index): the frames read are good, the rest are missing."""
+        expected = self.info.frames
+        whole = self.start is None and self.end is None and "://" not in self.name
+        if whole and expected and decoded < expected * 0.99 - 1:
+            log.warning("%s ended early: %d of the %d frames its header lists could be read "
+                        "(the file is cut short or damaged)",
+                        self.name, decoded, expected)  # fmt: skip
 
     def _seconds(self, frame: Any, index: int) -> float:
         if frame.pts is None or self.time_base is None:
