@@ -32,8 +32,8 @@ class AudioTracks:
 
     Audio packets are passed through untouched when the container accepts the codec, else
     decoded and re-encoded (AAC, or Opus for WebM). ``zero`` is the source-container time
-    that becomes the output's time zero (the first video frame written); audio before it or after the
-    video's end is dropped, so ``--start``/``--duration`` cut audio and video alike.
+    that becomes the output's time zero (the first video frame written); audio before it or
+    after the video's end is dropped, so ``--start``/``--duration`` cut audio and video alike.
     """
 
     def __init__(self, source: str, output: Any, zero: float, audio: bool = True) -> None:
