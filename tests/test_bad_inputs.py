@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.conftest import MODEL, VIDEOS
+from tests.conftest import IMAGES, MODEL, VIDEOS
 from tests.onnx_models import constant_model
 
 VIDEO = VIDEOS / "asl_walk.mkv"
@@ -57,6 +57,23 @@ def _cases(tmp: Path) -> list[tuple[str, list, int, str]]:
     odd_key.mkdir()
     (odd_key / "annotate.toml").write_text('provder = "cpu"\n')
     not_video = "is not a video or image file"
+    hard = tmp / "hard_link.mkv"
+    hard.hardlink_to(_write(tmp / "original.mkv", VIDEO.read_bytes()))
+    photos = tmp / "photos"
+    photos.mkdir()
+    for name in ("a.png", "b.png"):
+        _write(photos / name, (IMAGES / "coffee.png").read_bytes())
+    a_dir = tmp / "a_dir.mp4"
+    a_dir.mkdir()
+    latin1 = _write(tmp / "latin1.txt", "caf\xe9\n".encode("latin-1"))
+    latin1_toml = tmp / "latin1_toml"
+    latin1_toml.mkdir()
+    _write(latin1_toml / "annotate.toml", 'model = "caf\xe9"\n'.encode("latin-1"))
+    long_name = tmp / ("x" * 300 + ".mp4")
+    anchors = 8 * 8 + 4 * 4 + 2 * 2
+    out = np.zeros((1, anchors, 85), np.float32)
+    negative = constant_model(tmp / "negative.onnx", out, [1, 3, "h", "w"], {"imgsz": "[-64, 64]"})
+    huge = constant_model(tmp / "huge.onnx", out, [1, 3, "h", "w"], {"imgsz": "99999"})
     return [
         ("missing file", [tmp / "nope.mp4", *M], 2, f"input {tmp / 'nope.mp4'} does not exist"),
         ("directory without images", [tmp / "empty_dir", *M], 2,
@@ -91,6 +108,41 @@ def _cases(tmp: Path) -> list[tuple[str, list, int, str]]:
          "available in this onnxruntime build; available: CPUExecutionProvider"),
         ("-o equal to the input", [VIDEO, "-o", VIDEO, *M], 2,
          f"output {VIDEO} is the input; choose another file name"),
+        ("-o a hard link of the input", [tmp / "original.mkv", "-o", hard, *M], 2,
+         f"output {hard} is the input; choose another file name"),
+        ("image folder into itself", [photos, "-o", photos, *M], 2,
+         f"-o {photos} would overwrite the input image {photos / 'a.png'}; choose another "
+         "directory"),
+        ("image glob into its folder", [f"{photos}/*.png", "-o", photos, *M], 2,
+         f"-o {photos} would overwrite the input image {photos / 'a.png'}; choose another "
+         "directory"),
+        ("-o an existing directory", [VIDEO, "-o", a_dir, *M], 2,
+         f"cannot write {a_dir}: it is a directory"),
+        ("--json on a full device", [VIDEO, "--json", "/dev/full", "--max-frames", "3", *M], 1,
+         "cannot write /dev/full: No space left on device; it is incomplete (records for "
+         "frames before the error)"),
+        ("output name too long", [VIDEO, "-o", long_name, *M], 2,
+         f"cannot write {str(long_name)[:60]}…{str(long_name)[-16:]}: File name too long"),
+        ("image type OpenCV cannot write", [IMAGES / "coffee.png", "-o", tmp / "x.exr", *M], 2,
+         f"cannot write {tmp / 'x.exr'}: OpenCV cannot write colour images as '.exr'; use .png "
+         "or .jpg"),
+        ("image type that cannot hold colour", [IMAGES / "coffee.png", "-o", tmp / "x.pbm", *M],
+         2, f"cannot write {tmp / 'x.pbm'}: OpenCV cannot write colour images as '.pbm'; use "
+         ".png or .jpg"),
+        ("--start inf", [VIDEO, "--start", "inf", *M], 2,
+         "--start takes seconds or [HH:]MM:SS, got 'inf'"),
+        ("--start nan", [VIDEO, "--start", "nan", *M], 2,
+         "--start takes seconds or [HH:]MM:SS, got 'nan'"),
+        ("labels file not UTF-8", [VIDEO, "--labels", latin1, *M], 2,
+         f"labels file {latin1} is not UTF-8 text (one name per line)"),
+        ("config file not UTF-8", ["@cwd", latin1_toml, VIDEO, *M], 2,
+         f"{latin1_toml / 'annotate.toml'} is not valid TOML: it is not UTF-8 text"),
+        ("negative imgsz metadata", [VIDEO, "--model", negative], 1,
+         f"{negative}: its imgsz metadata '[-64, 64]' is not an input size (two multiples of "
+         "32 from 32 to 4096)"),
+        ("huge imgsz metadata", [VIDEO, "--model", huge], 1,
+         f"{huge}: its imgsz metadata '99999' is not an input size (two multiples of 32 from "
+         "32 to 4096)"),
         ("-o in a missing directory", [VIDEO, "-o", tmp / "no" / "o.mp4", *M], 2,
          f"cannot write {tmp / 'no' / 'o.mp4'}: directory {tmp / 'no'} does not exist"),
         ("-o in a read-only directory", [VIDEO, "-o", "/proc/sys/o.mp4", *M], 2,
@@ -132,7 +184,7 @@ def test_bad_input_matrix(cli, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))  # no user registrations
     cases = _cases(tmp_path)
     assert len(cases) >= 25
-    inputs = [VIDEO, *(p for p in tmp_path.iterdir() if p.is_file())]
+    inputs = [VIDEO, *(p for p in tmp_path.rglob("*") if p.is_file())]
     before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in inputs}
     failures = []
     for name, args, code, line in cases:

@@ -45,6 +45,12 @@ class ModelServer:
                 server.paths.append(self.path)
                 body = good() if server.mode != "corrupt" else good()[:-10] + b"0123456789"
                 self.send_response(200)
+                if server.mode == "endless":  # no length, and more bytes than any model has
+                    self.end_headers()
+                    self.wfile.write(body)
+                    for _ in range(2000):
+                        self.wfile.write(bytes(65536))
+                    return
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 if server.mode == "truncated":
@@ -114,8 +120,9 @@ def test_pull_verifies_and_keeps_the_file_name_on_the_mirror(cli, store, tmp_pat
 
 @pytest.mark.parametrize(
     ("mode", "message"),
-    [("corrupt", "has sha256 "), ("truncated", "stopped at 1830046 of 3660092 bytes")],
-)
+    [("corrupt", "has sha256 "), ("truncated", "stopped at 1830046 of 3660092 bytes"),
+     ("endless", "sent more than the expected 3660092 bytes; the file was deleted")],
+)  # fmt: skip
 def test_bad_downloads_leave_nothing(cli, store, tmp_path, mode, message):
     store(mode)
     r = cli("models", "pull", "test-nano")
@@ -191,6 +198,46 @@ def test_add_refuses_to_rewrite_a_broken_registry(cli, tiny_model, tmp_path, mon
     r = cli("models", "add", tiny_model, "--name", "mine")
     assert r.code == 2 and r.err.startswith(f"Error: {registry} is not valid TOML")
     assert registry.read_text() == "[mine\n"  # left as it was
+
+
+def test_mirror_that_is_not_a_url(cli, store, monkeypatch):
+    monkeypatch.setenv("ANNOTATE_MODEL_MIRROR", "notaurl")
+    r = cli("models", "pull", "test-nano")
+    assert r.code == 2 and r.err == (
+        "Error: ANNOTATE_MODEL_MIRROR must be an http:// or https:// URL, got 'notaurl'\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [('size = "big"', "'mine.size' must be a whole number, got 'big'"),
+     ("url = 5", "'mine.url' must be a string, got 5"),
+     ("input = true", "'mine.input' must be a whole number, got True")],
+)  # fmt: skip
+def test_registry_fields_of_the_wrong_type(cli, tmp_path, monkeypatch, entry, message):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    registry = tmp_path / "data" / "annotate" / "models.toml"
+    registry.parent.mkdir(parents=True)
+    registry.write_text(f'[mine]\nfile = "m.onnx"\n{entry}\n')
+    for args in (("models", "list"), ("run", tmp_path, "--model", "mine")):
+        r = cli(*args)
+        assert r.code == 2 and r.err == f"Error: {registry}: {message}\n", args
+
+
+def test_model_names_are_checked_and_any_file_name_is_kept(cli, tiny_model, tmp_path, monkeypatch):
+    """A name that is not a name is refused before the registry is touched; a file with any
+    name (an emoji, a quote) is registered and read back."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    registry = tmp_path / "data" / "annotate" / "models.toml"
+    r = cli("models", "add", tiny_model, "--name", 'a"b')
+    assert r.code == 2 and r.err.startswith("Error: model name 'a\"b' must be letters, digits")
+    assert not registry.exists()
+    odd = tmp_path / 'tiny "🎥" model.onnx'
+    odd.write_bytes(tiny_model.read_bytes())
+    r = cli("models", "add", odd, "--name", "emoji")
+    assert r.code == 0, r.err
+    assert cli("models", "path", "emoji").out.strip() == str(odd.resolve())
+    assert cli("models", "list").code == 0
 
 
 def test_unknown_model_name(cli, store):

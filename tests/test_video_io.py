@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -375,3 +376,159 @@ def test_truncated_stream_yields_every_readable_frame(cli, tmp_path, tiny_model)
     r = cli("run", cut, "--json", dets, "-q", "--model", tiny_model)
     assert r.code == 0, r.err
     assert 40 <= len(dets.read_text().splitlines()) < 100
+
+
+# What a run keeps of the input besides the first video stream.
+
+ASS_HEADER = b"""[Script Info]
+ScriptType: v4.00+
+
+[V4+ Styles]
+Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, \
+Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, \
+Shadow, Alignment, MarginL, MarginR, MarginV, Encoding
+Style: Default,Arial,16,&Hffffff,&Hffffff,&H0,&H0,0,0,0,0,100,100,0,0,1,1,0,2,10,10,10,0
+
+[Events]
+Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text
+"""
+
+
+def _many_streams(path: Path) -> Path:
+    """Two video streams, English and French audio, English SRT subtitles (2 cues), 2 s."""
+    import av
+
+    with av.open(str(path), "w") as c:
+        videos = []
+        for _ in range(2):
+            v = c.add_stream("libx264", rate=10)
+            v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+            videos.append(v)
+        audios = []
+        for lang in ("eng", "fra"):
+            a = c.add_stream("aac", rate=48000)
+            a.metadata["language"] = lang
+            audios.append(a)
+        subs = c.add_stream("subrip")
+        subs.metadata["language"] = "eng"
+        subs.codec_context.subtitle_header = ASS_HEADER
+        for i in range(20):
+            for v in videos:
+                frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 10, np.uint8),
+                                                   format="bgr24")  # fmt: skip
+                frame.pts, frame.time_base = i, Fraction(1, 10)
+                for packet in v.encode(frame):
+                    c.mux(packet)
+        for a in audios:
+            for start in range(0, 2 * 48000, 1024):
+                chunk = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp",
+                                                   layout="mono")  # fmt: skip
+                chunk.sample_rate, chunk.pts, chunk.time_base = 48000, start, Fraction(1, 48000)
+                for packet in a.encode(chunk):
+                    c.mux(packet)
+            for packet in a.encode(None):
+                c.mux(packet)
+        for k, t in enumerate((0.2, 1.0)):
+            cue = av.Packet(f"cue {k}".encode())
+            cue.stream, cue.time_base = subs, Fraction(1, 1000)
+            cue.pts = cue.dts = int(t * 1000)
+            cue.duration = 500
+            c.mux(cue)
+        for v in videos:
+            for packet in v.encode(None):
+                c.mux(packet)
+    return path
+
+
+def _streams(path: Path) -> list[tuple[str, str | None]]:
+    import av
+
+    with av.open(str(path)) as c:
+        return [(s.type, s.metadata.get("language")) for s in c.streams]
+
+
+def test_languages_and_subtitles_are_kept_and_the_rest_is_named(cli, tmp_path, tiny_model):
+    source = _many_streams(tmp_path / "many.mkv")
+    mkv, mp4 = tmp_path / "out.mkv", tmp_path / "out.mp4"
+    r = cli("run", source, "-o", mkv, "--model", tiny_model, "-q")
+    assert r.code == 0, r.err
+    assert sorted(_streams(mkv)) == [("audio", "eng"), ("audio", "fra"), ("subtitle", "eng"),
+                                     ("video", None)]  # fmt: skip
+    import av
+
+    with av.open(str(mkv)) as c:
+        cues = [bytes(p) for p in c.demux(c.streams.subtitles[0]) if p.size]
+    assert cues == [b"cue 0", b"cue 1"]
+    assert r.err.strip().splitlines() == [
+        "Warning: Not kept in the output: video stream #1 (only the first video stream is "
+        "annotated)"
+    ]
+    r = cli("run", source, "-o", mp4, "--model", tiny_model, "-q")
+    assert r.code == 0, r.err
+    assert [t for t in _streams(mp4) if t[0] == "audio"] == [("audio", "eng"), ("audio", "fra")]
+    assert "subtitle" not in {t for t, _ in _streams(mp4)}
+    assert r.err.strip().splitlines() == [
+        "Warning: Not kept in the output: video stream #1 (only the first video stream is "
+        "annotated); subtitle stream #4 (srt cannot go in mp4; .mkv keeps it)"
+    ]
+
+
+def test_a_file_cut_short_is_reported(cli, tmp_path, tiny_model):
+    """An MP4 with its index at the front, cut in half: the frames read are written, exit 0,
+    and one warning says how many of the header's frames were missing."""
+    whole = tmp_path / "whole.mp4"
+    assert (
+        cli(
+            "run", make_clip(tmp_path / "c.mkv", 100), "-o", whole, "--model", tiny_model, "-q"
+        ).code
+        == 0
+    )  # fmt: skip (annotate writes MP4 with the index first)
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    dets = tmp_path / "d.jsonl"
+    r = cli("run", cut, "--json", dets, "--model", tiny_model, "-q")
+    read = len(dets.read_text().splitlines())
+    assert r.code == 0 and 10 < read < 100
+    assert r.err.strip().splitlines() == [
+        f"Warning: {cut} ended early: {read} of the 100 frames its header lists could be read "
+        "(the file is cut short or damaged)"
+    ]
+
+
+def _decodable(path: Path) -> int:
+    """Frames that decode before the first damage."""
+    import av
+
+    count = 0
+    with av.open(str(path)) as c:
+        try:
+            for _frame in c.decode(video=0):
+                count += 1
+        except av.FFmpegError:
+            pass
+    return count
+
+
+def test_a_full_disk_while_finishing_is_an_error_that_says_what_is_good(cli, tmp_path, tiny_model):
+    """On a file system that fills up mid-run, the run fails with one line naming the file
+    and how many frames it holds, and that many really decode."""
+    import subprocess
+
+    small = tmp_path / "small"
+    small.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=120k", "tmpfs", str(small)],
+                             capture_output=True)  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip("needs to mount a small tmpfs (root)")
+    try:
+        clip = make_clip(tmp_path / "noise.mkv", 300, size=(320, 240))
+        out = small / "o.mp4"
+        r = cli("run", clip, "-o", out, "--model", tiny_model, "-q")
+        (line,) = r.err.strip().splitlines()
+        assert r.code == 1
+        assert line.startswith(f"Error: {out} is incomplete (No space left on device): about ")
+        readable = int(line.split("about ")[1].split(" of ")[0])
+        assert 0 < _decodable(out) <= readable
+    finally:
+        subprocess.run(["umount", str(small)], check=False)

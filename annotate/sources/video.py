@@ -150,7 +150,7 @@ class VideoSource(SourceBase):
     def _check_length(self, decoded: int) -> None:
         """Say so when a whole file ends well before the frame count its header gives (a file
         cut short keeps its index): the frames read are good, the rest are missing."""
-        expected = self.info.frames
+        expected = self.stream.frames  # 0 where the header does not say
         whole = self.start is None and self.end is None and "://" not in self.name
         if whole and expected and decoded < expected * 0.99 - 1:
             log.warning("%s ended early: %d of the %d frames its header lists could be read "
