@@ -1,30 +1,38 @@
 #!/usr/bin/env python3
-"""End-to-end throughput of the concurrent runner against the sequential loop and the CPU
-roofline, on the shared footage at 720p and 1080p (and its own size).
+"""End-to-end throughput of ``annotate run`` against the loop a user would write by hand, the
+sequential loop and the CPU roofline, on the shared footage at 720p and 1080p (and its own
+size).
 
-    python scripts/throughput.py [--frames 300] [--rounds 2] [--workers N]
+    python scripts/throughput.py [--frames 300] [--rounds 2] [--plans 2x1,4x1,8x1,4x2]
 
 For each input, in the same run:
+- **hand-written loop**: what a user writes in 40 lines (:func:`hand_written`): OpenCV's
+  reader, an ONNX Runtime session with its defaults, the YOLOX recipe's letterbox, decode and
+  ``cv2.dnn.NMSBoxesBatched``, OpenCV drawing, PyAV libx264; the baseline every other
+  column is a ratio of;
 - **roofline**: everything single-threaded and sequential (decoder, ONNX Runtime, x264 on
   one thread each), so the time per frame is the CPU time every stage needs; cores ÷ that
   is the most frames per second any design can get from this machine;
 - **sequential**: the plain loop with default threads (``annotate run --sequential``);
-- **concurrent**: the default runner (``annotate run``).
-Sequential and concurrent alternate for ``--rounds`` rounds and the best of each is kept, so
-a noisy neighbour hurts both alike. The 720p/1080p inputs are the shared video scaled up and
-re-encoded as H.264 into a temporary directory.
+- **concurrent**: the default runner (``annotate run``), and each ``--plans`` entry
+  (``WORKERSxTHREADS``: inference workers × ONNX Runtime threads each).
+Every side encodes with x264 ``ultrafast`` (the hand-written loop's choice) and reports the
+frames per second of its loop after the first frame. They alternate for ``--rounds`` rounds
+and the best of each is kept, so a noisy neighbour hurts all alike. The 720p/1080p inputs are
+the shared video scaled up and re-encoded as H.264 into a temporary directory.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from fractions import Fraction
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
+SHARED = Path(os.environ.get("ANNOTATE_TEST_SHARED", ROOT.parent / "shared"))
 MODEL = SHARED / "models" / "yolox_nano.onnx"
 FOOTAGE = SHARED / "data" / "videos" / "one-by-one-person-detection.mp4"
 
@@ -54,6 +62,64 @@ def scaled(source: Path, target: Path, height: int, frames: int) -> Path:
     return target
 
 
+def hand_written(source: Path, out: Path, frames: int) -> float:
+    """The loop a user writes by hand; its FPS after the first frame."""
+    import time
+
+    import av
+    import cv2
+    import numpy as np
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(MODEL), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    size = 416
+    grids, strides = [], []
+    for stride in (8, 16, 32):
+        n = size // stride
+        ys, xs = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+        grids.append(np.stack((xs, ys), -1).reshape(-1, 2))
+        strides.append(np.full((n * n, 1), stride))
+    grid, stride = np.concatenate(grids), np.concatenate(strides)
+    cap = cv2.VideoCapture(str(source))
+    w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    container = av.open(str(out), "w")
+    video = container.add_stream("libx264", rate=round(cap.get(cv2.CAP_PROP_FPS) or 30))
+    video.width, video.height, video.pix_fmt = w, h, "yuv420p"
+    video.options = {"preset": "ultrafast"}
+    count, start = 0, 0.0
+    while count < frames:
+        ok, image = cap.read()
+        if not ok:
+            break
+        if count == 1:
+            start = time.perf_counter()
+        r = min(size / h, size / w)
+        canvas = np.full((size, size, 3), 114, np.uint8)
+        canvas[: int(h * r), : int(w * r)] = cv2.resize(image, (int(w * r), int(h * r)))
+        blob = canvas.transpose(2, 0, 1)[None].astype(np.float32)
+        pred = session.run(None, {name: blob})[0][0]
+        scores = pred[:, 4:5] * pred[:, 5:]
+        ids, conf = scores.argmax(1), scores.max(1)
+        keep = conf > 0.3
+        centre = (pred[keep, :2] + grid[keep]) * stride[keep]
+        wh = np.exp(pred[keep, 2:4]) * stride[keep]
+        xywh = np.concatenate((centre - wh / 2, wh), 1) / r
+        for i in cv2.dnn.NMSBoxesBatched(xywh.tolist(), conf[keep].tolist(),
+                                         ids[keep].tolist(), 0.3, 0.45):  # fmt: skip
+            x, y, bw, bh = (int(v) for v in xywh[i])
+            cv2.rectangle(image, (x, y), (x + bw, y + bh), (0, 255, 0), 2)
+            cv2.putText(image, f"{ids[keep][i]} {conf[keep][i]:.2f}", (x, y - 4),
+                        cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 255, 0), 2)  # fmt: skip
+        for packet in video.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
+            container.mux(packet)
+        count += 1
+    for packet in video.encode(None):
+        container.mux(packet)
+    container.close()
+    return (count - 1) / (time.perf_counter() - start)
+
+
 def measure(source: Path, tmp: Path, frames: int, **kw: object) -> tuple[float, dict[str, float]]:
     """(FPS over the loop, mean ms per frame per stage) for one ``annotate run``."""
     from annotate.detector import SessionSettings
@@ -65,11 +131,12 @@ def measure(source: Path, tmp: Path, frames: int, **kw: object) -> tuple[float, 
     encode_threads = kw.pop("encode_threads", 0)
     output = kw.pop("output", tmp / "out.mp4")  # None: no video output
     session = kw.pop("session", SessionSettings(threads=threads))  # type: ignore[arg-type]
+    preset = kw.pop("preset", "ultrafast")
     options = RunOptions(
         source=str(source), model=MODEL, resolution=Resolution((CPU,), "bench"),
         output=output, max_frames=frames, fps_every=10**9,
         session=session,
-        encode=EncodeOptions(threads=encode_threads),  # type: ignore[arg-type]
+        encode=EncodeOptions(threads=encode_threads, preset=preset),  # type: ignore[arg-type]
         **kw,  # type: ignore[arg-type]
     )  # fmt: skip
     summary = run(options)
@@ -83,32 +150,50 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--plans", default="", help="e.g. 4x1,8x1,4x2 (workers x threads)")
+    parser.add_argument("--sizes", default="432,720,1080")
     args = parser.parse_args()
-    from annotate.pipeline.plan import cpu_cores
+    from annotate.pipeline.options import RunOptions
+    from annotate.pipeline.plan import cpu_cores, plan_threads
 
     n = cpu_cores()
-    print(f"{n} cores; {args.frames} frames per run; best of {args.rounds} rounds")
+    default = plan_threads(RunOptions(source=""), n).describe()
+    plans = [tuple(int(v) for v in p.split("x")) for p in args.plans.split(",") if p]
+    print(f"{n} cores; {args.frames} frames per run; best of {args.rounds} rounds; x264 "
+          f"ultrafast everywhere; default plan: {default}")  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="annotate-throughput-") as name:
         tmp = Path(name)
         frames = args.frames + 10
-        inputs = [("768x432 (shared)", FOOTAGE),
-                  ("720p", scaled(FOOTAGE, tmp / "720p.mp4", 720, frames)),
-                  ("1080p", scaled(FOOTAGE, tmp / "1080p.mp4", 1080, frames))]  # fmt: skip
-        for label, path in inputs:
+        inputs = {"432": ("768x432 (shared)", FOOTAGE), "720": ("720p", tmp / "720p.mp4"),
+                  "1080": ("1080p", tmp / "1080p.mp4")}  # fmt: skip
+        for size in args.sizes.split(","):
+            label, path = inputs[size]
+            if not path.exists():
+                scaled(FOOTAGE, path, int(size), frames)
             _fps, stage = measure(path, tmp, args.frames, sequential=True, threads=1,
                                   decode_threads=1, encode_threads=1)  # fmt: skip
             cpu_ms = sum(stage.values())
             roofline = n * 1000 / cpu_ms
-            seq, conc = 0.0, 0.0
+            runs = {"hand-written loop": lambda p=path: hand_written(p, tmp / "hand.mp4",
+                                                                      args.frames),
+                    "annotate run --sequential": lambda p=path: measure(
+                        p, tmp, args.frames, sequential=True)[0],
+                    "annotate run": lambda p=path: measure(p, tmp, args.frames)[0]}  # fmt: skip
+            for workers, threads in plans:
+                runs[f"--workers {workers} --threads {threads}"] = (
+                    lambda p=path, w=workers, t=threads: measure(
+                        p, tmp, args.frames, workers=w, threads=t)[0]
+                )  # fmt: skip
+            best = dict.fromkeys(runs, 0.0)
             for _ in range(args.rounds):
-                seq = max(seq, measure(path, tmp, args.frames, sequential=True)[0])
-                conc = max(conc, measure(path, tmp, args.frames, workers=args.workers)[0])
+                for key, call in runs.items():
+                    best[key] = max(best[key], call())
             parts = ", ".join(f"{k} {v:.1f}" for k, v in stage.items())
-            print(f"{label}: CPU per frame {cpu_ms:.1f} ms ({parts})")
-            print(f"  roofline {roofline:.1f} FPS")
-            print(f"  sequential {seq:.1f} FPS, concurrent {conc:.1f} FPS: {conc / seq:.2f}× "
-                  f"sequential, {100 * conc / roofline:.0f} % of roofline")  # fmt: skip
+            print(f"{label}: CPU per frame {cpu_ms:.1f} ms ({parts}); roofline {roofline:.1f} FPS")
+            hand = best["hand-written loop"]
+            for key, fps in best.items():
+                print(f"  {key:32s} {fps:6.1f} FPS  {fps / hand:4.2f}× hand-written  "
+                      f"{100 * fps / roofline:3.0f} % of roofline")  # fmt: skip
     return 0
 
 

@@ -152,7 +152,10 @@ def test_thread_plan_from_core_count():
     default = _options(None)
     assert plan_threads(default, 1) == ThreadPlan(0, None, 0, 0)
     assert plan_threads(default, 2) == ThreadPlan(2, 1, 1, 2, 1)
-    assert plan_threads(default, 8) == ThreadPlan(2, 3, 1, 8, 1)
+    assert plan_threads(default, 4) == ThreadPlan(2, 1, 1, 4, 1)
+    assert plan_threads(default, 8) == ThreadPlan(4, 1, 1, 8, 1)
+    assert plan_threads(default, 16) == ThreadPlan(8, 1, 1, 16, 1)
+    assert plan_threads(default, 64) == ThreadPlan(8, 7, 1, 64, 1)
     assert plan_threads(_options(None, sequential=True), 8) == ThreadPlan(0, None, 0, 0)
     explicit = _options(None, workers=3, decode_threads=2, encode=EncodeOptions(threads=4),
                         session=SessionSettings(threads=2))  # fmt: skip
