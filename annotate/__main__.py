@@ -1,5 +1,5 @@
 import sys
 
-from annotate.cli import main
+from annotate._entry import main
 
 sys.exit(main())

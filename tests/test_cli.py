@@ -395,3 +395,28 @@ def test_fps_lines_print_above_the_progress_bar_in_a_terminal(tmp_path, columns)
     for n in (30, 60, 90):
         (line,) = [ln for ln in lines if f"Frame {n}:" in ln]
         assert line.startswith(f"Frame {n}: "), line
+
+
+def test_a_signal_while_starting_is_one_line():
+    """Ctrl-C while the modules are still being imported: one line and 130, no traceback."""
+    code = ("import os, signal, time, annotate._entry as entry\n"
+            "for s in (signal.SIGINT, signal.SIGTERM): signal.signal(s, entry._starting)\n"
+            "os.kill(os.getpid(), signal.SIGINT)\n"
+            "time.sleep(5)\n")  # fmt: skip
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert (r.returncode, r.stderr) == (130, "Error: interrupted while starting\n")
+
+
+def test_an_interrupted_import_is_an_interruption(cli, monkeypatch, tmp_path, tiny_model):
+    """ONNX Runtime turns a KeyboardInterrupt during its import into ImportError; after a
+    signal that is reported as the interruption it was."""
+    import annotate.cli
+    import annotate.providers
+
+    def interrupted_import():
+        annotate.cli._received.append(2)
+        raise ImportError("initialization failed")
+
+    monkeypatch.setattr(annotate.providers, "available_providers", interrupted_import)
+    r = cli("run", make_clip(tmp_path / "c.mp4", 2), "--model", tiny_model, "-q")
+    assert (r.code, r.err) == (130, "Error: interrupted\n")

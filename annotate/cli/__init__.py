@@ -21,9 +21,20 @@ __all__ = ["app", "main"]
 EXIT_INTERRUPTED = 130
 
 
+#: Signals received, so an error a signal caused inside a C extension's start-up (ONNX
+#: Runtime turns a KeyboardInterrupt during its import into ImportError) is still reported
+#: as the interruption it was.
+_received: list[int] = []
+
+
 def _terminated(signum: int, _frame: FrameType | None) -> None:
-    name = signal.Signals(signum).name
-    raise Interrupted(name, 128 + signum)
+    _received.append(signum)
+    raise Interrupted(signal.Signals(signum).name, 128 + signum)
+
+
+def _interrupted(signum: int, _frame: FrameType | None) -> None:
+    _received.append(signum)
+    raise KeyboardInterrupt
 
 
 def _usage_error_class() -> type[Exception]:
@@ -37,12 +48,16 @@ def main(argv: list[str] | None = None) -> int:
     from annotate.cli.options import blur_default
 
     if threading.current_thread() is threading.main_thread():
-        # From the first moment, so a SIGTERM during start-up ends with 143 like one mid-run.
+        # From the first moment, so a SIGTERM during start-up ends with 143 like one mid-run,
+        # and Ctrl-C is Python's KeyboardInterrupt again (annotate._entry held it while
+        # the modules were imported).
         signal.signal(signal.SIGTERM, _terminated)
-    command = typer.main.get_command(app)
+        signal.signal(signal.SIGINT, _interrupted)
+    _received.clear()
     usage_error = _usage_error_class()
     argv = blur_default(sys.argv[1:] if argv is None else argv)
     try:
+        command = typer.main.get_command(app)
         result = command.main(args=argv, prog_name="annotate", standalone_mode=False)
     except usage_error as e:
         ctx = getattr(e, "ctx", None)
@@ -63,4 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     except Interrupted as e:
         print_error(f"interrupted by {e.name}")
         return e.exit_code
+    except ImportError:
+        if not _received:
+            raise
+        print_error("interrupted")
+        return 128 + _received[0]
     return result if isinstance(result, int) else 0
