@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -149,15 +150,6 @@ Sequential = Annotated[
     bool, typer.Option(help="One frame at a time, no concurrent stages (for comparison).")
 ]
 
-#: Flags that switch the tracker on by themselves, with whether each is set.
-_NEEDS_TRACKER = (
-    ("--mot", lambda p: p.get("mot") is not None),
-    ("--detect-every", lambda p: str(p.get("detect_every", "1")).strip() != "1"),
-    ("--line", lambda p: bool(p.get("line"))),
-    ("--zone", lambda p: bool(p.get("zone"))),
-    ("--blur", lambda p: p.get("blur") is not None),
-)
-
 
 def _path(value: str | Path | None) -> Path | None:
     """A path option as a Path: older Typer leaves ``ctx.params`` as Click parsed it (text)."""
@@ -181,9 +173,6 @@ def run_options(source: str, params: Mapping[str, Any], config: Config) -> RunOp
     p = dict(params)
     model = config.get("model", p.get("model"), "--model", defaults.MODEL)
     provider = config.get("provider", p.get("provider"), "--provider")
-    implied = [flag for flag, on in _NEEDS_TRACKER if on(p)]
-    if implied and not p.get("track"):
-        log.info("Tracking is on for %s", " and ".join(implied))
     serve = None
     if p.get("serve") is not None:
         from annotate.sinks.web import parse_address
@@ -191,7 +180,7 @@ def run_options(source: str, params: Mapping[str, Any], config: Config) -> RunOp
         serve = parse_address(p["serve"])
     start, end = time_span(p.get("start"), p.get("duration"), p.get("end"))
     family = (p.get("family") or "auto").lower()
-    return RunOptions(
+    options = RunOptions(
         source=source,
         model=model.value,
         model_origin=model.origin,
@@ -225,7 +214,7 @@ def run_options(source: str, params: Mapping[str, Any], config: Config) -> RunOp
         classes=_names(p.get("classes")) or None,
         min_area=p.get("min_area", 0.0),
         max_det=p.get("max_det", defaults.MAX_DET),
-        track=bool(p.get("track")) or bool(implied),
+        track=bool(p.get("track")),
         track_buffer=p.get("track_buffer", defaults.TRACK_BUFFER_S),
         trails=p.get("trails", 0),
         mot=_path(p.get("mot")),
@@ -239,6 +228,11 @@ def run_options(source: str, params: Mapping[str, Any], config: Config) -> RunOp
         blur_shape=p.get("blur_shape", defaults.BLUR_SHAPE).lower(),
         boxes=p.get("boxes", True),
     )
+    implied = options.tracker_flags
+    if implied and not options.track:
+        log.info("Tracking is on for %s", " and ".join(implied))
+        options = replace(options, track=True)
+    return options
 
 
 def blur_default(argv: list[str]) -> list[str]:

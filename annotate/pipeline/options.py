@@ -77,6 +77,14 @@ class RunOptions:
     boxes: bool = True  # draw boxes and labels (off: a clean anonymised video)
 
     @property
+    def tracker_flags(self) -> list[str]:
+        """The options set here that work on tracks (the CLI turns tracking on for them)."""
+        needs = (("--mot", self.mot is not None), ("--detect-every", self.detect_every != 1),
+                 ("--line", bool(self.lines)), ("--zone", bool(self.zones)),
+                 ("--blur", self.blur is not None))  # fmt: skip
+        return [flag for flag, on in needs if on]
+
+    @property
     def outputs(self) -> list[tuple[str, Path]]:
         """The named output files (not ``-`` for stdout), with the flag that names each."""
         named = (("-o", self.output), ("--json", self.json_path), ("--mot", self.mot))
@@ -104,13 +112,7 @@ class RunOptions:
         check_at_least("--trails", self.trails, 0)
         if self.trails and not self.track:
             raise UsageError("--trails draws the paths of tracks: add --track")
-        if not self.track and (
-            self.mot is not None
-            or self.detect_every != 1
-            or self.lines
-            or self.zones
-            or self.blur is not None
-        ):
+        if not self.track and self.tracker_flags:
             raise UsageError("--mot, --detect-every, --line, --zone and --blur need the tracker: "
                              "add --track")  # fmt: skip
         parse_shapes(self.lines, "line")
