@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 from annotate.errors import ConfigError, ModelNotFoundError, UsageError
 
@@ -54,11 +55,27 @@ def user_registry_path() -> Path:
     return Path(user_data_dir("annotate", appauthor=False)) / "models.toml"
 
 
-def _entries(text: str, where: str) -> dict[str, KnownModel]:
+def _toml(text: str, where: str) -> dict[str, Any]:
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{where} is not valid TOML: {e}") from None
+
+
+def user_registry() -> dict[str, Any]:
+    """The user's registrations as TOML data (empty when there are none), for reading and
+    for ``annotate models add`` to change and write back."""
+    user = user_registry_path()
+    if not user.is_file():
+        return {}
+    try:
+        text = user.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{user} is not valid TOML: it is not UTF-8 text") from None
+    return _toml(text, str(user))
+
+
+def _entries(data: dict[str, Any], where: str) -> dict[str, KnownModel]:
     known = {}
     fields = set(KnownModel.__dataclass_fields__) - {"name"}
     for name, entry in data.items():
@@ -79,14 +96,9 @@ def _entries(text: str, where: str) -> dict[str, KnownModel]:
 
 def registry() -> dict[str, KnownModel]:
     """Built-in names, overridden by the user's registrations."""
-    known = _entries((files("annotate.models") / "registry.toml").read_text(), "registry.toml")
-    user = user_registry_path()
-    if user.is_file():
-        try:
-            text = user.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            raise ConfigError(f"{user} is not valid TOML: it is not UTF-8 text") from None
-        known.update(_entries(text, str(user)))
+    builtin = (files("annotate.models") / "registry.toml").read_text(encoding="utf-8")
+    known = _entries(_toml(builtin, "registry.toml"), "registry.toml")
+    known.update(_entries(user_registry(), str(user_registry_path())))
     return known
 
 

@@ -10,20 +10,20 @@ import logging
 import os
 import re
 import shutil
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from annotate.errors import ConfigError, ModelError, UsageError
-from annotate.models import KnownModel, cache_dir, registry, search_dirs, user_registry_path
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
+from annotate.models import (
+    KnownModel,
+    cache_dir,
+    registry,
+    search_dirs,
+    user_registry,
+    user_registry_path,
+)
 
 log = logging.getLogger("annotate")
 
@@ -156,12 +156,7 @@ def _save_user_entry(entry: KnownModel) -> None:
 
     target = user_registry_path()
     target.parent.mkdir(parents=True, exist_ok=True)
-    data: dict[str, Any] = {}
-    if target.is_file():
-        try:
-            data = tomllib.loads(target.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{target} is not valid TOML: {e}; fix or remove it") from None
+    data = user_registry()
     fields = {"file": entry.file, "sha256": entry.sha256, "size": entry.size,
               "licence": entry.licence, "family": entry.family,
               "path": str(entry.path)}  # fmt: skip
