@@ -137,6 +137,7 @@ class RunOptions:
         """No output may replace an input (compared by file identity, so hard links and
         other spellings of a path count), and each must be writable where it is named."""
         inputs = [p for p in input_paths(self.source) if p.exists()]
+        images_in = bool(inputs) and all(is_image(p) for p in inputs)
         named = self.outputs
         for flag, out in named:
             try:
@@ -152,7 +153,6 @@ class RunOptions:
                 is_dir = out.is_dir()
             except OSError as e:  # a name too long for the file system, say
                 raise OutputPathError(f"cannot write {_short(out)}: {e.strerror}") from None
-            images_in = bool(inputs) and all(is_image(p) for p in inputs)
             if is_dir and (flag != "-o" or not images_in):
                 raise OutputPathError(f"cannot write {out}: it is a directory")
             if flag == "-o" and images_in and (is_dir or not out.suffix):

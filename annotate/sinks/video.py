@@ -16,6 +16,7 @@ import numpy.typing as npt
 from annotate.compat import import_av, open_input
 from annotate.errors import OutputError, OutputPathError, UsageError
 from annotate.sinks import SinkBase
+from annotate.sinks.audio import copy_tags
 from annotate.types import Detections, Frame, SourceInfo
 
 log = logging.getLogger("annotate")
@@ -299,12 +300,6 @@ def video_packets(path: Path) -> int:
     return count
 
 
-def copy_tags(source: Any, target: Any) -> None:
-    from annotate.sinks.audio import copy_tags as copy
-
-    copy(source, target)
-
-
 def defragment(path: Path, fmt: str) -> None:
     """Rewrite a fragmented MP4/MOV as a regular one with ``+faststart``, atomically."""
     av = import_av()
@@ -318,7 +313,7 @@ def defragment(path: Path, fmt: str) -> None:
             streams = [s for s in src.streams if s.type in ("video", "audio", "subtitle")]
             mapping = {s.index: dst.add_stream_from_template(s) for s in streams}
             for stream in streams:
-                copy_tags(stream, mapping[stream.index])
+                copy_tags(stream, mapping[stream.index])  # add_stream_from_template does not
             for packet in src.demux(*streams):
                 if packet.dts is None:
                     continue
