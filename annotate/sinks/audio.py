@@ -26,7 +26,7 @@ def copy_tags(source: Any, target: Any) -> None:
             target.metadata[key] = value
 
 
-class AudioTracks:
+class CarriedStreams:
     """Copies every audio stream of ``source`` into ``output``, and every subtitle stream the
     container can hold as it is (text subtitles into Matroska, mov_text into MP4/MOV).
 

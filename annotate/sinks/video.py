@@ -16,7 +16,7 @@ import numpy.typing as npt
 from annotate.compat import import_av, open_input
 from annotate.errors import OutputError, OutputPathError, UsageError
 from annotate.sinks import SinkBase
-from annotate.sinks.audio import copy_tags
+from annotate.sinks.audio import CarriedStreams, copy_tags
 from annotate.types import Detections, Frame, SourceInfo
 
 log = logging.getLogger("annotate")
@@ -159,10 +159,9 @@ class VideoSink(SinkBase):
             self._add_video_stream()
             self.audio = None
             if audio_from:
-                from annotate.sinks.audio import AudioTracks
-
-                self.audio = AudioTracks(audio_from, self.container, info.time_offset + info.start,
-                                         audio=self.options.audio)  # fmt: skip
+                zero = info.time_offset + info.start
+                self.audio = CarriedStreams(audio_from, self.container, zero,
+                                            audio=self.options.audio)  # fmt: skip
         except BaseException:
             self.container.close()
             raise
