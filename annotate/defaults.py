@@ -16,3 +16,5 @@ LINE_FRAMES = 2
 BLUR_STYLE = "gaussian"
 BLUR_SHAPE = "box"
 BLUR_CLASSES = "person"  # what a bare --blur hides
+#: annotate batch: cores per worker process when --jobs is not given (README, "Batch").
+BATCH_CORES_PER_JOB = 2

@@ -11,7 +11,7 @@ from types import FrameType
 
 import typer
 
-from annotate.cli import bench, models, providers, run  # noqa: F401 - they register commands
+from annotate.cli import batch, bench, models, providers, run  # noqa: F401 - they register commands
 from annotate.cli.app import app
 from annotate.cli.console import print_error, printable
 from annotate.errors import AnnotateError, Interrupted
@@ -45,7 +45,7 @@ def _usage_error_class() -> type[Exception]:
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: every error becomes one ``Error:`` line and its exit code
     (2 usage, 1 runtime, 130 Ctrl-C, 128+N for signal N)."""
-    from annotate.cli.options import blur_default
+    from annotate.cli.options import optional_values
 
     if threading.current_thread() is threading.main_thread():
         # From the first moment, so a SIGTERM during start-up ends with 143 like one mid-run,
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGINT, _interrupted)
     _received.clear()
     usage_error = _usage_error_class()
-    argv = blur_default(sys.argv[1:] if argv is None else argv)
+    argv = optional_values(sys.argv[1:] if argv is None else argv)
     try:
         command = typer.main.get_command(app)
         result = command.main(args=argv, prog_name="annotate", standalone_mode=False)

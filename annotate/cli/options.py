@@ -8,6 +8,7 @@ settings a config file may hold; every other flag's default is in :mod:`annotate
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -235,11 +236,22 @@ def run_options(source: str, params: Mapping[str, Any], config: Config) -> RunOp
     return options
 
 
-def blur_default(argv: list[str]) -> list[str]:
-    """``--blur`` with no classes after it (last, or before another option) means people."""
+def optional_values(argv: list[str]) -> list[str]:
+    """Options whose value may be left out get their default value inserted: ``--blur``
+    with no classes after it (last, or before another option) means people; ``--ray`` with
+    no address after it (``auto``, ``local``, ``ray://…`` or ``HOST:PORT``) a local Ray."""
     out = []
     for i, arg in enumerate(argv):
         out.append(arg)
-        if arg == "--blur" and (i + 1 == len(argv) or argv[i + 1].startswith("-")):
+        following = argv[i + 1] if i + 1 < len(argv) else None
+        if arg == "--blur" and (following is None or following.startswith("-")):
             out.append(defaults.BLUR_CLASSES)
+        elif arg == "--ray" and (following is None or not _ray_address(following)):
+            out.append("local")
     return out
+
+
+def _ray_address(text: str) -> bool:
+    return (
+        text in ("auto", "local") or "://" in text or re.fullmatch(r"[\w.-]+:\d+", text) is not None
+    )

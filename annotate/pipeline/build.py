@@ -16,7 +16,13 @@ from annotate.detector import Detector, class_ids
 from annotate.errors import Interrupted, OutputPathError, StopRequested
 from annotate.pipeline.options import RunOptions
 from annotate.pipeline.plan import ThreadPlan, cpu_cores, plan_threads, spinning_for
-from annotate.pipeline.runner import DetectEvery, Emitter, run_concurrent, run_sequential
+from annotate.pipeline.runner import (
+    DetectEvery,
+    Emitter,
+    StopFlag,
+    run_concurrent,
+    run_sequential,
+)
 from annotate.pipeline.summary import ProgressListener, RunSummary
 from annotate.sinks import Sink
 from annotate.sources import Source, is_image, open_source
@@ -100,13 +106,17 @@ def run(
     progress: ProgressListener | None = None,
     download: Callable[[KnownModel], Path] | None = None,
     detector: Detector | None = None,
+    stop: StopFlag | None = None,
+    source: Source | None = None,
 ) -> RunSummary:
     """Build the pipeline from ``options`` and run it to the end of the source.
 
     Options are validated before the model is looked up (or fetched with ``download``).
     A ``detector`` given here is used as it is (its thresholds and filters included) instead
-    of loading ``options.model``. Ctrl-C, SIGTERM (as :class:`Interrupted`) or a closed window
-    end the run early; every output is finalised either way and the summary says why.
+    of loading ``options.model``. Ctrl-C, SIGTERM (as :class:`Interrupted`), a closed window
+    or ``stop`` being set (from another thread or process) end the run early; every output
+    is finalised either way and the summary says why. A ``source`` given here (opened, not
+    yet entered) is read instead of opening ``options.source``.
     """
     options.validate()
     if detector is None:
@@ -115,11 +125,12 @@ def run(
     named = (options.output, options.json_path, options.mot)
     summary = RunSummary(outputs=[str(p) for p in named if p])
     with ExitStack() as stack:
-        cores = cpu_cores()
+        cores = options.cores or cpu_cores()
         plan = plan_threads(options, cores)
-        opened = open_source(options.source, options.start, options.end, options.reconnect,
-                             plan.decode)  # fmt: skip
-        source = stack.enter_context(opened)
+        if source is None:
+            source = open_source(options.source, options.start, options.end, options.reconnect,
+                                 plan.decode)  # fmt: skip
+        source = stack.enter_context(source)
         if plan.workers and (source.info.live or source.info.still):
             # The sequential plan, but the decoder's threads are fixed once it is open.
             sequential = plan_threads(replace(options, sequential=True), cores)
@@ -150,7 +161,7 @@ def run(
         emitter = Emitter(annotators=annotators, sinks=sinks, summary=summary, source=source,
                           fps_every=options.fps_every, max_frames=options.max_frames,
                           progress=progress, started=started, live=live,
-                          tracker=tracker, counter=counter)  # fmt: skip
+                          tracker=tracker, counter=counter, stop=stop)  # fmt: skip
         every = options.detect_every
         if every is None and not source.info.live:
             log.info("--detect-every auto paces detection to a live source's frame rate; "

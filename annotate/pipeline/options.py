@@ -54,6 +54,9 @@ class RunOptions:
     sequential: bool = False
     workers: int | None = None  # inference threads for the concurrent runner; None: auto
     decode_threads: int = 0  # 0: planned (see plan_threads)
+    #: The cores this run may use (``annotate batch`` gives each job its share); ``None``: all
+    #: this process may run on.
+    cores: int | None = None
     batch: int = 1  # frames per inference call in the concurrent runner, if the model allows
     serve: tuple[str, int] | None = None  # web preview address
     serve_hosts: tuple[str, ...] = ()  # more names the preview answers to (--serve-host)
@@ -102,6 +105,8 @@ class RunOptions:
             check_at_least("--max-frames", self.max_frames, 1)
         if self.workers is not None:
             check_at_least("--workers", self.workers, 1)
+        if self.cores is not None:
+            check_at_least("cores", self.cores, 1)
         check_at_least("--fps-every", self.fps_every, 1)
         check_at_least("--batch", self.batch, 1)
         check_at_least("--reconnect", self.reconnect, 0)

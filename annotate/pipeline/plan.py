@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from annotate import defaults
+
 if TYPE_CHECKING:
     from annotate.pipeline.options import RunOptions
 
@@ -59,8 +61,8 @@ def plan_threads(options: RunOptions, cores: int) -> ThreadPlan:
     """The thread budget for this run; explicit options always win (measurements: README,
     "Why the thread plan is what it is"; ``scripts/throughput.py``).
 
-    - One core: the sequential loop with each library's own defaults; threads only add
-      switching there.
+    - One core: the sequential loop, one thread for each library (on a one-core machine
+      that is each library's own default; a batch job with one core must not take more).
     - Otherwise inference workers of one intra-op thread each, which beat fewer workers with
       several threads on a model this small: two on 2-3 cores, then one per two cores up to
       eight (on 16 cores 8 × 1 ran 1.6× the earlier 2 × 7 at 720p; 16 × 1 only 7 % more,
@@ -72,8 +74,22 @@ def plan_threads(options: RunOptions, cores: int) -> ThreadPlan:
     Live and still sources switch to the sequential loop once opened (see ``run``).
     """
     session, encode = options.session, options.encode
-    if options.sequential or (cores == 1 and options.workers is None):
+    if cores == 1 and options.workers is None:
+        return ThreadPlan(0, session.threads or 1, options.decode_threads or 1,
+                          encode.threads or 1, 1)  # fmt: skip
+    if options.sequential:
         return ThreadPlan(0, session.threads, options.decode_threads, encode.threads)
     workers = options.workers or max(2, min(MAX_WORKERS, cores // 2))
     intra_op = session.threads or max(1, (cores - 1) // workers)
     return ThreadPlan(workers, intra_op, options.decode_threads or 1, encode.threads or cores, 1)
+
+
+CORES_PER_JOB = defaults.BATCH_CORES_PER_JOB
+
+
+def plan_jobs(cores: int, jobs: int | None) -> tuple[int, int]:
+    """(worker processes, cores for each) for a batch of ``cores``; each job plans its own
+    threads within its share (:func:`plan_threads`), so together they never oversubscribe."""
+    if jobs is None:
+        jobs = max(1, cores // CORES_PER_JOB)
+    return jobs, max(1, cores // jobs)

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from annotate.detector import Detector, StageTimes
 from annotate.errors import StopRequested
@@ -72,6 +72,12 @@ class Done(NamedTuple):
     times: StageTimes
 
 
+class StopFlag(Protocol):
+    """Asks a run to stop: a ``threading.Event`` or a ``multiprocessing`` one."""
+
+    def is_set(self) -> bool: ...
+
+
 @dataclass(kw_only=True)
 class Emitter:
     """The in-order tail of the pipeline: draw, write, count, report."""
@@ -90,6 +96,7 @@ class Emitter:
     #: workers but emits strictly by sequence number, so the tracker sees frames in order.
     tracker: Tracker | None = None
     counter: Counter | None = None  # lines and zones, after the tracker
+    stop: StopFlag | None = None  # checked before each frame
 
     def __post_init__(self) -> None:
         self.fps = RollingFps(self.fps_every)
@@ -102,6 +109,8 @@ class Emitter:
         ``detections`` is ``None`` for a frame that was not detected (``--detect-every``):
         the tracker predicts where its objects are.
         """
+        if self.stop is not None and self.stop.is_set():
+            raise StopRequested("stop requested")
         t0 = time.perf_counter()
         self.summary.detected += detections is not None
         if self.tracker is not None:

@@ -1,0 +1,198 @@
+"""Jobs as Ray tasks, one per video, on a local Ray or a cluster (``pip install
+"annotate-video[ray]"``).
+
+Workers read inputs and write outputs by path, so every node must see the same paths
+(shared storage); only the records come back. The model travels once per node through the
+object store into the node's cache; each worker process keeps its loaded model for every
+task it runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from annotate.batch.events import Event, Finished, Progress, Started
+from annotate.batch.inputs import Job
+from annotate.batch.job import Batch, job_key, run_job, worker_logging
+from annotate.batch.manifest import Record, file_sha256
+from annotate.errors import AnnotateError, UsageError
+from annotate.pipeline.plan import CORES_PER_JOB, cpu_cores
+
+log = logging.getLogger("annotate")
+
+POLL_S = 0.2
+#: Providers that need a GPU of the node (``num_gpus=1`` per task).
+GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider", "ROCMExecutionProvider",
+                 "MIGraphXExecutionProvider")  # fmt: skip
+#: A lost node's tasks are run again this many times (outputs are renamed only when
+#: complete, so a rerun starts clean).
+MAX_RETRIES = 3
+
+
+class ClusterError(AnnotateError):
+    """Ray could not be started or reached."""
+
+
+def _ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise UsageError("--ray needs Ray: pip install 'annotate-video[ray]'") from None
+    return ray
+
+
+class RayCluster:
+    """A connection to Ray: started here for ``local``, joined otherwise."""
+
+    def __init__(self, ray: Any, owned: bool, address: str) -> None:
+        self.ray, self.owned, self.address = ray, owned, address
+
+    @classmethod
+    def connect(cls, address: str) -> RayCluster:
+        ray = _ray()
+        if ray.is_initialized():  # a library caller's own Ray session
+            return cls(ray, False, address)
+        local = address == "local"
+        try:
+            ray.init(address=None if local else address, num_cpus=cpu_cores() if local else None,
+                     include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
+                     configure_logging=False)  # fmt: skip
+        except Exception as e:  # ConnectionError, grpc errors, RuntimeError: all say the same
+            why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            where = "a local Ray" if local else f"the Ray cluster at {address}"
+            raise ClusterError(f"cannot start or reach {where}: {why}") from None
+        return cls(ray, True, address)
+
+    def describe(self) -> str:
+        nodes = [n for n in self.ray.nodes() if n.get("Alive")]
+        cpus = int(self.ray.cluster_resources().get("CPU", 0))
+        where = "local" if self.address == "local" else self.address
+        return f"{where}: {len(nodes)} node{'s' * (len(nodes) != 1)}, {cpus} CPUs"
+
+    def cores_per_job(self, jobs: int | None) -> int:
+        """``--jobs N`` shares the smallest node's CPUs among N tasks; else the local plan's
+        cores per job."""
+        if jobs is None:
+            return CORES_PER_JOB
+        sizes = [n["Resources"].get("CPU", 1) for n in self.ray.nodes() if n.get("Alive")]
+        return max(1, int(min(sizes or [1])) // jobs)
+
+    def pool(self, batch: Batch, cores: int) -> RayPool:
+        return RayPool(self.ray, batch, cores)
+
+    def close(self) -> None:
+        if self.owned:
+            self.ray.shutdown()
+
+
+class RayPool:
+    def __init__(self, ray: Any, batch: Batch, cores: int) -> None:
+        self.ray, self.batch, self.cores = ray, batch, cores
+        self.stopping = False
+
+    def stop(self) -> None:
+        self.stopping = True
+
+    def run(self, jobs: list[Job]) -> Iterator[Event]:
+        ray = self.ray
+        from ray.util.queue import Empty, Queue
+
+        options = self.batch.options
+        assert isinstance(options.model, Path) and options.resolution is not None
+        sha = file_sha256(options.model)
+        model = ray.put(options.model.read_bytes())  # once; each node pulls it once
+        gpus = 1 if options.resolution.preferred in GPU_PROVIDERS else 0
+        task = ray.remote(_ray_job).options(num_cpus=self.cores, num_gpus=gpus,
+                                            max_retries=MAX_RETRIES)  # fmt: skip
+        updates = Queue()
+        cpus = ray.cluster_resources().get("CPU", 1)
+        limit = 2 * max(1, int(cpus // self.cores))  # queued ready behind each running one
+        # The batch without the driver's model path (the node's cache replaces it).
+        batch = replace(self.batch, options=replace(options, resolution=None))
+        todo = list(jobs)
+        running: dict[Any, Job] = {}
+        try:
+            while (todo or running) and not self.stopping:
+                while todo and len(running) < limit:
+                    job = todo.pop(0)
+                    ref = task.remote(job, batch, [model], sha, options.model.name, updates)
+                    running[ref] = job
+                done, _ = ray.wait(list(running), num_returns=1, timeout=POLL_S)
+                yield from _drain(updates, Empty)
+                for ref in done:
+                    job = running.pop(ref)
+                    yield Finished(self._result(ref, job))
+            if self.stopping and running:
+                for ref in running:
+                    ray.cancel(ref)  # a KeyboardInterrupt in the task: it cleans up
+                deadline = time.monotonic() + 5
+                while running and time.monotonic() < deadline:
+                    done, _ = ray.wait(list(running), num_returns=1, timeout=POLL_S)
+                    for ref in done:
+                        job = running.pop(ref)
+                        yield Finished(self._result(ref, job))
+                for job in running.values():
+                    yield Finished(self._failed(job, "stopped before the end; nothing written"))
+        finally:
+            yield from _drain(updates, Empty)
+            ray.kill(updates.actor)
+
+    def _result(self, ref: Any, job: Job) -> Record:
+        try:
+            record: Record = self.ray.get(ref)
+            return record
+        except self.ray.exceptions.TaskCancelledError:
+            return self._failed(job, "stopped before the end; nothing written")
+        except self.ray.exceptions.RayError as e:  # a lost node after its retries, a crash
+            why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            return self._failed(job, f"Ray: {why}")
+
+    def _failed(self, job: Job, error: str) -> Record:
+        return Record(input=job_key(job), status="failed", settings_id=self.batch.settings_id,
+                      error=error)  # fmt: skip
+
+
+def _drain(updates: Any, empty: type[Exception]) -> Iterator[Event]:
+    while True:
+        try:
+            index, frames, total = updates.get_nowait()
+        except empty:
+            return
+        yield Started(index) if frames < 0 else Progress(index, frames, total)
+
+
+def _ray_job(job: Job, batch: Batch, model: list[Any], sha: str, name: str, updates: Any) -> Record:
+    """The task: the model from the node's cache (fetched from the object store the first
+    time on this node), the provider resolved for this node, then the same job as locally."""
+    worker_logging()
+    path = _node_model(model[0], sha, name)
+    options = replace(batch.options, model=path).resolved()
+    updates.put_nowait((job.index, -1, None))
+
+    def report(index: int, frames: int, total: int | None) -> None:
+        with contextlib.suppress(Exception):  # a lost progress line never costs the job
+            updates.put_nowait((index, frames, total))
+
+    return run_job(job, replace(batch, options=options), None, report)
+
+
+def _node_model(ref: Any, sha: str, name: str) -> Path:
+    path = Path(tempfile.gettempdir()) / "annotate-models" / sha / name
+    if path.is_file():
+        return path
+    import ray
+
+    data = ray.get(ref)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{name}.{os.getpid()}")
+    partial.write_bytes(data)
+    os.replace(partial, path)
+    return path

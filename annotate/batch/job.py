@@ -1,0 +1,200 @@
+"""One job, run where a worker is (a local process or a Ray task): outputs under temporary
+names, renamed when complete; any failure becomes the job's record, never the batch's end."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from annotate.batch.inputs import IMAGES_JSON, PARTIAL, Job
+from annotate.batch.manifest import Record, identity
+from annotate.errors import AnnotateError
+
+if TYPE_CHECKING:
+    from annotate.detector import Detector
+    from annotate.pipeline import RunOptions
+    from annotate.pipeline.runner import StopFlag
+
+log = logging.getLogger("annotate")
+
+#: Seconds between a job's progress reports to the driver.
+REPORT_EVERY_S = 0.5
+
+#: ``(job index, frames so far, frames expected or None)``
+Report = Callable[[int, int, "int | None"], None]
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What every job of a batch shares; sent once to each worker."""
+
+    options: RunOptions  # model and provider resolved; cores = this job's share
+    outdir: Path
+    video: bool
+    json: bool
+    settings_id: str
+
+
+class _Reporter:
+    """The pipeline's progress listener, forwarding at most every ``REPORT_EVERY_S``."""
+
+    def __init__(self, index: int, report: Report) -> None:
+        self.index, self.report = index, report
+        self.total: int | None = None
+        self.last = 0.0
+
+    def start(self, total: int | None) -> None:
+        self.total = total
+        self.report(self.index, 0, total)
+
+    def update(self, frames: int) -> None:
+        now = time.monotonic()
+        if now - self.last >= REPORT_EVERY_S:
+            self.last = now
+            self.report(self.index, frames, self.total)
+
+    def stop(self) -> None:
+        pass
+
+
+class _Warnings(logging.Handler):
+    """The run's warnings, kept for the job's record instead of a worker's stderr."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage().splitlines()[0] if record.getMessage() else "")
+
+
+_detectors: dict[str, Detector] = {}
+
+
+def detector_for(options: RunOptions) -> Detector:
+    """The worker's detector, loaded once and kept for every job with the same settings."""
+    from annotate.pipeline.build import load_detector, make_tracker
+    from annotate.pipeline.plan import plan_threads
+
+    plan = plan_threads(options, options.cores or 1)
+    key = repr((options.model, options.resolution, options.session, plan.intra_op, options.conf,
+                options.iou, options.track, options.family, options.labels, options.classes,
+                options.min_area, options.max_det))  # fmt: skip
+    if key not in _detectors:
+        _detectors.clear()
+        _detectors[key] = load_detector(options, plan, False, make_tracker(options))
+    return _detectors[key]
+
+
+def partial_name(final: Path) -> Path:
+    return final.with_name(f"{PARTIAL}{final.name}")
+
+
+def run_job(job: Job, batch: Batch, stop: StopFlag | None, report: Report | None) -> Record:
+    """Run one job to its record: ``done`` with its outputs in place, or ``failed`` with a
+    one-line reason and nothing under a final name."""
+    from annotate.pipeline import run
+
+    started = time.perf_counter()
+    record = Record(input=job_key(job), status="failed", settings_id=batch.settings_id)
+    finals = job.outputs(batch.outdir, batch.video, batch.json)
+    partials = [partial_name(p) for p in finals]
+    image_dir = (batch.outdir / job.relative / f"{PARTIAL}images") if job.image_set else None
+    warnings = _Warnings()
+    log.addHandler(warnings)
+    try:
+        record.identity = identity(job)
+        for stale in partials:
+            stale.unlink(missing_ok=True)
+        if image_dir is not None:
+            shutil.rmtree(image_dir, ignore_errors=True)
+        (batch.outdir / job.relative).parent.mkdir(parents=True, exist_ok=True)
+        options = _job_options(job, batch, image_dir)
+        source = None
+        if job.image_set:
+            from annotate.sources.images import ImageSource
+
+            (batch.outdir / job.relative).mkdir(parents=True, exist_ok=True)
+            source = ImageSource(job.images, str(job.source))
+        if stop is not None and stop.is_set():
+            record.status, record.error = "skipped", "not started: the batch was stopped"
+            return record
+        progress = _Reporter(job.index, report) if report else None
+        summary = run(options, progress=progress, detector=detector_for(options), stop=stop,
+                      source=source)  # fmt: skip
+        record.provider = summary.provider
+        if summary.stopped:
+            why = "the batch was stopped" if stop is not None and stop.is_set() else summary.stopped
+            record.error = f"{why} after {summary.frames} frames; nothing written"
+        elif summary.frames == 0:
+            record.error = "no frames could be read"
+        else:
+            _put_in_place(job, batch, image_dir, finals)
+            record.status, record.frames = "done", summary.frames
+            record.outputs = [str(p) for p in finals]
+    except AnnotateError as e:
+        record.error = str(e)
+    except Exception as e:  # one bad input must not end the batch: say what it was
+        first = str(e).splitlines()[0] if str(e) else ""
+        record.error = f"{type(e).__name__}: {first}" if first else type(e).__name__
+    finally:
+        log.removeHandler(warnings)
+        if record.status != "done":
+            for partial in partials:
+                partial.unlink(missing_ok=True)
+            if image_dir is not None:
+                shutil.rmtree(image_dir, ignore_errors=True)
+    record.seconds = round(time.perf_counter() - started, 3)
+    record.fps = round(record.frames / record.seconds, 2) if record.seconds else 0.0
+    record.warnings = warnings.lines
+    return record
+
+
+def job_key(job: Job) -> str:
+    """The manifest's name for an input: its absolute path (an image set's folder)."""
+    return os.path.abspath(job.source)
+
+
+def _job_options(job: Job, batch: Batch, image_dir: Path | None) -> RunOptions:
+    stem = batch.outdir / job.relative
+    video = json_path = None
+    if job.image_set:
+        video = image_dir if batch.video else None
+        json_path = stem / IMAGES_JSON if batch.json else None
+    else:
+        video = stem.with_name(stem.name + ".mp4") if batch.video else None
+        json_path = stem.with_name(stem.name + ".jsonl") if batch.json else None
+    return replace(
+        batch.options,
+        source=str(job.source),
+        output=partial_name(video) if video and not job.image_set else video,
+        json_path=str(partial_name(json_path)) if json_path else None,
+    )
+
+
+def _put_in_place(job: Job, batch: Batch, image_dir: Path | None, finals: list[Path]) -> None:
+    """Rename each complete output to its final name (a rename within a folder: atomic)."""
+    for final in finals:
+        if job.image_set and final.name != IMAGES_JSON and image_dir is not None:
+            os.replace(image_dir / final.name, final)
+        else:
+            os.replace(partial_name(final), final)
+    if image_dir is not None:
+        shutil.rmtree(image_dir, ignore_errors=True)
+
+
+def worker_logging() -> None:
+    """In a worker, the run's messages are the record's business, not the terminal's."""
+    log.handlers[:] = []
+    log.setLevel(logging.WARNING)
+    log.propagate = False
+
+
+def record_json(record: Record, settings: dict[str, Any]) -> str:
+    return record.to_json(settings)

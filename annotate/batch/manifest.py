@@ -1,0 +1,139 @@
+"""``OUTDIR/manifest.jsonl``: one record per input, appended as each finishes, so a killed
+batch still says what it finished and ``--resume`` knows what to skip."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from annotate.batch.inputs import Job
+from annotate.errors import OutputError
+
+if TYPE_CHECKING:
+    from annotate.pipeline import RunOptions
+
+MANIFEST = "manifest.jsonl"
+STATUSES = ("done", "failed", "skipped")
+
+
+@dataclass
+class Record:
+    """What the manifest says about one input (one JSON line)."""
+
+    input: str
+    status: str  # done, failed or skipped
+    outputs: list[str] = field(default_factory=list)
+    frames: int = 0
+    seconds: float = 0.0
+    fps: float = 0.0
+    error: str | None = None  # one line, for failed and skipped
+    warnings: list[str] = field(default_factory=list)
+    identity: dict[str, Any] = field(default_factory=dict)  # see identity()
+    settings_id: str = ""
+    provider: str = ""
+    host: str = field(default_factory=socket.gethostname)
+    finished: str = field(
+        default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds")
+    )
+
+    def to_json(self, settings: dict[str, Any]) -> str:
+        return json.dumps({**asdict(self), "settings": settings}, ensure_ascii=False)
+
+
+def identity(job: Job) -> dict[str, Any]:
+    """What tells an input apart from an edited or replaced one: size and modification time
+    (for an image set: how many images, their total size and the latest time)."""
+    stats = [p.stat() for p in job.inputs]
+    identity: dict[str, Any] = {
+        "size": sum(s.st_size for s in stats),
+        "mtime": datetime.fromtimestamp(max(s.st_mtime for s in stats), timezone.utc).isoformat(),
+    }
+    if job.image_set:
+        identity["images"] = len(stats)
+    return identity
+
+
+def settings(options: RunOptions, model_sha256: str, video: bool, json_: bool) -> dict[str, Any]:
+    """The settings that change what a job writes (not how fast: threads, provider)."""
+    o = options
+    assert isinstance(o.model, Path)  # resolved
+    return {
+        "model": o.model.name, "model_sha256": model_sha256, "family": o.family,
+        "labels": str(o.labels) if o.labels else None, "conf": o.conf, "iou": o.iou,
+        "classes": o.classes, "min_area": o.min_area, "max_det": o.max_det, "track": o.track,
+        "track_buffer": o.track_buffer, "trails": o.trails, "detect_every": o.detect_every,
+        "lines": o.lines, "zones": o.zones, "anchor": o.anchor, "line_frames": o.line_frames,
+        "blur": o.blur, "blur_style": o.blur_style, "blur_shape": o.blur_shape,
+        "boxes": o.boxes, "codec": o.encode.codec, "crf": o.encode.crf,
+        "preset": o.encode.preset, "audio": o.encode.audio, "start": o.start, "end": o.end,
+        "max_frames": o.max_frames, "video": video, "json": json_,
+    }  # fmt: skip
+
+
+def settings_id(settings: dict[str, Any]) -> str:
+    text = json.dumps(settings, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class Manifest:
+    """Appends one line per record, each written whole with one ``write`` and flushed to
+    disk, so a crash leaves at most a torn last line (skipped when read back)."""
+
+    def __init__(self, outdir: Path) -> None:
+        self.path = outdir / MANIFEST
+
+    def latest(self) -> dict[str, dict[str, Any]]:
+        """The last record for each input."""
+        records: dict[str, dict[str, Any]] = {}
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return records
+        except OSError as e:
+            raise OutputError(f"cannot read {self.path}: {e.strerror}") from None
+        for line in text.splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a torn last line from a crash
+            if isinstance(record, dict) and isinstance(record.get("input"), str):
+                records[record["input"]] = record
+        return records
+
+    def append(self, line: str) -> None:
+        data = (line + "\n").encode()
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as e:
+            raise OutputError(f"cannot write {self.path}: {e.strerror}") from None
+
+
+def is_done(record: dict[str, Any] | None, job: Job, outputs: list[Path], wanted: str) -> bool:
+    """Whether ``--resume`` may skip ``job``: done before, with the same input and settings,
+    and every output still there."""
+    return (
+        record is not None
+        and record.get("status") == "done"
+        and record.get("settings_id") == wanted
+        and record.get("identity") == identity(job)
+        and all(p.is_file() for p in outputs)
+    )

@@ -1,0 +1,205 @@
+"""``annotate batch``: many inputs, one model load per worker, a manifest, resume."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from annotate import defaults
+from annotate.cli import console
+from annotate.cli import options as o
+from annotate.cli.app import app
+from annotate.config import Config
+
+if TYPE_CHECKING:
+    from annotate.batch import BatchSummary, Job, Record
+
+log = logging.getLogger("annotate")
+
+
+@app.command()
+def batch(
+    ctx: typer.Context,
+    inputs: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="INPUT...",
+            help="Video files, directories (searched recursively; the images directly in a "
+            "folder are one image set), globs ('clips/**/*.mp4', quoted) or @list.txt.",
+            show_default=False,
+        ),
+    ],
+    outdir: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Output directory: OUTDIR/<relative path>/<name>.mp4 per video (an image "
+            "set's images under their own names), and manifest.jsonl.",
+            show_default=False,
+        ),
+    ],
+    json_lines: Annotated[
+        bool, typer.Option("--json", help="Also write <name>.jsonl (images.jsonl for a set).")
+    ] = False,
+    video: Annotated[
+        bool, typer.Option("--video/--no-video", help="Write the annotated video (or images).")
+    ] = True,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            help="Worker processes here [default: one per "
+            f"{defaults.BATCH_CORES_PER_JOB} cores]; with --ray, tasks at once per node.",
+            show_default=False,
+        ),
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(help="Skip inputs the manifest has as done with the same input and settings."),
+    ] = False,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            metavar="[ADDRESS]",
+            help="Run on Ray: alone, a local Ray; 'auto' or ray://HOST:10001, a cluster "
+            "(pip install 'annotate-video[ray]').",
+            show_default=False,
+        ),
+    ] = None,
+    model: o.Model = None,
+    provider: o.Provider = None,
+    conf: o.Conf = None,
+    iou: o.Iou = None,
+    max_frames: Annotated[
+        int | None,
+        typer.Option(help="Stop each video after this many frames.", show_default=False),
+    ] = None,
+    codec: o.Codec = defaults.CODEC,
+    crf: o.Crf = None,
+    preset: o.Preset = None,
+    audio: o.Audio = True,
+    family: o.Family = "auto",
+    labels: o.Labels = None,
+    classes: o.Classes = None,
+    min_area: o.MinArea = 0,
+    max_det: o.MaxDet = defaults.MAX_DET,
+    track: o.Track = False,
+    track_buffer: o.TrackBuffer = defaults.TRACK_BUFFER_S,
+    trails: o.Trails = 0,
+    detect_every: o.DetectEvery = "1",
+    line: o.Line = None,
+    zone: o.Zone = None,
+    anchor: o.Anchor = defaults.ANCHOR,
+    line_frames: o.LineFrames = defaults.LINE_FRAMES,
+    blur: o.Blur = None,
+    blur_style: o.BlurStyle = defaults.BLUR_STYLE,
+    blur_shape: o.BlurShape = defaults.BLUR_SHAPE,
+    boxes: o.Boxes = True,
+    quiet: o.Quiet = False,
+    verbose: o.Verbose = False,
+) -> None:
+    """Annotate many videos (and image folders) into OUTDIR, recording each in a manifest."""
+    from annotate.batch import BatchOptions, run_batch
+
+    console.setup_logging(quiet, verbose)
+    run = o.run_options("", ctx.params, Config.load())
+    options = BatchOptions(inputs=list(inputs), outdir=outdir, run=run, jobs=jobs,
+                           resume=resume, video=video, json=json_lines, ray=ray)  # fmt: skip
+    display = BatchDisplay(quiet)
+    try:
+        summary = run_batch(options, listener=display, download=console.download)
+    finally:
+        display.close()
+    report(summary, outdir, quiet)
+
+
+class BatchDisplay:
+    """Videos done/total, frames, FPS and ETA on a terminal; a line per finished input."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.bar = None
+        self.done = self.total = 0
+        self.started = time.perf_counter()
+
+    def begin(self, jobs: list[Job], skipped: int, plan: str) -> None:
+        self.total = len(jobs)
+        self.started = time.perf_counter()
+        if skipped:
+            log.info("Resuming: %d input%s done before, %d to do", skipped,
+                             "s" * (skipped != 1), len(jobs))  # fmt: skip
+        if not jobs:
+            return
+        log.info("Batch of %d input%s: %s", len(jobs), "s" * (len(jobs) != 1), plan)
+        if self.quiet or not console.stderr_console().is_terminal:
+            return
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(
+            TextColumn("videos {task.fields[done]}/{task.fields[count]}"), BarColumn(),
+            TextColumn("{task.fields[frames]} frames, {task.fields[fps]} FPS, ETA"),
+            TimeRemainingColumn(), console=console.stderr_console(), transient=True,
+        )  # fmt: skip
+        self.task = self.bar.add_task("batch", total=1.0, done=0, count=self.total, frames=0,
+                                      fps="-")  # fmt: skip
+        self.bar.start()
+
+    def progress(self, frames: int, fraction: float) -> None:
+        if self.bar is not None:
+            fps = frames / max(time.perf_counter() - self.started, 1e-9)
+            self.bar.update(self.task, completed=fraction, done=self.done, frames=frames,
+                            fps=f"{fps:.1f}")  # fmt: skip
+
+    def finished(self, job: Job, record: Record) -> None:
+        self.done += 1
+        where = f"[{self.done}/{self.total}] {console.printable(job.name)}"
+        if record.status == "done":
+            log.info("%s: %d frames in %.1f s (%.1f FPS)", where, record.frames,
+                             record.seconds, record.fps)  # fmt: skip
+            for warning in record.warnings:
+                log.warning("%s: %s", job.name, warning)
+        else:
+            log.warning("%s %s: %s", where, record.status, record.error)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+
+def report(summary: BatchSummary, outdir: Path, quiet: bool) -> None:
+    """The summary table; a stop by a signal, or any failed input, becomes the exit code."""
+    if summary.records and not quiet:
+        from rich.table import Table
+
+        table = Table(title="Batch", title_justify="left")
+        for column in ("status", "inputs", "frames", "seconds"):
+            table.add_column(column, justify="left" if column == "status" else "right")
+        for status in ("done", "failed", "skipped"):
+            rows = [r for r in summary.records if r.status == status]
+            if rows:
+                table.add_row(status, str(len(rows)), str(sum(r.frames for r in rows)),
+                              f"{sum(r.seconds for r in rows):.1f}")  # fmt: skip
+        if summary.resumed:
+            table.add_row("done before (--resume)", str(summary.resumed), "", "")
+        console.stderr_console().print(table)
+    if summary.records:
+        fps = summary.frames / summary.wall_s if summary.wall_s else 0.0
+        log.info("%d frames in %.1f s (%.1f FPS over the batch); manifest %s", summary.frames,
+                 summary.wall_s, fps, outdir / "manifest.jsonl")  # fmt: skip
+    elif summary.resumed:
+        log.info("Nothing to do: all %d inputs are done (%s)", summary.resumed,
+                         outdir / "manifest.jsonl")  # fmt: skip
+    if summary.stopped:
+        log.warning("stopped by %s; the manifest says what finished", summary.stopped)
+        raise typer.Exit(128 + getattr(signal, summary.stopped))
+    failed = summary.count("failed")
+    if failed:
+        log.warning("%d input%s failed (see above and the manifest)", failed,
+                            "s" * (failed != 1))  # fmt: skip
+        raise typer.Exit(1)
