@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
+import socket
 import tempfile
 import time
 from collections.abc import Iterator
@@ -32,6 +34,8 @@ POLL_S = 0.2
 #: Providers that need a GPU of the node (``num_gpus=1`` per task).
 GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider", "ROCMExecutionProvider",
                  "MIGraphXExecutionProvider")  # fmt: skip
+#: Seconds to wait for a cluster's address to answer before giving up.
+CONNECT_TIMEOUT_S = 10
 #: A lost node's tasks are run again this many times (outputs are renamed only when
 #: complete, so a rerun starts clean).
 MAX_RETRIES = 3
@@ -61,9 +65,13 @@ class RayCluster:
         if ray.is_initialized():  # a library caller's own Ray session
             return cls(ray, False, address)
         local = address == "local"
+        if not local:
+            _check_reachable(address)
+        # Ray's own processes log to stderr from C++; only their errors matter here.
+        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
         try:
             ray.init(address=None if local else address, num_cpus=cpu_cores() if local else None,
-                     include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
+                     include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
                      configure_logging=False)  # fmt: skip
         except Exception as e:  # ConnectionError, grpc errors, RuntimeError: all say the same
             why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -91,6 +99,21 @@ class RayCluster:
     def close(self) -> None:
         if self.owned:
             self.ray.shutdown()
+
+
+def _check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """Refuse an address nothing answers at: Ray itself retries a dead one for ever."""
+    match = re.fullmatch(r"(?:ray://)?\[?([^\]/]+?)\]?:(\d+)/?", address)
+    if match is None:
+        if address != "auto":
+            raise UsageError(f"--ray takes auto, ray://HOST:PORT or HOST:PORT; got {address!r}")
+        return
+    host, port = match.group(1), int(match.group(2))
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+    except OSError as e:
+        why = e.strerror or str(e) or type(e).__name__
+        raise ClusterError(f"cannot reach the Ray cluster at {address}: {why}") from None
 
 
 class RayPool:

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
-import queue
 import signal
 import time
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -44,9 +43,14 @@ def _report(index: int, frames: int, total: int | None) -> None:
     _updates.put((index, frames, total))
 
 
+def started(job: Job) -> None:
+    """Tell the driver this worker took ``job``: if the process dies, the job is suspect."""
+    _updates.put((job.index, -1, None))
+
+
 def _run(job: Job) -> Record:
     assert _batch is not None
-    _updates.put((job.index, -1, None))  # started: if the process dies, this job is suspect
+    started(job)
     return run_job(job, _batch, _stop, _report)
 
 
@@ -69,12 +73,17 @@ class LocalPool:
     only its own video down: the jobs it might have been running are retried one at a time,
     and one that kills its worker again is ``failed``."""
 
-    def __init__(self, batch: Batch, jobs: int) -> None:
+    def __init__(
+        self, batch: Batch, jobs: int, task: Callable[[Job], Record] | None = None
+    ) -> None:
         self.batch, self.jobs = batch, jobs
+        self.task = task or _run  # a module-level function (pickled by name for the workers)
         ctx = multiprocessing.get_context("spawn")  # no fork of a process with threads
         self.ctx = ctx
         self.stop_flag = ctx.Event()
-        self.updates = ctx.Queue()
+        # Written by each put (no feeder thread), so a job's start is known before its
+        # process can die.
+        self.updates = ctx.SimpleQueue()
         self.stopping = False
 
     def stop(self) -> None:
@@ -84,33 +93,34 @@ class LocalPool:
     def run(self, jobs: Sequence[Job]) -> Iterator[Event]:
         todo = list(jobs)
         suspects: list[Job] = []
-        while todo or suspects:
-            if self.stopping:
-                return
+        while (todo or suspects) and not self.stopping:
             if todo:
-                died = yield from self._round(todo, self.jobs)
-                todo = []
+                died, todo = yield from self._round(todo, self.jobs)
                 suspects += died
-            else:
-                job = suspects.pop(0)
-                died = yield from self._round([job], 1)
-                if died:
-                    yield Finished(Record(input=job_key(job), status="failed",
-                                          settings_id=self.batch.settings_id,
-                                          error="the worker process died on this input "
-                                                "(a crash in a decoder or library, or out of "
-                                                "memory)"))  # fmt: skip
+                continue
+            job = suspects.pop(0)
+            died, _ = yield from self._round([job], 1)
+            if died:
+                why = ("the worker process died on this input (a crash in a decoder or "
+                       "library, or out of memory)")  # fmt: skip
+                yield Finished(Record(job_key(job), "failed", error=why,
+                                      settings_id=self.batch.settings_id))  # fmt: skip
 
-    def _round(self, jobs: Sequence[Job], workers: int) -> Generator[Event, None, list[Job]]:
-        """Run ``jobs`` on a fresh pool; returns the jobs in flight if a worker died (the
-        jobs not started yet are run again by the caller's next round)."""
-        started: set[int] = set()
+    def _round(
+        self, jobs: Sequence[Job], workers: int
+    ) -> Generator[Event, None, tuple[list[Job], list[Job]]]:
+        """Run ``jobs`` on a fresh pool. If a worker died, returns the jobs that had started
+        and not finished (one of them killed it) and those not started yet."""
+        taken: set[int] = set()
         with _sigint_blocked():
             pool = ProcessPoolExecutor(
                 max_workers=min(workers, len(jobs)), mp_context=self.ctx,
                 initializer=_start_worker, initargs=(self.batch, self.stop_flag, self.updates),
             )  # fmt: skip
-            futures: dict[Future[Record], Job] = {pool.submit(_run, job): job for job in jobs}
+            futures: dict[Future[Record], Job] = {pool.submit(self.task, job): job for job in jobs}
+        # Every worker has started (one per submit, up to the pool's size); shutdown() forgets
+        # them, and a stop may need to kill them after it.
+        processes = list((getattr(pool, "_processes", None) or {}).values())
         broken: list[Job] = []
         deadline: float | None = None
         try:
@@ -121,7 +131,7 @@ class LocalPool:
                 if deadline is not None and time.monotonic() > deadline:
                     break
                 done, _ = wait(futures, timeout=POLL_S, return_when=FIRST_COMPLETED)
-                yield from self._drain(started)
+                yield from self._drain(taken)
                 for future in done:
                     job = futures.pop(future)
                     if future.cancelled():
@@ -138,38 +148,28 @@ class LocalPool:
                         yield Finished(future.result())
         finally:
             if futures:
-                _kill(pool)
+                _kill(pool, processes)
             else:
                 pool.shutdown(wait=True)
-        yield from self._drain(started)
+        yield from self._drain(taken)
         if not broken or self.stopping:
-            return []
-        died = [job for job in broken if job.index in started]
-        rest = [job for job in broken if job.index not in started]
-        if rest:
-            died += yield from self._round(rest, workers)
-        return died
+            return [], []
+        died = [job for job in broken if job.index in taken]
+        return died, [job for job in broken if job.index not in taken]
 
-    def _drain(self, started: set[int]) -> Iterator[Event]:
-        while True:
-            try:
-                index, frames, total = self.updates.get_nowait()
-            except (queue.Empty, OSError, ValueError):
-                return
+    def _drain(self, taken: set[int]) -> Iterator[Event]:
+        while not self.updates.empty():
+            index, frames, total = self.updates.get()
             if frames < 0:
-                started.add(index)
+                taken.add(index)
                 yield Started(index)
             else:
                 yield Progress(index, frames, total)
 
 
-def _kill(pool: ProcessPoolExecutor) -> None:
+def _kill(pool: ProcessPoolExecutor, processes: list[multiprocessing.process.BaseProcess]) -> None:
     """End the pool now: workers still running after the grace period are killed."""
-    terminate = getattr(pool, "terminate_workers", None)  # Python 3.14
-    if terminate is not None:
-        terminate()
-    else:
-        for process in list(getattr(pool, "_processes", {}).values()):
-            if process.is_alive():
-                process.terminate()
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
     pool.shutdown(wait=True, cancel_futures=True)
