@@ -99,6 +99,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--count", type=int, default=20, help="short clips")
     parser.add_argument("--jobs", default="1,2,4,8", help="for 'jobs': the --jobs values")
+    parser.add_argument("--long", action="store_true", help="for 'jobs': the long videos")
     args = parser.parse_args()
     model = ["--model", str(MODEL)]
     tmp = Path(tempfile.mkdtemp(prefix="batch-bench-"))
@@ -118,11 +119,11 @@ def main() -> int:
                                                       [*model, "--ray", "local"]),
             }  # fmt: skip
         elif args.what == "jobs":
+            inputs = [str(p) for p in longs] if args.long else [str(clips_dir)]
             sides = {
-                f"--jobs {j}": lambda j=j: batch([str(clips_dir)], tmp / "batch",
-                                                 [*model, "--jobs", str(j)])
+                f"--jobs {j}": lambda j=j: batch(inputs, tmp / "batch", [*model, "--jobs", str(j)])
                 for j in args.jobs.split(",")
-            }  # fmt: skip
+            }
         else:
             sides = {
                 "annotate run, one after another": lambda: shell_loop(longs, tmp / "runs", model),

@@ -151,7 +151,7 @@ def _run(
         per_job = cluster.cores_per_job(options.jobs)
         plan = f"Ray ({cluster.describe()}), {per_job} core{'s' * (per_job > 1)} per video"
     else:
-        n, per_job = plan_jobs(resolved.cores or cpu_cores(), options.jobs)
+        n, per_job = plan_jobs(resolved.cores or cpu_cores(), options.jobs, len(todo))
         plan = f"{n} worker process{'es' * (n > 1)} × {per_job} core{'s' * (per_job > 1)}"
     summary = BatchSummary(resumed=len(jobs) - len(todo), plan=plan)
     if listener is not None:
@@ -167,6 +167,9 @@ def _run(
 
         backend = LocalPool(batch, n)
     sizes = {job.index: sum(p.stat().st_size for p in job.inputs) for job in todo}
+    # Largest first, so the longest videos are not the last ones running (a file's size
+    # stands in for its length).
+    todo = sorted(todo, key=lambda job: -sizes[job.index])
     by_index = {job.index: job for job in todo}
     by_key = {job_key(job): job for job in todo}
     total_bytes = sum(sizes.values()) or 1

@@ -67,12 +67,10 @@ class RayCluster:
         local = address == "local"
         if not local:
             _check_reachable(address)
-        # Ray's own processes log to stderr from C++; only their errors matter here.
-        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
         try:
             ray.init(address=None if local else address, num_cpus=cpu_cores() if local else None,
                      include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
-                     configure_logging=False)  # fmt: skip
+                     configure_logging=True)  # fmt: skip
         except Exception as e:  # ConnectionError, grpc errors, RuntimeError: all say the same
             why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             where = "a local Ray" if local else f"the Ray cluster at {address}"
