@@ -99,7 +99,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--count", type=int, default=20, help="short clips")
     parser.add_argument("--jobs", default="1,2,4,8", help="for 'jobs': the --jobs values")
-    parser.add_argument("--long", action="store_true", help="for 'jobs': the long videos")
+    parser.add_argument("--long", action="store_true", help="jobs, ray: the long videos")
     args = parser.parse_args()
     model = ["--model", str(MODEL)]
     tmp = Path(tempfile.mkdtemp(prefix="batch-bench-"))
@@ -113,9 +113,10 @@ def main() -> int:
                 "annotate batch": lambda: batch([str(clips_dir)], tmp / "batch", model),
             }
         elif args.what == "ray":
+            inputs = [str(p) for p in longs] if args.long else [str(clips_dir)]
             sides = {
-                "annotate batch": lambda: batch([str(clips_dir)], tmp / "batch", model),
-                "annotate batch --ray": lambda: batch([str(clips_dir)], tmp / "ray",
+                "annotate batch": lambda: batch(inputs, tmp / "batch", model),
+                "annotate batch --ray": lambda: batch(inputs, tmp / "ray",
                                                       [*model, "--ray", "local"]),
             }  # fmt: skip
         elif args.what == "jobs":
@@ -136,7 +137,7 @@ def main() -> int:
                 best[name] = min(best.get(name, float("inf")), seconds)
                 print(f"  {name}: {seconds:.2f} s", flush=True)
         frames = frames_in(tmp / "batch")
-        what = f"{len(clips)} clips" if args.what != "long" else "the shared videos"
+        what = "the shared videos" if args.what == "long" or args.long else f"{len(clips)} clips"
         print(f"\n{os.cpu_count()} cores, {what}, {frames} frames")
         base = next(iter(best.values()))
         for name, seconds in best.items():

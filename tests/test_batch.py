@@ -269,19 +269,22 @@ def test_a_killed_batch_leaves_no_half_file_and_resume_finishes_it(tiny_model, t
     make_clip(src / "short.mp4", 5)
     make_clip(src / "zlong.mp4", 2000, size=(320, 240))
     out = tmp_path / "out"
-    args = [str(src), "-o", str(out), "-m", str(tiny_model), "--jobs", "1"]
+    args = [str(src), "-o", str(out), "-m", str(tiny_model), "--jobs", "2"]
     proc = _batch_process(args)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not list(out.glob(".annotate-partial-zlong*")):
+    while time.monotonic() < deadline and not (
+        list(out.glob(".annotate-partial-zlong*")) and (out / "short.mp4").exists()
+    ):
         time.sleep(0.05)
     time.sleep(0.3)
     os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    proc.communicate()
     finals = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
     assert finals == ["manifest.jsonl", "short.mp4"]  # no half zlong.mp4 under a final name
     assert [r["status"] for r in manifest(out)] == ["done"]
     proc = _batch_process([*args, "--resume"])
-    assert proc.wait(timeout=120) == 0, proc.stderr.read()
+    err = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 0, err
     assert sorted(p.name for p in out.iterdir()) == ["manifest.jsonl", "short.mp4", "zlong.mp4"]
     assert len(decode_video(out / "zlong.mp4")[2]) == 2000
 

@@ -30,7 +30,7 @@ from annotate.pipeline.plan import CORES_PER_JOB, cpu_cores
 
 log = logging.getLogger("annotate")
 
-POLL_S = 0.2
+POLL_S = 0.5  # each progress drain is a round trip to the queue actor
 #: Providers that need a GPU of the node (``num_gpus=1`` per task).
 GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider", "ROCMExecutionProvider",
                  "MIGraphXExecutionProvider")  # fmt: skip
@@ -68,9 +68,12 @@ class RayCluster:
         if not local:
             _check_reachable(address)
         try:
+            # Ray runs its workers at niceness 15, below its own processes; on a small machine
+            # that cost a quarter of the speed (README, "On a Ray cluster").
+            config = {"_system_config": {"worker_niceness": 0}} if local else {}
             ray.init(address=None if local else address, num_cpus=cpu_cores() if local else None,
                      include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
-                     configure_logging=True)  # fmt: skip
+                     configure_logging=True, **config)  # fmt: skip
         except Exception as e:  # ConnectionError, grpc errors, RuntimeError: all say the same
             why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             where = "a local Ray" if local else f"the Ray cluster at {address}"
