@@ -150,7 +150,7 @@ def test_thread_plan_from_core_count():
     from annotate.sinks.video import EncodeOptions
 
     default = _options(None)
-    assert plan_threads(default, 1) == ThreadPlan(0, None, 0, 0)
+    assert plan_threads(default, 1) == ThreadPlan(0, 1, 1, 1, 1)  # a batch job's one core too
     assert plan_threads(default, 2) == ThreadPlan(2, 1, 1, 2, 1)
     assert plan_threads(default, 4) == ThreadPlan(2, 1, 1, 4, 1)
     assert plan_threads(default, 8) == ThreadPlan(4, 1, 1, 8, 1)

@@ -209,11 +209,12 @@ def test_stream_reconnects_after_a_drop(cli, tmp_path, live_ts):
     times = [rec["time"] for rec in records]
     assert all(b > a for a, b in itertools.pairwise(times))
     # Frames from both connections, with the 0.5 s back-off between them. (Frames that FFmpeg
-    # delivers in a burst while probing may be dropped as stale: the source is live.)
+    # delivers in a burst while probing may be dropped as stale: the source is live; on a busy
+    # machine most of the first connection's 0.4 s can go that way.)
     gaps = [b - a for a, b in itertools.pairwise(times)]
     split = gaps.index(max(gaps)) + 1
     assert max(gaps) >= 0.45
-    assert split >= 3 and len(records) - split >= 25
+    assert split >= 1 and len(records) - split >= 25
     assert len(decode_video(out)[2]) == len(records)
 
 
