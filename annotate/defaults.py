@@ -18,3 +18,5 @@ BLUR_SHAPE = "box"
 BLUR_CLASSES = "person"  # what a bare --blur hides
 #: annotate batch: cores per worker process when --jobs is not given (README, "Batch").
 BATCH_CORES_PER_JOB = 2
+#: ... and at most one worker process per this many inputs.
+BATCH_INPUTS_PER_JOB = 4

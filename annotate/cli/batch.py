@@ -53,8 +53,9 @@ def batch(
     jobs: Annotated[
         int | None,
         typer.Option(
-            help="Worker processes here [default: one per "
-            f"{defaults.BATCH_CORES_PER_JOB} cores]; with --ray, tasks at once per node.",
+            help=f"Worker processes here [default: one per {defaults.BATCH_CORES_PER_JOB} cores, "
+            f"at most one per {defaults.BATCH_INPUTS_PER_JOB} inputs]; with --ray, tasks at once "
+            "per node.",
             show_default=False,
         ),
     ] = None,

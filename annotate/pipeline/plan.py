@@ -89,7 +89,7 @@ CORES_PER_JOB = defaults.BATCH_CORES_PER_JOB
 #: Inputs per job, at least, before the plan adds a job: the last videos of a batch run on
 #: their job's share of the cores while the others idle, so a few long videos go faster one
 #: after another on all cores (README, "Batch: jobs and cores").
-INPUTS_PER_JOB = 4
+INPUTS_PER_JOB = defaults.BATCH_INPUTS_PER_JOB
 
 
 def plan_jobs(cores: int, jobs: int | None, inputs: int | None = None) -> tuple[int, int]:
