@@ -32,6 +32,7 @@ from annotate.batch.manifest import (
 from annotate.errors import OutputPathError, UsageError, check_at_least
 from annotate.pipeline.options import RunOptions
 from annotate.pipeline.plan import cpu_cores, plan_jobs
+from annotate.pipeline.runner import HELD_SIGNALS
 
 if TYPE_CHECKING:
     from annotate.models import KnownModel
@@ -231,9 +232,7 @@ def _stop_on_signals(backend: Backend, summary: BatchSummary) -> Iterator[None]:
                     "stop at once)")  # fmt: skip
         backend.stop()
 
-    names = ("SIGINT", "SIGTERM", "SIGHUP")
-    numbers = [getattr(signal, n) for n in names if hasattr(signal, n)]
-    previous = {n: signal.signal(n, handler) for n in numbers}
+    previous = {n: signal.signal(n, handler) for n in HELD_SIGNALS}
     try:
         yield
     finally:
