@@ -201,12 +201,17 @@ def _run(
                 partial = sum(sizes[i] * min(1.0, f / t) for i, (f, t) in running.items() if t)
                 frames = frames_done + sum(f for f, _ in running.values())
                 listener.progress(frames, (finished_bytes + partial) / total_bytes)
-    for index, job in by_index.items():  # stopped before these ran
-        if index not in recorded:
-            record = Record(input=job_key(job), status="skipped", settings_id=wanted,
+    for index, job in by_index.items():  # the batch was stopped before these finished
+        if index in recorded:
+            continue
+        if index in running:  # its worker was killed after the grace period
+            record = Record(job_key(job), "failed", settings_id=wanted,
+                            error="stopped before the end; nothing written")  # fmt: skip
+        else:
+            record = Record(job_key(job), "skipped", settings_id=wanted,
                             error="not started: the batch was stopped")  # fmt: skip
-            manifest.append(record.to_json(chosen))
-            summary.records.append(record)
+        manifest.append(record.to_json(chosen))
+        summary.records.append(record)
     summary.wall_s = time.perf_counter() - started
     return summary
 
