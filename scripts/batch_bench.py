@@ -3,6 +3,7 @@
     python scripts/batch_bench.py short   # 20 clips of 2-5 s: batch vs the loop
     python scripts/batch_bench.py long    # long videos: batch vs one `annotate run` each
     python scripts/batch_bench.py ray     # the same clips: --ray (local) vs the local pool
+    python scripts/batch_bench.py ray --ray-address auto   # ... joining a Ray already running
     python scripts/batch_bench.py jobs    # the short clips with --jobs 1, 2, 4, ... (cores/job)
 
 Clips are cut from the shared videos (re-encoded with PyAV so each starts on a keyframe) into
@@ -100,6 +101,7 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=20, help="short clips")
     parser.add_argument("--jobs", default="1,2,4,8", help="for 'jobs': the --jobs values")
     parser.add_argument("--long", action="store_true", help="jobs, ray: the long videos")
+    parser.add_argument("--ray-address", default="local", help="ray: local, or auto (running)")
     args = parser.parse_args()
     model = ["--model", str(MODEL)]
     tmp = Path(tempfile.mkdtemp(prefix="batch-bench-"))
@@ -116,8 +118,8 @@ def main() -> int:
             inputs = [str(p) for p in longs] if args.long else [str(clips_dir)]
             sides = {
                 "annotate batch": lambda: batch(inputs, tmp / "batch", model),
-                "annotate batch --ray": lambda: batch(inputs, tmp / "ray",
-                                                      [*model, "--ray", "local"]),
+                f"annotate batch --ray {args.ray_address}": lambda: batch(
+                    inputs, tmp / "ray", [*model, "--ray", args.ray_address]),
             }  # fmt: skip
         elif args.what == "jobs":
             inputs = [str(p) for p in longs] if args.long else [str(clips_dir)]
