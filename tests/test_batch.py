@@ -238,6 +238,14 @@ def _batch_process(args: list[str]) -> subprocess.Popen[str]:
                             stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def test_ctrl_c_stops_every_worker_and_leaves_no_half_file(tiny_model, tmp_path):
     src = tmp_path / "src"
     src.mkdir()
@@ -251,6 +259,9 @@ def test_ctrl_c_stops_every_worker_and_leaves_no_half_file(tiny_model, tmp_path)
     while time.monotonic() < deadline and len(list(out.glob(".annotate-partial-*.mp4"))) < 2:
         time.sleep(0.1)
     time.sleep(0.5)
+    workers = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True)
+    children = [int(pid) for pid in workers.stdout.split()]
+    assert len(children) >= 2  # the two worker processes (and the resource tracker)
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole group
     stopped = time.monotonic()
     err = proc.communicate(timeout=30)[1]
@@ -260,7 +271,10 @@ def test_ctrl_c_stops_every_worker_and_leaves_no_half_file(tiny_model, tmp_path)
     statuses = sorted(r["status"] for r in manifest(out))
     assert statuses == ["failed", "failed", "skipped"]  # two in flight, one not started
     assert sorted(p.name for p in out.iterdir()) == ["manifest.jsonl"]
-    assert not subprocess.run(["pgrep", "-f", str(out)], capture_output=True).stdout
+    deadline = time.monotonic() + 3  # every worker process has ended (and been reaped)
+    while time.monotonic() < deadline and any(_alive(pid) for pid in children):
+        time.sleep(0.1)
+    assert not [pid for pid in children if _alive(pid)]
 
 
 def test_a_killed_batch_leaves_no_half_file_and_resume_finishes_it(tiny_model, tmp_path):
