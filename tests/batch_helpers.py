@@ -14,6 +14,6 @@ def crash_on_poison(job: Job) -> Record:
     """Like the real job, but the worker process dies outright on a file named poison*:
     what a segfault in a decoder does."""
     if job.source.name.startswith("poison"):
-        local.started(job)
+        local.take(job)
         os._exit(139)
     return local._run(job)

@@ -185,7 +185,7 @@ def test_a_dying_worker_fails_only_its_own_input(folder, tiny_model, tmp_path):
     (src / "poison.mp4").write_bytes((folder / "cam1" / "a.mp4").read_bytes())
     options = RunOptions(source="", model=tiny_model).resolved()
     jobs = find_jobs([str(src)], tmp_path / "out")
-    pool = local.LocalPool(Batch(options, tmp_path / "out", True, False, "x"), 2,
+    pool = local.LocalPool(Batch(options, tmp_path / "out", True, False, "x", "sha"), 2,
                            batch_helpers.crash_on_poison)  # fmt: skip
     (tmp_path / "out").mkdir()
     records = {Path(e.record.input).name: e.record for e in pool.run(jobs) if hasattr(e, "record")}

@@ -18,18 +18,18 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Protocol
 
-from annotate.batch.events import Finished, Progress, Started
+from annotate.batch.events import NOT_STARTED, STOPPED, Event, Finished, Progress, Started
 from annotate.batch.inputs import Job, check_outputs, find_jobs
 from annotate.batch.job import Batch, job_key
 from annotate.batch.manifest import (
     Manifest,
     Record,
-    file_sha256,
     is_done,
     settings,
     settings_id,
 )
 from annotate.errors import OutputPathError, UsageError, check_at_least
+from annotate.models.store import sha256_of
 from annotate.pipeline.options import RunOptions
 from annotate.pipeline.plan import cpu_cores, plan_jobs
 from annotate.pipeline.runner import HELD_SIGNALS
@@ -131,7 +131,8 @@ def _run(
 ) -> BatchSummary:
     resolved = template.resolved(download)
     assert isinstance(resolved.model, Path)
-    chosen = settings(resolved, file_sha256(resolved.model), options.video, options.json)
+    model_sha256 = sha256_of(resolved.model)
+    chosen = settings(resolved, model_sha256, options.video, options.json)
     wanted = settings_id(chosen)
     outdir = options.outdir
     try:
@@ -160,7 +161,8 @@ def _run(
     if not todo:
         summary.wall_s = time.perf_counter() - started
         return summary
-    batch = Batch(replace(resolved, cores=per_job), outdir, options.video, options.json, wanted)
+    batch = Batch(replace(resolved, cores=per_job), outdir, options.video, options.json, wanted,
+                  model_sha256)  # fmt: skip
     if cluster is not None:
         backend: Backend = cluster.pool(batch, per_job)
     else:
@@ -171,7 +173,6 @@ def _run(
     # Largest first, so the longest videos are not the last ones running (a file's size
     # stands in for its length).
     todo = sorted(todo, key=lambda job: -sizes[job.index])
-    by_index = {job.index: job for job in todo}
     by_key = {job_key(job): job for job in todo}
     total_bytes = sum(sizes.values()) or 1
     finished_bytes = 0.0
@@ -201,15 +202,13 @@ def _run(
                 partial = sum(sizes[i] * min(1.0, f / t) for i, (f, t) in running.items() if t)
                 frames = frames_done + sum(f for f, _ in running.values())
                 listener.progress(frames, (finished_bytes + partial) / total_bytes)
-    for index, job in by_index.items():  # the batch was stopped before these finished
-        if index in recorded:
+    for job in todo:  # the batch was stopped before these finished
+        if job.index in recorded:
             continue
-        if index in running:  # its worker was killed after the grace period
-            record = Record(job_key(job), "failed", settings_id=wanted,
-                            error="stopped before the end; nothing written")  # fmt: skip
+        if job.index in running:  # its worker was killed after the grace period
+            record = Record(job_key(job), "failed", settings_id=wanted, error=STOPPED)
         else:
-            record = Record(job_key(job), "skipped", settings_id=wanted,
-                            error="not started: the batch was stopped")  # fmt: skip
+            record = Record(job_key(job), "skipped", settings_id=wanted, error=NOT_STARTED)
         manifest.append(record.to_json(chosen))
         summary.records.append(record)
     summary.wall_s = time.perf_counter() - started
@@ -217,7 +216,7 @@ def _run(
 
 
 class Backend(Protocol):
-    def run(self, jobs: list[Job]) -> Iterator[Started | Progress | Finished]: ...
+    def run(self, jobs: list[Job]) -> Iterator[Event]: ...
     def stop(self) -> None: ...
 
 

@@ -21,12 +21,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from annotate.batch.events import Event, Finished, Progress, Started
+from annotate import defaults
+from annotate.batch.events import GRACE_S, STOPPED, Event, Finished, from_update, started
 from annotate.batch.inputs import Job
 from annotate.batch.job import Batch, job_key, run_job, worker_logging
-from annotate.batch.manifest import Record, file_sha256
+from annotate.batch.manifest import Record
 from annotate.errors import AnnotateError, UsageError
-from annotate.pipeline.plan import CORES_PER_JOB, cpu_cores
+from annotate.pipeline.plan import cpu_cores
 
 log = logging.getLogger("annotate")
 
@@ -90,7 +91,7 @@ class RayCluster:
         """``--jobs N`` shares the smallest node's CPUs among N tasks; else the local plan's
         cores per job."""
         if jobs is None:
-            return CORES_PER_JOB
+            return defaults.BATCH_CORES_PER_JOB
         sizes = [n["Resources"].get("CPU", 1) for n in self.ray.nodes() if n.get("Alive")]
         return max(1, int(min(sizes or [1])) // jobs)
 
@@ -131,7 +132,6 @@ class RayPool:
 
         options = self.batch.options
         assert isinstance(options.model, Path) and options.resolution is not None
-        sha = file_sha256(options.model)
         model = ray.put(options.model.read_bytes())  # once; each node pulls it once
         gpus = 1 if options.resolution.preferred in GPU_PROVIDERS else 0
         task = ray.remote(_ray_job).options(num_cpus=self.cores, num_gpus=gpus,
@@ -147,7 +147,7 @@ class RayPool:
             while (todo or running) and not self.stopping:
                 while todo and len(running) < limit:
                     job = todo.pop(0)
-                    ref = task.remote(job, batch, [model], sha, options.model.name, updates)
+                    ref = task.remote(job, batch, [model], options.model.name, updates)
                     running[ref] = job
                 done, _ = ray.wait(list(running), num_returns=1, timeout=POLL_S)
                 yield from _drain(updates, Empty)
@@ -157,14 +157,14 @@ class RayPool:
             if self.stopping and running:
                 for ref in running:
                     ray.cancel(ref)  # a KeyboardInterrupt in the task: it cleans up
-                deadline = time.monotonic() + 5
+                deadline = time.monotonic() + GRACE_S
                 while running and time.monotonic() < deadline:
                     done, _ = ray.wait(list(running), num_returns=1, timeout=POLL_S)
                     for ref in done:
                         job = running.pop(ref)
                         yield Finished(self._result(ref, job))
                 for job in running.values():
-                    yield Finished(self._failed(job, "stopped before the end; nothing written"))
+                    yield Finished(self._failed(job, STOPPED))
         finally:
             yield from _drain(updates, Empty)
             ray.kill(updates.actor)
@@ -174,7 +174,7 @@ class RayPool:
             record: Record = self.ray.get(ref)
             return record
         except self.ray.exceptions.TaskCancelledError:
-            return self._failed(job, "stopped before the end; nothing written")
+            return self._failed(job, STOPPED)
         except self.ray.exceptions.RayError as e:  # a lost node after its retries, a crash
             why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             return self._failed(job, f"Ray: {why}")
@@ -187,19 +187,19 @@ class RayPool:
 def _drain(updates: Any, empty: type[Exception]) -> Iterator[Event]:
     while True:
         try:
-            index, frames, total = updates.get_nowait()
+            update = updates.get_nowait()
         except empty:
             return
-        yield Started(index) if frames < 0 else Progress(index, frames, total)
+        yield from_update(*update)
 
 
-def _ray_job(job: Job, batch: Batch, model: list[Any], sha: str, name: str, updates: Any) -> Record:
+def _ray_job(job: Job, batch: Batch, model: list[Any], name: str, updates: Any) -> Record:
     """The task: the model from the node's cache (fetched from the object store the first
     time on this node), the provider resolved for this node, then the same job as locally."""
     worker_logging()
-    path = _node_model(model[0], sha, name)
+    path = _node_model(model[0], batch.model_sha256, name)
     options = replace(batch.options, model=path).resolved()
-    updates.put_nowait((job.index, -1, None))
+    updates.put_nowait(started(job.index))
 
     def report(index: int, frames: int, total: int | None) -> None:
         with contextlib.suppress(Exception):  # a lost progress line never costs the job

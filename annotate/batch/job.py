@@ -10,8 +10,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from annotate.batch.events import NOT_STARTED
 from annotate.batch.inputs import IMAGES_JSON, PARTIAL, Job
 from annotate.batch.manifest import Record, identity
 from annotate.errors import AnnotateError
@@ -39,6 +40,7 @@ class Batch:
     video: bool
     json: bool
     settings_id: str
+    model_sha256: str  # names the model in each Ray node's cache
 
 
 class _Reporter:
@@ -115,7 +117,7 @@ def run_job(job: Job, batch: Batch, stop: StopFlag | None, report: Report | None
         if image_dir is not None:
             shutil.rmtree(image_dir, ignore_errors=True)
         (batch.outdir / job.relative).parent.mkdir(parents=True, exist_ok=True)
-        options = _job_options(job, batch, image_dir)
+        options = _job_options(job, batch, finals, image_dir)
         source = None
         if job.image_set:
             from annotate.sources.images import ImageSource
@@ -123,7 +125,7 @@ def run_job(job: Job, batch: Batch, stop: StopFlag | None, report: Report | None
             (batch.outdir / job.relative).mkdir(parents=True, exist_ok=True)
             source = ImageSource(job.images, str(job.source))
         if stop is not None and stop.is_set():
-            record.status, record.error = "skipped", "not started: the batch was stopped"
+            record.status, record.error = "skipped", NOT_STARTED
             return record
         progress = _Reporter(job.index, report) if report else None
         summary = run(options, progress=progress, detector=detector_for(options), stop=stop,
@@ -161,21 +163,14 @@ def job_key(job: Job) -> str:
     return os.path.abspath(job.source)
 
 
-def _job_options(job: Job, batch: Batch, image_dir: Path | None) -> RunOptions:
-    stem = batch.outdir / job.relative
-    video = json_path = None
-    if job.image_set:
-        video = image_dir if batch.video else None
-        json_path = stem / IMAGES_JSON if batch.json else None
-    else:
-        video = stem.with_name(stem.name + ".mp4") if batch.video else None
-        json_path = stem.with_name(stem.name + ".jsonl") if batch.json else None
-    return replace(
-        batch.options,
-        source=str(job.source),
-        output=partial_name(video) if video and not job.image_set else video,
-        json_path=str(partial_name(json_path)) if json_path else None,
-    )
+def _job_options(job: Job, batch: Batch, finals: list[Path], image_dir: Path | None) -> RunOptions:
+    """The job's run, writing the partial names of ``finals`` (:meth:`Job.outputs`: the video
+    or images first, the JSON Lines last); an image set's images go to ``image_dir``."""
+    output = None
+    if batch.video:
+        output = image_dir if job.image_set else partial_name(finals[0])
+    json_path = str(partial_name(finals[-1])) if batch.json else None
+    return replace(batch.options, source=str(job.source), output=output, json_path=json_path)
 
 
 def _put_in_place(job: Job, batch: Batch, image_dir: Path | None, finals: list[Path]) -> None:
@@ -194,7 +189,3 @@ def worker_logging() -> None:
     log.handlers[:] = []
     log.setLevel(logging.WARNING)
     log.propagate = False
-
-
-def record_json(record: Record, settings: dict[str, Any]) -> str:
-    return record.to_json(settings)

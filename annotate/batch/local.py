@@ -12,15 +12,12 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from annotate.batch.events import Event, Finished, Progress, Started
+from annotate.batch.events import GRACE_S, Event, Finished, Started, from_update, started
 from annotate.batch.inputs import Job
 from annotate.batch.job import Batch, job_key, run_job, worker_logging
 from annotate.batch.manifest import Record
 
 POLL_S = 0.2
-#: Seconds that jobs in flight get to stop (and clean up) after a stop, before their
-#: processes are killed.
-GRACE_S = 5.0
 
 # Set in each worker process by _start_worker.
 _batch: Batch | None = None
@@ -43,14 +40,14 @@ def _report(index: int, frames: int, total: int | None) -> None:
     _updates.put((index, frames, total))
 
 
-def started(job: Job) -> None:
+def take(job: Job) -> None:
     """Tell the driver this worker took ``job``: if the process dies, the job is suspect."""
-    _updates.put((job.index, -1, None))
+    _updates.put(started(job.index))
 
 
 def _run(job: Job) -> Record:
     assert _batch is not None
-    started(job)
+    take(job)
     return run_job(job, _batch, _stop, _report)
 
 
@@ -84,10 +81,12 @@ class LocalPool:
         # Written by each put (no feeder thread), so a job's start is known before its
         # process can die.
         self.updates = ctx.SimpleQueue()
-        self.stopping = False
+
+    @property
+    def stopping(self) -> bool:
+        return self.stop_flag.is_set()
 
     def stop(self) -> None:
-        self.stopping = True
         self.stop_flag.set()
 
     def run(self, jobs: Sequence[Job]) -> Iterator[Event]:
@@ -159,12 +158,10 @@ class LocalPool:
 
     def _drain(self, taken: set[int]) -> Iterator[Event]:
         while not self.updates.empty():
-            index, frames, total = self.updates.get()
-            if frames < 0:
-                taken.add(index)
-                yield Started(index)
-            else:
-                yield Progress(index, frames, total)
+            event = from_update(*self.updates.get())
+            if isinstance(event, Started):
+                taken.add(event.index)
+            yield event
 
 
 def _kill(pool: ProcessPoolExecutor, processes: list[multiprocessing.process.BaseProcess]) -> None:

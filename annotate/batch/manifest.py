@@ -81,14 +81,6 @@ def settings_id(settings: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 class Manifest:
     """Appends one line per record, each written whole with one ``write`` and flushed to
     disk, so a crash leaves at most a torn last line (skipped when read back)."""

@@ -178,10 +178,12 @@ def report(summary: BatchSummary, outdir: Path, quiet: bool) -> None:
     if summary.records and not quiet:
         from rich.table import Table
 
+        from annotate.batch.manifest import STATUSES
+
         table = Table(title="Batch", title_justify="left")
         for column in ("status", "inputs", "frames", "seconds"):
             table.add_column(column, justify="left" if column == "status" else "right")
-        for status in ("done", "failed", "skipped"):
+        for status in STATUSES:
             rows = [r for r in summary.records if r.status == status]
             if rows:
                 table.add_row(status, str(len(rows)), str(sum(r.frames for r in rows)),

@@ -85,24 +85,17 @@ def plan_threads(options: RunOptions, cores: int) -> ThreadPlan:
     return ThreadPlan(workers, intra_op, options.decode_threads or 1, encode.threads or cores, 1)
 
 
-CORES_PER_JOB = defaults.BATCH_CORES_PER_JOB
-#: Inputs per job, at least, before the plan adds a job: the last videos of a batch run on
-#: their job's share of the cores while the others idle, so a few long videos go faster one
-#: after another on all cores (README, "Batch: jobs and cores").
-INPUTS_PER_JOB = defaults.BATCH_INPUTS_PER_JOB
-
-
 def plan_jobs(cores: int, jobs: int | None, inputs: int | None = None) -> tuple[int, int]:
     """(worker processes, cores for each) for a batch of ``inputs`` on ``cores``; each job
     plans its own threads within its share (:func:`plan_threads`), so together they never
     oversubscribe.
 
-    By default one job per ``CORES_PER_JOB`` cores (many short clips: the jobs' start-up
-    and finishing overlap), but no more than one per ``INPUTS_PER_JOB`` inputs (a few long
-    videos: each gets all the cores in turn; measured in README, "Batch: jobs and cores").
+    By default one job per ``BATCH_CORES_PER_JOB`` cores (many short clips: the jobs'
+    start-up and finishing overlap), but no more than one per ``BATCH_INPUTS_PER_JOB``
+    inputs (a few long videos: each gets all the cores in turn); see :mod:`annotate.defaults`.
     """
     if jobs is None:
-        jobs = max(1, cores // CORES_PER_JOB)
+        jobs = max(1, cores // defaults.BATCH_CORES_PER_JOB)
         if inputs is not None:
-            jobs = max(1, min(jobs, math.ceil(inputs / INPUTS_PER_JOB)))
+            jobs = max(1, min(jobs, math.ceil(inputs / defaults.BATCH_INPUTS_PER_JOB)))
     return jobs, max(1, cores // jobs)
