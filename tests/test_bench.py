@@ -209,16 +209,45 @@ def test_end_to_end_fps_is_what_annotate_run_does(cli, tmp_path, monkeypatch):
     assert bench_summary.fps == pytest.approx(bench_summary.frames / bench_summary.wall_s)
 
 
-def test_spinning_is_chosen_per_mode():
-    """Live sources (latency) spin unless recording; files, sequential or concurrent
-    (throughput), do not."""
-    from annotate.pipeline.plan import ThreadPlan, spinning_for
+def _session_entries(monkeypatch) -> list[dict[str, str]]:
+    """The config entries of every ONNX Runtime session created from now on."""
+    import onnxruntime
 
-    sequential, concurrent = ThreadPlan(0, None, 0, 0), ThreadPlan(2, 1, 1, 2, 1)
-    assert spinning_for(sequential, live=True) is True
-    assert spinning_for(sequential, live=True, recording=True) is False  # x264 needs the cores
-    assert spinning_for(sequential, live=False) is False
-    assert spinning_for(concurrent, live=False) is False
+    sessions: list[dict[str, str]] = []
+    real_init = onnxruntime.SessionOptions.__init__
+    real_add = onnxruntime.SessionOptions.add_session_config_entry
+
+    def init(self):
+        real_init(self)
+        sessions.append({})
+
+    def add(self, key, value):
+        sessions[-1][key] = value
+        return real_add(self, key, value)
+
+    monkeypatch.setattr(onnxruntime.SessionOptions, "__init__", init)
+    monkeypatch.setattr(onnxruntime.SessionOptions, "add_session_config_entry", add)
+    return sessions
+
+
+def test_the_sequential_loop_spins_during_runs_only_and_workers_do_not(
+    monkeypatch, tiny_model, clip, tmp_path
+):
+    """The sequential loop's threads spin inside a run and stop when it returns (recording
+    or not); the concurrent runner's workers do not spin."""
+    from annotate.pipeline import RunOptions, run
+    from annotate.providers import Resolution
+
+    sessions = _session_entries(monkeypatch)
+    for sequential, output in ((True, None), (True, tmp_path / "o.mp4"), (False, None)):
+        sessions.clear()
+        run(RunOptions(str(clip), tiny_model, Resolution((CPU,), "t"), output=output,
+                       json_path=str(tmp_path / "d.jsonl"), sequential=sequential,
+                       max_frames=3, workers=None if sequential else 2))  # fmt: skip
+        (entries,) = sessions
+        spin = "1" if sequential else "0"
+        assert entries["session.intra_op.allow_spinning"] == spin
+        assert entries["session.force_spinning_stop"] == spin
 
 
 def test_the_session_gets_the_spinning_asked_for(monkeypatch):
@@ -239,3 +268,4 @@ def test_the_session_gets_the_spinning_asked_for(monkeypatch):
         open_session(MODEL, Resolution((CPU,), "t"), SessionSettings(spinning=spinning))
         entries = dict(seen)
         assert entries.get("session.intra_op.allow_spinning") == expected
+        assert entries.get("session.force_spinning_stop") == expected

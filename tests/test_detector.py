@@ -108,6 +108,33 @@ def test_decode_below_threshold_is_empty():
     assert len(d) == 0 and d.xyxy.shape == (0, 4)
 
 
+@pytest.mark.parametrize("family", ["yolox", "yolov5"])
+def test_scores_are_the_same_whether_or_not_rows_are_ruled_out_by_objectness(family):
+    """Post-processing skips rows whose objectness is below --conf only when no class score
+    can lift them above it; a model with class scores above 1 has every row scored."""
+    rng = np.random.default_rng(0)
+    out = _raw_output()
+    out[0, :, :4] = rng.uniform(0, 200, (out.shape[1], 4)) if family == "yolov5" else 0.0
+    out[0, :, 4:] = rng.uniform(0, 1, out[0, :, 4:].shape) ** 4  # mostly low, a few high
+    box = letterbox(np.zeros((416, 416, 3), np.uint8), (416, 416))[1]
+    fam = FAMILIES[family]
+    rows = fam.rows(out[0])
+    assert 0 < len(fam.candidates(rows, 0.3)) < len(rows) / 2  # the rule did rule rows out
+    everything = type(fam)()
+    everything.candidates = lambda rows, conf: None  # type: ignore[method-assign]
+    fast = fam.decode_output(out, box, (416, 416), conf=0.3, iou=0.45)
+    slow = everything.decode_output(out, box, (416, 416), conf=0.3, iou=0.45)
+    assert len(fast) > 0
+    np.testing.assert_array_equal(fast.xyxy, slow.xyxy)
+    np.testing.assert_array_equal(fast.scores, slow.scores)
+    np.testing.assert_array_equal(fast.class_ids, slow.class_ids)
+    # Objectness 0.2 is below 0.3, but a class score of 2 makes the score 0.4: still found.
+    out = _raw_output()
+    out[0, 7, 4], out[0, 7, 5 + 3] = 0.2, 2.0
+    found = fam.decode_output(out, box, (416, 416), conf=0.3, iou=0.45)
+    assert found.class_ids.tolist() == [3] and found.scores[0] == pytest.approx(0.4)
+
+
 def _fake_session(in_shape, out_shape):
     arg = SimpleNamespace
     return SimpleNamespace(

@@ -156,7 +156,9 @@ def test_thread_plan_from_core_count():
     assert plan_threads(default, 8) == ThreadPlan(4, 1, 1, 8, 1)
     assert plan_threads(default, 16) == ThreadPlan(8, 1, 1, 16, 1)
     assert plan_threads(default, 64) == ThreadPlan(8, 7, 1, 64, 1)
-    assert plan_threads(_options(None, sequential=True), 8) == ThreadPlan(0, None, 0, 0)
+    sequential = _options(None, sequential=True)  # ONNX Runtime: half the cores, 2 to 8
+    assert [plan_threads(sequential, n).intra_op for n in (2, 4, 8, 16, 64)] == [2, 2, 4, 8, 8]
+    assert plan_threads(sequential, 8) == ThreadPlan(0, 4, 0, 0)
     explicit = _options(None, workers=3, decode_threads=2, encode=EncodeOptions(threads=4),
                         session=SessionSettings(threads=2))  # fmt: skip
     assert plan_threads(explicit, 1) == ThreadPlan(3, 2, 2, 4, 1)

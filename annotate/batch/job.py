@@ -90,7 +90,7 @@ def detector_for(options: RunOptions) -> Detector:
                 options.min_area, options.max_det))  # fmt: skip
     if key not in _detectors:
         _detectors.clear()
-        _detectors[key] = load_detector(options, plan, False, make_tracker(options))
+        _detectors[key] = load_detector(options, plan, make_tracker(options))
     return _detectors[key]
 
 

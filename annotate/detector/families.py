@@ -50,6 +50,20 @@ class Family:
         """One image's output as one row per candidate box."""
         return output
 
+    def candidates(self, rows: npt.NDArray[np.float32], conf: float) -> npt.NDArray[np.intp] | None:
+        """The rows that can score ``conf`` or more (``None``: all of them), so that only
+        those get the per-class work (a quarter of the post-processing time).
+
+        A score is objectness × class score; with objectness at least 0 and class scores at
+        most 1 (sigmoid outputs, as YOLOX and YOLOv5 export them) it is at most the
+        objectness, so rows whose objectness is below ``conf`` cannot reach it. A model whose
+        outputs are outside those bounds has every row scored.
+        """
+        objectness = rows[:, 4]
+        if objectness.min(initial=0) < 0 or rows[:, 5:].max(initial=0) > 1:
+            return None
+        return np.flatnonzero(objectness >= conf)
+
     def scores(
         self, rows: npt.NDArray[np.float32]
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
@@ -79,15 +93,19 @@ class Family:
         """The raw output of one image → :class:`Detections` in source pixels. Classes not in
         ``classes`` are dropped before NMS (which is per class, so the result is the same)."""
         rows = self.rows(output[0])
+        index = self.candidates(rows, conf)
+        if index is not None:
+            rows = rows[index]
         class_ids, scores = self.scores(rows)
         mask = scores >= conf
         if classes is not None:
             mask &= np.isin(class_ids, list(classes))
         if not mask.any():
             return Detections.empty(labels)
-        index = np.flatnonzero(mask)
-        centres, sizes = self.geometry(rows[index], index, input_hw)
-        return boxes_in_source(centres, sizes, scores[index], class_ids[index], box, conf, iou,
+        kept = np.flatnonzero(mask)
+        centres, sizes = self.geometry(rows[kept], kept if index is None else index[kept],
+                                       input_hw)  # fmt: skip
+        return boxes_in_source(centres, sizes, scores[kept], class_ids[kept], box, conf, iou,
                                labels)  # fmt: skip
 
 
@@ -137,6 +155,9 @@ class YoloV8(Family):
 
     def rows(self, output: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         return output.T
+
+    def candidates(self, rows: npt.NDArray[np.float32], conf: float) -> npt.NDArray[np.intp] | None:
+        return None  # no objectness to rule rows out cheaply
 
     def scores(
         self, rows: npt.NDArray[np.float32]

@@ -44,8 +44,10 @@ class SessionSettings:
     coreml_cache: Path | None = None
     openvino_device: str | None = None  # CPU, GPU, NPU, AUTO:GPU,CPU …; None: OpenVINO's
     openvino_precision: str | None = None  # FP32, FP16, ACCURACY; None: the device's default
-    #: Whether idle intra-op threads spin before sleeping; ``None`` leaves ONNX Runtime's
-    #: default (on). The pipeline chooses per mode (see ``annotate.pipeline.plan.spinning_for``).
+    #: Whether intra-op threads spin between the parallel steps of a ``run`` (``True``:
+    #: they stop as soon as it returns, so they do not take the cores that decoding and
+    #: encoding need between runs); ``None`` leaves ONNX Runtime's default, spinning for a
+    #: while after each run too. The pipeline chooses per mode (``plan.spinning_for``).
     spinning: bool | None = None
 
     def check(self) -> None:
@@ -75,7 +77,8 @@ class SessionSettings:
                 "ModelCacheDirectory": str(cache)}  # fmt: skip
 
     def describe(self) -> dict[str, Any]:
-        spinning = "default" if self.spinning is None else "on" if self.spinning else "off"
+        spinning = ("default" if self.spinning is None
+                    else "during runs" if self.spinning else "off")  # fmt: skip
         return {"threads": self.threads or "default", "spinning": spinning,
                 "graph_opt": self.graph_opt,
                 "coreml_format": self.coreml_format, "coreml_units": self.coreml_units,
@@ -137,6 +140,9 @@ def open_session(
     if settings.spinning is not None:
         spin = "1" if settings.spinning else "0"
         options.add_session_config_entry("session.intra_op.allow_spinning", spin)
+        # Spinning threads only wait for work inside a run; between runs they would burn a
+        # core each (README, "Spinning per mode").
+        options.add_session_config_entry("session.force_spinning_stop", spin)
     level = ort.GraphOptimizationLevel
     options.graph_optimization_level = {
         "disable": level.ORT_DISABLE_ALL, "basic": level.ORT_ENABLE_BASIC,

@@ -44,8 +44,13 @@ def make_sinks(
     live: LiveStats | None = None,
     record_extra: Callable[[], dict[str, Any]] | None = None,
 ) -> list[Sink]:
-    """Open each output, registering it on ``stack`` at once so a later failure closes it."""
+    """Open each output, registering it on ``stack`` at once so a later failure closes it.
+
+    Displays (window, web preview) come first in the list, so a live frame is on screen
+    before it is encoded.
+    """
     sinks: list[Sink] = []
+    displays: list[Sink] = []
     if options.output is not None:
         out = options.output
         if source.info.still:
@@ -75,15 +80,15 @@ def make_sinks(
     if options.show:
         from annotate.sinks.window import WindowSink
 
-        sinks.append(stack.enter_context(WindowSink(f"annotate - {source.name}", live)))
+        displays.append(stack.enter_context(WindowSink(f"annotate - {source.name}", live)))
     if options.serve is not None:
         from annotate.sinks.web import WebPreview
 
         host, port = options.serve
         preview = WebPreview(host, port, live or LiveStats(), f"annotate - {source.name}",
                              options.serve_hosts)  # fmt: skip
-        sinks.append(stack.enter_context(preview))
-    return sinks
+        displays.append(stack.enter_context(preview))
+    return displays + sinks
 
 
 def expected_frames(info: SourceInfo, options: RunOptions) -> int | None:
@@ -142,7 +147,7 @@ def run(
             cv2.setNumThreads(plan.opencv)
         tracker = make_tracker(options)
         if detector is None:
-            detector = load_detector(options, plan, source.info.live, tracker)
+            detector = load_detector(options, plan, tracker)
         summary.provider = detector.provider
         batch = batch_size(options, plan, detector)
         summary.mode = plan.describe() + (f", batches of up to {batch}" if batch > 1 else "")
@@ -187,15 +192,13 @@ def run(
     return summary
 
 
-def load_detector(
-    options: RunOptions, plan: ThreadPlan, live: bool, tracker: Tracker | None
-) -> Detector:
+def load_detector(options: RunOptions, plan: ThreadPlan, tracker: Tracker | None) -> Detector:
     """The resolved model on the resolved provider, with the session tuned to the plan."""
     assert isinstance(options.model, Path) and options.resolution is not None  # resolved()
     spinning = options.session.spinning
     if spinning is None:
-        spinning = spinning_for(plan, live, recording=options.output is not None)
-    log.debug("ONNX Runtime's idle threads %s", "spin" if spinning else "sleep")
+        spinning = spinning_for(plan)
+    log.debug("ONNX Runtime's threads %s", "spin during runs" if spinning else "sleep")
     settings = replace(options.session, threads=plan.intra_op, spinning=spinning)
     # The tracker's second round keeps tracks alive on boxes below --conf (ByteTrack).
     conf = min(options.conf, tracker.settings.low) if tracker else options.conf

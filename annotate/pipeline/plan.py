@@ -44,18 +44,23 @@ class ThreadPlan:
 
 #: The most inference workers the plan gives by itself (each holds frames in flight).
 MAX_WORKERS = 8
+#: The most ONNX Runtime threads the sequential loop gets: on 16 cores 8 ran faster than 2
+#: or 4, and than all 16 at 720p and 1080p (README, "Why the thread plan is what it is").
+MAX_SEQUENTIAL_THREADS = 8
 
 
-def spinning_for(plan: ThreadPlan, live: bool, recording: bool = False) -> bool:
-    """Whether ONNX Runtime's idle threads spin, by mode (measurements: README, "Spinning
-    per mode"; ``scripts/spinning.py``).
+def spinning_for(plan: ThreadPlan) -> bool:
+    """Whether ONNX Runtime's intra-op threads spin during a run, by mode (measurements:
+    README, "Spinning per mode"; ``scripts/spinning.py``).
 
-    Live sources are latency-bound: a frame's age when drawn is about one inference, and
-    spinning threads start the next one sooner. While recording, x264 needs those cores and a
-    recording should drop no frame, so it is off; files are throughput-bound, and spinning
-    threads take cores from decoding and encoding.
+    The sequential loop (files, live sources, recordings alike) spins: each run's parallel
+    steps then start without waking a sleeping thread, and the threads stop spinning as soon
+    as the run returns, so decoding and x264 keep their cores between runs. The concurrent
+    runner's single-threaded workers have no intra-op threads to spin; with ``--threads``
+    several workers' spinning threads would take the cores from each other.
+    Live sources and recordings are no exception: no core is spun away between runs.
     """
-    return live and not recording and not plan.workers
+    return not plan.workers
 
 
 def plan_threads(options: RunOptions, cores: int) -> ThreadPlan:
@@ -64,6 +69,8 @@ def plan_threads(options: RunOptions, cores: int) -> ThreadPlan:
 
     - One core: the sequential loop, one thread for each library (on a one-core machine
       that is each library's own default; a batch job with one core must not take more).
+    - The sequential loop (``--sequential``, live sources): ONNX Runtime gets half the cores,
+      at least 2 and at most 8, spinning during runs; the decoder and x264 have the rest.
     - Otherwise inference workers of one intra-op thread each, which beat fewer workers with
       several threads on a model this small: two on 2-3 cores, then one per two cores up to
       eight (on 16 cores 8 × 1 ran 1.6× the earlier 2 × 7 at 720p; 16 × 1 only 7 % more,
@@ -79,7 +86,8 @@ def plan_threads(options: RunOptions, cores: int) -> ThreadPlan:
         return ThreadPlan(0, session.threads or 1, options.decode_threads or 1,
                           encode.threads or 1, 1)  # fmt: skip
     if options.sequential:
-        return ThreadPlan(0, session.threads, options.decode_threads, encode.threads)
+        intra_op = session.threads or min(cores, max(2, cores // 2), MAX_SEQUENTIAL_THREADS)
+        return ThreadPlan(0, intra_op, options.decode_threads, encode.threads)
     workers = options.workers or max(2, min(MAX_WORKERS, cores // 2))
     intra_op = session.threads or max(1, (cores - 1) // workers)
     return ThreadPlan(workers, intra_op, options.decode_threads or 1, encode.threads or cores, 1)

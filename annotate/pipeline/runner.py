@@ -127,8 +127,10 @@ class Emitter:
         for annotator in self.annotators:
             image = annotator.annotate(image, detections)
         t1 = time.perf_counter()
-        stop: StopRequested | None = None
         summary = self.summary
+        if frame.captured is not None:  # capture → drawn (the displays come first below)
+            summary.ages.append(time.monotonic() - frame.captured)
+        stop: StopRequested | None = None
         with signals_held():  # every output gets this frame, or none does
             for sink in self.sinks:
                 try:
@@ -149,8 +151,6 @@ class Emitter:
             log.debug("First annotated frame after %.2f s", summary.first_frame_s)
         if summary.frames % TRIM_EVERY == 0:
             release_free_memory()
-        if frame.captured is not None:
-            summary.ages.append(time.monotonic() - frame.captured)
         summary.dropped = self.source.dropped
         line = self.fps.update(now, times.inference, len(detections))
         if line:
