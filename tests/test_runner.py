@@ -155,9 +155,11 @@ def test_thread_plan_from_core_count():
     assert plan_threads(default, 4) == ThreadPlan(2, 1, 1, 4, 1)
     assert plan_threads(default, 8) == ThreadPlan(4, 1, 1, 8, 1)
     assert plan_threads(default, 16) == ThreadPlan(8, 1, 1, 16, 1)
-    assert plan_threads(default, 64) == ThreadPlan(8, 7, 1, 64, 1)
-    sequential = _options(None, sequential=True)  # ONNX Runtime: half the cores, 2 to 8
-    assert [plan_threads(sequential, n).intra_op for n in (2, 4, 8, 16, 64)] == [2, 2, 4, 8, 8]
+    assert plan_threads(default, 32) == ThreadPlan(16, 1, 1, 32, 1)
+    assert plan_threads(default, 64) == ThreadPlan(16, 3, 1, 64, 1)
+    sequential = _options(None, sequential=True)  # ONNX Runtime: half the cores, 2 to 16
+    assert [plan_threads(sequential, n).intra_op for n in (2, 4, 8, 16, 32, 64)] == [
+        2, 2, 4, 8, 16, 16]  # fmt: skip
     assert plan_threads(sequential, 8) == ThreadPlan(0, 4, 0, 0)
     explicit = _options(None, workers=3, decode_threads=2, encode=EncodeOptions(threads=4),
                         session=SessionSettings(threads=2))  # fmt: skip

@@ -42,11 +42,13 @@ class ThreadPlan:
                 f"{self.opencv or 'auto'} thread{'s' * (self.opencv != 1)}")  # fmt: skip
 
 
-#: The most inference workers the plan gives by itself (each holds frames in flight).
-MAX_WORKERS = 8
-#: The most ONNX Runtime threads the sequential loop gets: on 16 cores 8 ran faster than 2
-#: or 4, and than all 16 at 720p and 1080p (README, "Why the thread plan is what it is").
-MAX_SEQUENTIAL_THREADS = 8
+#: The most inference workers the plan gives by itself (each holds frames in flight): on 32
+#: cores 16 × 1 ran 1.10-1.13× 8 × 3 (README, "Why the thread plan is what it is").
+MAX_WORKERS = 16
+#: The most ONNX Runtime threads the sequential loop gets (half the cores up to here: on 16
+#: cores 8 beat 2, 4 and 16; on 32 cores 16 and 8 were within 4 % at 1080p, 16 was 1.18×
+#: at 720p).
+MAX_SEQUENTIAL_THREADS = 16
 
 
 def spinning_for(plan: ThreadPlan) -> bool:
@@ -58,7 +60,6 @@ def spinning_for(plan: ThreadPlan) -> bool:
     as the run returns, so decoding and x264 keep their cores between runs. The concurrent
     runner's single-threaded workers have no intra-op threads to spin; with ``--threads``
     several workers' spinning threads would take the cores from each other.
-    Live sources and recordings are no exception: no core is spun away between runs.
     """
     return not plan.workers
 
@@ -70,11 +71,11 @@ def plan_threads(options: RunOptions, cores: int) -> ThreadPlan:
     - One core: the sequential loop, one thread for each library (on a one-core machine
       that is each library's own default; a batch job with one core must not take more).
     - The sequential loop (``--sequential``, live sources): ONNX Runtime gets half the cores,
-      at least 2 and at most 8, spinning during runs; the decoder and x264 have the rest.
+      at least 2 and at most 16, spinning during runs; the decoder and x264 have the rest.
     - Otherwise inference workers of one intra-op thread each, which beat fewer workers with
       several threads on a model this small: two on 2-3 cores, then one per two cores up to
-      eight (on 16 cores 8 × 1 ran 1.6× the earlier 2 × 7 at 720p; 16 × 1 only 7 % more,
-      for twice the frames in flight).
+      sixteen (on 16 cores 8 × 1 ran 1.6× the earlier 2 × 7 at 720p; on 32 cores 16 × 1 ran
+      1.1× 8 × 3); beyond 32 cores the sixteen get more threads each (not measured).
     - One decoder thread: the decoder already has a thread of its own, and FFmpeg's frame
       threads add memory and take cores from inference while decoding is far faster.
     - x264 one thread per core (its default is 1.5 per core).
