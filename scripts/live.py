@@ -66,23 +66,22 @@ def ours(
 ) -> tuple[float, list[float]]:
     """(frames drawn per second, ages in ms) for ``annotate run --source camera``
     (``session``: :class:`SessionSettings` other than the pipeline's choice)."""
-    import annotate.sources.camera as camera
     from annotate.detector import SessionSettings
     from annotate.pipeline import RunOptions, run
     from annotate.providers import CPU, Resolution
     from annotate.sinks.video import EncodeOptions
+    from annotate.sources.camera import CameraSource
 
     device = DriverCamera(clip, rate)
-    camera.open_capture = lambda _index: device  # type: ignore[assignment]
     # Frames stamped with the moment the camera had them, as the hand-written loop's are.
-    camera.CameraSource.__init__.__defaults__ = (None, lambda: device.due)
+    source = CameraSource(0, open_device=lambda _index: device, clock=lambda: device.due)
     with tempfile.TemporaryDirectory() as tmp:
         json_path = None if record else str(Path(tmp) / "d.jsonl")
         options = RunOptions(source="camera", model=MODEL, resolution=Resolution((CPU,), "bench"),
                              output=record, json_path=json_path, max_frames=frames,
                              encode=EncodeOptions(preset="ultrafast"), fps_every=10**9,
                              session=session or SessionSettings())  # fmt: skip
-        summary = run(options)
+        summary = run(options, source=source)
     loop_s = summary.wall_s - (summary.first_frame_s or 0)
     return (summary.frames - 1) / loop_s, [1000 * a for a in list(summary.ages)[10:]]
 
@@ -99,11 +98,11 @@ def bare_inference_ms() -> float:
 
     from annotate.detector.session import SessionSettings, open_session
     from annotate.pipeline import RunOptions
-    from annotate.pipeline.plan import cpu_cores, plan_threads
+    from annotate.pipeline.plan import cpu_cores, plan_threads, spinning_for
     from annotate.providers import CPU, Resolution
 
-    threads = plan_threads(RunOptions(source="", sequential=True), cpu_cores()).intra_op
-    settings = SessionSettings(threads=threads, spinning=True)
+    plan = plan_threads(RunOptions(source="", sequential=True), cpu_cores())
+    settings = SessionSettings(threads=plan.intra_op, spinning=spinning_for(plan))
     session, _ = open_session(MODEL, Resolution((CPU,), "bench"), settings)
     feed = {session.get_inputs()[0].name: np.full((1, 3, 416, 416), 114, np.float32)}
     times = []

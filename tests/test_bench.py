@@ -251,21 +251,12 @@ def test_the_sequential_loop_spins_during_runs_only_and_workers_do_not(
 
 
 def test_the_session_gets_the_spinning_asked_for(monkeypatch):
-    import onnxruntime
-
-    seen = []
-    real = onnxruntime.SessionOptions.add_session_config_entry
-
-    def spy(self, key, value):
-        seen.append((key, value))
-        return real(self, key, value)
-
-    monkeypatch.setattr(onnxruntime.SessionOptions, "add_session_config_entry", spy)
     from annotate.providers import Resolution
 
+    sessions = _session_entries(monkeypatch)
     for spinning, expected in ((True, "1"), (False, "0"), (None, None)):
-        seen.clear()
+        sessions.clear()
         open_session(MODEL, Resolution((CPU,), "t"), SessionSettings(spinning=spinning))
-        entries = dict(seen)
+        (entries,) = sessions
         assert entries.get("session.intra_op.allow_spinning") == expected
         assert entries.get("session.force_spinning_stop") == expected
