@@ -216,7 +216,7 @@ def run_bench(
             continue
         chain = (provider,) if provider == CPU else (provider, CPU)
         resolution = Resolution(chain, "bench")
-        result = _bench_provider(config, resolution, image, session_factory)
+        result = _bench_provider(config, resolution, image, session_factory, video)
         gc.collect()  # the timing sessions' thread pools are gone before the real runs
         if result.status == "ran" and video:
             result.end_to_end = _end_to_end(config, resolution, sequential=False)
@@ -241,11 +241,16 @@ def run_bench(
 
 
 def _bench_provider(
-    config: BenchConfig, resolution: Resolution, image: np.ndarray, factory: SessionFactory
+    config: BenchConfig,
+    resolution: Resolution,
+    image: np.ndarray,
+    factory: SessionFactory,
+    video: bool = False,
 ) -> ProviderResult:
     """Inference with the settings that give this provider its lowest latency: ONNX
-    Runtime's own defaults (all cores, idle threads spinning), unless the user set threads;
-    then, beside it, with the settings ``annotate run``'s concurrent runner uses."""
+    Runtime's own defaults (all cores, idle threads spinning), unless the user set threads,
+    on the model's own canvas; then, beside it, with the settings ``annotate run``'s
+    concurrent runner uses, on the canvas it uses for a ``video``."""
     from annotate.pipeline.options import RunOptions
     from annotate.pipeline.plan import cpu_cores, plan_threads
 
@@ -279,13 +284,22 @@ def _bench_provider(
     gc.collect()
     if plan.workers:
         used = replace(config.session, threads=plan.intra_op, spinning=False)
-        if used != fastest:
+        canvas = ""
+        if video and provider == CPU:  # the fitted canvas (annotate.detector.canvas)
+            fitted = Detector.load(config.model, resolution, settings=used, free_size=True)
+            fitted.fit = fitted.can_fit
+            blob = fitted.preprocess(image)[0]
+            pipeline: Any = fitted.session
+            canvas = ", {1}x{0} canvas".format(*blob.shape[2:])
+        elif used != fastest:
             pipeline, _ = factory(config.model, resolution, used)
-            result.pipeline_inference = _time_inference(pipeline, {pipeline.get_inputs()[0].name:
-                                                                    blob}, config)  # fmt: skip
-            result.pipeline_settings = (
-                f"{plan.workers} workers × {plan.intra_op} thread"
-                f"{'s' * (plan.intra_op != 1)}, no spinning")  # fmt: skip
+        else:
+            return result
+        result.pipeline_inference = _time_inference(pipeline, {pipeline.get_inputs()[0].name:
+                                                                blob}, config)  # fmt: skip
+        result.pipeline_settings = (
+            f"{plan.workers} workers × {plan.intra_op} thread"
+            f"{'s' * (plan.intra_op != 1)}, no spinning{canvas}")  # fmt: skip
     return result
 
 

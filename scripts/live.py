@@ -92,26 +92,35 @@ def hand(clip: Path, rate: float, frames: int, record: Path | None) -> tuple[flo
     return fps, [1000 * a for a in ages[10:]]
 
 
-def bare_inference_ms() -> float:
-    """``session.run`` alone with the live loop's session settings (median of 200)."""
+def bare_inference_ms(height: int) -> dict[str, float]:
+    """``session.run`` alone with the live loop's session settings (median of 200), on the
+    canvas the live loop fits to a 16:9 frame and on the model's square (the hand-written
+    loop's), alternating in blocks of 20."""
     import numpy as np
 
-    from annotate.detector.session import SessionSettings, open_session
+    from annotate.detector import Detector
+    from annotate.detector.session import SessionSettings
     from annotate.pipeline import RunOptions
     from annotate.pipeline.plan import cpu_cores, plan_threads, spinning_for
     from annotate.providers import CPU, Resolution
 
     plan = plan_threads(RunOptions(source="", sequential=True), cpu_cores())
     settings = SessionSettings(threads=plan.intra_op, spinning=spinning_for(plan))
-    session, _ = open_session(MODEL, Resolution((CPU,), "bench"), settings)
-    feed = {session.get_inputs()[0].name: np.full((1, 3, 416, 416), 114, np.float32)}
-    times = []
-    for i in range(220):
-        t0 = time.perf_counter()
-        session.run(None, feed)
-        if i >= 20:
-            times.append(time.perf_counter() - t0)
-    return 1000 * statistics.median(times)
+    detector = Detector.load(MODEL, Resolution((CPU,), "bench"), settings=settings,
+                             free_size=True)  # fmt: skip
+    frame = np.zeros((height, height * 16 // 9, 3), np.uint8)
+    times: dict[str, list[float]] = {}
+    for block in range(22):
+        for name, fit in (("fitted", True), ("square", False)):
+            detector.fit = fit and detector.can_fit
+            blob = detector.preprocess(frame)[0]
+            key = f"{name} {blob.shape[3]}x{blob.shape[2]}"
+            for _ in range(10):
+                t0 = time.perf_counter()
+                detector.infer(blob)
+                if block >= 2:
+                    times.setdefault(key, []).append(time.perf_counter() - t0)
+    return {key: 1000 * statistics.median(t) for key, t in times.items()}
 
 
 def main() -> int:
@@ -125,10 +134,8 @@ def main() -> int:
         tmp = Path(name)
         clip = scaled(FOOTAGE.parent / "bottle-detection.mp4", tmp / "cam.mp4", args.height,
                       args.frames * 3)  # fmt: skip
-        print(
-            f"bare inference (session.run with the live loop's settings): "
-            f"{bare_inference_ms():.1f} ms"
-        )
+        bare = ", ".join(f"{k} {v:.1f} ms" for k, v in bare_inference_ms(args.height).items())
+        print(f"bare inference (session.run with the live loop's settings): {bare}")
         print("| camera | output | side | drawn FPS | age median | age p90 |")
         print("|---|---|---|---|---|---|")
         for rate in (float(r) for r in args.rates.split(",")):

@@ -17,7 +17,9 @@ For each input, in the same run:
 - **sequential**: the plain loop with its planned threads (``annotate run --sequential``),
   and with each ``--seq-threads`` count of ONNX Runtime threads;
 - **concurrent**: the default runner (``annotate run``), and each ``--plans`` entry
-  (``WORKERSxTHREADS``: inference workers × ONNX Runtime threads each).
+  (``WORKERSxTHREADS``: inference workers × ONNX Runtime threads each);
+- with ``--square``, both modes on the model's square canvas too (``--canvas square``, the
+  hand-written loop's), to tell the fitted canvas's share of the gain from the pipeline's.
 Every side encodes with x264 ``ultrafast`` (the hand-written loop's choice) and reports the
 frames per second of its loop after the first frame. They alternate for ``--rounds`` rounds;
 each is reported best against best and as the median of its per-round ratios to the
@@ -170,6 +172,11 @@ def main() -> int:
     parser.add_argument("--plans", default="", help="e.g. 4x1,8x1,4x2 (workers x threads)")
     parser.add_argument("--sizes", default="432,720,1080")
     parser.add_argument("--seq-threads", default="", help="e.g. 2,4,8: --sequential --threads N")
+    parser.add_argument(
+        "--square",
+        action="store_true",
+        help="also both modes with --canvas square (the hand loop's canvas)",
+    )
     args = parser.parse_args()
     from annotate.pipeline.options import RunOptions
     from annotate.pipeline.plan import cpu_cores, plan_threads
@@ -197,6 +204,13 @@ def main() -> int:
                     "annotate run --sequential": lambda p=path: measure(
                         p, tmp, args.frames, sequential=True)[0],
                     "annotate run": lambda p=path: measure(p, tmp, args.frames)[0]}  # fmt: skip
+            if args.square:
+                runs["--sequential --canvas square"] = lambda p=path: measure(
+                    p, tmp, args.frames, sequential=True, canvas="square"
+                )[0]
+                runs["--canvas square"] = lambda p=path: measure(
+                    p, tmp, args.frames, canvas="square"
+                )[0]
             for workers, threads in plans:
                 runs[f"--workers {workers} --threads {threads}"] = (
                     lambda p=path, w=workers, t=threads: measure(

@@ -53,3 +53,39 @@ def batchable_yolox(source: Path, path: Path, fix_reshapes: bool = True) -> Path
     del model.graph.value_info[:]
     onnx.save(model, str(path))
     return path
+
+
+def brightness_yolox(path: Path, size: int = 64, classes: int = 1) -> Path:
+    """A fully convolutional YOLOX-layout graph that takes any multiple of 32: every anchor
+    point's objectness is the brightness (0-1) of its cell, every class score 1, every box
+    one stride wide with its centre on the grid point. White blocks are found where they are,
+    on a square or a fitted canvas alike."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    channels = 5 + classes
+    weight = np.zeros((channels, 3, 1, 1), np.float32)
+    weight[4, :, 0, 0] = 1 / (3 * 255)  # objectness: the mean of the three channels
+    bias = np.zeros(channels, np.float32)
+    bias[5:] = 1.0
+    nodes = [
+        helper.make_node("AveragePool", ["images"], ["cells"], kernel_shape=[8, 8], strides=[8, 8]),
+        helper.make_node("Conv", ["cells", "weight", "bias"], ["p8"]),
+        helper.make_node("MaxPool", ["p8"], ["p16"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("MaxPool", ["p16"], ["p32"], kernel_shape=[2, 2], strides=[2, 2]),
+        *(helper.make_node("Reshape", [f"p{s}", "rows"], [f"r{s}"]) for s in (8, 16, 32)),
+        helper.make_node("Concat", ["r8", "r16", "r32"], ["joined"], axis=2),
+        helper.make_node("Transpose", ["joined"], ["output"], perm=[0, 2, 1]),
+    ]
+    anchors = sum((size // s) ** 2 for s in (8, 16, 32))
+    graph = helper.make_graph(
+        nodes, "brightness",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, size, size])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, anchors, channels])],
+        [numpy_helper.from_array(weight, "weight"), numpy_helper.from_array(bias, "bias"),
+         numpy_helper.from_array(np.array([1, channels, -1], np.int64), "rows")],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path

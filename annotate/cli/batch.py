@@ -85,6 +85,7 @@ def batch(
     preset: o.Preset = None,
     audio: o.Audio = True,
     family: o.Family = "auto",
+    canvas: o.Canvas = "auto",
     labels: o.Labels = None,
     classes: o.Classes = None,
     min_area: o.MinArea = 0,

@@ -60,6 +60,11 @@ Iou = Annotated[
 Family = Annotated[
     str, typer.Option(help="Model family: auto, yolox, yolov5, yolov8 (also YOLO11).")
 ]
+Canvas = Annotated[
+    str,
+    typer.Option(help="Model input: 'fit' sizes it to the frame's shape (faster; 416x256 for "
+                 "16:9), 'square' is the model's own; auto: fit for video, square for images."),
+]  # fmt: skip
 Labels = Annotated[
     Path | None,
     typer.Option(help="Class names, one per line [default: from the model, else COCO].",
@@ -211,6 +216,7 @@ def run_options(source: str, params: Mapping[str, Any], config: Config) -> RunOp
         serve=serve,
         serve_hosts=tuple(p.get("serve_host") or ()),
         family=None if family == "auto" else family,
+        canvas=(p.get("canvas") or "auto").lower(),
         labels=_path(p.get("labels")),
         classes=_names(p.get("classes")) or None,
         min_area=p.get("min_area", 0.0),

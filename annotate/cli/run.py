@@ -94,6 +94,7 @@ def run(
         int, typer.Option(help="Times to reopen a dropped stream, waiting longer each time.")
     ] = defaults.RECONNECT,
     family: o.Family = "auto",
+    canvas: o.Canvas = "auto",
     labels: o.Labels = None,
     classes: o.Classes = None,
     min_area: o.MinArea = 0,

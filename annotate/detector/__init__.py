@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,8 +13,10 @@ import numpy as np
 import numpy.typing as npt
 
 from annotate import defaults
+from annotate.detector.canvas import STRIDE, fitted
 from annotate.detector.families import FAMILIES, Family, ModelSpec, read_spec
 from annotate.detector.labels import COCO_LABELS
+from annotate.detector.postprocess import anchor_count
 from annotate.detector.preprocess import Letterbox, letterbox
 from annotate.detector.session import SessionInfo, SessionSettings, open_session
 from annotate.errors import UsageError
@@ -22,6 +25,8 @@ from annotate.types import Detections
 
 if TYPE_CHECKING:
     import onnxruntime
+
+log = logging.getLogger("annotate")
 
 __all__ = [
     "COCO_LABELS", "FAMILIES", "Detector", "Family", "ModelSpec", "SessionInfo",
@@ -86,6 +91,7 @@ class Detector:
         classes: Sequence[str] | None = None,
         min_area: float = 0.0,
         max_det: int = defaults.MAX_DET,
+        free_size: bool = False,
     ) -> None:
         check_thresholds(conf, iou)
         self.session = session
@@ -99,6 +105,11 @@ class Detector:
         #: (source pixels²) and ``--max-det``.
         self.classes = class_ids(self.labels, classes, "--classes") if classes else None
         self.min_area, self.max_det = min_area, max_det
+        #: Whether this session takes canvases fitted to the frame (``free_size`` and tried
+        #: once here), and whether :meth:`preprocess` uses one (``fit``, set per source).
+        self.can_fit = free_size and self._takes_other_sizes()
+        self.fit = False
+        self._canvases: dict[tuple[int, int], tuple[int, int]] = {}
 
     @classmethod
     def load(
@@ -113,10 +124,40 @@ class Detector:
         classes: Sequence[str] | None = None,
         min_area: float = 0.0,
         max_det: int = defaults.MAX_DET,
+        free_size: bool = False,
     ) -> Detector:
-        session, info = open_session(model, resolution, settings)
+        """``free_size``: make the model take canvases fitted to the frame if it can
+        (:mod:`annotate.detector.canvas`); :attr:`fit` then turns them on."""
+        session, info = open_session(model, resolution, settings, free_size)
         return cls(session, info, conf, iou, str(model), family, labels_file, classes, min_area,
-                   max_det)  # fmt: skip
+                   max_det, free_size)  # fmt: skip
+
+    def _takes_other_sizes(self) -> bool:
+        """One inference a stride smaller each way: does the output have that canvas's grid?"""
+        dims = self.session.get_inputs()[0].shape[2:]
+        if all(isinstance(d, int) for d in dims) or min(self.input_hw) <= STRIDE:
+            return False
+        hw = (self.input_hw[0] - STRIDE, self.input_hw[1] - STRIDE)
+        try:
+            output = self.infer(np.zeros((1, 3, *hw), dtype=np.float32))
+        except Exception as e:  # the runtime's own error types vary by provider
+            log.debug("The model takes only %s inputs (%s)", self.input_hw, str(e)[:120])
+            return False
+        takes = (output.ndim == 3 and self.spec.family.classes(
+            output.shape[1:], anchor_count(hw)) == len(self.labels))  # fmt: skip
+        if not takes:
+            log.debug("The model gives %s on a %s canvas: square canvas only",
+                      list(output.shape), hw)  # fmt: skip
+        return takes
+
+    def canvas_for(self, image_hw: tuple[int, int]) -> tuple[int, int]:
+        """The model input an image of this size is letterboxed onto."""
+        if not self.fit:
+            return self.input_hw
+        hw = self._canvases.get(image_hw)
+        if hw is None:
+            hw = self._canvases[image_hw] = fitted(self.input_hw, image_hw)
+        return hw
 
     @property
     def provider(self) -> str:
@@ -124,13 +165,14 @@ class Detector:
 
     def preprocess(self, image: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.float32], Letterbox]:
         p = self.spec.family.preprocessing
-        return letterbox(image, self.input_hw, p.centered, p.rgb, p.scale)
+        hw = self.canvas_for(image.shape[:2])
+        return letterbox(image, hw, p.centered, p.rgb, p.scale)
 
     def infer(self, blob: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         return self.session.run(None, {self.input_name: blob})[0]
 
     def postprocess(self, output: npt.NDArray[np.float32], box: Letterbox) -> Detections:
-        found = self.spec.family.decode_output(output, box, self.input_hw, self.conf, self.iou,
+        found = self.spec.family.decode_output(output, box, box.canvas_hw, self.conf, self.iou,
                                         self.labels, self.classes)  # fmt: skip
         return found.filter(min_area=self.min_area, max_det=self.max_det)
 
@@ -161,8 +203,8 @@ class Detector:
     ) -> list[tuple[Detections, StageTimes]]:
         """:meth:`detect` for several images in one ``run`` (see :meth:`batch_limit`); each
         image is charged an equal share of the inference time."""
-        if len(images) == 1:
-            return [self.detect(images[0])]
+        if len(images) == 1 or len({image.shape[:2] for image in images}) > 1:
+            return [self.detect(image) for image in images]
         t0 = time.perf_counter()
         prepared = [self.preprocess(image) for image in images]
         blob = np.concatenate([b for b, _ in prepared])

@@ -23,6 +23,7 @@ class Letterbox:
     source_height: int
     pad_x: float = 0.0
     pad_y: float = 0.0
+    canvas_hw: tuple[int, int] = (0, 0)  # the model input it was pasted on
 
 
 def letterbox(
@@ -53,4 +54,4 @@ def letterbox(
     blob = np.ascontiguousarray(canvas.transpose(2, 0, 1)[None], dtype=np.float32)
     if scale != 1.0:
         blob *= scale
-    return blob, Letterbox(ratio, w, h, float(pad_x), float(pad_y))
+    return blob, Letterbox(ratio, w, h, float(pad_x), float(pad_y), (in_h, in_w))

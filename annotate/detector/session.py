@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from annotate.errors import ModelError
-from annotate.providers import Resolution
+from annotate.providers import CPU, Resolution
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -125,8 +125,13 @@ def open_session(
     model: Path,
     resolution: Resolution,
     settings: SessionSettings | None = None,
+    free_size: bool = False,
 ) -> tuple[onnxruntime.InferenceSession, SessionInfo]:
-    """Create the session, then log which provider really runs it and warn on fallback."""
+    """Create the session, then log which provider really runs it and warn on fallback.
+
+    ``free_size``: let the model take inputs of other heights and widths (a fitted canvas)
+    where the CPU provider runs it; accelerators keep the fixed size they compile for.
+    """
     import onnxruntime as ort
 
     settings = settings or SessionSettings()
@@ -150,8 +155,13 @@ def open_session(
     }[settings.graph_opt]  # fmt: skip
     providers = [(p, settings.provider_options(p)) for p in resolution.providers]
     started = time.perf_counter()
+    source: str | bytes = str(model)
+    if free_size and resolution.providers[0] == CPU:
+        from annotate.detector.canvas import free_size_model
+
+        source = free_size_model(model) or source
     try:
-        session = ort.InferenceSession(str(model), sess_options=options, providers=providers)
+        session = ort.InferenceSession(source, sess_options=options, providers=providers)
     except _ort_errors() as e:
         detail = str(e).split(":")[-1].strip() or type(e).__name__
         raise ModelError(f"cannot load {model} as an ONNX model: {detail}") from None

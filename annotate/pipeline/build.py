@@ -149,6 +149,7 @@ def run(
         if detector is None:
             detector = load_detector(options, plan, tracker)
         summary.provider = detector.provider
+        use_canvas(detector, options.canvas, source.info)
         batch = batch_size(options, plan, detector)
         summary.mode = plan.describe() + (f", batches of up to {batch}" if batch > 1 else "")
         log.debug("Runner: %s", summary.mode)
@@ -205,7 +206,25 @@ def load_detector(options: RunOptions, plan: ThreadPlan, tracker: Tracker | None
     return Detector.load(options.model, options.resolution, conf, options.iou, settings,
                          family=options.family, labels_file=options.labels,
                          classes=options.classes, min_area=options.min_area,
-                         max_det=options.max_det)  # fmt: skip
+                         max_det=options.max_det,
+                         free_size=options.canvas != "square")  # fmt: skip
+
+
+def use_canvas(detector: Detector, canvas: str, info: SourceInfo) -> None:
+    """Fit the canvas to the frames (``--canvas``; ``auto``: unless they are still images,
+    which keep the model's own square recipe) where the detector can."""
+    wanted = canvas == "fit" or (canvas == "auto" and not info.still)
+    detector.fit = wanted and detector.can_fit
+    square = "{1}x{0}".format(*detector.input_hw)
+    if canvas == "fit" and not detector.can_fit:
+        log.info("--canvas fit: this model (or provider) takes only its %s input; the frames "
+                 "are letterboxed onto that", square)  # fmt: skip
+    elif detector.fit and info.width and info.height:
+        fitted = "{1}x{0}".format(*detector.canvas_for((info.height, info.width)))
+        log.debug("Canvas: %s for %dx%d frames (the model's own: %s)", fitted, info.width,
+                  info.height, square)  # fmt: skip
+    else:
+        log.debug("Canvas: %s", square)
 
 
 def make_counter(options: RunOptions) -> Counter | None:

@@ -14,6 +14,7 @@ from annotate import defaults
 from annotate.analytics.geometry import ANCHORS, parse_shapes
 from annotate.annotators import BLUR_SHAPES, BLUR_STYLES
 from annotate.detector import check_thresholds
+from annotate.detector.canvas import CANVASES
 from annotate.detector.session import SessionSettings
 from annotate.errors import OutputPathError, UsageError, check_at_least
 from annotate.sinks.video import EncodeOptions
@@ -61,6 +62,7 @@ class RunOptions:
     serve: tuple[str, int] | None = None  # web preview address
     serve_hosts: tuple[str, ...] = ()  # more names the preview answers to (--serve-host)
     family: str | None = None  # None: detect from the model
+    canvas: str = "auto"  # model input: fit, square or auto (annotate.detector.canvas)
     labels: Path | None = None
     classes: list[str] | None = None
     min_area: float = 0.0
@@ -123,7 +125,8 @@ class RunOptions:
         parse_shapes(self.lines, "line")
         parse_shapes(self.zones, "zone")
         check_at_least("--line-frames", self.line_frames, 1)
-        for flag, value, allowed in (("--anchor", self.anchor, ANCHORS),
+        for flag, value, allowed in (("--canvas", self.canvas, CANVASES),
+                                     ("--anchor", self.anchor, ANCHORS),
                                      ("--blur-style", self.blur_style, BLUR_STYLES),
                                      ("--blur-shape", self.blur_shape, BLUR_SHAPES)):  # fmt: skip
             if value not in allowed:
