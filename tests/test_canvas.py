@@ -78,6 +78,22 @@ def test_an_accelerator_keeps_the_size_it_compiles_for(tmp_path):
     assert elsewhere.session.get_inputs()[0].shape[2:] == [128, 128]
 
 
+def test_a_model_with_its_weights_in_another_file_loads_as_it_is(tmp_path):
+    """Weights saved beside the model (ONNX external data) cannot be found from bytes in
+    memory, so such a model keeps its square."""
+    import onnx
+
+    model = onnx.load(str(brightness_yolox(tmp_path / "bright.onnx", 128, classes=80)))
+    split = tmp_path / "split"
+    split.mkdir()
+    onnx.save(model, str(split / "model.onnx"), save_as_external_data=True,
+              location="weights.bin", size_threshold=100)  # the conv's, not the shape  # fmt: skip
+    assert (split / "weights.bin").stat().st_size > 0
+    detector = Detector.load(split / "model.onnx", ON_CPU, free_size=True)
+    assert not detector.can_fit
+    assert len(detector(white_block(128, 128))) > 0  # and finds the block
+
+
 def test_without_free_size_the_model_is_loaded_as_it_is(tmp_path):
     detector = Detector.load(brightness_yolox(tmp_path / "bright.onnx", 128), ON_CPU)
     assert not detector.can_fit and detector.input_hw == (128, 128)

@@ -41,11 +41,13 @@ def free_size_model(model: Path) -> bytes | None:
         log.debug("onnx is not importable: the square canvas only")
         return None
     try:
-        proto = onnx.load(str(model))
+        proto = onnx.load(str(model), load_external_data=False)
     except Exception as e:  # not a model: loading it the usual way reports that
         log.debug("cannot read %s with onnx (%s): the square canvas only", model, e)
         return None
     graph = proto.graph
+    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in graph.initializer):
+        return None  # weights in files beside it, which bytes cannot point to
     initializers = {i.name for i in graph.initializer}
     inputs = [i for i in graph.input if i.name not in initializers]
     if len(inputs) != 1:

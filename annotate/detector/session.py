@@ -155,13 +155,19 @@ def open_session(
     }[settings.graph_opt]  # fmt: skip
     providers = [(p, settings.provider_options(p)) for p in resolution.providers]
     started = time.perf_counter()
-    source: str | bytes = str(model)
+    session = None
     if free_size and resolution.providers[0] == CPU:
         from annotate.detector.canvas import free_size_model
 
-        source = free_size_model(model) or source
+        freed = free_size_model(model)
+        if freed is not None:
+            try:
+                session = ort.InferenceSession(freed, sess_options=options, providers=providers)
+            except _ort_errors() as e:  # as the file it is, below
+                log.debug("%s with a free input size does not load (%s)", model, e)
     try:
-        session = ort.InferenceSession(source, sess_options=options, providers=providers)
+        if session is None:
+            session = ort.InferenceSession(str(model), sess_options=options, providers=providers)
     except _ort_errors() as e:
         detail = str(e).split(":")[-1].strip() or type(e).__name__
         raise ModelError(f"cannot load {model} as an ONNX model: {detail}") from None
