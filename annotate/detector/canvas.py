@@ -3,7 +3,7 @@
 A 16:9 frame fills 234 of YOLOX-Nano's 416 rows; the other 182 are grey padding that costs
 as much to run as the picture. Fitting the canvas to the frame (each side rounded up to the
 largest stride, as Ultralytics' ``rect`` letterbox does) runs 416×256 instead: the same
-detections within a few hundredths of a score (README, "Canvas"). It needs a model whose
+detections within a few hundredths of a score (README, "Models"). It needs a model whose
 graph takes other input sizes: fully convolutional, with its output reshaped by ``-1`` (YOLOX
 exports are); a model that fails on another size is kept on its square.
 """
@@ -34,7 +34,8 @@ def fitted(model_hw: tuple[int, int], image_hw: tuple[int, int]) -> tuple[int, i
 
 def free_size_model(model: Path) -> bytes | None:
     """The model with its input's height and width (and its outputs' sizes) left free, as
-    bytes for ONNX Runtime; ``None`` if it cannot be read or already has them free."""
+    bytes for ONNX Runtime; ``None`` where there is nothing to free or it cannot be done (an
+    unreadable file, weights in other files, sides already free or not whole strides)."""
     try:
         import onnx
     except ImportError:  # a dependency, but a broken install should still run square
