@@ -152,9 +152,9 @@ def test_thread_plan_from_core_count():
     default = _options(None)
     assert plan_threads(default, 1) == ThreadPlan(0, 1, 1, 1, 1)  # a batch job's one core too
     assert plan_threads(default, 2) == ThreadPlan(2, 1, 1, 2, 1)
-    assert plan_threads(default, 4) == ThreadPlan(2, 1, 1, 4, 1)
-    assert plan_threads(default, 8) == ThreadPlan(4, 1, 1, 8, 1)
-    assert plan_threads(default, 16) == ThreadPlan(8, 1, 1, 16, 1)
+    assert plan_threads(default, 4) == ThreadPlan(2, 1, 1, 2, 1)
+    assert plan_threads(default, 8) == ThreadPlan(4, 1, 1, 4, 1)
+    assert plan_threads(default, 16) == ThreadPlan(8, 1, 1, 8, 1)
     assert plan_threads(default, 32) == ThreadPlan(16, 1, 1, 32, 1)
     assert plan_threads(default, 64) == ThreadPlan(16, 3, 1, 64, 1)
     sequential = _options(None, sequential=True)  # ONNX Runtime: half the cores, 2 to 16

@@ -120,6 +120,10 @@ class LocalPool:
         # Every worker has started (one per submit, up to the pool's size); shutdown() forgets
         # them, and a stop may need to kill them after it.
         processes = list((getattr(pool, "_processes", None) or {}).values())
+        # shutdown(wait=False) forgets its manager thread too; it is joined below, because if
+        # it were still closing its wake-up pipe when the interpreter exits, Python before
+        # 3.12.8 can write to the closed pipe from its exit hook (a traceback after Ctrl-C).
+        manager = getattr(pool, "_executor_manager_thread", None)
         broken: list[Job] = []
         deadline: float | None = None
         try:
@@ -150,6 +154,8 @@ class LocalPool:
                 _kill(pool, processes)
             else:
                 pool.shutdown(wait=True)
+            if manager is not None:
+                manager.join(timeout=GRACE_S)
         yield from self._drain(taken)
         if not broken or self.stopping:
             return [], []

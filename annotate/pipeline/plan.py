@@ -78,7 +78,9 @@ def plan_threads(options: RunOptions, cores: int) -> ThreadPlan:
       1.1× 8 × 3); beyond 32 cores the sixteen get more threads each (not measured).
     - One decoder thread: the decoder already has a thread of its own, and FFmpeg's frame
       threads add memory and take cores from inference while decoding is far faster.
-    - x264 one thread per core (its default is 1.5 per core).
+    - x264: one thread per core (its default is 1.5 per core), except one per two cores
+      from 4 to 16 cores (on 16 cores 8 threads ran 1.02-1.15x 16, and 6 and 12 slower than
+      8; on 64 cores 64 ran 1.05-1.13x 32, so the halving stops at 16).
     - OpenCV's calls on their calling thread: the stages are already parallel.
     Live and still sources switch to the sequential loop once opened (see ``run``).
     """
@@ -91,7 +93,8 @@ def plan_threads(options: RunOptions, cores: int) -> ThreadPlan:
         return ThreadPlan(0, intra_op, options.decode_threads, encode.threads)
     workers = options.workers or max(2, min(MAX_WORKERS, cores // 2))
     intra_op = session.threads or max(1, (cores - 1) // workers)
-    return ThreadPlan(workers, intra_op, options.decode_threads or 1, encode.threads or cores, 1)
+    encode_threads = encode.threads or (max(2, cores // 2) if cores <= 16 else cores)
+    return ThreadPlan(workers, intra_op, options.decode_threads or 1, encode_threads, 1)
 
 
 def plan_jobs(cores: int, jobs: int | None, inputs: int | None = None) -> tuple[int, int]:
