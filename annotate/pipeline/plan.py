@@ -78,9 +78,9 @@ def plan_threads(options: RunOptions, cores: int) -> ThreadPlan:
       1.1× 8 × 3); beyond 32 cores the sixteen get more threads each (not measured).
     - One decoder thread: the decoder already has a thread of its own, and FFmpeg's frame
       threads add memory and take cores from inference while decoding is far faster.
-    - x264: one thread per core (its default is 1.5 per core), except one per two cores
-      from 4 to 16 cores (on 16 cores 8 threads ran 1.02-1.15x 16, and 6 and 12 slower than
-      8; on 64 cores 64 ran 1.05-1.13x 32, so the halving stops at 16).
+    - x264: two threads on 2-3 cores, one per two cores from 4 to 16, one per core above
+      (its default is 1.5 per core; on 16 cores 8 threads ran 1.02-1.15x 16, and 6 and 12
+      slower than 8; on 64 cores 64 ran 1.05-1.13x 32).
     - OpenCV's calls on their calling thread: the stages are already parallel.
     Live and still sources switch to the sequential loop once opened (see ``run``).
     """
