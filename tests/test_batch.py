@@ -169,6 +169,8 @@ def test_resume_skips_what_is_done_and_redoes_what_changed(cli, folder, tiny_mod
     # Other settings: everything is redone.
     assert cli(*args, "--resume", "--conf", "0.5").code == 0
     assert len(manifest(out)) == 6
+    assert cli(*args, "--resume", "--conf", "0.5", "--canvas", "square").code == 0
+    assert len(manifest(out)) == 8  # the canvas changes what is found
 
 
 def test_a_dying_worker_fails_only_its_own_input(folder, tiny_model, tmp_path):

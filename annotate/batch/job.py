@@ -87,8 +87,7 @@ def detector_for(options: RunOptions) -> Detector:
     plan = plan_threads(options, options.cores or 1)
     key = repr((options.model, options.resolution, options.session, plan.intra_op, options.conf,
                 options.iou, options.track, options.family, options.canvas, options.labels,
-                options.classes,
-                options.min_area, options.max_det))  # fmt: skip
+                options.classes, options.min_area, options.max_det))  # fmt: skip
     if key not in _detectors:
         _detectors.clear()
         _detectors[key] = load_detector(options, plan, make_tracker(options))

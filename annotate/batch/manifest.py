@@ -65,6 +65,7 @@ def settings(options: RunOptions, model_sha256: str, video: bool, json_: bool) -
     assert isinstance(o.model, Path)  # resolved
     return {
         "model": o.model.name, "model_sha256": model_sha256, "family": o.family,
+        "canvas": o.canvas,
         "labels": str(o.labels) if o.labels else None, "conf": o.conf, "iou": o.iou,
         "classes": o.classes, "min_area": o.min_area, "max_det": o.max_det, "track": o.track,
         "track_buffer": o.track_buffer, "trails": o.trails, "detect_every": o.detect_every,
