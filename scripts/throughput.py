@@ -5,7 +5,7 @@ size).
 
     python scripts/throughput.py [--frames 300] [--rounds 2] [--plans 2x1,4x1,8x1,4x2]
                                  [--seq-threads 2,4,8] [--sizes 432,720,1080]
-                                 [--encode-threads 4,8] [--square]
+                                 [--decode-threads 2,4] [--encode-threads 4,8] [--square]
 
 For each input, in the same run:
 - **hand-written loop**: what a user writes in 40 lines (:func:`hand_written`): OpenCV's
@@ -19,7 +19,8 @@ For each input, in the same run:
   and with each ``--seq-threads`` count of ONNX Runtime threads;
 - **concurrent**: the default runner (``annotate run``), and each ``--plans`` entry
   (``WORKERSxTHREADS``: inference workers × ONNX Runtime threads each);
-- with ``--encode-threads``, both modes with x264 on each count of threads;
+- with ``--decode-threads`` / ``--encode-threads``, both modes with the decoder / x264 on
+  each count of threads;
 - with ``--square``, both modes on the model's square canvas too (``--canvas square``, the
   hand-written loop's), to tell the fitted canvas's share of the gain from the pipeline's.
 Every side encodes with x264 ``ultrafast`` (the hand-written loop's choice) and reports the
@@ -175,6 +176,9 @@ def main() -> int:
     parser.add_argument("--sizes", default="432,720,1080")
     parser.add_argument("--seq-threads", default="", help="e.g. 2,4,8: --sequential --threads N")
     parser.add_argument(
+        "--decode-threads", default="", help="e.g. 2,4: both modes with N decoder threads"
+    )
+    parser.add_argument(
         "--encode-threads", default="", help="e.g. 4,8: both modes with x264 on N threads"
     )
     parser.add_argument(
@@ -216,6 +220,14 @@ def main() -> int:
                 runs["--canvas square"] = lambda p=path: measure(
                     p, tmp, args.frames, canvas="square"
                 )[0]
+            for count in (int(t) for t in args.decode_threads.split(",") if t):
+                runs[f"--sequential, decoder {count} threads"] = (
+                    lambda p=path, c=count: measure(p, tmp, args.frames, sequential=True,
+                                                    decode_threads=c)[0]
+                )  # fmt: skip
+                runs[f"run, decoder {count} threads"] = (
+                    lambda p=path, c=count: measure(p, tmp, args.frames, decode_threads=c)[0]
+                )  # fmt: skip
             for count in (int(t) for t in args.encode_threads.split(",") if t):
                 runs[f"--sequential, x264 {count} threads"] = (
                     lambda p=path, c=count: measure(p, tmp, args.frames, sequential=True,
