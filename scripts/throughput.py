@@ -37,6 +37,7 @@ import os
 import statistics
 import sys
 import tempfile
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -168,6 +169,15 @@ def measure(source: Path, tmp: Path, frames: int, **kw: object) -> tuple[float, 
     return fps, stage
 
 
+def both_modes(
+    source: Path, tmp: Path, frames: int, **kw: object
+) -> tuple[Callable[[], float], Callable[[], float]]:
+    """The sequential loop's and the concurrent runner's FPS on ``source`` with ``kw``
+    (:func:`measure`'s options), each as a call for the rounds."""
+    return (lambda: measure(source, tmp, frames, sequential=True, **kw)[0],
+            lambda: measure(source, tmp, frames, **kw)[0])  # fmt: skip
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=300)
@@ -209,33 +219,20 @@ def main() -> int:
             cpu_ms = sum(stage.values())
             roofline = n * 1000 / cpu_ms
             runs = {"hand-written loop": lambda p=path: hand_written(p, tmp / "hand.mp4",
-                                                                      args.frames),
-                    "annotate run --sequential": lambda p=path: measure(
-                        p, tmp, args.frames, sequential=True)[0],
-                    "annotate run": lambda p=path: measure(p, tmp, args.frames)[0]}  # fmt: skip
+                                                                      args.frames)}  # fmt: skip
+            runs["annotate run --sequential"], runs["annotate run"] = both_modes(
+                path, tmp, args.frames)  # fmt: skip
             if args.square:
-                runs["--sequential --canvas square"] = lambda p=path: measure(
-                    p, tmp, args.frames, sequential=True, canvas="square"
-                )[0]
-                runs["--canvas square"] = lambda p=path: measure(
-                    p, tmp, args.frames, canvas="square"
-                )[0]
+                runs["--sequential --canvas square"], runs["--canvas square"] = both_modes(
+                    path, tmp, args.frames, canvas="square")  # fmt: skip
             for count in (int(t) for t in args.decode_threads.split(",") if t):
-                runs[f"--sequential, decoder {count} threads"] = (
-                    lambda p=path, c=count: measure(p, tmp, args.frames, sequential=True,
-                                                    decode_threads=c)[0]
-                )  # fmt: skip
-                runs[f"run, decoder {count} threads"] = (
-                    lambda p=path, c=count: measure(p, tmp, args.frames, decode_threads=c)[0]
-                )  # fmt: skip
+                (runs[f"--sequential, decoder {count} threads"],
+                 runs[f"run, decoder {count} threads"]) = both_modes(
+                    path, tmp, args.frames, decode_threads=count)  # fmt: skip
             for count in (int(t) for t in args.encode_threads.split(",") if t):
-                runs[f"--sequential, x264 {count} threads"] = (
-                    lambda p=path, c=count: measure(p, tmp, args.frames, sequential=True,
-                                                    encode_threads=c)[0]
-                )  # fmt: skip
-                runs[f"run, x264 {count} threads"] = (
-                    lambda p=path, c=count: measure(p, tmp, args.frames, encode_threads=c)[0]
-                )  # fmt: skip
+                (runs[f"--sequential, x264 {count} threads"],
+                 runs[f"run, x264 {count} threads"]) = both_modes(
+                    path, tmp, args.frames, encode_threads=count)  # fmt: skip
             for workers, threads in plans:
                 runs[f"--workers {workers} --threads {threads}"] = (
                     lambda p=path, w=workers, t=threads: measure(
