@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from annotate.detector import Detector, SessionSettings
+from annotate.detector.canvas import size_text
 from annotate.detector.session import open_session
 from annotate.errors import ProviderError, UsageError, check_at_least
 from annotate.providers import CPU, Resolution, canonical_name, usable
@@ -290,7 +291,7 @@ def _bench_provider(
             fitted.fit = fitted.can_fit
             blob = fitted.preprocess(image)[0]
             pipeline: Any = fitted.session
-            canvas = ", {1}x{0} canvas".format(*blob.shape[2:])
+            canvas = f", {size_text(blob.shape[2:])} canvas"
         elif used != fastest:
             pipeline, _ = factory(config.model, resolution, used)
         else:

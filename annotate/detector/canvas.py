@@ -32,6 +32,11 @@ def fitted(model_hw: tuple[int, int], image_hw: tuple[int, int]) -> tuple[int, i
             min(in_w, math.ceil(new_w / STRIDE) * STRIDE))  # fmt: skip
 
 
+def size_text(hw: tuple[int, int]) -> str:
+    """``(height, width)`` as people write a frame size: ``416x256``."""
+    return f"{hw[1]}x{hw[0]}"
+
+
 def free_size_model(model: Path) -> bytes | None:
     """The model with its input's height and width (and its outputs' sizes) left free, as
     bytes for ONNX Runtime; ``None`` where there is nothing to free or it cannot be done (an

@@ -21,9 +21,9 @@ class Letterbox:
     ratio: float
     source_width: int
     source_height: int
+    canvas_hw: tuple[int, int]  # the model input it was pasted on
     pad_x: float = 0.0
     pad_y: float = 0.0
-    canvas_hw: tuple[int, int] = (0, 0)  # the model input it was pasted on
 
 
 def letterbox(
@@ -54,4 +54,4 @@ def letterbox(
     blob = np.ascontiguousarray(canvas.transpose(2, 0, 1)[None], dtype=np.float32)
     if scale != 1.0:
         blob *= scale
-    return blob, Letterbox(ratio, w, h, float(pad_x), float(pad_y), (in_h, in_w))
+    return blob, Letterbox(ratio, w, h, (in_h, in_w), float(pad_x), float(pad_y))

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from annotate.analytics.geometry import parse_shapes
 from annotate.annotators import Annotator, BlurAnnotator, CountAnnotator, default_annotators
 from annotate.detector import Detector, class_ids
+from annotate.detector.canvas import size_text
 from annotate.errors import Interrupted, OutputPathError, StopRequested
 from annotate.pipeline.options import RunOptions
 from annotate.pipeline.plan import ThreadPlan, cpu_cores, plan_threads, spinning_for
@@ -215,12 +216,12 @@ def use_canvas(detector: Detector, canvas: str, info: SourceInfo) -> None:
     which keep the model's own square recipe) where the detector can."""
     wanted = canvas == "fit" or (canvas == "auto" and not info.still)
     detector.fit = wanted and detector.can_fit
-    square = "{1}x{0}".format(*detector.input_hw)
+    square = size_text(detector.input_hw)
     if canvas == "fit" and not detector.can_fit:
         log.info("--canvas fit: this model (or provider) takes only its %s input; the frames "
                  "are letterboxed onto that", square)  # fmt: skip
     elif detector.fit and info.width and info.height:
-        fitted = "{1}x{0}".format(*detector.canvas_for((info.height, info.width)))
+        fitted = size_text(detector.canvas_for((info.height, info.width)))
         log.debug("Canvas: %s for %dx%d frames (the model's own: %s)", fitted, info.width,
                   info.height, square)  # fmt: skip
     else:

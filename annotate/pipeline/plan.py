@@ -75,7 +75,8 @@ def plan_threads(options: RunOptions, cores: int) -> ThreadPlan:
     - Otherwise inference workers of one intra-op thread each, which beat fewer workers with
       several threads on a model this small: two on 2-3 cores, then one per two cores up to
       sixteen (on 16 cores 8 × 1 ran 1.6× the earlier 2 × 7 at 720p; on 32 cores 16 × 1 ran
-      1.1× 8 × 3); beyond 32 cores the sixteen get more threads each (not measured).
+      1.1× 8 × 3); beyond 32 cores the sixteen get more threads each (on 64 cores 16 × 3
+      measured like 16 × 1, 32 × 1, 16 × 2 and 32 × 2).
     - One decoder thread: the decoder already has a thread of its own, and FFmpeg's frame
       threads add memory and take cores from inference while decoding is far faster.
     - x264: two threads on 2-3 cores, one per two cores from 4 to 16, one per core above
