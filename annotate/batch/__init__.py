@@ -32,7 +32,7 @@ from annotate.errors import OutputPathError, UsageError, check_at_least
 from annotate.models.store import sha256_of
 from annotate.pipeline.options import RunOptions
 from annotate.pipeline.plan import cpu_cores, plan_jobs
-from annotate.pipeline.runner import HELD_SIGNALS
+from annotate.signals import HELD_SIGNALS
 
 if TYPE_CHECKING:
     from annotate.models import KnownModel

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from annotate.errors import ModelError
 from annotate.providers import CPU, Resolution
+from annotate.signals import signals_held
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -159,7 +160,8 @@ def open_session(
     if free_size and resolution.providers[0] == CPU:
         from annotate.detector.canvas import free_size_model
 
-        freed = free_size_model(model)
+        with signals_held():  # protobuf's bare excepts would swallow a KeyboardInterrupt
+            freed = free_size_model(model)
         if freed is not None:
             try:
                 session = ort.InferenceSession(freed, sess_options=options, providers=providers)

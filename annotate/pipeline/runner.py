@@ -20,17 +20,16 @@ import logging
 import math
 import os
 import queue
-import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from types import FrameType
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from annotate.detector import Detector, StageTimes
 from annotate.errors import StopRequested
+from annotate.signals import signals_held
 from annotate.stats import LiveStats, RollingFps
 from annotate.types import Detections, Frame
 
@@ -169,40 +168,6 @@ class Emitter:
         if stop is not None:
             raise stop
         return self.max_frames is not None and summary.frames >= self.max_frames
-
-
-#: Signals that end a run; one that arrives while a frame is being written waits for the end
-#: of that frame.
-HELD_SIGNALS = tuple(
-    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
-)
-
-
-@contextlib.contextmanager
-def signals_held() -> Iterator[None]:
-    """Hold back the signals that end a run until the block is done, then deliver the first.
-
-    A frame's outputs (video, JSON Lines, MOT) are written one after another; a signal in
-    between would leave the video a frame ahead of the JSON Lines. Signal handlers run only
-    on the main thread, where the emitter runs; elsewhere this does nothing.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    pending: list[tuple[int, FrameType | None]] = []
-    previous = {s: signal.signal(s, lambda n, f: pending.append((n, f))) for s in HELD_SIGNALS}
-    try:
-        yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
-        if pending:
-            number, where = pending[0]
-            handler = previous[number]
-            if callable(handler):
-                handler(number, where)
-            elif handler == signal.SIG_DFL:
-                signal.raise_signal(number)
 
 
 def lower_priority(by: int) -> None:

@@ -1,0 +1,43 @@
+"""Holding back the signals that end a run while a step must not be cut in half."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+from types import FrameType
+
+#: Signals that end a run; one that arrives while a frame is being written waits for the end
+#: of that frame.
+HELD_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold back the signals that end a run until the block is done, then deliver the first.
+
+    A frame's outputs (video, JSON Lines, MOT) are written one after another; a signal in
+    between would leave the video a frame ahead of the JSON Lines. And a KeyboardInterrupt
+    raised inside a library that catches everything (protobuf, under ``onnx``) would be
+    lost. Signal handlers run only on the main thread; elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[tuple[int, FrameType | None]] = []
+    previous = {s: signal.signal(s, lambda n, f: pending.append((n, f))) for s in HELD_SIGNALS}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        if pending:
+            number, where = pending[0]
+            handler = previous[number]
+            if callable(handler):
+                handler(number, where)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(number)
