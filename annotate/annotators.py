@@ -46,6 +46,22 @@ def _text_colour(bgr: tuple[int, int, int]) -> tuple[int, int, int]:
     return (0, 0, 0) if 0.299 * r + 0.587 * g + 0.114 * b > 150 else (255, 255, 255)
 
 
+def drawable(text: str) -> bool:
+    """Whether OpenCV's Hershey font can draw ``text``: printable ASCII only (anything else
+    comes out as ``?``)."""
+    return text.isascii() and text.isprintable()
+
+
+def shown_names(lines: Sequence[str], zones: Sequence[str]) -> dict[str, str]:
+    """What the frame calls each line and zone: its name, or ``line 2``/``zone 1`` for a
+    name the font cannot draw (the JSON and the counts table keep the real name)."""
+    shown = {}
+    for kind, names in (("line", lines), ("zone", zones)):
+        for n, name in enumerate(names, start=1):
+            shown[name] = name if drawable(name) else f"{kind} {n}"
+    return shown
+
+
 def scale_for(image: npt.NDArray[np.uint8]) -> float:
     """1.0 at 720p; text and lines grow with the image so labels read at 360p and at 4K."""
     return max(0.65, min(image.shape[:2]) / 720)
@@ -106,7 +122,9 @@ class LabelAnnotator:
         for i in np.argsort(detections.scores, kind="stable"):
             x1, y1 = (round(v) for v in detections.xyxy[i][:2])
             colour = palette[i]
-            name = detections.class_name(int(detections.class_ids[i]))
+            class_id = int(detections.class_ids[i])
+            name = detections.class_name(class_id)
+            name = name if drawable(name) else f"class {class_id}"
             track = -1 if tracks is None else int(tracks[i])
             text = self.text(name, float(detections.scores[i]), track)
             (tw, th), baseline = cv2.getTextSize(
@@ -254,6 +272,7 @@ class CountAnnotator:
 
     def __init__(self, counter: Counter) -> None:
         self.counter = counter
+        self.names = shown_names([s.name for s in counter.lines], [s.name for s in counter.zones])
 
     def annotate(
         self, scene: npt.NDArray[np.uint8], detections: Detections
@@ -276,7 +295,7 @@ class CountAnnotator:
                 cv2.addWeighted(tinted, 0.15, part, 0.85, 0, dst=part)
             cv2.polylines(scene, [polygon], True, self.ZONE, thickness, cv2.LINE_AA)
             c = self.counter.zone_counts[zone.name]
-            _tab(scene, f"{zone.name}: {c['now']} now, {c['entered']} entered",
+            _tab(scene, f"{self.names[zone.name]}: {c['now']} now, {c['entered']} entered",
                  polygon.min(axis=0), self.ZONE, scale)  # fmt: skip
         for line in self.counter.lines:
             (x1, y1), (x2, y2) = np.round(pixels[line.name]).astype(int).tolist()
@@ -289,8 +308,8 @@ class CountAnnotator:
             cv2.arrowedLine(scene, (round(mx), round(my)), tip, self.LINE, thickness,
                             cv2.LINE_AA, tipLength=0.35)  # fmt: skip
             c = self.counter.line_counts[line.name]
-            _tab(scene, f"{line.name}: in {c['in']}  out {c['out']}", (x1, y1), self.LINE,
-                 scale)  # fmt: skip
+            text = f"{self.names[line.name]}: in {c['in']}  out {c['out']}"
+            _tab(scene, text, (x1, y1), self.LINE, scale)
         return scene
 
 

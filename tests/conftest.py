@@ -7,6 +7,7 @@ marked ``shared``; in a clone without it they are skipped, and everything else s
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 import time
 import types
@@ -96,6 +97,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker("shared")
             if missing:
                 item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _annotate_logger_restored():
+    """Each test gets the 'annotate' logger as it was: the CLI (``setup_logging``) and a batch
+    worker run in-process stop it propagating, which would hide later tests' records from
+    ``caplog`` (whether they were hidden depended on which tests ran before)."""
+    log = logging.getLogger("annotate")
+    saved = (list(log.handlers), log.level, log.propagate)
+    yield
+    log.handlers[:], log.level, log.propagate = saved[0], saved[1], saved[2]
 
 
 @dataclass

@@ -74,6 +74,8 @@ def _cases(tmp: Path) -> list[tuple[str, list, int, str]]:
     out = np.zeros((1, anchors, 85), np.float32)
     negative = constant_model(tmp / "negative.onnx", out, [1, 3, "h", "w"], {"imgsz": "[-64, 64]"})
     huge = constant_model(tmp / "huge.onnx", out, [1, 3, "h", "w"], {"imgsz": "99999"})
+    dangling = tmp / "dangling.mp4"
+    dangling.symlink_to(tmp / "gone.mp4")
     return [
         ("missing file", [tmp / "nope.mp4", *M], 2, f"input {tmp / 'nope.mp4'} does not exist"),
         ("directory without images", [tmp / "empty_dir", *M], 2,
@@ -172,6 +174,60 @@ def _cases(tmp: Path) -> list[tuple[str, list, int, str]]:
         ("start past the end", [VIDEO, "--start", "99", *M], 1,
          f"{VIDEO}: no video frame could be decoded after 99 s"),
         ("bad --serve", [VIDEO, "--serve", "web", *M], 2, "--serve takes [HOST:]PORT, got 'web'"),
+        # Reliability round 3 (#33): each was a traceback or a silent exit 0 before.
+        ("--blur with --detect-every 3", [VIDEO, "--blur", "--detect-every", "3", *M], 2,
+         "--blur with --detect-every 3: whatever appears between two detections shows "
+         "unhidden until the next one; leave out --detect-every to detect every frame, or add "
+         "--accept-blur-gaps"),
+        ("--blur with --detect-every auto", [VIDEO, "--blur", "--detect-every", "auto", *M], 2,
+         "--blur with --detect-every auto: whatever appears between two detections shows "
+         "unhidden until the next one; leave out --detect-every to detect every frame, or add "
+         "--accept-blur-gaps"),
+        ("--blur a class --classes leaves out", [VIDEO, "--blur", "person", "--classes", "tv",
+                                                  *M], 2,
+         "--blur person: --classes tv leaves it undetected, so it would never be hidden; use "
+         "--classes tv,person"),
+        ("--blur ''", [VIDEO, "--blur", "", *M], 2,
+         "--blur names no class; give classes (--blur person,car), or --blur alone for person"),
+        ("--line far off", [VIDEO, "--line", "1e308,0,-1e308,432", *M], 2,
+         "--line '1e308,0,-1e308,432': coordinates must be within ±100000 pixels of the "
+         "frame's corner"),
+        ("--line 3e9", [VIDEO, "--line", "0,0,3e9,432", *M], 2,
+         "--line '0,0,3e9,432': coordinates must be within ±100000 pixels of the frame's "
+         "corner"),
+        ("--zone far off", [VIDEO, "--zone", "1e10,0,-1e10,0,0,1e10", *M], 2,
+         "--zone '1e10,0,-1e10,0,0,1e10': coordinates must be within ±100000 pixels of the "
+         "frame's corner"),
+        ("a line and a zone share a name", [VIDEO, "--zone", "a=0,0,1,0,1,1", "--line",
+                                            "a=0,0.5,1,0.5", *M], 2,
+         "--line and --zone both use the name 'a'; names must differ"),
+        ("a bowtie zone", [VIDEO, "--zone", "0,0,1,1,1,0,0,1", *M], 2,
+         "--zone '0,0,1,1,1,0,0,1': the zone crosses itself; give its corners in order around "
+         "its edge"),
+        ("an asymmetric bowtie zone", [VIDEO, "--zone", "0,0,1,1,1,0,0,0.6", *M], 2,
+         "--zone '0,0,1,1,1,0,0,0.6': the zone crosses itself; give its corners in order "
+         "around its edge"),
+        ("--trails beyond any int", [VIDEO, "--track", "--trails", "9" * 23, *M], 2,
+         f"--trails must be at most 10000, got {'9' * 23}"),
+        ("--track-buffer inf", [VIDEO, "--track", "--track-buffer", "inf", *M], 2,
+         "--track-buffer must be a finite number of seconds, 0 or more, got inf"),
+        ("--json - and --mot -", [VIDEO, "--json", "-", "--mot", "-", *M], 2,
+         "--json - and --mot - would both write to stdout; send one to a file"),
+        ("-o a dangling symbolic link", [VIDEO, "-o", dangling, *M], 2,
+         f"cannot write {dangling}: it is a dangling symbolic link (to {tmp / 'gone.mp4'}); "
+         "remove it or choose another name"),
+        ("--blur-style without --blur", [VIDEO, "--blur-style", "solid", *M], 2,
+         "--blur-style sets how --blur hides: add --blur"),
+        ("--blur-shape without --blur", [VIDEO, "--blur-shape", "ellipse", *M], 2,
+         "--blur-shape sets how --blur hides: add --blur"),
+        ("--anchor without lines", [VIDEO, "--anchor", "center", *M], 2,
+         "--anchor places boxes on lines and zones: add --line or --zone"),
+        ("--line-frames without lines", [VIDEO, "--line-frames", "3", *M], 2,
+         "--line-frames counts crossings of lines and zones: add --line or --zone"),
+        ("--track-buffer without tracking", [VIDEO, "--track-buffer", "2", *M], 2,
+         "--track-buffer keeps lost tracks: add --track"),
+        ("--accept-blur-gaps without gaps", [VIDEO, "--blur", "--accept-blur-gaps", *M], 2,
+         "--accept-blur-gaps is for --blur with --detect-every: add them"),
         # Typer's wording depends on its version (0.16: "is not a valid float").
         ("non-numeric --conf", [VIDEO, "--conf", "high", *M], 2,
          re.compile(r"Invalid value for '--conf': ('high' is not a valid float\.|Input should be "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -206,10 +207,18 @@ def test_a_dying_worker_fails_only_its_own_input(folder, tiny_model, tmp_path):
         (["--no-video"], 2, "nothing to write"),
         (["--conf", "7"], 2, "--conf must be between 0 and 1"),
         (["--codec", "h266"], 2, "unknown codec"),
+        # Checked against the model's classes before any input is run (#33).
+        (["--blur", "dragon"], 2, "unknown class 'dragon' in --blur"),
+        (["--classes", "persn"], 2, "unknown class 'persn' in --classes; did you mean person?"),
+        (["--blur", "person", "--classes", "car"], 2, "--blur person: --classes car leaves it"),
+        (["--blur", ""], 2, "--blur names no class"),
+        (["--blur", "--detect-every", "2"], 2, "or add --accept-blur-gaps"),
+        (["--blur-style", "solid"], 2, "--blur-style sets how --blur hides: add --blur"),
+        (["--ray", ""], 2, "--ray takes local, auto, ray://HOST:PORT or HOST:PORT; got ''"),
     ],
 )
 def test_bad_options_are_one_line(cli, folder, tiny_model, tmp_path, args, code, message):
-    r = cli("batch", folder / "cam1", "-o", tmp_path / "o", "-m", tiny_model, *args)
+    r = cli("batch", folder / "cam1", "-o", tmp_path / "o", "-m", tiny_model, "-q", *args)
     assert r.code == code and message in r.err and len(r.err.strip().splitlines()) == 1, r.err
     assert not (tmp_path / "o").exists()
 
@@ -219,6 +228,7 @@ def test_bad_inputs_are_one_line(cli, folder, tiny_model, tmp_path):
     for args, message in (
         ([tmp_path / "nothing-here"], "does not exist"),
         ([tmp_path / "file", "-o", tmp_path / "file"], "is a file; give a directory"),
+        (["", "-o", tmp_path / "o"], "an INPUT is empty"),  # not the current directory
     ):
         if "-o" not in args:
             args = [*args, "-o", tmp_path / "o"]
@@ -226,6 +236,63 @@ def test_bad_inputs_are_one_line(cli, folder, tiny_model, tmp_path):
         assert r.code == 2 and message in r.err and "Traceback" not in r.err, r.err
     r = cli("batch", "-o", tmp_path / "o")
     assert r.code == 2 and "Missing argument" in r.err
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_manifest_cannot_be_turned_on_an_input(cli, folder, tiny_model, tmp_path):
+    """A manifest.jsonl linked to an input (or any other file) is refused, the input intact."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("a.mp4", "b.mkv"):
+        (src / name).write_bytes((folder / "cam1" / name).read_bytes())
+    before = (src / "a.mp4").read_bytes()
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "manifest.jsonl").symlink_to(src / "a.mp4")
+    r = cli("batch", src / "a.mp4", src / "b.mkv", "-o", out, "-m", tiny_model)
+    assert r.code == 2 and r.err.strip() == (
+        f"Error: {out / 'manifest.jsonl'} is a symbolic link (to {src / 'a.mp4'}); the batch "
+        "appends its records there: remove the link"
+    )
+    assert (src / "a.mp4").read_bytes() == before and sorted(os.listdir(out)) == ["manifest.jsonl"]
+    (out / "manifest.jsonl").unlink()
+    (out / "manifest.jsonl").hardlink_to(src / "a.mp4")
+    r = cli("batch", src / "a.mp4", src / "b.mkv", "-o", out, "-m", tiny_model)
+    assert r.code == 2 and "is the input" in r.err and (src / "a.mp4").read_bytes() == before
+
+
+@pytest.mark.parametrize("damage", ["cut", "random"])
+def test_resume_survives_a_damaged_manifest(cli, folder, tiny_model, tmp_path, damage):
+    """A manifest cut mid-line or overwritten with random bytes: --resume warns, redoes what
+    it cannot read, and every record it writes is a line of its own."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("a.mp4", "b.mkv"):
+        (src / name).write_bytes((folder / "cam1" / name).read_bytes())
+    out = tmp_path / "out"
+    args = ["batch", src, "-o", out, "-m", tiny_model, "--resume"]
+    assert cli(*args).code == 0
+    path = out / "manifest.jsonl"
+    lines = path.read_bytes().splitlines(keepends=True)
+    if damage == "cut":
+        path.write_bytes(lines[0] + lines[1][: len(lines[1]) // 2])  # the second record torn
+    else:
+        path.write_bytes(os.urandom(3000).replace(b"\n", b" "))
+    r = cli(*args)
+    assert r.code == 0 and "Traceback" not in r.err, r.err
+    assert re.search(
+        r"manifest.jsonl: skipped \d+ lines? that (is not a record|are not records) "
+        r"\(cut short or damaged\)",
+        r.err,
+    ), r.err
+    redone = 1 if damage == "cut" else 2
+    assert f"Batch of {redone} input" in r.err
+    if damage == "cut":
+        assert "ended in a line cut short; the next record starts a new line" in r.err
+    records = path.read_bytes().splitlines()[-redone:]
+    assert [json.loads(line)["status"] for line in records] == ["done"] * redone
+    r = cli(*args)  # the torn line stays, but everything is done now
+    assert r.code == 0 and "Nothing to do: all 2 inputs are done" in r.err
 
 
 def test_ray_without_the_extra_names_it(cli, folder, tiny_model, tmp_path, monkeypatch):
@@ -277,6 +344,27 @@ def test_ctrl_c_stops_every_worker_and_leaves_no_half_file(tiny_model, tmp_path)
     while time.monotonic() < deadline and any(_alive(pid) for pid in children):
         time.sleep(0.1)
     assert not [pid for pid in children if _alive(pid)]
+
+
+def test_sigterm_to_the_group_leaves_no_half_file(tiny_model, tmp_path):
+    """``kill -TERM -PGID`` (a service manager, a container stop) reaches the workers too:
+    they leave the stop to the driver, which waits for them to clean up."""
+    src = tmp_path / "src"
+    src.mkdir()
+    make_clip(src / "long0.mp4", 1500, size=(320, 240))
+    (src / "long1.mp4").write_bytes((src / "long0.mp4").read_bytes())
+    out = tmp_path / "out"
+    proc = _batch_process([str(src), "-o", str(out), "-m", str(tiny_model), "--jobs", "2"])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(out.glob(".annotate-partial-*.mp4"))) < 2:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGTERM)
+    err = proc.communicate(timeout=30)[1]
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err and "stopped by SIGTERM" in err
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.jsonl"]
+    assert sorted(r["status"] for r in manifest(out)) == ["failed", "failed"]
 
 
 def test_a_killed_batch_leaves_no_half_file_and_resume_finishes_it(tiny_model, tmp_path):
@@ -364,6 +452,52 @@ def test_an_unreachable_ray_cluster_is_one_line_before_any_work(folder, tiny_mod
     assert proc.returncode == 1, err
     assert "cannot reach the Ray cluster at ray://127.0.0.1:9: Connection refused" in err
     assert "Traceback" not in err and not (tmp_path / "o").exists()
+
+
+@ray_needed
+@pytest.mark.parametrize("scheme", ["", "ray://"])
+def test_a_listener_that_is_not_ray_is_one_line_within_seconds(folder, tiny_model, tmp_path,
+                                                              scheme):  # fmt: skip
+    """Something else answering on the port (a web server, say): Ray would retry for ever."""
+    import socket
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    stop = threading.Event()
+
+    def answer() -> None:  # an HTTP/1 server's reply to whatever arrives
+        server.settimeout(0.2)
+        held = []
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+            held.append(conn)
+        for conn in held:
+            conn.close()
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    try:
+        started = time.monotonic()
+        proc = _batch_process([str(folder / "cam1"), "-o", str(tmp_path / "o"), "-m",
+                               str(tiny_model), "--ray", f"{scheme}127.0.0.1:{port}"])  # fmt: skip
+        err = proc.communicate(timeout=60)[1]
+        took = time.monotonic() - started
+    finally:
+        stop.set()
+        thread.join()
+        server.close()
+    assert proc.returncode == 1, err
+    assert err.strip() == (
+        f"Error: {scheme}127.0.0.1:{port} answers, but not as Ray does (no gRPC handshake in "
+        "5 s); give the address of a Ray head (HOST:6379) or its client server "
+        "(ray://HOST:10001)"
+    )
+    assert took < 12 and not (tmp_path / "o").exists()
 
 
 # --- On the shared footage: the same detections as `annotate run` -----------------------------

@@ -163,3 +163,54 @@ def test_ellipse_keeps_the_corners():
     whole = Detections([[0, 0, 200, 200]], [0.9], [0])
     BlurAnnotator(None, "solid", "ellipse", pad=0).annotate(scene, whole)
     assert (scene[100, 100] == 0).all() and (scene[2, 2] == 255).all()
+
+
+def test_a_name_the_font_cannot_draw_is_labelled_visibly():
+    """OpenCV's font draws '入口🚪' as '???': the frame says 'line 1' instead (the JSON and the
+    counts keep the name), and the run says so."""
+    from annotate.annotators import CountAnnotator
+    from annotate.pipeline import RunOptions
+    from annotate.pipeline.build import make_counter
+
+    def drawn(name: str) -> np.ndarray:
+        options = RunOptions(source="x.mp4", track=True, lines=[f"{name}=0,0.5,1,0.5"])
+        counter = make_counter(options)
+        assert counter is not None
+        image = np.zeros((360, 640, 3), np.uint8)
+        return CountAnnotator(counter).annotate(image, Detections.empty())
+
+    import logging
+
+    warnings: list[str] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: warnings.append(record.getMessage())  # type: ignore[method-assign]
+    logging.getLogger("annotate").addHandler(handler)
+    try:
+        unicode = drawn("入口🚪")
+    finally:
+        logging.getLogger("annotate").removeHandler(handler)
+    assert warnings == [
+        "'入口🚪': the video's font has only ASCII letters, so the frame labels it 'line 1' (the "
+        "JSON and the counts keep its name)"
+    ]
+    assert np.array_equal(unicode, drawn("line 1"))
+    assert not np.array_equal(unicode, drawn("door"))  # the label is drawn, and it differs
+
+
+@pytest.mark.parametrize(
+    ("spec", "crosses"),
+    [
+        ("100,100,500,100,500,400,300,200,100,400", False),  # concave (an arrow's notch)
+        ("0,0,1,0,1,1,0,1", False),
+        ("0,0,1,1,1,0,0,1", True),  # a bowtie
+        ("0,0,1,1,1,0,0,0.6", True),  # a lopsided one: its area is not zero
+        ("0,0,200,0,100,0,100,100", True),  # an edge folding back over its neighbour
+        ("0,0,1,0,1,1,0.5,0,0,1", True),  # a corner touching another edge
+    ],
+)
+def test_zones_that_cross_themselves_are_refused(spec, crosses):
+    if crosses:
+        with pytest.raises(UsageError, match="the zone crosses itself"):
+            parse_shapes([spec], "zone")
+    else:
+        assert len(parse_shapes([spec], "zone")[0].points) == len(spec.split(",")) // 2

@@ -154,7 +154,8 @@ def test_live_camera_tracks_with_dropped_frames(tmp_path, monkeypatch):
 @pytest.mark.parametrize(("args", "line"), [
     (["--detect-every", "0"], "--detect-every must be at least 1, got 0"),
     (["--detect-every", "often"], "--detect-every takes a whole number or 'auto', got 'often'"),
-    (["--track", "--track-buffer", "-1"], "--track-buffer must be 0 seconds or more, got -1"),
+    (["--track", "--track-buffer", "-1"], "--track-buffer must be a finite number of seconds, "
+                                          "0 or more, got -1"),
     (["--mot", "missing/t.txt"], "cannot write missing/t.txt: directory {tmp}/missing does "
                                  "not exist"),
     (["--trails", "10"], "--trails draws the paths of tracks: add --track"),

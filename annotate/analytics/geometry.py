@@ -3,6 +3,7 @@ fractions of the frame."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -12,6 +13,9 @@ import numpy.typing as npt
 from annotate.errors import UsageError
 
 ANCHORS = ("bottom", "center")
+#: The farthest a point may lie from the frame's corner, in pixels: far beyond any frame
+#: (a line may start off-screen), and within what OpenCV can draw (int32 after its shifts).
+MAX_COORD = 100_000
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,11 @@ def parse_shapes(specs: list[str], kind: str) -> list[Shape]:
                              f"{_example(kind)}") from None  # fmt: skip
         if not all(math.isfinite(v) for v in values):
             raise UsageError(f"{flag} {spec!r}: coordinates must be finite numbers")
+        if any(abs(v) > MAX_COORD for v in values):
+            raise UsageError(
+                f"{flag} {spec!r}: coordinates must be within ±{MAX_COORD} pixels of the "
+                "frame's corner"
+            )
         if kind == "line" and len(values) != 4:
             raise UsageError(f"{flag} {spec!r}: a line takes 4 numbers (x1,y1,x2,y2), "
                              f"got {len(values)}")  # fmt: skip
@@ -57,8 +66,13 @@ def parse_shapes(specs: list[str], kind: str) -> list[Shape]:
             raise UsageError(f"{flag} {spec!r}: mixes fractions of the frame and pixels; "
                              "give all four coordinates one way")  # fmt: skip
         points = tuple(zip(values[0::2], values[1::2]))
-        if len(set(points)) < least or (kind == "zone" and _area(points) == 0):
+        if len(set(points)) < least or (kind == "zone" and _collinear(points)):
             raise UsageError(f"{flag} {spec!r}: the {kind} has no length or area")
+        if kind == "zone" and _crosses_itself(points):
+            raise UsageError(
+                f"{flag} {spec!r}: the zone crosses itself; give its corners in order around "
+                "its edge"
+            )
         shapes.append(Shape(name, points, fractional))
     names = [s.name for s in shapes]
     for name in names:
@@ -71,10 +85,47 @@ def _example(kind: str) -> str:
     return "door=100,400,500,400" if kind == "line" else "shop=0,0,0.5,0,0.5,1,0,1"
 
 
-def _area(points: tuple[tuple[float, float], ...]) -> float:
-    x = np.array([p[0] for p in points])
-    y = np.array([p[1] for p in points])
-    return float(abs(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))) / 2)
+def _collinear(points: tuple[tuple[float, float], ...]) -> bool:
+    """All points on one line: a polygon without area, whatever its order."""
+    (x0, y0), rest = points[0], points[1:]
+    pairs = itertools.combinations(rest, 2)
+    return all((x1 - x0) * (y2 - y0) == (x2 - x0) * (y1 - y0) for (x1, y1), (x2, y2) in pairs)
+
+
+def _crosses_itself(points: tuple[tuple[float, float], ...]) -> bool:
+    """Whether two edges that do not share a corner meet (a bowtie), or two neighbours fold
+    back over each other; "inside" has no single meaning for such a polygon."""
+    p = np.array(points, np.float64)
+    edges = list(zip(p, np.roll(p, -1, axis=0)))
+    n = len(edges)
+    for i, j in itertools.combinations(range(n), 2):
+        (a, b), (c, d) = edges[i], edges[j]
+        if j == i + 1 or (i == 0 and j == n - 1):  # neighbours share a corner
+            far = d if j == i + 1 else c  # the neighbour's other end
+            near = a if j == i + 1 else b  # this edge's end away from the shared corner
+            shared = b if j == i + 1 else a
+            if side(far, near, shared) == 0 and np.dot(far - shared, near - shared) > 0:
+                return True  # folds back along itself
+            continue
+        if _segments_meet(a, b, c, d):
+            return True
+    return False
+
+
+Point = npt.NDArray[np.float64]
+
+
+def _segments_meet(a: Point, b: Point, c: Point, d: Point) -> bool:
+    """Whether the closed segments a–b and c–d share a point."""
+    sides = side(c, a, b), side(d, a, b), side(a, c, d), side(b, c, d)
+    if sides[0] != sides[1] and sides[2] != sides[3] and 0 not in sides:
+        return True
+
+    def on(p: Point, q: Point, r: Point) -> bool:  # p on the segment q–r
+        inside_box = np.all(np.minimum(q, r) <= p) and np.all(p <= np.maximum(q, r))
+        return side(p, q, r) == 0 and bool(inside_box)
+
+    return on(c, a, b) or on(d, a, b) or on(a, c, d) or on(b, c, d)
 
 
 def anchor_points(xyxy: npt.NDArray[np.floating], anchor: str) -> npt.NDArray[np.float64]:

@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING, Protocol
 
 from annotate.batch.events import NOT_STARTED, STOPPED, Event, Finished, Progress, Started
 from annotate.batch.inputs import Job, check_outputs, find_jobs
-from annotate.batch.job import Batch, job_key
+from annotate.batch.job import Batch, job_key, remove_partials
 from annotate.batch.manifest import (
     Manifest,
     Record,
+    check_manifest_path,
     is_done,
     settings,
     settings_id,
@@ -106,8 +107,13 @@ def run_batch(
         from annotate.sinks.video import check_encoding
 
         check_encoding(outdir / "check.mp4", template.encode)
+    if options.ray is not None:
+        from annotate.batch.cluster import check_address
+
+        check_address(options.ray)
     jobs = find_jobs(options.inputs, outdir)
     check_outputs(jobs, outdir, options.video, options.json)
+    check_manifest_path(outdir, jobs)
     cluster = None
     if options.ray is not None:
         from annotate.batch.cluster import RayCluster
@@ -131,6 +137,7 @@ def _run(
 ) -> BatchSummary:
     resolved = template.resolved(download)
     assert isinstance(resolved.model, Path)
+    _check_classes(resolved)
     model_sha256 = sha256_of(resolved.model)
     chosen = settings(resolved, model_sha256, options.video, options.json)
     wanted = settings_id(chosen)
@@ -206,6 +213,7 @@ def _run(
         if job.index in recorded:
             continue
         if job.index in running:  # its worker was killed after the grace period
+            remove_partials(job, batch)
             record = Record(job_key(job), "failed", settings_id=wanted, error=STOPPED)
         else:
             record = Record(job_key(job), "skipped", settings_id=wanted, error=NOT_STARTED)
@@ -213,6 +221,34 @@ def _run(
         summary.records.append(record)
     summary.wall_s = time.perf_counter() - started
     return summary
+
+
+def _check_classes(options: RunOptions) -> None:
+    """``--classes``, ``--blur`` and ``--labels`` against the model's classes before any
+    work, as ``run`` checks them: a misspelt class is one usage error, not every input
+    failing. A one-thread CPU session reads the classes; a model that does not load is left
+    to the jobs, which say so per input."""
+    if not (options.classes or options.blur or options.labels):
+        return
+    import onnxruntime as ort
+
+    from annotate.detector import class_ids
+    from annotate.detector.families import read_spec
+    from annotate.detector.session import ort_errors
+    from annotate.pipeline.build import blur_ids
+    from annotate.providers import CPU
+
+    assert isinstance(options.model, Path)
+    settings = ort.SessionOptions()
+    settings.intra_op_num_threads = 1
+    try:
+        session = ort.InferenceSession(str(options.model), settings, providers=[CPU])
+    except ort_errors():
+        return
+    spec = read_spec(session, str(options.model), options.family, options.labels)
+    detected = class_ids(spec.labels, options.classes, "--classes") if options.classes else None
+    if options.blur is not None:
+        blur_ids(options, spec.labels, detected)
 
 
 class Backend(Protocol):

@@ -16,6 +16,7 @@ import re
 import socket
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -35,8 +36,10 @@ POLL_S = 0.5  # each progress drain is a round trip to the queue actor
 #: Providers that need a GPU of the node (``num_gpus=1`` per task).
 GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider", "ROCMExecutionProvider",
                  "MIGraphXExecutionProvider")  # fmt: skip
-#: Seconds to wait for a cluster's address to answer before giving up.
+#: Seconds to wait for a cluster's address to answer before giving up, and then for it to
+#: answer as Ray does (gRPC over HTTP/2).
 CONNECT_TIMEOUT_S = 10
+HANDSHAKE_TIMEOUT_S = 5
 #: A lost node's tasks are run again this many times (outputs are renamed only when
 #: complete, so a rerun starts clean).
 MAX_RETRIES = 3
@@ -72,9 +75,12 @@ class RayCluster:
             # Ray runs its workers at niceness 15, below its own processes; on a small machine
             # that cost a quarter of the speed (README, "On a Ray cluster").
             config = {"_system_config": {"worker_niceness": 0}} if local else {}
-            ray.init(address=None if local else address, num_cpus=cpu_cores() if local else None,
-                     include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
-                     configure_logging=True, **config)  # fmt: skip
+            with warnings.catch_warnings():  # Ray's client warns, then raises: one line is ours
+                warnings.simplefilter("ignore", UserWarning)
+                ray.init(address=None if local else address,
+                         num_cpus=cpu_cores() if local else None, include_dashboard=False,
+                         log_to_driver=False, logging_level=logging.ERROR, configure_logging=True,
+                         **config)  # fmt: skip
         except Exception as e:  # ConnectionError, grpc errors, RuntimeError: all say the same
             why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             where = "a local Ray" if local else f"the Ray cluster at {address}"
@@ -103,19 +109,45 @@ class RayCluster:
             self.ray.shutdown()
 
 
-def _check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
-    """Refuse an address nothing answers at: Ray itself retries a dead one for ever."""
+def check_address(address: str) -> tuple[str, int] | None:
+    """``--ray``'s value → the host and port to reach (``None`` for ``local`` and ``auto``);
+    anything else is a usage error, before any work."""
+    if address in ("local", "auto"):
+        return None
     match = re.fullmatch(r"(?:ray://)?\[?([^\]/]+?)\]?:(\d+)/?", address)
-    if match is None:
-        if address != "auto":
-            raise UsageError(f"--ray takes auto, ray://HOST:PORT or HOST:PORT; got {address!r}")
+    if match is None or not 0 < int(match.group(2)) < 65536:
+        raise UsageError(f"--ray takes local, auto, ray://HOST:PORT or HOST:PORT; got {address!r}")
+    return match.group(1), int(match.group(2))
+
+
+def _check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """Refuse an address nothing answers at, or where something other than Ray answers:
+    Ray itself retries either for ever."""
+    where = check_address(address)
+    if where is None:
         return
-    host, port = match.group(1), int(match.group(2))
+    host, port = where
     try:
         socket.create_connection((host, port), timeout=timeout_s).close()
     except OSError as e:
         why = e.strerror or str(e) or type(e).__name__
         raise ClusterError(f"cannot reach the Ray cluster at {address}: {why}") from None
+    # Ray's head (GCS) and its client server both speak gRPC: a channel becomes ready only
+    # once the HTTP/2 handshake is done, which a web server or another service never does.
+    try:
+        import grpc  # with Ray's client extra, which annotate's ray extra names
+    except ImportError:  # pragma: no cover - a Ray installed without it
+        return
+    target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    with grpc.insecure_channel(target) as channel:
+        try:
+            grpc.channel_ready_future(channel).result(timeout=HANDSHAKE_TIMEOUT_S)
+        except grpc.FutureTimeoutError:
+            raise ClusterError(
+                f"{address} answers, but not as Ray does (no gRPC handshake in "
+                f"{HANDSHAKE_TIMEOUT_S} s); give the address of a Ray head (HOST:6379) or its "
+                "client server (ray://HOST:10001)"
+            ) from None
 
 
 class RayPool:

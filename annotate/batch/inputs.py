@@ -74,6 +74,8 @@ def find_jobs(specs: Sequence[str], outdir: Path) -> list[Job]:
     """
     found: dict[Path, tuple[Path, PurePath]] = {}  # real path → (path as found, relative)
     for spec in specs:
+        if not spec.strip():  # Path("") is the current directory: never what was meant
+            raise UsageError("an INPUT is empty; name video files, directories, globs or @list.txt")
         for path, relative in _expand(spec, outdir.resolve()):
             found.setdefault(path.resolve(), (path, relative))
     if not found:

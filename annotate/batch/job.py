@@ -98,6 +98,20 @@ def partial_name(final: Path) -> Path:
     return final.with_name(f"{PARTIAL}{final.name}")
 
 
+def images_dir(job: Job, outdir: Path) -> Path | None:
+    """Where an image set's annotated images are written until the set is complete."""
+    return outdir / job.relative / f"{PARTIAL}images" if job.image_set else None
+
+
+def remove_partials(job: Job, batch: Batch) -> None:
+    """What an unfinished run of ``job`` left (a crash, a stop, a killed worker)."""
+    for final in job.outputs(batch.outdir, batch.video, batch.json):
+        partial_name(final).unlink(missing_ok=True)
+    image_dir = images_dir(job, batch.outdir)
+    if image_dir is not None:
+        shutil.rmtree(image_dir, ignore_errors=True)
+
+
 def run_job(job: Job, batch: Batch, stop: StopFlag | None, report: Report | None) -> Record:
     """Run one job to its record: ``done`` with its outputs in place, or ``failed`` with a
     one-line reason and nothing under a final name."""
@@ -106,16 +120,12 @@ def run_job(job: Job, batch: Batch, stop: StopFlag | None, report: Report | None
     started = time.perf_counter()
     record = Record(input=job_key(job), status="failed", settings_id=batch.settings_id)
     finals = job.outputs(batch.outdir, batch.video, batch.json)
-    partials = [partial_name(p) for p in finals]
-    image_dir = (batch.outdir / job.relative / f"{PARTIAL}images") if job.image_set else None
+    image_dir = images_dir(job, batch.outdir)
     warnings = _Warnings()
     log.addHandler(warnings)
     try:
         record.identity = identity(job)
-        for stale in partials:
-            stale.unlink(missing_ok=True)
-        if image_dir is not None:
-            shutil.rmtree(image_dir, ignore_errors=True)
+        remove_partials(job, batch)
         (batch.outdir / job.relative).parent.mkdir(parents=True, exist_ok=True)
         options = _job_options(job, batch, finals, image_dir)
         source = None
@@ -148,10 +158,7 @@ def run_job(job: Job, batch: Batch, stop: StopFlag | None, report: Report | None
     finally:
         log.removeHandler(warnings)
         if record.status != "done":
-            for partial in partials:
-                partial.unlink(missing_ok=True)
-            if image_dir is not None:
-                shutil.rmtree(image_dir, ignore_errors=True)
+            remove_partials(job, batch)
     record.seconds = round(time.perf_counter() - started, 3)
     record.fps = round(record.frames / record.seconds, 2) if record.seconds else 0.0
     record.warnings = warnings.lines

@@ -16,6 +16,7 @@ from annotate.batch.events import GRACE_S, Event, Finished, Started, from_update
 from annotate.batch.inputs import Job
 from annotate.batch.job import Batch, job_key, run_job, worker_logging
 from annotate.batch.manifest import Record
+from annotate.signals import HELD_SIGNALS
 
 POLL_S = 0.2
 
@@ -27,9 +28,11 @@ _updates: Any = None
 
 def _start_worker(batch: Batch, stop: Any, updates: Any) -> None:
     global _batch, _stop, _updates
-    # Ctrl-C reaches every process of the terminal's group: the driver alone decides, and
-    # tells the workers through ``stop``. SIGINT was blocked while this process started.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Ctrl-C (and a SIGTERM or SIGHUP to the whole group) reaches every process of the
+    # group: the driver alone decides, and tells the workers through ``stop``, so each
+    # removes its partial outputs. SIGINT was blocked while this process started.
+    for number in HELD_SIGNALS:
+        signal.signal(number, signal.SIG_IGN)
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     worker_logging()
@@ -171,8 +174,9 @@ class LocalPool:
 
 
 def _kill(pool: ProcessPoolExecutor, processes: list[multiprocessing.process.BaseProcess]) -> None:
-    """End the pool now: workers still running after the grace period are killed."""
+    """End the pool now: workers still running after the grace period are killed (SIGKILL:
+    they ignore SIGTERM); the driver removes what they leave."""
     for process in processes:
         if process.is_alive():
-            process.terminate()
+            process.kill()
     pool.shutdown(wait=True, cancel_futures=True)

@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import socket
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from annotate.batch.inputs import Job
-from annotate.errors import OutputError
+from annotate.errors import OutputError, OutputPathError
 
 if TYPE_CHECKING:
     from annotate.pipeline import RunOptions
+
+log = logging.getLogger("annotate")
 
 MANIFEST = "manifest.jsonl"
 STATUSES = ("done", "failed", "skipped")
@@ -90,34 +94,73 @@ class Manifest:
         self.path = outdir / MANIFEST
 
     def latest(self) -> dict[str, dict[str, Any]]:
-        """The last record for each input."""
+        """The last record for each input; lines that are not records (a line torn by a
+        crash, bytes written over the file) are skipped with a warning."""
         records: dict[str, dict[str, Any]] = {}
         try:
-            text = self.path.read_text(encoding="utf-8")
+            data = self.path.read_bytes()
         except FileNotFoundError:
             return records
         except OSError as e:
             raise OutputError(f"cannot read {self.path}: {e.strerror}") from None
-        for line in text.splitlines():
+        bad = 0
+        for line in data.splitlines():
             try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a torn last line from a crash
+                record = json.loads(line.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                bad += bool(line.strip())
+                continue
             if isinstance(record, dict) and isinstance(record.get("input"), str):
                 records[record["input"]] = record
+            else:
+                bad += 1
+        if bad:
+            what = "line that is not a record" if bad == 1 else "lines that are not records"
+            log.warning("%s: skipped %d %s (cut short or damaged)", self.path, bad, what)
         return records
 
     def append(self, line: str) -> None:
+        """One record, on a line of its own even after a torn last line."""
         data = (line + "\n").encode()
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
             try:
+                if os.fstat(fd).st_size and not self._ends_a_line(fd):
+                    log.warning(
+                        "%s ended in a line cut short; the next record starts a new line", self.path
+                    )
+                    data = b"\n" + data
                 os.write(fd, data)
                 os.fsync(fd)
             finally:
                 os.close(fd)
         except OSError as e:
             raise OutputError(f"cannot write {self.path}: {e.strerror}") from None
+
+    @staticmethod
+    def _ends_a_line(fd: int) -> bool:
+        os.lseek(fd, -1, os.SEEK_END)
+        return os.read(fd, 1) == b"\n"
+
+
+def check_manifest_path(outdir: Path, jobs: Sequence[Job]) -> None:
+    """The manifest is appended to: it must be a file of its own, never a link (to an input,
+    or to anything else) nor an input under another name."""
+    path = outdir / MANIFEST
+    if path.is_symlink():
+        raise OutputPathError(
+            f"{path} is a symbolic link (to {os.readlink(path)}); the batch "
+            "appends its records there: remove the link"
+        )
+    if path.exists() and not path.is_file():
+        raise OutputPathError(f"{path} is not a file; the batch writes its records there")
+    for job in jobs:
+        for source in job.inputs:
+            if path.exists() and os.path.samefile(path, source):
+                raise OutputPathError(
+                    f"{path} is the input {source} (a hard link); the batch "
+                    "appends its records there: remove it"
+                )
 
 
 def is_done(record: dict[str, Any] | None, job: Job, outputs: list[Path], wanted: str) -> bool:

@@ -101,6 +101,7 @@ def batch(
     blur: o.Blur = None,
     blur_style: o.BlurStyle = defaults.BLUR_STYLE,
     blur_shape: o.BlurShape = defaults.BLUR_SHAPE,
+    accept_blur_gaps: o.AcceptBlurGaps = False,
     boxes: o.Boxes = True,
     quiet: o.Quiet = False,
     verbose: o.Verbose = False,
@@ -110,6 +111,7 @@ def batch(
 
     console.setup_logging(quiet, verbose)
     run = o.run_options("", ctx.params, Config.load())
+    o.check_needed(ctx, run)
     options = BatchOptions(inputs=list(inputs), outdir=outdir, run=run, jobs=jobs,
                            resume=resume, video=video, json=json_lines, ray=ray)  # fmt: skip
     display = BatchDisplay(quiet)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -18,6 +18,7 @@ import typer
 
 from annotate import defaults
 from annotate.config import Config
+from annotate.errors import UsageError
 
 if TYPE_CHECKING:
     from annotate.pipeline import RunOptions
@@ -120,6 +121,11 @@ Blur = Annotated[
 ]  # fmt: skip
 BlurStyle = Annotated[str, typer.Option(help="How --blur hides: gaussian, pixelate or solid.")]
 BlurShape = Annotated[str, typer.Option(help="The hidden region: box or ellipse.")]
+AcceptBlurGaps = Annotated[
+    bool,
+    typer.Option(help="With --blur and --detect-every N: accept that whatever appears between "
+                      "two detections shows unhidden, for up to N-1 frames.")
+]  # fmt: skip
 Boxes = Annotated[
     bool,
     typer.Option("--boxes/--no-boxes",
@@ -234,6 +240,7 @@ def run_options(source: str, params: Mapping[str, Any], config: Config) -> RunOp
         blur_style=p.get("blur_style", defaults.BLUR_STYLE).lower(),
         blur_shape=p.get("blur_shape", defaults.BLUR_SHAPE).lower(),
         boxes=p.get("boxes", True),
+        accept_blur_gaps=bool(p.get("accept_blur_gaps")),
     )
     implied = options.tracker_flags
     if implied and not options.track:
@@ -242,17 +249,43 @@ def run_options(source: str, params: Mapping[str, Any], config: Config) -> RunOp
     return options
 
 
+#: Options that only change what another option does: (parameter, its flag, what it does,
+#: the option(s) it needs, whether the options have them).
+_NEEDS: tuple[tuple[str, str, str, str, Callable[[RunOptions], bool]], ...] = (
+    ("blur_style", "--blur-style", "sets how --blur hides", "--blur", lambda o: o.blur is not None),
+    ("blur_shape", "--blur-shape", "sets how --blur hides", "--blur", lambda o: o.blur is not None),
+    ("accept_blur_gaps", "--accept-blur-gaps", "is for --blur with --detect-every", "them",
+     lambda o: o.blur is not None and o.detect_every != 1),
+    ("anchor", "--anchor", "places boxes on lines and zones", "--line or --zone",
+     lambda o: bool(o.lines or o.zones)),
+    ("line_frames", "--line-frames", "counts crossings of lines and zones", "--line or --zone",
+     lambda o: bool(o.lines or o.zones)),
+    ("track_buffer", "--track-buffer", "keeps lost tracks", "--track", lambda o: o.track),
+)  # fmt: skip
+
+
+def check_needed(ctx: typer.Context, options: RunOptions) -> None:
+    """An option typed on the command line whose partner is missing is a usage error, not
+    silently ignored (as ``--trails`` without ``--track`` already was)."""
+    for name, flag, does, needs, has in _NEEDS:
+        # By name: Typer may bring its own copy of Click, with its own ParameterSource enum.
+        source = getattr(ctx.get_parameter_source(name), "name", None)
+        if source == "COMMANDLINE" and not has(options):
+            raise UsageError(f"{flag} {does}: add {needs}")
+
+
 def optional_values(argv: list[str]) -> list[str]:
     """Options whose value may be left out get their default value inserted: ``--blur``
     with no classes after it (last, or before another option) means people; ``--ray`` with
-    no address after it (``auto``, ``local``, ``ray://…`` or ``HOST:PORT``) a local Ray."""
+    no address after it (``auto``, ``local``, ``ray://…`` or ``HOST:PORT``) a local Ray; an
+    empty one (``--ray ''``) stays, to be refused as an address."""
     out = []
     for i, arg in enumerate(argv):
         out.append(arg)
         following = argv[i + 1] if i + 1 < len(argv) else None
         if arg == "--blur" and (following is None or following.startswith("-")):
             out.append(defaults.BLUR_CLASSES)
-        elif arg == "--ray" and (following is None or not _ray_address(following)):
+        elif arg == "--ray" and (following is None or (not _ray_address(following) and following)):
             out.append("local")
     return out
 

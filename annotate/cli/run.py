@@ -111,6 +111,7 @@ def run(
     blur: o.Blur = None,
     blur_style: o.BlurStyle = defaults.BLUR_STYLE,
     blur_shape: o.BlurShape = defaults.BLUR_SHAPE,
+    accept_blur_gaps: o.AcceptBlurGaps = False,
     boxes: o.Boxes = True,
     serve: Annotated[
         str | None,
@@ -145,6 +146,7 @@ def run(
                          "'annotate run --source camera'")  # fmt: skip
     check_exists(spec)
     options = o.run_options(spec, ctx.params, Config.load())
+    o.check_needed(ctx, options)
     options.validate()
     wants_window = show if show is not None else camera_index(spec) is not None
     if wants_window:

@@ -106,7 +106,7 @@ class SessionInfo:
         return self.provider != self.requested[0]
 
 
-def _ort_errors() -> tuple[type[BaseException], ...]:
+def ort_errors() -> tuple[type[BaseException], ...]:
     from onnxruntime.capi import onnxruntime_pybind11_state as state
 
     names = (
@@ -165,12 +165,12 @@ def open_session(
         if freed is not None:
             try:
                 session = ort.InferenceSession(freed, sess_options=options, providers=providers)
-            except _ort_errors() as e:  # as the file it is, below
+            except ort_errors() as e:  # as the file it is, below
                 log.debug("%s with a free input size does not load (%s)", model, e)
     try:
         if session is None:
             session = ort.InferenceSession(str(model), sess_options=options, providers=providers)
-    except _ort_errors() as e:
+    except ort_errors() as e:
         detail = str(e).split(":")[-1].strip() or type(e).__name__
         raise ModelError(f"cannot load {model} as an ONNX model: {detail}") from None
     info = SessionInfo(

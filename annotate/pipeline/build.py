@@ -14,7 +14,7 @@ from annotate.analytics.geometry import parse_shapes
 from annotate.annotators import Annotator, BlurAnnotator, CountAnnotator, default_annotators
 from annotate.detector import Detector, class_ids
 from annotate.detector.canvas import size_text
-from annotate.errors import Interrupted, OutputPathError, StopRequested
+from annotate.errors import Interrupted, OutputPathError, StopRequested, UsageError
 from annotate.pipeline.options import RunOptions
 from annotate.pipeline.plan import ThreadPlan, cpu_cores, plan_threads, spinning_for
 from annotate.pipeline.runner import (
@@ -158,7 +158,7 @@ def run(
         stack.callback(live.finish)
         counter = make_counter(options)
         if annotators is None:  # before any output exists: an unknown --blur class stops here
-            annotators = run_annotators(options, detector.labels, tracker, counter)
+            annotators = run_annotators(options, detector, tracker, counter)
         encode = replace(options.encode, threads=plan.encode)
         sinks = make_sinks(replace(options, encode=encode), source, stack, live,
                            counter.record if counter else None)  # fmt: skip
@@ -170,10 +170,23 @@ def run(
                           progress=progress, started=started, live=live,
                           tracker=tracker, counter=counter, stop=stop)  # fmt: skip
         every = options.detect_every
+        if every != 1 and source.info.still:
+            log.warning(
+                "--detect-every %s: every image is detected (one photo's objects cannot be "
+                "predicted from another's)",
+                "auto" if every is None else every,
+            )
+            every = 1
         if every is None and not source.info.live:
             log.info("--detect-every auto paces detection to a live source's frame rate; "
                      "a file is read as fast as it goes, so every frame is detected")  # fmt: skip
             every = 1
+        if options.blur is not None and every != 1:
+            log.warning(
+                "--blur with --detect-every %s (--accept-blur-gaps): whatever appears between "
+                "two detections shows unhidden until the next one",
+                "auto" if every is None else every,
+            )
         try:
             if plan.workers:
                 run_concurrent(source, detector, emitter, plan.workers, batch=batch,
@@ -232,14 +245,24 @@ def make_counter(options: RunOptions) -> Counter | None:
     if not options.lines and not options.zones:
         return None
     from annotate.analytics.counting import Counter
+    from annotate.annotators import shown_names
 
-    return Counter(parse_shapes(options.lines, "line"), parse_shapes(options.zones, "zone"),
-                   options.anchor, options.line_frames)  # fmt: skip
+    lines, zones = parse_shapes(options.lines, "line"), parse_shapes(options.zones, "zone")
+    shown = shown_names([s.name for s in lines], [s.name for s in zones])
+    for shape in (*lines, *zones):
+        if shown[shape.name] != shape.name:
+            log.warning(
+                "%r: the video's font has only ASCII letters, so the frame labels it %r (the "
+                "JSON and the counts keep its name)",
+                shape.name,
+                shown[shape.name],
+            )
+    return Counter(lines, zones, options.anchor, options.line_frames)
 
 
 def run_annotators(
     options: RunOptions,
-    labels: Sequence[str],
+    detector: Detector,
     tracker: Tracker | None,
     counter: Counter | None,
 ) -> list[Annotator]:
@@ -247,7 +270,7 @@ def run_annotators(
     top, so their counts are never covered by a label."""
     annotators: list[Annotator] = []
     if options.blur is not None:
-        ids = class_ids(labels, options.blur, "--blur")
+        ids = blur_ids(options, detector.labels, detector.classes)
         annotators.append(BlurAnnotator(ids, options.blur_style, options.blur_shape,
                                         tracker.lost_boxes if tracker else None))  # fmt: skip
     if options.boxes:
@@ -255,6 +278,25 @@ def run_annotators(
     if counter is not None:
         annotators.append(CountAnnotator(counter))
     return annotators
+
+
+def blur_ids(
+    options: RunOptions, labels: Sequence[str], detected: frozenset[int] | None
+) -> frozenset[int]:
+    """The classes ``--blur`` hides, each of which the detector must look for (``detected``:
+    the ``--classes`` filter, ``None`` for all); a class it never finds is never hidden."""
+    assert options.blur is not None
+    ids = class_ids(labels, options.blur, "--blur")
+    missing = sorted(ids - detected) if detected is not None else []
+    if missing:
+        names = ",".join(labels[i] for i in missing)
+        wanted = ",".join([*(c.strip() for c in options.classes or ()), names])
+        given = ",".join(options.classes or ())
+        raise UsageError(
+            f"--blur {names}: --classes {given} leaves it undetected, so it would never be "
+            f"hidden; use --classes {wanted}"
+        )
+    return ids
 
 
 def make_tracker(options: RunOptions) -> Tracker | None:

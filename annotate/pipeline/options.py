@@ -25,6 +25,10 @@ if TYPE_CHECKING:
     from annotate.providers import Resolution
 
 
+#: The longest trail (--trails) in points: many seconds of video at any frame rate.
+MAX_TRAILS = 10_000
+
+
 @dataclass
 class RunOptions:
     """Everything ``annotate run`` needs, from flags, environment and config.
@@ -80,6 +84,9 @@ class RunOptions:
     blur_style: str = defaults.BLUR_STYLE
     blur_shape: str = defaults.BLUR_SHAPE
     boxes: bool = True  # draw boxes and labels (off: a clean anonymised video)
+    #: --blur with --detect-every N > 1: the user accepts that what appears between two
+    #: detections shows until the next one (a new object cannot be predicted).
+    accept_blur_gaps: bool = False
 
     @property
     def tracker_flags(self) -> list[str]:
@@ -114,16 +121,26 @@ class RunOptions:
         check_at_least("--reconnect", self.reconnect, 0)
         if self.detect_every is not None:
             check_at_least("--detect-every", self.detect_every, 1)
-        if not self.track_buffer >= 0:  # also refuses nan
-            raise UsageError(f"--track-buffer must be 0 seconds or more, got {self.track_buffer:g}")
+        if not 0 <= self.track_buffer < math.inf:  # also refuses nan
+            raise UsageError(
+                "--track-buffer must be a finite number of seconds, 0 or more, "
+                f"got {self.track_buffer:g}"
+            )
         check_at_least("--trails", self.trails, 0)
+        if self.trails > MAX_TRAILS:
+            raise UsageError(f"--trails must be at most {MAX_TRAILS}, got {self.trails}")
         if self.trails and not self.track:
             raise UsageError("--trails draws the paths of tracks: add --track")
         if not self.track and self.tracker_flags:
             raise UsageError("--mot, --detect-every, --line, --zone and --blur need the tracker: "
                              "add --track")  # fmt: skip
-        parse_shapes(self.lines, "line")
-        parse_shapes(self.zones, "zone")
+        self._check_blur()
+        lines, zones = parse_shapes(self.lines, "line"), parse_shapes(self.zones, "zone")
+        shared = sorted({s.name for s in lines} & {s.name for s in zones})
+        if shared:
+            raise UsageError(
+                f"--line and --zone both use the name {shared[0]!r}; names must differ"
+            )
         check_at_least("--line-frames", self.line_frames, 1)
         for flag, value, allowed in (("--canvas", self.canvas, CANVASES),
                                      ("--anchor", self.anchor, ANCHORS),
@@ -139,7 +156,26 @@ class RunOptions:
         if self.end is not None and self.end <= (self.start or 0):
             raise UsageError("the time span is empty: --end must come after --start "
                              "(or --duration be positive)")  # fmt: skip
+        if str(self.mot) == "-" and self.json_path == "-":
+            raise UsageError("--json - and --mot - would both write to stdout; send one to a file")
         self._check_outputs()
+
+    def _check_blur(self) -> None:
+        """Nothing meant to be hidden may show without the user having said so."""
+        if self.blur is None:
+            return
+        if not self.blur:
+            raise UsageError(
+                "--blur names no class; give classes (--blur person,car), or "
+                f"--blur alone for {defaults.BLUR_CLASSES}"
+            )
+        if self.detect_every != 1 and not self.accept_blur_gaps:
+            every = "auto" if self.detect_every is None else self.detect_every
+            raise UsageError(
+                f"--blur with --detect-every {every}: whatever appears between two detections "
+                "shows unhidden until the next one; leave out --detect-every to detect every "
+                "frame, or add --accept-blur-gaps"
+            )
 
     def _check_outputs(self) -> None:
         """No output may replace an input (compared by file identity, so hard links and
@@ -149,6 +185,12 @@ class RunOptions:
         named = self.outputs
         for flag, out in named:
             try:
+                if out.is_symlink() and not out.exists():
+                    raise OutputPathError(
+                        f"cannot write {out}: it is a dangling symbolic link "
+                        f"(to {os.readlink(out)}); remove it or choose another "
+                        "name"
+                    )
                 if any(_same_file(out, p) for p in inputs):
                     raise OutputPathError(f"output {out} is the input; choose another file name")
                 parent = out.resolve().parent

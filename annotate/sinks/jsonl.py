@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from annotate.errors import OutputError, StopRequested
 from annotate.sinks import SinkBase
+from annotate.sinks.text import TextOutput
 from annotate.types import Detections, Frame
 
 
@@ -59,43 +57,14 @@ class JsonLinesSink(SinkBase):
         extra: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.extra = extra  # more keys for each record (counts and events of lines/zones)
-        self.path = str(path)
-        self._own = self.path != "-"
-        try:
-            # Held open for the whole run; close() (via the pipeline's ExitStack) closes it.
-            self._file: IO[str] = (
-                open(path, "w", encoding="utf-8")  # noqa: SIM115
-                if self._own
-                else sys.stdout
-            )
-        except OSError as e:
-            raise OutputError(f"cannot write {path}: {e.strerror}") from None
-        self._closed = False
+        self.out = TextOutput(path)
+        self.path = self.out.path
 
     def write(self, frame: Frame, annotated: npt.NDArray[np.uint8], detections: Detections) -> None:
         item = record(frame, detections)
         if self.extra is not None:
             item.update(self.extra())
-        line = json.dumps(item, ensure_ascii=False)
-        try:
-            self._file.write(line + "\n")
-            self._file.flush()
-        except BrokenPipeError:
-            if self._own:
-                raise OutputError(f"cannot write {self.path}: broken pipe") from None
-            # `annotate run … --json - | head`: the reader has gone; stop like other CLIs do.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            raise StopRequested("stdout closed") from None
-        except OSError as e:
-            raise OutputError(f"cannot write {self.path}: {e.strerror}") from None
+        self.out.write(json.dumps(item, ensure_ascii=False) + "\n")
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if self._own:
-            try:
-                self._file.close()
-            except OSError as e:
-                raise OutputError(f"cannot write {self.path}: {e.strerror}; it is incomplete "
-                                  f"(records for frames before the error)") from None  # fmt: skip
+        self.out.close()

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import IO
 
 import numpy as np
 import numpy.typing as npt
 
-from annotate.errors import OutputError
 from annotate.sinks import SinkBase
+from annotate.sinks.text import TextOutput
 from annotate.types import Detections, Frame
 
 
@@ -19,16 +18,12 @@ class MotSink(SinkBase):
     Frames count from 1 as the format wants (``frame`` in JSON Lines counts from 0); boxes are
     left, top, width, height in source pixels. Boxes the tracker predicted on frames that were
     not detected are written too (their score is the track's last one). Lines are flushed per
-    frame, so an interrupted run leaves whole lines.
+    frame, so an interrupted run leaves whole lines; ``-`` is stdout, as for ``--json``.
     """
 
     def __init__(self, path: Path) -> None:
+        self.out = TextOutput(path, encoding="ascii")  # '-': stdout
         self.path = path
-        try:
-            self._file: IO[str] = open(path, "w", encoding="ascii")  # noqa: SIM115
-        except OSError as e:
-            raise OutputError(f"cannot write {path}: {e.strerror}") from None
-        self._closed = False
 
     def write(self, frame: Frame, annotated: npt.NDArray[np.uint8], detections: Detections) -> None:
         if detections.tracker_id is None:
@@ -40,15 +35,8 @@ class MotSink(SinkBase):
                 x1, y1, x2, y2 = box
                 lines.append(f"{frame.index + 1},{track},{x1:.2f},{y1:.2f},{x2 - x1:.2f},"
                              f"{y2 - y1:.2f},{score:.4f},-1,-1,-1\n")  # fmt: skip
-        if not lines:
-            return
-        try:
-            self._file.write("".join(lines))
-            self._file.flush()
-        except OSError as e:
-            raise OutputError(f"cannot write {self.path}: {e.strerror}") from None
+        if lines:
+            self.out.write("".join(lines))
 
     def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._file.close()
+        self.out.close()
