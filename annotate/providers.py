@@ -10,8 +10,11 @@ from __future__ import annotations
 import platform
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from annotate.errors import ProviderError
+from annotate.settings import RUN_ONLY, SPEED, setting
 
 CPU = "CPUExecutionProvider"
 AZURE = "AzureExecutionProvider"
@@ -195,3 +198,84 @@ def describe(plat: PlatformInfo, available: Sequence[str]) -> list[tuple[str, st
             status = "not in this build" + (f" (extra '{extra}')" if extra else "")
         rows.append((name, short_name(name), status))
     return rows
+
+
+# --- Session settings: the knobs users tune, per provider ---------------------------------
+
+GRAPH_OPT_LEVELS = ("disable", "basic", "extended", "all")
+COREML_FORMATS = ("MLProgram", "NeuralNetwork")
+COREML_UNITS = ("ALL", "CPUAndNeuralEngine", "CPUAndGPU", "CPUOnly")
+OPENVINO_PRECISIONS = ("FP32", "FP16", "ACCURACY")
+
+
+def coreml_cache_dir() -> Path:
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("annotate", appauthor=False)) / "coreml"
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    """The knobs users tune, shown in ``annotate bench`` reports.
+
+    CoreML defaults: ``MLProgram`` (the newer format, more operators, FP16 on the Neural
+    Engine), every compute unit, and a compiled-model cache so the second start is fast.
+    """
+
+    threads: int | None = setting(
+        None,
+        flags=("--threads",),
+        commands=RUN_ONLY,
+        detector=True,
+        example=2,
+        panel=SPEED,
+        show_default=False,
+        help="ONNX Runtime intra-op threads [default: from the thread plan]",
+    )
+    graph_opt: str = "all"
+    coreml_format: str = "MLProgram"
+    coreml_units: str = "ALL"
+    coreml_cache: Path | None = None
+    openvino_device: str | None = None  # CPU, GPU, NPU, AUTO:GPU,CPU …; None: OpenVINO's
+    openvino_precision: str | None = None  # FP32, FP16, ACCURACY; None: the device's default
+    #: Whether intra-op threads spin between the parallel steps of a ``run`` (``True``:
+    #: they stop as soon as it returns, so they do not take the cores that decoding and
+    #: encoding need between runs); ``None`` leaves ONNX Runtime's default, spinning for a
+    #: while after each run too. The pipeline chooses per mode (``plan.spinning_for``).
+    spinning: bool | None = None
+
+    def check(self) -> None:
+        from annotate.errors import UsageError, check_at_least
+
+        if self.threads is not None:
+            check_at_least("--threads", self.threads, 1)
+        for value, allowed, flag in (
+            (self.graph_opt, GRAPH_OPT_LEVELS, "--graph-opt"),
+            (self.coreml_format, COREML_FORMATS, "--coreml-format"),
+            (self.coreml_units, COREML_UNITS, "--coreml-units"),
+            (self.openvino_precision or "FP32", OPENVINO_PRECISIONS, "--openvino-precision"),
+        ):
+            if value not in allowed:
+                raise UsageError(f"{flag} must be one of {', '.join(allowed)}, got '{value}'")
+
+    def provider_options(self, provider: str) -> dict[str, str]:
+        if provider == "OpenVINOExecutionProvider":
+            chosen = (("device_type", self.openvino_device),
+                      ("precision", self.openvino_precision))  # fmt: skip
+            return {key: value for key, value in chosen if value}
+        if provider != "CoreMLExecutionProvider":
+            return {}
+        cache = self.coreml_cache or coreml_cache_dir()
+        cache.mkdir(parents=True, exist_ok=True)
+        return {"ModelFormat": self.coreml_format, "MLComputeUnits": self.coreml_units,
+                "ModelCacheDirectory": str(cache)}  # fmt: skip
+
+    def describe(self) -> dict[str, Any]:
+        spinning = ("default" if self.spinning is None
+                    else "during runs" if self.spinning else "off")  # fmt: skip
+        return {"threads": self.threads or "default", "spinning": spinning,
+                "graph_opt": self.graph_opt,
+                "coreml_format": self.coreml_format, "coreml_units": self.coreml_units,
+                "coreml_cache": str(self.coreml_cache or coreml_cache_dir()),
+                "openvino_device": self.openvino_device or "default",
+                "openvino_precision": self.openvino_precision or "default"}  # fmt: skip

@@ -227,7 +227,7 @@ def _cases(tmp: Path) -> list[tuple[str, list, int, str]]:
         ("--track-buffer without tracking", [VIDEO, "--track-buffer", "2", *M], 2,
          "--track-buffer keeps lost tracks: add --track"),
         ("--accept-blur-gaps without gaps", [VIDEO, "--blur", "--accept-blur-gaps", *M], 2,
-         "--accept-blur-gaps is for --blur with --detect-every: add them"),
+         "--accept-blur-gaps is for --blur with --detect-every: add --blur and --detect-every"),
         # Typer's wording depends on its version (0.16: "is not a valid float").
         ("non-numeric --conf", [VIDEO, "--conf", "high", *M], 2,
          re.compile(r"Invalid value for '--conf': ('high' is not a valid float\.|Input should be "

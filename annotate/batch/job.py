@@ -85,13 +85,20 @@ def detector_for(options: RunOptions) -> Detector:
     from annotate.pipeline.plan import plan_threads
 
     plan = plan_threads(options, options.cores or 1)
-    key = repr((options.model, options.resolution, options.session, plan.intra_op, options.conf,
-                options.iou, options.track, options.family, options.canvas, options.labels,
-                options.classes, options.min_area, options.max_det))  # fmt: skip
+    key = detector_key(options, plan.intra_op)
     if key not in _detectors:
         _detectors.clear()
         _detectors[key] = load_detector(options, plan, make_tracker(options))
     return _detectors[key]
+
+
+def detector_key(options: RunOptions, intra_op: int | None) -> str:
+    """What a loaded detector depends on: the model, provider and session, and every setting
+    declared with ``detector`` (:mod:`annotate.settings`)."""
+    from annotate.settings import declared, value_at
+
+    chosen = [value_at(options, d.path) for d in declared(type(options)) if d.setting.detector]
+    return repr((options.model, options.resolution, options.session, intra_op, *chosen))
 
 
 def partial_name(final: Path) -> Path:

@@ -64,21 +64,17 @@ def identity(job: Job) -> dict[str, Any]:
 
 
 def settings(options: RunOptions, model_sha256: str, video: bool, json_: bool) -> dict[str, Any]:
-    """The settings that change what a job writes (not how fast: threads, provider)."""
-    o = options
-    assert isinstance(o.model, Path)  # resolved
-    return {
-        "model": o.model.name, "model_sha256": model_sha256, "family": o.family,
-        "canvas": o.canvas,
-        "labels": str(o.labels) if o.labels else None, "conf": o.conf, "iou": o.iou,
-        "classes": o.classes, "min_area": o.min_area, "max_det": o.max_det, "track": o.track,
-        "track_buffer": o.track_buffer, "trails": o.trails, "detect_every": o.detect_every,
-        "lines": o.lines, "zones": o.zones, "anchor": o.anchor, "line_frames": o.line_frames,
-        "blur": o.blur, "blur_style": o.blur_style, "blur_shape": o.blur_shape,
-        "boxes": o.boxes, "codec": o.encode.codec, "crf": o.encode.crf,
-        "preset": o.encode.preset, "audio": o.encode.audio, "start": o.start, "end": o.end,
-        "max_frames": o.max_frames, "video": video, "json": json_,
-    }  # fmt: skip
+    """The settings that change what a job writes (not how fast: threads, provider): every
+    setting declared with ``outputs`` (:mod:`annotate.settings`), the model, and what the
+    batch writes."""
+    from annotate.pipeline.options import RunOptions
+    from annotate.settings import declared, plain, value_at
+
+    chosen = {
+        d.name: plain(value_at(options, d.path)) for d in declared(RunOptions) if d.setting.outputs
+    }
+    chosen["model"] = Path(options.model).name  # the file's bytes are model_sha256
+    return {**chosen, "model_sha256": model_sha256, "video": video, "json": json_}
 
 
 def settings_id(settings: dict[str, Any]) -> str:

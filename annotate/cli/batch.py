@@ -6,7 +6,7 @@ import logging
 import signal
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -23,6 +23,7 @@ log = logging.getLogger("annotate")
 
 
 @app.command()
+@o.with_settings("batch")
 def batch(
     ctx: typer.Context,
     inputs: Annotated[
@@ -72,39 +73,10 @@ def batch(
             show_default=False,
         ),
     ] = None,
-    model: o.Model = None,
-    provider: o.Provider = None,
-    conf: o.Conf = None,
-    iou: o.Iou = None,
-    max_frames: Annotated[
-        int | None,
-        typer.Option(help="Stop each video after this many frames.", show_default=False),
-    ] = None,
-    codec: o.Codec = defaults.CODEC,
-    crf: o.Crf = None,
-    preset: o.Preset = None,
-    audio: o.Audio = True,
-    family: o.Family = "auto",
-    canvas: o.Canvas = "auto",
-    labels: o.Labels = None,
-    classes: o.Classes = None,
-    min_area: o.MinArea = 0,
-    max_det: o.MaxDet = defaults.MAX_DET,
-    track: o.Track = False,
-    track_buffer: o.TrackBuffer = defaults.TRACK_BUFFER_S,
-    trails: o.Trails = 0,
-    detect_every: o.DetectEvery = "1",
-    line: o.Line = None,
-    zone: o.Zone = None,
-    anchor: o.Anchor = defaults.ANCHOR,
-    line_frames: o.LineFrames = defaults.LINE_FRAMES,
-    blur: o.Blur = None,
-    blur_style: o.BlurStyle = defaults.BLUR_STYLE,
-    blur_shape: o.BlurShape = defaults.BLUR_SHAPE,
-    accept_blur_gaps: o.AcceptBlurGaps = False,
-    boxes: o.Boxes = True,
+    duration: o.Duration = None,
     quiet: o.Quiet = False,
     verbose: o.Verbose = False,
+    **settings: Any,
 ) -> None:
     """Annotate many videos (and image folders) into OUTDIR, recording each in a manifest."""
     from annotate.batch import BatchOptions, run_batch

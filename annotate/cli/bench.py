@@ -23,7 +23,7 @@ def bench(
     providers: Annotated[
         str, typer.Option(help="Comma-separated providers to compare, or 'all'.")
     ] = "all",
-    model: o.Model = None,
+    model: o.declared_option("model") = None,  # type: ignore[valid-type]
     source: Annotated[
         str | None,
         typer.Option(
@@ -37,7 +37,7 @@ def bench(
     iterations: Annotated[int, typer.Option(help="Timed inference runs per provider.")] = 50,
     warmup: Annotated[int, typer.Option(help="Untimed runs first.")] = 5,
     frames: Annotated[int, typer.Option(help="Frames for the end-to-end run.")] = 100,
-    threads: o.Threads = None,
+    threads: o.declared_option("session.threads") = None,  # type: ignore[valid-type]
     graph_opt: Annotated[
         str, typer.Option(help="Graph optimisation: disable, basic, extended, all.")
     ] = "all",

@@ -7,241 +7,150 @@ settings a config file may hold; every other flag's default is in :mod:`annotate
 
 from __future__ import annotations
 
+import inspect
 import logging
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from annotate import defaults
 from annotate.config import Config
 from annotate.errors import UsageError
+from annotate.settings import FIELD_DEFAULT, SPAN, Declared, declared, is_on
 
 if TYPE_CHECKING:
     from annotate.pipeline import RunOptions
 
 log = logging.getLogger("annotate")
 
-Model = Annotated[
-    str | None,
-    typer.Option("--model", "-m", show_default=False,
-                 help=f"Model path or name [env ANNOTATE_MODEL; default {defaults.MODEL}]."),
-]  # fmt: skip
-Provider = Annotated[
-    str | None,
-    typer.Option("--provider", "-p", show_default=False,
-                 help="Execution provider: auto, cpu, coreml, cuda, tensorrt, openvino, directml "
-                      "or a full ONNX Runtime name [env ANNOTATE_PROVIDER]."),
-]  # fmt: skip
 Source = Annotated[
     str | None, typer.Option("--source", "-s", help="Same as SOURCE.", show_default=False)
 ]
-Threads = Annotated[
-    int | None,
-    typer.Option(help="ONNX Runtime intra-op threads [default: from the thread plan].",
-                 show_default=False),
-]  # fmt: skip
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="More detail.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")]
-
-# What to detect
-Conf = Annotated[
-    float | None,
-    typer.Option(help=f"Minimum score to keep a detection [default {defaults.CONF}].",
-                 show_default=False),
-]  # fmt: skip
-Iou = Annotated[
-    float | None,
-    typer.Option(help=f"IoU above which same-class boxes merge [default {defaults.IOU}].",
-                 show_default=False),
-]  # fmt: skip
-Family = Annotated[
-    str, typer.Option(help="Model family: auto, yolox, yolov5, yolov8 (also YOLO11).")
-]
-Canvas = Annotated[
-    str,
-    typer.Option(help="Model input: 'fit' sizes it to the frame's shape (faster; 416x256 for "
-                 "16:9), 'square' is the model's own; auto: fit for video, square for images."),
-]  # fmt: skip
-Labels = Annotated[
-    Path | None,
-    typer.Option(help="Class names, one per line [default: from the model, else COCO].",
-                 show_default=False),
-]  # fmt: skip
-Classes = Annotated[
+Duration = Annotated[
     str | None,
-    typer.Option(help="Only these classes, names or ids: --classes person,car.",
-                 show_default=False),
-]  # fmt: skip
-MinArea = Annotated[float, typer.Option(help="Drop boxes smaller than this (pixels²).")]
-MaxDet = Annotated[int, typer.Option(help="At most this many detections per frame.")]
-
-# Tracking, counting, privacy
-Track = Annotated[
-    bool, typer.Option(help="Give each object an identity that lasts across frames (ByteTrack).")
-]
-TrackBuffer = Annotated[
-    float, typer.Option(help="Seconds of video a lost track waits to be found again.")
-]
-Trails = Annotated[int, typer.Option(help="Draw each track's last N centre points (with --track).")]
-Mot = Annotated[
-    Path | None,
-    typer.Option(help="Write tracks as MOT Challenge text (frame,id,x,y,w,h,score,-1,-1,-1); "
-                      "implies --track.", show_default=False),
-]  # fmt: skip
-DetectEvery = Annotated[
-    str,
-    typer.Option(help="Detect every Nth frame and let the tracker predict the rest; 'auto' "
-                      "paces detection to a live source's frame rate. Implies --track."),
-]  # fmt: skip
-Line = Annotated[
-    list[str] | None,
-    typer.Option(help="Count tracks crossing [NAME=]x1,y1,x2,y2 (pixels, or all four as 0-1 "
-                      "fractions of the frame); repeatable; implies --track.", show_default=False),
-]  # fmt: skip
-Zone = Annotated[
-    list[str] | None,
-    typer.Option(help="Count tracks inside the polygon [NAME=]x1,y1,x2,y2,x3,y3[,...]; "
-                      "repeatable; implies --track.", show_default=False),
-]  # fmt: skip
-Anchor = Annotated[
-    str, typer.Option(help="The point of a box that crosses lines: bottom or center.")
-]
-LineFrames = Annotated[
-    int, typer.Option(help="Frames on the new side before a crossing or zone change counts.")
-]
-Blur = Annotated[
-    str | None,
-    typer.Option(help="Hide these classes (names or ids: --blur person,car; --blur alone, "
-                      f"before another option or last: {defaults.BLUR_CLASSES}); implies --track.",
-                 show_default=False),
-]  # fmt: skip
-BlurStyle = Annotated[str, typer.Option(help="How --blur hides: gaussian, pixelate or solid.")]
-BlurShape = Annotated[str, typer.Option(help="The hidden region: box or ellipse.")]
-AcceptBlurGaps = Annotated[
-    bool,
-    typer.Option(help="With --blur and --detect-every N: accept that whatever appears between "
-                      "two detections shows unhidden, for up to N-1 frames.")
-]  # fmt: skip
-Boxes = Annotated[
-    bool,
-    typer.Option("--boxes/--no-boxes",
-                 help="Draw boxes and labels (--no-boxes with --blur: a clean anonymised video)."),
+    typer.Option(help="Process this long (seconds or [HH:]MM:SS).", show_default=False,
+                 rich_help_panel=SPAN),
 ]  # fmt: skip
 
-# Encoding
-Codec = Annotated[str, typer.Option(help="Video codec for -o: h264, hevc, vp9 or av1.")]
-Crf = Annotated[
-    int | None,
-    typer.Option(help="Quality, lower is better [default: 23 h264, 28 hevc, 32 vp9].",
-                 show_default=False),
-]  # fmt: skip
-Preset = Annotated[
-    str | None,
-    typer.Option(help="x264/x265 speed preset, ultrafast … veryslow [default: veryfast].",
-                 show_default=False),
-]  # fmt: skip
-Audio = Annotated[
-    bool, typer.Option("--audio/--no-audio", help="Carry the input's audio tracks into -o.")
-]
-# Speed
-Workers = Annotated[
-    int | None,
-    typer.Option(help="Inference threads for video files, sharing one session "
-                      "[default: from the core count].", show_default=False),
-]  # fmt: skip
-Batch = Annotated[
-    int,
-    typer.Option(help="Frames per inference call for video files, if the model takes a dynamic "
-                      "batch (for GPUs; no faster on CPU)."),
-]  # fmt: skip
-Sequential = Annotated[
-    bool, typer.Option(help="One frame at a time, no concurrent stages (for comparison).")
-]
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _path(value: str | Path | None) -> Path | None:
-    """A path option as a Path: older Typer leaves ``ctx.params`` as Click parsed it (text)."""
-    return None if value is None else Path(value)
+def declared_option(path: str) -> Any:
+    """The option of a declared setting, for a command that takes it outside
+    :class:`RunOptions` (``bench --model``): one help text for both. Its default is
+    ``None``, so the command's own default (or a config file's) applies."""
+    from annotate.pipeline.options import RunOptions
+
+    (d,) = [d for d in declared(RunOptions) if d.path == path]
+    annotation, _default, extra = _option(d)
+    return Annotated[annotation | None, typer.Option(*d.setting.flags, **extra)]
 
 
-def _names(text: str | None) -> list[str] | None:
-    return [c for c in text.split(",") if c.strip()] if text is not None else None
+def with_settings(command: str) -> Callable[[F], F]:
+    """Give a command function the options of every setting declared for ``command``
+    (:mod:`annotate.settings`); it takes them as ``**settings`` and reads them from
+    ``ctx.params``."""
+
+    def wrap(func: F) -> F:
+        signature = inspect.signature(func, eval_str=True)
+        own = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+        extra = [_parameter(d) for d in _declared(command)]
+        # In --help: the command's own options, the settings (--duration after --end), and
+        # --quiet and --verbose last.
+        keyword = inspect.Parameter.KEYWORD_ONLY
+        last = [p.replace(kind=keyword) for p in own if p.name in ("quiet", "verbose")]
+        duration = [p.replace(kind=keyword) for p in own if p.name == "duration"]
+        own = [p for p in own if p.name not in ("quiet", "verbose", "duration")]
+        at = next((i + 1 for i, p in enumerate(extra) if p.name == "end"), len(extra))
+        extra[at:at] = duration
+        func.__signature__ = signature.replace(parameters=own + extra + last)  # type: ignore[attr-defined]
+        func.__annotations__ = {**func.__annotations__, **{p.name: p.annotation for p in extra}}
+        return func
+
+    return wrap
+
+
+def _declared(command: str) -> list[Declared]:
+    from annotate.pipeline import RunOptions
+
+    return [d for d in declared(RunOptions) if d.setting.flags and command in d.setting.commands]
+
+
+def _field_type(d: Declared) -> Any:
+    s = d.setting
+    if s.cli_type is not None:
+        cli_default = d.default if s.cli_default is FIELD_DEFAULT else s.cli_default
+        return s.cli_type | None if cli_default is None else s.cli_type
+    return eval(d.type, {"Path": Path})  # the field's own annotation: builtins and Path
+
+
+def _parameter(d: Declared) -> inspect.Parameter:
+    annotation, default, extra = _option(d)
+    option = typer.Option(default, *d.setting.flags, **extra)
+    return inspect.Parameter(d.setting.param, inspect.Parameter.KEYWORD_ONLY, default=option,
+                             annotation=annotation)  # fmt: skip
+
+
+def _option(d: Declared) -> tuple[Any, Any, dict[str, Any]]:
+    """A declared setting's option: its type, default and ``typer.Option`` keywords."""
+    s = d.setting
+    default = d.default if s.cli_default is FIELD_DEFAULT else s.cli_default
+    text = s.help.rstrip(".")
+    annotation = _field_type(d)
+    if s.config is not None:  # the option's None lets the environment or a file apply
+        default = None
+        annotation = annotation | None
+        if d.default is not None:
+            text += f" [default {d.default}]"
+    show = s.show_default and default is not None and s.config is None
+    extra = {"help": text + ".", "show_default": show, "metavar": s.metavar,
+             "rich_help_panel": s.panel}  # fmt: skip
+    return annotation, default, extra
 
 
 def run_options(source: str, params: Mapping[str, Any], config: Config) -> RunOptions:
-    """Complete options from the parsed flags (``ctx.params``), environment and config.
+    """Complete options from the parsed flags (``ctx.params``), environment and config:
+    each declared setting that the command has is parsed as its declaration says; the rest
+    keep their defaults.
 
     Parses only; :meth:`RunOptions.validate` checks the values before anything runs.
     """
-    from annotate.detector import SessionSettings
     from annotate.pipeline import RunOptions
-    from annotate.pipeline.options import parse_detect_every, time_span
-    from annotate.sinks.video import EncodeOptions
+    from annotate.pipeline.options import time_span
 
-    p = dict(params)
-    model = config.get("model", p.get("model"), "--model", defaults.MODEL)
-    provider = config.get("provider", p.get("provider"), "--provider")
-    serve = None
-    if p.get("serve") is not None:
-        from annotate.sinks.web import parse_address
-
-        serve = parse_address(p["serve"])
-    start, end = time_span(p.get("start"), p.get("duration"), p.get("end"))
-    family = (p.get("family") or "auto").lower()
-    options = RunOptions(
-        source=source,
-        model=model.value,
-        model_origin=model.origin,
-        provider=provider.value,
-        provider_origin=provider.origin,
-        output=_path(p.get("output")),
-        json_path=p.get("json_path"),
-        conf=config.get("conf", p.get("conf"), "--conf", defaults.CONF).value,
-        iou=config.get("iou", p.get("iou"), "--iou", defaults.IOU).value,
-        max_frames=p.get("max_frames"),
-        fps_every=config.get(
-            "fps_every", p.get("fps_every"), "--fps-every", defaults.FPS_EVERY
-        ).value,
-        session=SessionSettings(threads=p.get("threads")),
-        encode=EncodeOptions(
-            p.get("codec", defaults.CODEC).lower(),
-            p.get("crf"),
-            p.get("preset"),
-            p.get("audio", True),
-        ),
-        start=start,
-        end=end,
-        reconnect=p.get("reconnect", defaults.RECONNECT),
-        sequential=p.get("sequential", False),
-        workers=p.get("workers"),
-        batch=p.get("batch", 1),
-        serve=serve,
-        serve_hosts=tuple(p.get("serve_host") or ()),
-        family=None if family == "auto" else family,
-        canvas=(p.get("canvas") or "auto").lower(),
-        labels=_path(p.get("labels")),
-        classes=_names(p.get("classes")) or None,
-        min_area=p.get("min_area", 0.0),
-        max_det=p.get("max_det", defaults.MAX_DET),
-        track=bool(p.get("track")),
-        track_buffer=p.get("track_buffer", defaults.TRACK_BUFFER_S),
-        trails=p.get("trails", 0),
-        mot=_path(p.get("mot")),
-        detect_every=parse_detect_every(str(p.get("detect_every", "1"))),
-        lines=list(p.get("line") or []),
-        zones=list(p.get("zone") or []),
-        anchor=p.get("anchor", defaults.ANCHOR).lower(),
-        line_frames=p.get("line_frames", defaults.LINE_FRAMES),
-        blur=_names(p.get("blur")),
-        blur_style=p.get("blur_style", defaults.BLUR_STYLE).lower(),
-        blur_shape=p.get("blur_shape", defaults.BLUR_SHAPE).lower(),
-        boxes=p.get("boxes", True),
-        accept_blur_gaps=bool(p.get("accept_blur_gaps")),
-    )
+    values: dict[str, Any] = {"source": source}
+    nested: dict[str, dict[str, Any]] = {}
+    for d in declared(RunOptions):
+        s = d.setting
+        if not s.flags or s.param not in params or d.path in ("start", "end"):
+            continue
+        raw = params[s.param]
+        if s.config is not None:
+            chosen = config.get(s.config, raw, s.flags[0], d.default)
+            raw = chosen.value
+            if f"{d.name}_origin" in {f.name for f in fields(RunOptions)}:
+                values[f"{d.name}_origin"] = chosen.origin
+        if raw is None:
+            continue  # not given: the field's default
+        value = s.parse(raw) if s.parse is not None else raw
+        if isinstance(value, str) and _field_type(d) in (Path, Path | None):
+            value = Path(value)  # older Typer leaves ctx.params as Click parsed it (text)
+        owner, _, name = d.path.rpartition(".")
+        (nested.setdefault(owner, {}) if owner else values)[name] = value
+    if "start" in params:
+        values["start"], values["end"] = time_span(
+            params.get("start"), params.get("duration"), params.get("end")
+        )
+    defaults_of = {f.name: f.default_factory for f in fields(RunOptions)}
+    for owner, given in nested.items():
+        values[owner] = replace(defaults_of[owner](), **given)  # type: ignore[misc,operator]
+    options = RunOptions(**values)
     implied = options.tracker_flags
     if implied and not options.track:
         log.info("Tracking is on for %s", " and ".join(implied))
@@ -249,29 +158,24 @@ def run_options(source: str, params: Mapping[str, Any], config: Config) -> RunOp
     return options
 
 
-#: Options that only change what another option does: (parameter, its flag, what it does,
-#: the option(s) it needs, whether the options have them).
-_NEEDS: tuple[tuple[str, str, str, str, Callable[[RunOptions], bool]], ...] = (
-    ("blur_style", "--blur-style", "sets how --blur hides", "--blur", lambda o: o.blur is not None),
-    ("blur_shape", "--blur-shape", "sets how --blur hides", "--blur", lambda o: o.blur is not None),
-    ("accept_blur_gaps", "--accept-blur-gaps", "is for --blur with --detect-every", "them",
-     lambda o: o.blur is not None and o.detect_every != 1),
-    ("anchor", "--anchor", "places boxes on lines and zones", "--line or --zone",
-     lambda o: bool(o.lines or o.zones)),
-    ("line_frames", "--line-frames", "counts crossings of lines and zones", "--line or --zone",
-     lambda o: bool(o.lines or o.zones)),
-    ("track_buffer", "--track-buffer", "keeps lost tracks", "--track", lambda o: o.track),
-)  # fmt: skip
-
-
 def check_needed(ctx: typer.Context, options: RunOptions) -> None:
-    """An option typed on the command line whose partner is missing is a usage error, not
-    silently ignored (as ``--trails`` without ``--track`` already was)."""
-    for name, flag, does, needs, has in _NEEDS:
+    """An option typed on the command line without the settings it works on is a usage
+    error, never silently ignored (:attr:`Setting.requires`)."""
+    from annotate.pipeline import RunOptions
+
+    by_name = {d.name: d for d in declared(RunOptions)}
+    for d in by_name.values():
+        s = d.setting
         # By name: Typer may bring its own copy of Click, with its own ParameterSource enum.
-        source = getattr(ctx.get_parameter_source(name), "name", None)
-        if source == "COMMANDLINE" and not has(options):
-            raise UsageError(f"{flag} {does}: add {needs}")
+        typed = getattr(ctx.get_parameter_source(s.param), "name", None) == "COMMANDLINE"
+        if s.requires is None or not typed:
+            continue
+        joiner, names = ("&", " and ") if "&" in s.requires else ("|", " or ")
+        wanted = [by_name[name] for name in s.requires.split(joiner)]
+        on = [is_on(options, w) for w in wanted]
+        if not (all(on) if joiner == "&" else any(on)):
+            add = names.join(w.setting.flags[0] for w in wanted)
+            raise UsageError(f"{s.flags[0]} {s.does}: add {add}")
 
 
 def optional_values(argv: list[str]) -> list[str]:

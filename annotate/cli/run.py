@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import logging
 import signal
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from annotate import defaults
 from annotate.cli import console
 from annotate.cli import options as o
 from annotate.cli.app import app
@@ -23,6 +21,7 @@ log = logging.getLogger("annotate")
 
 
 @app.command()
+@o.with_settings("run")
 def run(
     ctx: typer.Context,
     source_arg: Annotated[
@@ -34,104 +33,10 @@ def run(
         ),
     ] = None,
     source: o.Source = None,
-    output: Annotated[
-        Path | None,
-        typer.Option(
-            "--output",
-            "-o",
-            show_default=False,
-            help="Annotated H.264 video (.mp4, .mkv, .mov); for images, a directory.",
-        ),
-    ] = None,
-    json_path: Annotated[
-        str | None,
-        typer.Option(
-            "--json",
-            show_default=False,
-            help="Detections as JSON Lines, one record per frame ('-' for stdout).",
-        ),
-    ] = None,
-    model: o.Model = None,
-    provider: o.Provider = None,
-    conf: o.Conf = None,
-    iou: o.Iou = None,
-    show: Annotated[
-        bool | None,
-        typer.Option(
-            "--show/--no-show",
-            show_default=False,
-            help="Show a window [default: on for cameras when a display exists].",
-        ),
-    ] = None,
-    max_frames: Annotated[
-        int | None, typer.Option(help="Stop after this many frames.", show_default=False)
-    ] = None,
-    fps_every: Annotated[
-        int | None,
-        typer.Option(
-            help=f"Print the rolling FPS line every N frames [default {defaults.FPS_EVERY}].",
-            show_default=False,
-        ),
-    ] = None,
-    threads: o.Threads = None,
-    codec: o.Codec = defaults.CODEC,
-    crf: o.Crf = None,
-    preset: o.Preset = None,
-    audio: o.Audio = True,
-    start: Annotated[
-        str | None,
-        typer.Option(help="Start at this time: seconds or [HH:]MM:SS[.ms].", show_default=False),
-    ] = None,
-    duration: Annotated[
-        str | None,
-        typer.Option(help="Process this long (seconds or [HH:]MM:SS).", show_default=False),
-    ] = None,
-    end: Annotated[
-        str | None,
-        typer.Option(help="Stop at this time (seconds or [HH:]MM:SS).", show_default=False),
-    ] = None,
-    reconnect: Annotated[
-        int, typer.Option(help="Times to reopen a dropped stream, waiting longer each time.")
-    ] = defaults.RECONNECT,
-    family: o.Family = "auto",
-    canvas: o.Canvas = "auto",
-    labels: o.Labels = None,
-    classes: o.Classes = None,
-    min_area: o.MinArea = 0,
-    max_det: o.MaxDet = defaults.MAX_DET,
-    track: o.Track = False,
-    track_buffer: o.TrackBuffer = defaults.TRACK_BUFFER_S,
-    trails: o.Trails = 0,
-    mot: o.Mot = None,
-    detect_every: o.DetectEvery = "1",
-    line: o.Line = None,
-    zone: o.Zone = None,
-    anchor: o.Anchor = defaults.ANCHOR,
-    line_frames: o.LineFrames = defaults.LINE_FRAMES,
-    blur: o.Blur = None,
-    blur_style: o.BlurStyle = defaults.BLUR_STYLE,
-    blur_shape: o.BlurShape = defaults.BLUR_SHAPE,
-    accept_blur_gaps: o.AcceptBlurGaps = False,
-    boxes: o.Boxes = True,
-    serve: Annotated[
-        str | None,
-        typer.Option(
-            help="Web preview at [HOST:]PORT (host 127.0.0.1 unless given), e.g. 8000.",
-            show_default=False,
-        ),
-    ] = None,
-    serve_host: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="Another name the web preview answers to (a reverse proxy's, say); repeatable.",
-            show_default=False,
-        ),
-    ] = None,
-    sequential: o.Sequential = False,
-    workers: o.Workers = None,
-    batch: o.Batch = 1,
+    duration: o.Duration = None,
     quiet: o.Quiet = False,
     verbose: o.Verbose = False,
+    **settings: Any,
 ) -> None:
     """Detect objects in SOURCE, draw them, and write video, images and/or JSON Lines."""
     from annotate.pipeline import run as run_pipeline
@@ -148,6 +53,7 @@ def run(
     options = o.run_options(spec, ctx.params, Config.load())
     o.check_needed(ctx, options)
     options.validate()
+    show = ctx.params["show"]
     wants_window = show if show is not None else camera_index(spec) is not None
     if wants_window:
         from annotate.sinks.window import display_problem

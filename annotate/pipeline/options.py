@@ -6,19 +6,25 @@ import itertools
 import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from annotate import defaults
-from annotate.analytics.geometry import ANCHORS, parse_shapes
-from annotate.annotators import BLUR_SHAPES, BLUR_STYLES
-from annotate.detector import check_thresholds
-from annotate.detector.canvas import CANVASES
-from annotate.detector.session import SessionSettings
 from annotate.errors import OutputPathError, UsageError, check_at_least
-from annotate.sinks.video import EncodeOptions
-from annotate.sources import input_paths, is_image
+from annotate.providers import SessionSettings
+from annotate.settings import (
+    DETECT,
+    OUTPUT,
+    PRIVACY,
+    RUN_ONLY,
+    SPAN,
+    SPEED,
+    TRACK,
+    nested,
+    setting,
+)
+from annotate.sinks.encoding import EncodeOptions
 
 if TYPE_CHECKING:
     from annotate.models import KnownModel
@@ -27,6 +33,36 @@ if TYPE_CHECKING:
 
 #: The longest trail (--trails) in points: many seconds of video at any frame rate.
 MAX_TRAILS = 10_000
+
+
+def parse_detect_every(value: str) -> int | None:
+    """``N`` (a whole number) or ``auto`` (``None``)."""
+    if value.strip().lower() == "auto":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise UsageError(f"--detect-every takes a whole number or 'auto', got {value!r}") from None
+
+
+def _names(text: str | None) -> list[str] | None:
+    """``person,car`` → ``["person", "car"]``; an empty value stays empty (and is refused
+    where it would mean nothing)."""
+    return None if text is None else [c for c in text.split(",") if c.strip()]
+
+
+def _list(values: list[str] | None) -> list[str]:
+    return list(values or [])
+
+
+def _family(text: str) -> str | None:
+    return None if text.lower() == "auto" else text.lower()
+
+
+def _address(text: str) -> tuple[str, int]:
+    from annotate.sinks.web import parse_address
+
+    return parse_address(text)
 
 
 @dataclass
@@ -39,54 +75,386 @@ class RunOptions:
     """
 
     source: str
-    model: str | Path = defaults.MODEL
+    model: str | Path = setting(
+        defaults.MODEL,
+        flags=("--model", "-m"),
+        outputs=True,
+        detector=True,
+        config="model",
+        cli_type=str,
+        help="Model path or name [env ANNOTATE_MODEL]",
+        example="other.onnx",
+        panel=DETECT,
+    )
     resolution: Resolution | None = None  # None: resolved from ``provider`` here
-    provider: str | None = None  # None: auto
+    provider: str | None = setting(
+        None,
+        flags=("--provider", "-p"),
+        detector=True,
+        config="provider",
+        panel=DETECT,
+        example="cpu",
+        help="Execution provider: auto, cpu, coreml, cuda, tensorrt, openvino, directml or a "
+        "full ONNX Runtime name [env ANNOTATE_PROVIDER]",
+    )
     model_origin: str | None = None  # where ``model`` came from (--model, env, file), for messages
     provider_origin: str | None = None
-    output: Path | None = None
-    json_path: str | None = None
-    show: bool = False
-    conf: float = defaults.CONF
-    iou: float = defaults.IOU
-    max_frames: int | None = None
-    fps_every: int = defaults.FPS_EVERY
-    session: SessionSettings = field(default_factory=SessionSettings)
-    encode: EncodeOptions = field(default_factory=EncodeOptions)
-    start: float | None = None
-    end: float | None = None
-    reconnect: int = defaults.RECONNECT
-    sequential: bool = False
-    workers: int | None = None  # inference threads for the concurrent runner; None: auto
+    output: Path | None = setting(
+        None,
+        flags=("--output", "-o"),
+        commands=RUN_ONLY,
+        panel=OUTPUT,
+        example=Path("o.mp4"),
+        help="Annotated H.264 video (.mp4, .mkv, .mov); for images, a directory",
+    )
+    json_path: str | None = setting(
+        None,
+        flags=("--json",),
+        commands=RUN_ONLY,
+        panel=OUTPUT,
+        example="d.jsonl",
+        help="Detections as JSON Lines, one record per frame ('-' for stdout)",
+    )
+    show: bool = setting(
+        False,
+        flags=("--show/--no-show",),
+        commands=RUN_ONLY,
+        panel=OUTPUT,
+        cli_type=bool,
+        cli_default=None,
+        show_default=False,
+        example=True,
+        help="Show a window [default: on for cameras when a display exists]",
+    )
+    conf: float = setting(
+        defaults.CONF,
+        flags=("--conf",),
+        config="conf",
+        outputs=True,
+        detector=True,
+        example=0.5,
+        panel=DETECT,
+        help="Minimum score to keep a detection",
+    )
+    iou: float = setting(
+        defaults.IOU,
+        flags=("--iou",),
+        config="iou",
+        outputs=True,
+        detector=True,
+        example=0.6,
+        panel=DETECT,
+        help="IoU above which same-class boxes merge",
+    )
+    max_frames: int | None = setting(
+        None,
+        flags=("--max-frames",),
+        outputs=True,
+        example=10,
+        panel=SPAN,
+        help="Stop after this many frames (each video's, in a batch)",
+    )
+    fps_every: int = setting(
+        defaults.FPS_EVERY,
+        flags=("--fps-every",),
+        config="fps_every",
+        commands=RUN_ONLY,
+        example=10,
+        panel=OUTPUT,
+        help="Print the rolling FPS line every N frames",
+    )
+    session: SessionSettings = nested(SessionSettings)
+    encode: EncodeOptions = nested(EncodeOptions)
+    start: float | None = setting(
+        None,
+        flags=("--start",),
+        cli_type=str,
+        outputs=True,
+        example=1.0,
+        panel=SPAN,
+        help="Start at this time: seconds or [HH:]MM:SS[.ms]",
+    )
+    end: float | None = setting(
+        None,
+        flags=("--end",),
+        cli_type=str,
+        outputs=True,
+        example=9.0,
+        panel=SPAN,
+        help="Stop at this time (seconds or [HH:]MM:SS); or --duration",
+    )
+    reconnect: int = setting(
+        defaults.RECONNECT,
+        flags=("--reconnect",),
+        commands=RUN_ONLY,
+        example=2,
+        panel=SPAN,
+        help="Times to reopen a dropped stream, waiting longer each time",
+    )
+    sequential: bool = setting(
+        False,
+        flags=("--sequential",),
+        commands=RUN_ONLY,
+        example=True,
+        panel=SPEED,
+        help="One frame at a time, no concurrent stages (for comparison)",
+    )
+    workers: int | None = setting(
+        None,
+        flags=("--workers",),
+        commands=RUN_ONLY,
+        example=3,
+        panel=SPEED,
+        show_default=False,
+        help="Inference threads for video files, sharing one session "
+        "[default: from the core count]",
+    )
     decode_threads: int = 0  # 0: planned (see plan_threads)
     #: The cores this run may use (``annotate batch`` gives each job its share); ``None``: all
     #: this process may run on.
     cores: int | None = None
-    batch: int = 1  # frames per inference call in the concurrent runner, if the model allows
-    serve: tuple[str, int] | None = None  # web preview address
-    serve_hosts: tuple[str, ...] = ()  # more names the preview answers to (--serve-host)
-    family: str | None = None  # None: detect from the model
-    canvas: str = "auto"  # model input: fit, square or auto (annotate.detector.canvas)
-    labels: Path | None = None
-    classes: list[str] | None = None
-    min_area: float = 0.0
-    max_det: int = defaults.MAX_DET
-    track: bool = False  # identities across frames (implied by mot and detect_every != 1)
-    track_buffer: float = defaults.TRACK_BUFFER_S  # seconds a lost track waits to be found
-    trails: int = 0  # draw each track's last N centre points
-    mot: Path | None = None  # MOT Challenge text output
-    detect_every: int | None = 1  # detect every Nth frame, predict the rest; None: auto
-    lines: list[str] = field(default_factory=list)  # --line specs, [NAME=]x1,y1,x2,y2
-    zones: list[str] = field(default_factory=list)  # --zone specs, [NAME=]x1,y1,x2,y2,x3,y3,…
-    anchor: str = defaults.ANCHOR  # the point of a box that crosses lines and stands in zones
-    line_frames: int = defaults.LINE_FRAMES  # frames on the new side before a crossing counts
-    blur: list[str] | None = None  # classes to hide (names or ids); None: no blur
-    blur_style: str = defaults.BLUR_STYLE
-    blur_shape: str = defaults.BLUR_SHAPE
-    boxes: bool = True  # draw boxes and labels (off: a clean anonymised video)
+    batch: int = setting(
+        1,
+        flags=("--batch",),
+        commands=RUN_ONLY,
+        example=4,
+        panel=SPEED,
+        help="Frames per inference call for video files, if the model takes a dynamic batch "
+        "(for GPUs; no faster on CPU)",
+    )
+    serve: tuple[str, int] | None = setting(
+        None,
+        flags=("--serve",),
+        commands=RUN_ONLY,
+        cli_type=str,
+        parse=_address,
+        example=("127.0.0.1", 8000),
+        panel=OUTPUT,
+        help="Web preview at [HOST:]PORT (host 127.0.0.1 unless given), e.g. 8000",
+    )
+    serve_hosts: tuple[str, ...] = setting(
+        (),
+        flags=("--serve-host",),
+        commands=RUN_ONLY,
+        cli_type=list[str],
+        cli_default=None,
+        parse=tuple,
+        example=("cam.example",),
+        panel=OUTPUT,
+        show_default=False,
+        help="Another name the web preview answers to (a reverse proxy's); repeatable",
+    )
+    family: str | None = setting(
+        None,
+        flags=("--family",),
+        cli_type=str,
+        cli_default="auto",
+        parse=_family,
+        outputs=True,
+        detector=True,
+        example="yolov8",
+        panel=DETECT,
+        help="Model family: auto, yolox, yolov5, yolov8 (also YOLO11)",
+    )
+    canvas: str = setting(
+        "auto",
+        flags=("--canvas",),
+        parse=str.lower,
+        outputs=True,
+        detector=True,
+        example="square",
+        panel=DETECT,
+        help="Model input: 'fit' sizes it to the frame's shape (faster; 416x256 for 16:9), "
+        "'square' is the model's own; auto: fit for video, square for images",
+    )
+    labels: Path | None = setting(
+        None,
+        flags=("--labels",),
+        outputs=True,
+        detector=True,
+        example=Path("names.txt"),
+        panel=DETECT,
+        show_default=False,
+        help="Class names, one per line [default: from the model, else COCO]",
+    )
+    classes: list[str] | None = setting(
+        None,
+        flags=("--classes",),
+        cli_type=str,
+        parse=_names,
+        outputs=True,
+        detector=True,
+        example=["car"],
+        panel=DETECT,
+        help="Only these classes, names or ids: --classes person,car",
+    )
+    min_area: float = setting(
+        0.0,
+        flags=("--min-area",),
+        outputs=True,
+        detector=True,
+        example=100.0,
+        panel=DETECT,
+        help="Drop boxes smaller than this (pixels²)",
+    )
+    max_det: int = setting(
+        defaults.MAX_DET,
+        flags=("--max-det",),
+        outputs=True,
+        detector=True,
+        example=10,
+        panel=DETECT,
+        help="At most this many detections per frame",
+    )
+    track: bool = setting(
+        False,
+        flags=("--track",),
+        outputs=True,
+        detector=True,
+        example=True,
+        panel=TRACK,
+        help="Give each object an identity that lasts across frames (ByteTrack)",
+    )
+    track_buffer: float = setting(
+        defaults.TRACK_BUFFER_S,
+        flags=("--track-buffer",),
+        outputs=True,
+        example=2.0,
+        panel=TRACK,
+        help="Seconds of video a lost track waits to be found again",
+        requires="track",
+        does="keeps lost tracks",
+    )
+    trails: int = setting(
+        0,
+        flags=("--trails",),
+        outputs=True,
+        example=20,
+        panel=TRACK,
+        help="Draw each track's last N centre points (with --track)",
+    )
+    mot: Path | None = setting(
+        None,
+        flags=("--mot",),
+        commands=RUN_ONLY,
+        example=Path("t.txt"),
+        panel=OUTPUT,
+        help="Write tracks as MOT Challenge text (frame,id,x,y,w,h,score,-1,-1,-1; '-' for "
+        "stdout); implies --track",
+    )
+    detect_every: int | None = setting(
+        1,
+        flags=("--detect-every",),
+        cli_type=str,
+        cli_default="1",
+        parse=parse_detect_every,
+        outputs=True,
+        example=3,
+        panel=TRACK,
+        help="Detect every Nth frame and let the tracker predict the rest; 'auto' paces "
+        "detection to a live source's frame rate. Implies --track",
+    )
+    lines: list[str] = setting(
+        default_factory=list,
+        flags=("--line",),
+        cli_type=list[str],
+        cli_default=None,
+        parse=_list,
+        outputs=True,
+        example=["0,0.5,1,0.5"],
+        panel=TRACK,
+        show_default=False,
+        help="Count tracks crossing [NAME=]x1,y1,x2,y2 (pixels, or all four as 0-1 fractions "
+        "of the frame); repeatable; implies --track",
+    )
+    zones: list[str] = setting(
+        default_factory=list,
+        flags=("--zone",),
+        cli_type=list[str],
+        cli_default=None,
+        parse=_list,
+        outputs=True,
+        example=["0,0,1,0,1,1"],
+        panel=TRACK,
+        show_default=False,
+        help="Count tracks inside the polygon [NAME=]x1,y1,x2,y2,x3,y3[,...]; repeatable; "
+        "implies --track",
+    )
+    anchor: str = setting(
+        defaults.ANCHOR,
+        flags=("--anchor",),
+        parse=str.lower,
+        outputs=True,
+        example="center",
+        panel=TRACK,
+        help="The point of a box that crosses lines: bottom or center",
+        requires="lines|zones",
+        does="places boxes on lines and zones",
+    )
+    line_frames: int = setting(
+        defaults.LINE_FRAMES,
+        flags=("--line-frames",),
+        outputs=True,
+        example=3,
+        panel=TRACK,
+        help="Frames on the new side before a crossing or zone change counts",
+        requires="lines|zones",
+        does="counts crossings of lines and zones",
+    )
+    blur: list[str] | None = setting(
+        None,
+        flags=("--blur",),
+        cli_type=str,
+        parse=_names,
+        outputs=True,
+        example=["car"],
+        panel=PRIVACY,
+        show_default=False,
+        help=f"Hide these classes (names or ids: --blur person,car; --blur alone, before "
+        f"another option or last: {defaults.BLUR_CLASSES}); implies --track",
+    )
+    blur_style: str = setting(
+        defaults.BLUR_STYLE,
+        flags=("--blur-style",),
+        parse=str.lower,
+        outputs=True,
+        example="solid",
+        panel=PRIVACY,
+        help="How --blur hides: gaussian, pixelate or solid",
+        requires="blur",
+        does="sets how --blur hides",
+    )
+    blur_shape: str = setting(
+        defaults.BLUR_SHAPE,
+        flags=("--blur-shape",),
+        parse=str.lower,
+        outputs=True,
+        example="ellipse",
+        panel=PRIVACY,
+        help="The hidden region: box or ellipse",
+        requires="blur",
+        does="sets how --blur hides",
+    )
+    boxes: bool = setting(
+        True,
+        flags=("--boxes/--no-boxes",),
+        outputs=True,
+        example=False,
+        panel=PRIVACY,
+        help="Draw boxes and labels (--no-boxes with --blur: a clean anonymised video)",
+    )
     #: --blur with --detect-every N > 1: the user accepts that what appears between two
     #: detections shows until the next one (a new object cannot be predicted).
-    accept_blur_gaps: bool = False
+    accept_blur_gaps: bool = setting(
+        False,
+        flags=("--accept-blur-gaps",),
+        example=True,
+        panel=PRIVACY,
+        help="With --blur and --detect-every N: accept that whatever appears between two "
+        "detections shows unhidden, for up to N-1 frames",
+        requires="blur&detect_every",
+        does="is for --blur with --detect-every",
+    )
 
     @property
     def tracker_flags(self) -> list[str]:
@@ -105,6 +473,12 @@ class RunOptions:
     def validate(self) -> None:
         """Refuse bad values and combinations before any model lookup or I/O, so nothing is
         downloaded for a run that cannot start and nothing is half-written."""
+        # Here, not at the top: the CLI reads this module's declarations for --help.
+        from annotate.analytics.geometry import ANCHORS, parse_shapes
+        from annotate.annotators import BLUR_SHAPES, BLUR_STYLES
+        from annotate.detector import check_thresholds
+        from annotate.detector.canvas import CANVASES
+
         check_thresholds(self.conf, self.iou)
         if self.min_area < 0:
             raise UsageError(f"--min-area must not be negative, got {self.min_area:g}")
@@ -180,6 +554,8 @@ class RunOptions:
     def _check_outputs(self) -> None:
         """No output may replace an input (compared by file identity, so hard links and
         other spellings of a path count), and each must be writable where it is named."""
+        from annotate.sources import input_paths, is_image
+
         inputs = [p for p in input_paths(self.source) if p.exists()]
         images_in = bool(inputs) and all(is_image(p) for p in inputs)
         named = self.outputs
@@ -269,16 +645,6 @@ def time_span(
             raise UsageError(f"--duration must be positive, got '{duration}'")
         return first, (first or 0.0) + length
     return first, parse_time(end, "--end") if end is not None else None
-
-
-def parse_detect_every(value: str) -> int | None:
-    """``N`` (a whole number) or ``auto`` (``None``)."""
-    if value.strip().lower() == "auto":
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise UsageError(f"--detect-every takes a whole number or 'auto', got {value!r}") from None
 
 
 def _same_file(a: Path, b: Path) -> bool:

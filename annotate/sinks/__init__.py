@@ -3,12 +3,13 @@ context manager, so the pipeline's ``ExitStack`` finalises outputs on every path
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
-from annotate.types import Detections, Frame
+    from annotate.types import Detections, Frame
 
 
 class Sink(Protocol):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from annotate.compat import import_av, open_input
 from annotate.errors import OutputError, OutputPathError, UsageError
 from annotate.sinks import SinkBase
 from annotate.sinks.audio import CarriedStreams, copy_tags
+from annotate.sinks.encoding import EncodeOptions
 from annotate.types import Detections, Frame, SourceInfo
 
 log = logging.getLogger("annotate")
@@ -48,15 +48,6 @@ DEFAULT_TIME_BASE = Fraction(1, 90_000)
 KEYFRAME_EVERY_S = 2  # a fragment per keyframe: a crash loses at most this much video
 #: While recording, MP4/MOV are fragmented so a killed process still leaves a playable file.
 FRAGMENTED = "frag_keyframe+empty_moov+default_base_moof"
-
-
-@dataclass(frozen=True)
-class EncodeOptions:
-    codec: str = "h264"
-    crf: int | None = None
-    preset: str | None = None
-    audio: bool = True
-    threads: int = 0  # encoder threads; 0: the encoder decides from the core count
 
 
 def container_for(path: Path) -> str:
