@@ -5,16 +5,16 @@ from __future__ import annotations
 import itertools
 import math
 from collections import deque
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from annotate.types import Detections
+from annotate.types import Detections, Meta
 
 if TYPE_CHECKING:
-    from annotate.analytics.counting import Counter
+    from annotate.analytics.geometry import Shape
 
 # A 20-colour qualitative palette (BGR), distinct on both light and dark footage.
 PALETTE: tuple[tuple[int, int, int], ...] = (
@@ -31,9 +31,9 @@ def class_colour(class_id: int) -> tuple[int, int, int]:
 
 def colours(detections: Detections) -> list[tuple[int, int, int]]:
     """One colour per track when the run tracks (so two people differ), else per class."""
-    if detections.tracker_id is None:
+    if detections.track_id is None:
         return [class_colour(c) for c in detections.class_ids.tolist()]
-    pairs = zip(detections.tracker_id.tolist(), detections.class_ids.tolist())
+    pairs = zip(detections.track_id.tolist(), detections.class_ids.tolist())
     return [track_colour(t) if t > 0 else class_colour(c) for t, c in pairs]
 
 
@@ -118,7 +118,7 @@ class LabelAnnotator:
         pad = max(2, round(4 * scale))
         width = scene.shape[1]
         palette = colours(detections)
-        tracks = detections.tracker_id
+        tracks = detections.track_id
         for i in np.argsort(detections.scores, kind="stable"):
             x1, y1 = (round(v) for v in detections.xyxy[i][:2])
             colour = palette[i]
@@ -166,10 +166,10 @@ class TrailAnnotator:
     ) -> npt.NDArray[np.uint8]:
         import cv2
 
-        if detections.tracker_id is None:
+        if detections.track_id is None:
             return scene
         seen = set()
-        for box, track in zip(detections.xyxy, detections.tracker_id.tolist()):
+        for box, track in zip(detections.xyxy, detections.track_id.tolist()):
             if track <= 0:
                 continue
             centre = (round(float(box[0] + box[2]) / 2), round(float(box[1] + box[3]) / 2))
@@ -199,9 +199,9 @@ class BlurAnnotator:
       and scaled back (gaussian), or cut into about 10 blocks across (pixelate), so a large
       face is as unreadable as a small one; ``solid`` paints it black.
     - Each region is padded by ``pad`` of its size on every side, so edges do not leak.
-    - ``hidden`` gives the boxes of objects the detector missed this frame but the tracker
-      still follows (lost tracks, at their predicted place): they stay hidden until the track
-      is dropped, so a miss of a frame or two never shows a face.
+    - What to hide is the pipeline's ``HideStage``'s (``Detections.meta["hide"]``: these
+      classes' boxes and the tracker's lost tracks at their predicted place, so a miss of a
+      frame or two never shows a face); without it, these classes' boxes in the detections.
     """
 
     def __init__(
@@ -209,18 +209,18 @@ class BlurAnnotator:
         class_ids: Collection[int] | None = None,
         style: str = "gaussian",
         shape: str = "box",
-        hidden: Callable[[], Detections] | None = None,
         pad: float = 0.1,
     ) -> None:
         self.class_ids = None if class_ids is None else np.array(sorted(class_ids), np.int32)
-        self.style, self.shape, self.hidden, self.pad = style, shape, hidden, pad
+        self.style, self.shape, self.pad = style, shape, pad
 
     def boxes(self, detections: Detections) -> npt.NDArray[np.float32]:
-        """The boxes to hide this frame: detected and, with a tracker, lost."""
-        found = [detections] + ([self.hidden()] if self.hidden is not None else [])
-        keep = [d.xyxy if self.class_ids is None else d.xyxy[np.isin(d.class_ids, self.class_ids)]
-                for d in found]  # fmt: skip
-        return np.concatenate(keep) if keep else np.zeros((0, 4), np.float32)
+        """The boxes to hide this frame."""
+        hidden = detections.meta.get(Meta.HIDE)
+        if hidden is None:
+            keep = None if self.class_ids is None else np.isin(detections.class_ids, self.class_ids)
+            hidden = detections if keep is None else detections[keep]
+        return hidden.xyxy
 
     def annotate(
         self, scene: npt.NDArray[np.uint8], detections: Detections
@@ -264,15 +264,15 @@ class BlurAnnotator:
 
 class CountAnnotator:
     """Draws each line (with an arrow on its ``in`` side) and zone, with its name and counts,
-    sized to read at 360p and at 4K. Draws in place; the counts come from ``counter``, which
-    the pipeline updates before annotators run."""
+    sized to read at 360p and at 4K. Draws in place; the counts are the pipeline's
+    ``CountStage``'s (``Detections.meta["counts"]``), zero before any."""
 
     LINE = (0, 215, 255)  # amber
     ZONE = (255, 191, 0)  # sky blue
 
-    def __init__(self, counter: Counter) -> None:
-        self.counter = counter
-        self.names = shown_names([s.name for s in counter.lines], [s.name for s in counter.zones])
+    def __init__(self, lines: Sequence[Shape], zones: Sequence[Shape]) -> None:
+        self.lines, self.zones = list(lines), list(zones)
+        self.names = shown_names([s.name for s in self.lines], [s.name for s in self.zones])
 
     def annotate(
         self, scene: npt.NDArray[np.uint8], detections: Detections
@@ -282,9 +282,9 @@ class CountAnnotator:
         height, width = scene.shape[:2]
         scale = scale_for(scene)
         thickness = max(2, round(3 * scale))
-        pixels = self.counter.pixels(width, height)
-        for zone in self.counter.zones:
-            polygon = np.round(pixels[zone.name]).astype(np.int32)
+        counts = detections.meta.get(Meta.COUNTS) or {"lines": {}, "zones": {}}
+        for zone in self.zones:
+            polygon = np.round(zone.in_pixels(width, height)).astype(np.int32)
             # Tint the zone: blend only its bounding box, not a copy of the whole frame.
             x1, y1 = np.clip(polygon.min(axis=0), 0, (width, height))
             x2, y2 = np.clip(polygon.max(axis=0) + 1, 0, (width, height))
@@ -294,11 +294,11 @@ class CountAnnotator:
                 cv2.fillPoly(tinted, [polygon - (x1, y1)], self.ZONE)
                 cv2.addWeighted(tinted, 0.15, part, 0.85, 0, dst=part)
             cv2.polylines(scene, [polygon], True, self.ZONE, thickness, cv2.LINE_AA)
-            c = self.counter.zone_counts[zone.name]
+            c = counts["zones"].get(zone.name, {"now": 0, "entered": 0})
             _tab(scene, f"{self.names[zone.name]}: {c['now']} now, {c['entered']} entered",
                  polygon.min(axis=0), self.ZONE, scale)  # fmt: skip
-        for line in self.counter.lines:
-            (x1, y1), (x2, y2) = np.round(pixels[line.name]).astype(int).tolist()
+        for line in self.lines:
+            (x1, y1), (x2, y2) = np.round(line.in_pixels(width, height)).astype(int).tolist()
             cv2.line(scene, (x1, y1), (x2, y2), self.LINE, thickness, cv2.LINE_AA)
             # A short arrow from the middle towards the right of a→b: the "in" side.
             length = math.hypot(x2 - x1, y2 - y1) or 1
@@ -307,7 +307,7 @@ class CountAnnotator:
             tip = (round(mx + nx * 40 * scale), round(my + ny * 40 * scale))
             cv2.arrowedLine(scene, (round(mx), round(my)), tip, self.LINE, thickness,
                             cv2.LINE_AA, tipLength=0.35)  # fmt: skip
-            c = self.counter.line_counts[line.name]
+            c = counts["lines"].get(line.name, {"in": 0, "out": 0})
             text = f"{self.names[line.name]}: in {c['in']}  out {c['out']}"
             _tab(scene, text, (x1, y1), self.LINE, scale)
         return scene

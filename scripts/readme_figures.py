@@ -20,10 +20,11 @@ sys.path.insert(0, str(ROOT))
 from annotate.analytics.counting import Counter  # noqa: E402
 from annotate.analytics.geometry import parse_shapes  # noqa: E402
 from annotate.annotators import CountAnnotator, default_annotators  # noqa: E402
+from annotate.pipeline.stages import CountStage, FrameContext, TrackStage, run_stages  # noqa: E402
 from annotate.tracking import Tracker  # noqa: E402
-from annotate.types import Detections  # noqa: E402
+from annotate.types import Detections, Frame  # noqa: E402
 
-LABELS = ["person"]
+LABELS = ("person",)
 
 
 def main() -> None:
@@ -36,14 +37,15 @@ def main() -> None:
     tracker = Tracker()
     door = parse_shapes(["door=0.1,0.55,0.55,0.55"], "line")
     shop = parse_shapes(["shop=0.6,0.2,0.95,0.2,0.95,0.95,0.6,0.95"], "zone")
-    counter = Counter(door, shop)
-    annotators = [*default_annotators(trails=20), CountAnnotator(counter)]
+    stages = [TrackStage(tracker), CountStage(Counter(door, shop))]
+    annotators = [*default_annotators(trails=20), CountAnnotator(door, shop)]
     image = background
     for i in range(40):
         walkers = [(150 + 2 * i, 120 + 8 * i), (420 - 3 * i, 480 - 6 * i), (560 + 6 * i, 260)]
         boxes = [[x - 30, y - 130, x + 30, y] for x, y in walkers]
-        tracked = tracker.update(Detections(boxes, [0.91, 0.87, 0.83], [0, 0, 0]), i / 15)
-        counter.update(tracked, i / 15, width, height, LABELS)
+        found = Detections(boxes, [0.91, 0.87, 0.83], [0, 0, 0], labels=LABELS)
+        context = FrameContext(Frame(i, i / 15, background, "figure"), i / 15, detected=True)
+        tracked = run_stages(stages, found, context)
         image = background.copy()
         for x1, y1, x2, y2 in np.round(tracked.xyxy).astype(int).tolist():
             cv2.ellipse(image, ((x1 + x2) // 2, y1 + 18), (16, 18), 0, 0, 360, (70, 70, 70), -1)

@@ -35,7 +35,7 @@ class GreedyIou:
     overlaps most (same class, IoU ≥ 0.3), else a new id."""
 
     def __init__(self) -> None:
-        self.previous = Detections(tracker_id=np.zeros(0, np.int64))
+        self.previous = Detections(track_id=np.zeros(0, np.int64))
         self.next_id = 1
 
     def update(self, detections: Detections, _time: float) -> Detections:
@@ -45,7 +45,7 @@ class GreedyIou:
         iou = np.where(same, iou, 0)
         while iou.size and iou.max() >= 0.3:
             p, d = np.unravel_index(iou.argmax(), iou.shape)
-            ids[d] = self.previous.tracker_id[p]
+            ids[d] = self.previous.track_id[p]
             iou[p, :] = iou[:, d] = 0
         for d in np.flatnonzero(ids == 0):
             ids[d] = self.next_id
@@ -69,8 +69,8 @@ def track(tracker: Tracker | GreedyIou, found: list[Detections]) -> list[FrameBo
     out = []
     for i, detections in enumerate(found):
         tracked = tracker.update(detections, i / FPS)
-        confirmed = tracked.tracker_id > 0
-        out.append((tracked.tracker_id[confirmed], tracked.xyxy[confirmed]))
+        confirmed = tracked.track_id > 0
+        out.append((tracked.track_id[confirmed], tracked.xyxy[confirmed]))
     return out
 
 

@@ -9,7 +9,8 @@ from annotate.analytics.counting import Counter
 from annotate.analytics.geometry import parse_shapes
 from annotate.annotators import BlurAnnotator
 from annotate.errors import UsageError
-from annotate.types import Detections
+from annotate.pipeline.stages import FrameContext, HideStage
+from annotate.types import Detections, Frame
 
 LABELS = ["person", "bicycle", "car"]
 
@@ -18,7 +19,7 @@ def feet(*points: tuple[float, float, int], cls: int = 0) -> Detections:
     """Boxes 20 wide and 40 tall whose bottom centre is at each ``(x, y, track)``."""
     xyxy = [[x - 10, y - 40, x + 10, y] for x, y, _t in points]
     return Detections(np.reshape(xyxy, (-1, 4)), [0.9] * len(points), [cls] * len(points),
-                      tracker_id=[t for *_xy, t in points], labels=LABELS)  # fmt: skip
+                      track_id=[t for *_xy, t in points], labels=LABELS)  # fmt: skip
 
 
 def walk(counter: Counter, path: list[tuple[float, float]], track: int = 1, cls: int = 0,
@@ -150,9 +151,12 @@ def test_blur_removes_detail_in_the_box_and_nothing_else(style, size):
 def test_blur_only_the_classes_asked_for_and_lost_tracks_too():
     scene = np.random.default_rng(1).integers(0, 255, (200, 300, 3), np.uint8)
     original = scene.copy()
-    lost = Detections([[200, 20, 260, 120]], [0.5], [0], tracker_id=[4])
+    lost = Detections([[200, 20, 260, 120]], [0.5], [0], track_id=[4])
     detections = Detections([[10, 10, 60, 110], [100, 10, 150, 110]], [0.9, 0.9], [0, 2])
-    BlurAnnotator({0}, "solid", hidden=lambda: lost).annotate(scene, detections)
+    tracker = type("Lost", (), {"lost_boxes": lambda self: lost})()  # a tracker's one call
+    context = FrameContext(Frame(0, 0.0, scene, "x"), 0.0, detected=True)
+    detections = HideStage({0}, tracker).process(detections, context)  # type: ignore[arg-type]
+    BlurAnnotator({0}, "solid").annotate(scene, detections)
     assert (scene[20:100, 20:50] == 0).all()  # person: hidden
     assert np.array_equal(scene[20:100, 110:140], original[20:100, 110:140])  # car: not asked
     assert (scene[30:110, 210:250] == 0).all()  # a lost track's predicted box: still hidden
@@ -177,7 +181,7 @@ def test_a_name_the_font_cannot_draw_is_labelled_visibly():
         counter = make_counter(options)
         assert counter is not None
         image = np.zeros((360, 640, 3), np.uint8)
-        return CountAnnotator(counter).annotate(image, Detections.empty())
+        return CountAnnotator(counter.lines, counter.zones).annotate(image, Detections.empty())
 
     import logging
 

@@ -76,7 +76,7 @@ def test_identity_survives_six_black_frames(detector):
     before, after = set(), set()
     for i, (image, _truth) in enumerate(scene.render()):
         out = tracker.update(detector(image), i / FPS)
-        people = {t for t, c in zip(out.tracker_id.tolist(), out.class_ids.tolist())
+        people = {t for t, c in zip(out.track_id.tolist(), out.class_ids.tolist())
                   if c == 0 and t > 0}  # fmt: skip
         (before if i < scene.black.start else after).update(people)
     assert before == after == {1}

@@ -21,8 +21,8 @@ def boxes(*items: tuple[float, float, float, float, float, int]) -> Detections:
 
 
 def ids(out: Detections) -> list[int]:
-    assert out.tracker_id is not None
-    return out.tracker_id.tolist()
+    assert out.track_id is not None
+    return out.track_id.tolist()
 
 
 def test_identities_start_at_1_once_confirmed_and_follow_each_object():

@@ -79,7 +79,7 @@ class Counter:
         """The frame's crossing and zone events; counts are updated in place."""
         pixels = self.pixels(width, height)
         events: list[Event] = []
-        ids = detections.tracker_id
+        ids = detections.track_id
         if ids is None:
             return events
         points = anchor_points(detections.xyxy, self.anchor)

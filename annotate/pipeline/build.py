@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from annotate.analytics.geometry import parse_shapes
 from annotate.annotators import Annotator, BlurAnnotator, CountAnnotator, default_annotators
@@ -24,6 +24,7 @@ from annotate.pipeline.runner import (
     run_concurrent,
     run_sequential,
 )
+from annotate.pipeline.stages import CountStage, HideStage, Stage, TrackStage
 from annotate.pipeline.summary import ProgressListener, RunSummary
 from annotate.sinks import Sink
 from annotate.sources import Source, is_image, open_source
@@ -43,7 +44,6 @@ def make_sinks(
     source: Source,
     stack: ExitStack,
     live: LiveStats | None = None,
-    record_extra: Callable[[], dict[str, Any]] | None = None,
 ) -> list[Sink]:
     """Open each output, registering it on ``stack`` at once so a later failure closes it.
 
@@ -73,7 +73,7 @@ def make_sinks(
     if options.json_path is not None:
         from annotate.sinks.jsonl import JsonLinesSink
 
-        sinks.append(stack.enter_context(JsonLinesSink(options.json_path, record_extra)))
+        sinks.append(stack.enter_context(JsonLinesSink(options.json_path)))
     if options.mot is not None:
         from annotate.sinks.mot import MotSink
 
@@ -157,18 +157,19 @@ def run(
         live = LiveStats(source.name, detector.provider)
         stack.callback(live.finish)
         counter = make_counter(options)
-        if annotators is None:  # before any output exists: an unknown --blur class stops here
-            annotators = run_annotators(options, detector, tracker, counter)
+        # Before any output exists: an unknown --blur class stops here.
+        stages = make_stages(options, detector, tracker, counter)
+        if annotators is None:
+            annotators = run_annotators(options, detector)
         encode = replace(options.encode, threads=plan.encode)
-        sinks = make_sinks(replace(options, encode=encode), source, stack, live,
-                           counter.record if counter else None)  # fmt: skip
+        sinks = make_sinks(replace(options, encode=encode), source, stack, live)
         if progress is not None:
             progress.start(expected_frames(source.info, options))
             stack.callback(progress.stop)
         emitter = Emitter(annotators=annotators, sinks=sinks, summary=summary, source=source,
                           fps_every=options.fps_every, max_frames=options.max_frames,
                           progress=progress, started=started, live=live,
-                          tracker=tracker, counter=counter, stop=stop)  # fmt: skip
+                          stages=stages, stop=stop)  # fmt: skip
         every = options.detect_every
         if every != 1 and source.info.still:
             log.warning(
@@ -260,23 +261,33 @@ def make_counter(options: RunOptions) -> Counter | None:
     return Counter(lines, zones, options.anchor, options.line_frames)
 
 
-def run_annotators(
-    options: RunOptions,
-    detector: Detector,
-    tracker: Tracker | None,
-    counter: Counter | None,
-) -> list[Annotator]:
+def make_stages(
+    options: RunOptions, detector: Detector, tracker: Tracker | None, counter: Counter | None
+) -> list[Stage]:
+    """This source's per-frame stages, in order: tracker, counter, the keeper of boxes to
+    hide (which reads the tracker's lost tracks)."""
+    stages: list[Stage] = []
+    if tracker is not None:
+        stages.append(TrackStage(tracker))
+    if counter is not None:
+        stages.append(CountStage(counter))
+    if options.blur is not None:
+        stages.append(HideStage(blur_ids(options, detector.labels, detector.classes), tracker))
+    return stages
+
+
+def run_annotators(options: RunOptions, detector: Detector) -> list[Annotator]:
     """Blur first (nothing drawn is hidden by it), then the boxes, then lines and zones on
     top, so their counts are never covered by a label."""
     annotators: list[Annotator] = []
     if options.blur is not None:
         ids = blur_ids(options, detector.labels, detector.classes)
-        annotators.append(BlurAnnotator(ids, options.blur_style, options.blur_shape,
-                                        tracker.lost_boxes if tracker else None))  # fmt: skip
+        annotators.append(BlurAnnotator(ids, options.blur_style, options.blur_shape))
     if options.boxes:
         annotators += default_annotators(options.trails)
-    if counter is not None:
-        annotators.append(CountAnnotator(counter))
+    if options.lines or options.zones:
+        lines, zones = parse_shapes(options.lines, "line"), parse_shapes(options.zones, "zone")
+        annotators.append(CountAnnotator(lines, zones))
     return annotators
 
 

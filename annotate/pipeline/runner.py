@@ -29,17 +29,16 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from annotate.detector import Detector, StageTimes
 from annotate.errors import StopRequested
+from annotate.pipeline.stages import FrameContext, Stage, run_stages
 from annotate.signals import signals_held
 from annotate.stats import LiveStats, RollingFps
-from annotate.types import Detections, Frame
+from annotate.types import Detections, Frame, Meta
 
 if TYPE_CHECKING:
-    from annotate.analytics.counting import Counter
     from annotate.annotators import Annotator
     from annotate.pipeline.summary import ProgressListener, RunSummary
     from annotate.sinks import Sink
     from annotate.sources.base import Source
-    from annotate.tracking import Tracker
 
 log = logging.getLogger("annotate")
 
@@ -90,11 +89,11 @@ class Emitter:
     progress: ProgressListener | None = None
     started: float = field(default_factory=time.perf_counter)
     live: LiveStats | None = None  # what the previews show
-    #: Identities across frames. It sits here, in the in-order tail, because both runners
-    #: call :meth:`emit` in source order: the concurrent runner detects out of order on its
-    #: workers but emits strictly by sequence number, so the tracker sees frames in order.
-    tracker: Tracker | None = None
-    counter: Counter | None = None  # lines and zones, after the tracker
+    #: Per-frame processing after detection: tracker, counter, the keeper of boxes to hide
+    #: (:mod:`annotate.pipeline.stages`). They sit here, in the in-order tail, because both
+    #: runners call :meth:`emit` in source order: the concurrent runner detects out of order
+    #: on its workers but emits strictly by sequence number, so a tracker sees frames in order.
+    stages: Sequence[Stage] = ()
     stop: StopFlag | None = None  # checked before each frame
 
     def __post_init__(self) -> None:
@@ -112,14 +111,12 @@ class Emitter:
             raise StopRequested("stop requested")
         t0 = time.perf_counter()
         self.summary.detected += detections is not None
-        if self.tracker is not None:
+        if self.stages:
             when = (
                 frame.time if frame.time is not None else frame.index / float(self.source.info.fps)
             )
-            detections = (self.tracker.predict(when) if detections is None
-                          else self.tracker.update(detections, when))  # fmt: skip
-            if self.counter is not None:
-                self.counter.update(detections, when, frame.width, frame.height)
+            context = FrameContext(frame, when, detected=detections is not None)
+            detections = run_stages(self.stages, detections, context)
         elif detections is None:
             detections = Detections.empty()
         image = frame.image
@@ -161,10 +158,9 @@ class Emitter:
         if self.progress is not None:
             self.progress.update(summary.frames)
         if self.live is not None:
-            tracks = self.tracker.confirmed if self.tracker else None
-            counts = self.counter.as_json() if self.counter else None
-            self.live.update(now, times.inference, summary.dropped,
-                             class_counts(detections), tracks, counts)  # fmt: skip
+            meta = detections.meta
+            self.live.update(now, times.inference, summary.dropped, class_counts(detections),
+                             meta.get(Meta.TRACKS), meta.get(Meta.COUNTS))  # fmt: skip
         if stop is not None:
             raise stop
         return self.max_frames is not None and summary.frames >= self.max_frames
@@ -307,60 +303,105 @@ def run_concurrent(
     batch: int = 1,
     every: int = 1,
 ) -> None:
-    """Decode on one thread, detect on ``workers`` threads, draw and write here.
+    """Decode on one thread, detect on ``workers`` threads, draw and write here
+    (:class:`ConcurrentRun`)."""
+    ConcurrentRun(source, detector, emitter, workers, depth, batch, every).run()
+
+
+class ConcurrentRun:
+    """Decode on one thread, detect on ``workers`` threads, draw and write on the caller's.
+
+    Its rules, each held by a test (``tests/test_concurrent.py``):
+
+    - **Order**: frames are emitted in source order, however the workers finish them.
+    - **Slots**: a frame takes a slot when decoded and gives it back once written, so at
+      most ``depth + workers * batch`` frames are alive at once; a slow encoder holds the
+      decoder back instead of filling memory.
+    - **First error surfaces**: a worker's error stops every thread and is raised; a
+      source's error is raised after the frames it did deliver are emitted.
+    - **Stop**: on any exit (the end, an error, Ctrl-C, the emitter's stop) every thread is
+      told to stop and joined; frames still in flight are discarded, so every output holds
+      the same frames.
 
     Only every ``every``-th frame is detected (``--detect-every``); the others pass through
-    the workers untouched and the emitter's tracker predicts their boxes.
-
-    Each worker takes up to ``batch`` waiting frames per inference call (never waiting for a
-    batch to fill, so a slow source is not held back).
-
-    ``depth`` bounds the decoded frames waiting for a worker, so memory stays flat however
-    long the video is (2 is faster than 1; more bought little for much more memory).
-    Frames wait still in the decoder's 4:2:0 (half the size of BGR) and each worker converts
-    its own, which is faster than converting on the decoding thread.
-    The calling thread does the drawing and writing (windows need the main thread) and is the
-    one that sees Ctrl-C; on any exit every thread is told to stop and joined, and frames
-    still in flight are discarded, so outputs hold the same frames. A source that fails
-    mid-way first has the frames it did deliver finished.
+    the workers untouched and the emitter's tracker predicts their boxes. Each worker takes
+    up to ``batch`` waiting frames per inference call, never waiting for a batch to fill.
+    ``depth`` bounds the decoded frames waiting for a worker (2 is faster than 1; more
+    bought little for much more memory). Frames wait still in the decoder's 4:2:0 (half the
+    size of BGR) and each worker converts its own, faster than converting on the decoding
+    thread. The calling thread draws and writes (windows need the main thread) and is the
+    one that sees Ctrl-C.
     """
-    stop = threading.Event()
-    depth = max(depth, batch)
-    todo: queue.Queue[Todo | None] = queue.Queue(maxsize=depth)
-    done: queue.Queue[Done | None] = queue.Queue()
-    # Frames decoded but not yet written: the decoder takes a slot per frame and the writer
-    # gives it back, so a slow encoder holds the decoder back instead of filling memory.
-    in_flight = threading.Semaphore(depth + workers * batch)
-    errors: list[BaseException] = []  # from the workers: stop at once
-    source_errors: list[BaseException] = []  # raised after the frames already read are done
 
-    def read() -> None:
+    def __init__(
+        self,
+        source: Source,
+        detector: Detector,
+        emitter: Emitter,
+        workers: int = 2,
+        depth: int = 2,
+        batch: int = 1,
+        every: int = 1,
+    ) -> None:
+        self.source, self.detector, self.emitter = source, detector, emitter
+        self.workers, self.batch, self.every = workers, batch, every
+        self.depth = max(depth, batch)
+        self.stop = threading.Event()
+        self.todo: queue.Queue[Todo | None] = queue.Queue(maxsize=self.depth)
+        self.done: queue.Queue[Done | None] = queue.Queue()
+        self.slots = threading.Semaphore(self.slot_count)
+        self.errors: list[BaseException] = []  # from the workers: stop at once
+        self.source_errors: list[BaseException] = []  # raised once the frames read are done
+
+    @property
+    def slot_count(self) -> int:
+        """Frames decoded and not yet written, at most."""
+        return self.depth + self.workers * self.batch
+
+    def run(self) -> None:
+        threads = [threading.Thread(target=self._read, name="decode", daemon=True)]
+        threads += [threading.Thread(target=self._detect, name=f"detect-{i}", daemon=True)
+                    for i in range(self.workers)]  # fmt: skip
         try:
-            frames = source.deferred()
+            # Started inside the try: a Ctrl-C that lands between starting them and the loop
+            # must still stop them before the source is closed under the decoder.
+            for thread in threads:
+                thread.start()
+            self._emit_in_order()
+        finally:
+            self.stop.set()
+            for thread in threads:
+                if thread.ident is not None:  # started
+                    thread.join(timeout=5)
+
+    def _read(self) -> None:
+        """The decoding thread: a slot per frame, then the frame to the workers."""
+        try:
+            frames = self.source.deferred()
             seq = 0
-            while not stop.is_set():
-                if not in_flight.acquire(timeout=POLL_S):
+            while not self.stop.is_set():
+                if not self.slots.acquire(timeout=POLL_S):
                     continue
                 t0 = time.perf_counter()
                 load = next(frames, None)
                 if load is None:
                     break
-                if not _put(todo, Todo(seq, load, time.perf_counter() - t0), stop):
+                if not _put(self.todo, Todo(seq, load, time.perf_counter() - t0), self.stop):
                     return
                 del load  # not held here while waiting for the next slot
                 seq += 1
-        except BaseException as e:  # surfaced by the main thread once the queue drains
-            source_errors.append(e)
+        except BaseException as e:  # surfaced by the emitting thread once the queue drains
+            self.source_errors.append(e)
         finally:
-            for _ in range(workers):
-                _put(todo, None, stop)
+            for _ in range(self.workers):
+                _put(self.todo, None, self.stop)
 
-    def take() -> tuple[list[Todo], bool]:
+    def _take(self) -> tuple[list[Todo], bool]:
         """Up to ``batch`` frames, waiting only for the first; ``True`` once the end is seen."""
         items: list[Todo] = []
-        while not stop.is_set():
+        while not self.stop.is_set():
             try:
-                item = todo.get(timeout=POLL_S) if not items else todo.get_nowait()
+                item = self.todo.get(timeout=POLL_S) if not items else self.todo.get_nowait()
             except queue.Empty:
                 if items:
                     break
@@ -368,41 +409,35 @@ def run_concurrent(
             if item is None:
                 return items, True
             items.append(item)
-            if len(items) == batch:
+            if len(items) == self.batch:
                 break
-        return ([], True) if stop.is_set() else (items, False)
+        return ([], True) if self.stop.is_set() else (items, False)
 
-    def detect() -> None:
+    def _detect(self) -> None:
+        """A worker thread, below the in-order stages' priority."""
         lower_priority(WORKER_NICENESS)
         try:
             finished = False
             while not finished:
-                items, finished = take()
-                if not items:
-                    continue
-                _detect(items, detector, done, every)
+                items, finished = self._take()
+                if items:
+                    _detect(items, self.detector, self.done, self.every)
         except BaseException as e:
-            errors.append(e)
-            stop.set()
+            self.errors.append(e)
+            self.stop.set()
         finally:
-            done.put(None)
+            self.done.put(None)
 
-    threads = [threading.Thread(target=read, name="decode", daemon=True)]
-    threads += [threading.Thread(target=detect, name=f"detect-{i}", daemon=True)
-                for i in range(workers)]  # fmt: skip
-    pending: dict[int, Done] = {}
-    next_seq = 0
-    running = workers
-    try:
-        # Started inside the try: a Ctrl-C that lands between starting them and the loop
-        # must still stop them before the source is closed under the decoder.
-        for thread in threads:
-            thread.start()
+    def _emit_in_order(self) -> None:
+        """The calling thread: frames back from the workers, emitted by sequence number."""
+        pending: dict[int, Done] = {}
+        next_seq = 0
+        running = self.workers
         while running:
-            if errors:
-                raise errors[0]
+            if self.errors:
+                raise self.errors[0]
             try:
-                item = done.get(timeout=POLL_S)
+                item = self.done.get(timeout=POLL_S)
             except queue.Empty:
                 continue
             if item is None:
@@ -413,16 +448,11 @@ def run_concurrent(
             while next_seq in pending:
                 ready = pending.pop(next_seq)
                 next_seq += 1
-                finished = emitter.emit(ready.frame, ready.detections, ready.times,
-                                        ready.decode_s)  # fmt: skip
+                finished = self.emitter.emit(ready.frame, ready.detections, ready.times,
+                                             ready.decode_s)  # fmt: skip
                 del ready  # the slot is free once the frame is no longer held here
-                in_flight.release()
+                self.slots.release()
                 if finished:
                     return
-        if errors or source_errors:
-            raise (errors or source_errors)[0]
-    finally:
-        stop.set()
-        for thread in threads:
-            if thread.ident is not None:  # started
-                thread.join(timeout=5)
+        if self.errors or self.source_errors:
+            raise (self.errors or self.source_errors)[0]

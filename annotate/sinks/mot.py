@@ -26,11 +26,11 @@ class MotSink(SinkBase):
         self.path = path
 
     def write(self, frame: Frame, annotated: npt.NDArray[np.uint8], detections: Detections) -> None:
-        if detections.tracker_id is None:
+        if detections.track_id is None:
             return
         lines = []
         for box, score, track in zip(detections.xyxy.tolist(), detections.scores.tolist(),
-                                     detections.tracker_id.tolist()):  # fmt: skip
+                                     detections.track_id.tolist()):  # fmt: skip
             if track > 0:
                 x1, y1, x2, y2 = box
                 lines.append(f"{frame.index + 1},{track},{x1:.2f},{y1:.2f},{x2 - x1:.2f},"

@@ -86,7 +86,7 @@ class Tracker:
     """Gives each detection the identity of the object it belongs to, frame after frame.
 
     Feed it every frame's detections in order with the frame's time; it returns them with
-    ``tracker_id`` set (``-1`` while a track is not yet confirmed). Frames that were not
+    ``track_id`` set (``-1`` while a track is not yet confirmed). Frames that were not
     detected (``--detect-every``) call :meth:`predict` instead. One tracker per source:
     identities start at 1. Its state is a few arrays the size of the live tracks, so memory
     does not grow with the length of the stream.
@@ -95,7 +95,7 @@ class Tracker:
         >>> tracker = Tracker()
         >>> for t in (0.0, 0.04, 0.08):
         ...     out = tracker.update(Detections([[10, 10, 50, 90]], [0.9], [0]), t)
-        >>> out.tracker_id.tolist()
+        >>> out.track_id.tolist()
         [1]
     """
 
@@ -137,7 +137,7 @@ class Tracker:
 
     def predict(self, time: float) -> Detections:
         """Where the tracks seen at the last detection are now, for a frame that was not
-        detected; tentative ones have ``tracker_id`` -1, as they had on that frame."""
+        detected; tentative ones have ``track_id`` -1, as they had on that frame."""
         self._advance(time)
         return self._predicted(~self.lost)
 
@@ -153,7 +153,7 @@ class Tracker:
         ids = self.ids[keep]
         return Detections(
             kalman.state_to_xyxy(self.mean[keep]), self.scores[keep], self.classes[keep],
-            tracker_id=np.where(ids > 0, ids, -1), predicted=np.ones(len(ids), bool),
+            track_id=np.where(ids > 0, ids, -1), predicted=np.ones(len(ids), bool),
             labels=self.labels,
         )  # fmt: skip
 
@@ -244,7 +244,7 @@ class Tracker:
         out = detections[rows]
         ids = self.ids[[det_track[d] for d in rows.tolist()]]
         return Detections(out.xyxy, out.scores, out.class_ids,
-                          tracker_id=np.where(ids > 0, ids, -1),
+                          track_id=np.where(ids > 0, ids, -1),
                           predicted=np.zeros(len(rows), bool), labels=self.labels)  # fmt: skip
 
     def _drop(self, keep: npt.NDArray[np.bool_], det_track: dict[int, int]) -> None:
