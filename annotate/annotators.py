@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from annotate.types import Detections, Meta
+from annotate.types import Detections, Meta, as_image
 
 if TYPE_CHECKING:
     from annotate.analytics.geometry import Shape
@@ -64,7 +64,7 @@ def shown_names(lines: Sequence[str], zones: Sequence[str]) -> dict[str, str]:
 
 def scale_for(image: npt.NDArray[np.uint8]) -> float:
     """1.0 at 720p; text and lines grow with the image so labels read at 360p and at 4K."""
-    return max(0.65, min(image.shape[:2]) / 720)
+    return max(0.65, min(int(image.shape[0]), int(image.shape[1])) / 720)
 
 
 class Annotator(Protocol):
@@ -237,8 +237,8 @@ class BlurAnnotator:
             if self.shape == "ellipse":
                 import cv2
 
-                mask = np.zeros(region.shape[:2], np.uint8)
-                h, w = mask.shape
+                h, w = int(region.shape[0]), int(region.shape[1])
+                mask = np.zeros((h, w), np.uint8)
                 cv2.ellipse(mask, (w // 2, h // 2), (max(1, w // 2), max(1, h // 2)), 0, 0, 360,
                             255, cv2.FILLED)  # fmt: skip
                 region[mask > 0] = hidden[mask > 0]
@@ -256,10 +256,10 @@ class BlurAnnotator:
             block = max(2, max(w, h) / 10)
             small = cv2.resize(region, (max(1, round(w / block)), max(1, round(h / block))),
                                interpolation=cv2.INTER_AREA)  # fmt: skip
-            return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
+            return as_image(cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST))
         small = cv2.resize(region, (max(1, w // 8), max(1, h // 8)), interpolation=cv2.INTER_AREA)
         small = cv2.GaussianBlur(small, (0, 0), 2)
-        return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+        return as_image(cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR))
 
 
 class CountAnnotator:
@@ -296,7 +296,7 @@ class CountAnnotator:
             cv2.polylines(scene, [polygon], True, self.ZONE, thickness, cv2.LINE_AA)
             c = counts["zones"].get(zone.name, {"now": 0, "entered": 0})
             _tab(scene, f"{self.names[zone.name]}: {c['now']} now, {c['entered']} entered",
-                 polygon.min(axis=0), self.ZONE, scale)  # fmt: skip
+                 polygon.min(axis=0).tolist(), self.ZONE, scale)  # fmt: skip
         for line in self.lines:
             (x1, y1), (x2, y2) = np.round(line.in_pixels(width, height)).astype(int).tolist()
             cv2.line(scene, (x1, y1), (x2, y2), self.LINE, thickness, cv2.LINE_AA)

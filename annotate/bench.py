@@ -281,7 +281,9 @@ def _bench_provider(
     )  # fmt: skip
     plan = plan_threads(RunOptions("", config.model, resolution, session=config.session),
                         cpu_cores())  # fmt: skip
-    session = detector = None  # its spinning threads must not run beside what is timed next
+    # Its spinning threads must not run beside what is timed next (the lambdas above hold
+    # these names, so they are rebound rather than deleted).
+    session = detector = None  # type: ignore[assignment]
     gc.collect()
     if plan.workers:
         used = replace(config.session, threads=plan.intra_op, spinning=False)

@@ -51,11 +51,12 @@ def opencv_silenced() -> Iterator[None]:
     """
     import cv2
 
-    logging = getattr(cv2.utils, "logging", None)
+    logging: Any = getattr(cv2.utils, "logging", None)
+    module: Any = cv2
     get_level, set_level = (
         (logging.getLogLevel, logging.setLogLevel)
         if logging
-        else (cv2.getLogLevel, cv2.setLogLevel)
+        else (module.getLogLevel, module.setLogLevel)
     )
     level = get_level()
     set_level(0)  # LOG_LEVEL_SILENT in every version

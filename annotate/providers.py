@@ -164,8 +164,7 @@ def resolve(
             f"no accelerator in this onnxruntime build for {plat} "
             f"(looked for {', '.join(short_name(p) for p in preferred)}); using {CPU}",
         )
-    chain = (*chosen, CPU)
-    return Resolution(chain, f"auto: {plat}", None, notes)
+    return Resolution((*chosen, CPU), f"auto: {plat}", None, notes)
 
 
 def available_providers() -> list[str]:

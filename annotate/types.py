@@ -6,7 +6,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -63,6 +63,11 @@ class SourceInfo:
     time_offset: float = 0.0  # container time of ``time`` 0 (where other streams line up)
 
 
+def as_image(array: Any) -> npt.NDArray[np.uint8]:
+    """An OpenCV result as the ``uint8`` image it is (its stubs say any number type)."""
+    return cast("npt.NDArray[np.uint8]", array)
+
+
 class Meta:
     """Keys of ``Detections.meta`` that the pipeline's stages write
     (:mod:`annotate.pipeline.stages`) and annotators and sinks read."""
@@ -74,7 +79,7 @@ class Meta:
 
 
 def _as_array(value: object, dtype: type, shape_tail: tuple[int, ...], name: str) -> np.ndarray:
-    array = np.asarray(value, dtype=dtype)
+    array: np.ndarray = np.asarray(value, dtype=dtype)
     if array.ndim != 1 + len(shape_tail) or array.shape[1:] != shape_tail:
         expected = "(n, " + ", ".join(map(str, shape_tail)) + ")" if shape_tail else "(n,)"
         raise ValueError(f"Detections.{name} must have shape {expected}, got {array.shape}")
@@ -112,11 +117,13 @@ class Detections:
         (['person'], ['person', '2'])
     """
 
-    xyxy: npt.NDArray[np.float32] = field(default_factory=lambda: np.zeros((0, 4), np.float32))
-    scores: npt.NDArray[np.float32] = field(default_factory=lambda: np.zeros((0,), np.float32))
-    class_ids: npt.NDArray[np.int32] = field(default_factory=lambda: np.zeros((0,), np.int32))
-    track_id: npt.NDArray[np.int64] | None = None
-    predicted: npt.NDArray[np.bool_] | None = None
+    # Annotated loosely: the constructor takes any arrays (or lists) and __post_init__ converts
+    # them to the dtypes above.
+    xyxy: npt.NDArray[Any] = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+    scores: npt.NDArray[Any] = field(default_factory=lambda: np.zeros((0,), np.float32))
+    class_ids: npt.NDArray[Any] = field(default_factory=lambda: np.zeros((0,), np.int32))
+    track_id: npt.NDArray[Any] | None = None
+    predicted: npt.NDArray[Any] | None = None
     labels: tuple[str, ...] = ()
     data: Mapping[str, np.ndarray] = field(default_factory=dict)
     meta: Mapping[str, Any] = field(default_factory=dict)
@@ -169,7 +176,10 @@ class Detections:
     @property
     def area(self) -> npt.NDArray[np.float32]:
         """``(n,)`` box areas in source pixels²."""
-        return (self.xyxy[:, 2] - self.xyxy[:, 0]) * (self.xyxy[:, 3] - self.xyxy[:, 1])
+        area: npt.NDArray[np.float32] = (self.xyxy[:, 2] - self.xyxy[:, 0]) * (
+            self.xyxy[:, 3] - self.xyxy[:, 1]
+        )
+        return area
 
     def filter(
         self,

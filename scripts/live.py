@@ -5,7 +5,7 @@ second and each frame's age from capture to drawn.
     python scripts/live.py [--frames 300] [--rounds 3] [--height 720] [--rates 30,60]
 
 The camera is a stand-in fed from the shared bottle clip scaled to ``--height``, released at
-each ``--rates`` frame rate by the clock (``tests.conftest.FileCamera``), and, like a webcam's
+each ``--rates`` frame rate by the clock (``tests.helpers.FileCamera``), and, like a webcam's
 driver, holding at most ``BUFFERS`` frames for a reader that falls behind (V4L2 gives OpenCV
 4 buffers); older ones are lost. Both sides read the same camera:
 - **hand-written loop**: ``scripts/throughput.py``'s loop reading the camera with
@@ -33,7 +33,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from scripts.throughput import FOOTAGE, MODEL, hand_written, scaled  # noqa: E402
-from tests.conftest import FileCamera  # noqa: E402
+from tests.helpers import FileCamera  # noqa: E402
 
 BUFFERS = 4
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.conftest import read_image
+from tests.helpers import read_image
 
 SIZE = (1280, 720)
 FPS = 30

@@ -9,8 +9,9 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from tests.conftest import IMAGES, MODEL, VIDEOS
+from tests.helpers import IMAGES, MODEL, VIDEOS
 from tests.onnx_models import constant_model
 
 VIDEO = VIDEOS / "asl_walk.mkv"
@@ -236,6 +237,7 @@ def _cases(tmp: Path) -> list[tuple[str, list, int, str]]:
     ]  # fmt: skip
 
 
+@pytest.mark.shared
 def test_bad_input_matrix(cli, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))  # no user registrations
     cases = _cases(tmp_path)

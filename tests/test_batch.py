@@ -18,7 +18,7 @@ from annotate.batch.inputs import check_outputs, find_jobs
 from annotate.errors import OutputPathError, SourceNotFoundError, UsageError
 from annotate.pipeline import RunOptions
 from annotate.pipeline.plan import plan_jobs
-from tests.conftest import MODEL, ROOT, VIDEOS, decode_video, make_clip, probe
+from tests.helpers import MODEL, ROOT, VIDEOS, decode_video, make_clip, probe
 
 
 def manifest(outdir: Path) -> list[dict]:
@@ -504,6 +504,7 @@ def test_a_listener_that_is_not_ray_is_one_line_within_seconds(folder, tiny_mode
 
 
 @pytest.mark.slow
+@pytest.mark.shared
 def test_batch_detects_exactly_what_run_does(cli, tmp_path):
     out = tmp_path / "batch"
     videos = [VIDEOS / "car-detection.mp4", VIDEOS / "bottle-detection.mp4"]

@@ -9,12 +9,13 @@ import pytest
 
 from annotate.bench import BenchConfig, BenchReport, ProviderResult, Stats, _compare, run_bench
 from annotate.detector.session import SessionSettings, open_session
-from tests.conftest import MODEL, VIDEOS
+from tests.helpers import MODEL, VIDEOS
 
 CPU = "CPUExecutionProvider"
 COREML = "CoreMLExecutionProvider"
 
 
+@pytest.mark.shared
 def test_json_report(cli):
     r = cli("bench", "--json", "--iterations", "4", "--warmup", "1", "--providers", "cpu,coreml",
             "--model", MODEL)  # fmt: skip
@@ -39,6 +40,7 @@ def test_json_report(cli):
     assert report["settings"]["graph_opt"] == "all"
 
 
+@pytest.mark.shared
 def test_table_output(cli):
     r = cli("bench", "--iterations", "3", "--warmup", "0", "--providers", "cpu,cuda",
             "--model", MODEL, "--threads", "1")  # fmt: skip
@@ -49,6 +51,7 @@ def test_table_output(cli):
     assert r.out.strip().endswith("Use CPUExecutionProvider: the only provider that runs here.")
 
 
+@pytest.mark.shared
 def test_end_to_end_on_a_video(cli):
     r = cli("bench", "--json", "--iterations", "2", "--warmup", "0", "--providers", "cpu",
             "--source", VIDEOS / "bottle-detection.mp4", "--frames", "20",
@@ -98,6 +101,7 @@ def _factory(made: dict, delays: dict, claims: dict | None = None):
     return factory
 
 
+@pytest.mark.shared
 def test_two_providers_counts_and_speedup(monkeypatch):
     monkeypatch.setattr("annotate.pipeline.plan.cpu_cores", lambda: 2)
     monkeypatch.setattr("annotate.pipeline.build.cpu_cores", lambda: 2)
@@ -122,6 +126,7 @@ def test_two_providers_counts_and_speedup(monkeypatch):
     assert report.recommendation.startswith(f"Use {CPU}: fastest on this model ({COREML} 0.")
 
 
+@pytest.mark.shared
 def test_silent_fallback_is_reported_not_timed():
     made: dict = {}
     config = BenchConfig(MODEL, ["cuda"], iterations=2, warmup=0)
@@ -155,6 +160,7 @@ def test_recommendation_names_the_speedup():
      (["--graph-opt", "max"], "Error: --graph-opt must be one of disable, basic, extended, all"),
      (["--coreml-format", "mlprogram"], "Error: --coreml-format must be one of MLProgram")],
 )  # fmt: skip
+@pytest.mark.shared
 def test_bad_arguments(cli, args, message):
     r = cli("bench", *args, "--model", MODEL)
     assert r.code == 2
@@ -171,6 +177,7 @@ def test_coreml_options_reach_the_provider(tmp_path):
     assert settings.provider_options(CPU) == {}
 
 
+@pytest.mark.shared
 def test_end_to_end_fps_is_what_annotate_run_does(cli, tmp_path, monkeypatch):
     """bench's end to end is ``annotate run`` itself: the same library call with the same
     options as the CLI builds for that input, and the FPS it reports is that run's own
@@ -250,6 +257,7 @@ def test_the_sequential_loop_spins_during_runs_only_and_workers_do_not(
         assert entries["session.force_spinning_stop"] == spin
 
 
+@pytest.mark.shared
 def test_the_session_gets_the_spinning_asked_for(monkeypatch):
     from annotate.providers import Resolution
 

@@ -11,7 +11,7 @@ import pytest
 from annotate.detector import Detector
 from annotate.detector.canvas import fitted
 from annotate.providers import CPU, Resolution
-from tests.conftest import MODEL, VIDEOS, decode_video
+from tests.helpers import MODEL, VIDEOS, decode_video
 from tests.onnx_models import brightness_yolox
 
 ON_CPU = Resolution((CPU,), "test")
@@ -99,6 +99,7 @@ def test_without_free_size_the_model_is_loaded_as_it_is(tmp_path):
     assert not detector.can_fit and detector.input_hw == (128, 128)
 
 
+@pytest.mark.shared
 def test_the_real_model_on_real_footage_finds_the_same_objects_on_a_fitted_canvas():
     """Clear detections (0.5 and up) are the same objects with nearly the same scores; near
     --conf one canvas may keep a box the other drops (README, "Canvas")."""
@@ -123,8 +124,9 @@ def test_the_real_model_on_real_footage_finds_the_same_objects_on_a_fitted_canva
     assert compared >= 20
 
 
+@pytest.mark.shared
 def test_videos_get_a_fitted_canvas_and_images_the_models_square(cli, tiny_model, tmp_path):
-    from tests.conftest import IMAGES
+    from tests.helpers import IMAGES
 
     video = cli("run", VIDEOS / "bottle-detection.mp4", "--model", MODEL, "--max-frames", "31",
                 "--json", tmp_path / "v.jsonl", "-v")  # fmt: skip

@@ -14,12 +14,13 @@ from collections import Counter
 
 import pytest
 
-from tests.conftest import IMAGES, MODEL, ROOT, VIDEOS, FileCamera, decode_video, make_clip
+from tests.helpers import IMAGES, MODEL, ROOT, VIDEOS, FileCamera, decode_video, make_clip
 
 M = ("--model", str(MODEL))
 
 
 @pytest.mark.slow  # the whole 1,189-frame video
+@pytest.mark.shared
 def test_bottle_video_end_to_end(cli, tmp_path):
     """The issue's acceptance run: H.264, every frame, the source rate and size, bottles."""
     out, dets = tmp_path / "out.mp4", tmp_path / "dets.jsonl"
@@ -60,6 +61,7 @@ def test_bottle_video_end_to_end(cli, tmp_path):
     assert r.out == ""
 
 
+@pytest.mark.shared
 def test_images_to_a_directory_and_json(cli, tmp_path):
     out, dets = tmp_path / "annotated", tmp_path / "d.jsonl"
     r = cli("run", IMAGES, "-o", out, "--json", dets, *M, "--quiet")
@@ -76,6 +78,7 @@ def test_images_to_a_directory_and_json(cli, tmp_path):
     assert (records["coffee.png"]["width"], records["coffee.png"]["height"]) == (600, 400)
 
 
+@pytest.mark.shared
 def test_single_image_to_an_image_file(cli, tmp_path):
     import cv2
 
@@ -87,6 +90,7 @@ def test_single_image_to_an_image_file(cli, tmp_path):
     assert abs(drawn.astype(int) - original.astype(int)).mean() > 2
 
 
+@pytest.mark.shared
 def test_json_to_stdout(cli):
     r = cli("run", IMAGES / "coffee.png", "--json", "-", *M, "-q")
     assert r.code == 0
@@ -94,6 +98,7 @@ def test_json_to_stdout(cli):
     assert {d["label"] for d in record["detections"]} == {"cup", "dining table"}
 
 
+@pytest.mark.shared
 def test_max_frames_and_fps_every(cli, tmp_path):
     dets = tmp_path / "d.jsonl"
     r = cli("run", VIDEOS / "asl_walk.mkv", "--json", dets, "--max-frames", "25",
@@ -112,6 +117,7 @@ def test_max_frames_and_fps_every(cli, tmp_path):
         (lambda tmp, env: env.setenv("ANNOTATE_PROVIDER", "CPU"), "(from ANNOTATE_PROVIDER)"),
     ],
 )  # fmt: skip
+@pytest.mark.shared
 def test_start_up_log_names_where_the_provider_came_from(cli, tmp_path, monkeypatch, setup,
                                                          expected):  # fmt: skip
     if not sys.platform.startswith("linux"):
@@ -124,6 +130,7 @@ def test_start_up_log_names_where_the_provider_came_from(cli, tmp_path, monkeypa
     assert f"Using execution provider: CPUExecutionProvider {expected}" in r.err
 
 
+@pytest.mark.shared
 def test_flag_beats_environment(cli, monkeypatch):
     monkeypatch.setenv("ANNOTATE_PROVIDER", "coreml")  # unavailable here, but the flag wins
     r = cli("run", IMAGES / "chelsea.png", "--provider", "cpu", *M)
@@ -131,11 +138,13 @@ def test_flag_beats_environment(cli, monkeypatch):
     assert "Using execution provider: CPUExecutionProvider (from --provider)" in r.err
 
 
+@pytest.mark.shared
 def test_model_from_environment(cli, monkeypatch):
     monkeypatch.setenv("ANNOTATE_MODEL", str(MODEL))
     assert cli("run", IMAGES / "chelsea.png").code == 0
 
 
+@pytest.mark.shared
 def test_default_model_found_in_models_dir(cli, tmp_path, monkeypatch):
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "yolox_nano.onnx").symlink_to(MODEL)
@@ -144,6 +153,7 @@ def test_default_model_found_in_models_dir(cli, tmp_path, monkeypatch):
     assert cli("run", IMAGES / "chelsea.png").code == 0
 
 
+@pytest.mark.shared
 def test_headless_camera_explains_why_no_window(cli, tmp_path, monkeypatch):
     """`annotate run camera` through the real CLI and CameraSource, with a file-fed device."""
     monkeypatch.delenv("DISPLAY", raising=False)
@@ -207,6 +217,7 @@ def _error_cases(tmp):
     ]  # fmt: skip
 
 
+@pytest.mark.shared
 def test_errors(cli, tmp_path):
     video = VIDEOS / "asl_walk.mkv"
     before = hashlib.sha256(video.read_bytes()).hexdigest()
@@ -219,6 +230,7 @@ def test_errors(cli, tmp_path):
     assert hashlib.sha256(video.read_bytes()).hexdigest() == before
 
 
+@pytest.mark.shared
 def test_read_only_output_directory(cli, tmp_path):
     if os.geteuid() == 0:
         pytest.skip("root can write anywhere")
@@ -228,6 +240,7 @@ def test_read_only_output_directory(cli, tmp_path):
     assert r.code == 2 and "is not writable" in r.err
 
 
+@pytest.mark.shared
 def test_missing_default_model_says_where_to_put_it(cli, tmp_path, monkeypatch):
     """Offline (here: a mirror that refuses connections), the error says how to place it."""
     monkeypatch.chdir(tmp_path)
@@ -282,6 +295,7 @@ def test_providers_with_a_malformed_config_file(cli, tmp_path, monkeypatch):
     assert len(r.err.strip().splitlines()) == 1
 
 
+@pytest.mark.shared
 def test_bad_config_file(cli, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "annotate.toml").write_text("provider = \n")
@@ -336,6 +350,7 @@ def _signal_after(args: list[str], line: str, sig: int) -> tuple[int, str]:
     return code, rest
 
 
+@pytest.mark.shared
 def test_ctrl_c_leaves_playable_outputs(tmp_path):
     """A real SIGINT mid-run: exit 130, video and JSON Lines hold the same whole frames."""
     out, dets = tmp_path / "out.mp4", tmp_path / "d.jsonl"
@@ -350,6 +365,7 @@ def test_ctrl_c_leaves_playable_outputs(tmp_path):
     assert len(images) == len(records)
 
 
+@pytest.mark.shared
 def test_sigterm_exit_code(tmp_path):
     clip = make_clip(tmp_path / "long.mp4", 600, size=(320, 240))
     out = tmp_path / "o.mkv"
@@ -361,6 +377,7 @@ def test_sigterm_exit_code(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("columns", [80, 200])
+@pytest.mark.shared
 def test_fps_lines_print_above_the_progress_bar_in_a_terminal(tmp_path, columns):
     """In a real (pseudo-)terminal the bar is live; each rolling FPS line must start a line
     of its own instead of being written after the bar's text."""

@@ -13,7 +13,7 @@ from annotate.detector.postprocess import anchor_count
 from annotate.detector.preprocess import letterbox
 from annotate.errors import ModelError
 from annotate.types import Detections
-from tests.conftest import read_image
+from tests.helpers import read_image
 
 
 def found(detector: Detector, image: np.ndarray) -> dict[str, float]:
@@ -34,18 +34,21 @@ def found(detector: Detector, image: np.ndarray) -> dict[str, float]:
         ("motorcycle_left", {"motorcycle": 0.90}),
     ],
 )
+@pytest.mark.shared
 def test_known_results(detector, name, expected):
     labels = found(detector, read_image(name))
     for label, score in expected.items():
         assert labels[label] == pytest.approx(score, abs=0.015), labels
 
 
+@pytest.mark.shared
 def test_rgb_input_lowers_scores(detector):
     """The model wants BGR; feeding RGB must visibly hurt, which proves the order matters."""
     image = read_image("chelsea")
     assert found(detector, image[:, :, ::-1].copy())["cat"] < 0.45
 
 
+@pytest.mark.shared
 def test_boxes_are_in_source_pixels(detector):
     image = read_image("coffee")  # 600x400, letterboxed with ratio 416/600
     detections = detector(image)

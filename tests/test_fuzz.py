@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import MODEL, ROOT, VIDEOS
+from tests.helpers import MODEL, ROOT, VIDEOS
 
 CASES = int(os.environ.get("ANNOTATE_FUZZ_CASES", "16"))
 SOURCES = ["bottle-detection.mp4", "car-detection.mp4", "asl_walk.mkv",
@@ -48,6 +48,7 @@ def _decodes(path: Path) -> int:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", range(CASES))
+@pytest.mark.shared
 def test_damaged_video(tmp_path, case):
     rng = random.Random(case)
     name = SOURCES[case % len(SOURCES)]

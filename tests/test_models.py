@@ -16,7 +16,7 @@ import pytest
 from annotate.detector.families import classify
 from annotate.detector.postprocess import anchor_count
 from annotate.errors import ModelError
-from tests.conftest import IMAGES, MODEL, VIDEOS
+from tests.helpers import IMAGES, MODEL, VIDEOS
 from tests.onnx_models import constant_model
 
 
@@ -107,6 +107,7 @@ def _cached(tmp_path):
     return tmp_path / "cache" / "annotate" / "models" / "yolox_nano.onnx"
 
 
+@pytest.mark.shared
 def test_pull_verifies_and_keeps_the_file_name_on_the_mirror(cli, store, tmp_path):
     server = store("good")
     r = cli("models", "pull", "test-nano")
@@ -123,6 +124,7 @@ def test_pull_verifies_and_keeps_the_file_name_on_the_mirror(cli, store, tmp_pat
     [("corrupt", "has sha256 "), ("truncated", "stopped at 1830046 of 3660092 bytes"),
      ("endless", "sent more than the expected 3660092 bytes; the file was deleted")],
 )  # fmt: skip
+@pytest.mark.shared
 def test_bad_downloads_leave_nothing(cli, store, tmp_path, mode, message):
     store(mode)
     r = cli("models", "pull", "test-nano")
@@ -134,6 +136,7 @@ def test_bad_downloads_leave_nothing(cli, store, tmp_path, mode, message):
     assert not folder.exists() or list(folder.iterdir()) == []
 
 
+@pytest.mark.shared
 def test_slow_server_times_out(cli, store, monkeypatch, tmp_path):
     import annotate.models.store as store_module
 
@@ -144,6 +147,7 @@ def test_slow_server_times_out(cli, store, monkeypatch, tmp_path):
     assert not _cached(tmp_path).exists()
 
 
+@pytest.mark.shared
 def test_run_downloads_on_first_use(cli, store, tmp_path):
     store("good")
     r = cli("run", IMAGES / "chelsea.png", "--model", "test-nano", "--json", "-", "-q")
@@ -152,6 +156,7 @@ def test_run_downloads_on_first_use(cli, store, tmp_path):
     assert _cached(tmp_path).exists()
 
 
+@pytest.mark.shared
 def test_offline_message(cli, store):
     server = store("good")
     server.close()
@@ -161,6 +166,7 @@ def test_offline_message(cli, store):
     assert "register it with 'annotate models add FILE', or pass --model PATH" in r.err
 
 
+@pytest.mark.shared
 def test_add_a_local_file(cli, store, tmp_path):
     r = cli("models", "add", MODEL, "--name", "my-nano")
     assert r.code == 0 and r.out.strip() == f"my-nano: {MODEL.resolve()}"
@@ -200,6 +206,7 @@ def test_add_refuses_to_rewrite_a_broken_registry(cli, tiny_model, tmp_path, mon
     assert registry.read_text() == "[mine\n"  # left as it was
 
 
+@pytest.mark.shared
 def test_mirror_that_is_not_a_url(cli, store, monkeypatch):
     monkeypatch.setenv("ANNOTATE_MODEL_MIRROR", "notaurl")
     r = cli("models", "pull", "test-nano")
@@ -240,6 +247,7 @@ def test_model_names_are_checked_and_any_file_name_is_kept(cli, tiny_model, tmp_
     assert cli("models", "list").code == 0
 
 
+@pytest.mark.shared
 def test_unknown_model_name(cli, store):
     r = cli("models", "pull", "yolo-huge")
     assert r.code == 2 and r.err.startswith("Error: unknown model 'yolo-huge'")
@@ -318,6 +326,7 @@ def test_labels_file_and_family_override(cli, tmp_path):
     )
 
 
+@pytest.mark.shared
 def test_not_a_detector(cli, tmp_path):
     model = constant_model(tmp_path / "cls.onnx", np.zeros((1, 1000), np.float32),
                            [1, 3, 224, 224])  # fmt: skip
@@ -348,6 +357,7 @@ def test_classify_refuses_unknown_layouts():
 # Class filters on the real model.
 
 
+@pytest.mark.shared
 def test_classes_by_name_and_id(cli):
     full = _run_json(cli, MODEL)
     assert {d["label"] for d in full["detections"]} == {"cup", "dining table"}
@@ -356,6 +366,7 @@ def test_classes_by_name_and_id(cli):
     assert [d["label"] for d in only_table] == ["dining table"]
 
 
+@pytest.mark.shared
 def test_min_area_and_max_det(cli):
     # The table box covers nearly the whole 600x400 photo, the cup about 260x280.
     big = _run_json(cli, MODEL, "--min-area", "100000")["detections"]
@@ -363,6 +374,7 @@ def test_min_area_and_max_det(cli):
     assert len(_run_json(cli, MODEL, "--max-det", "1")["detections"]) == 1
 
 
+@pytest.mark.shared
 def test_filter_errors(cli):
     r = cli("run", VIDEOS / "asl_walk.mkv", "--model", MODEL, "--classes", "persn")
     assert r.code == 2 and "unknown class 'persn' in --classes; did you mean person?" in r.err
@@ -371,6 +383,7 @@ def test_filter_errors(cli):
 
 
 @pytest.mark.parametrize("kind", ["int8", "fp16"])
+@pytest.mark.shared
 def test_quantized_variants_are_registered_and_run(cli, store, tmp_path, kind):
     args = ["--calibration", str(IMAGES / "coffee.png"), "--frames", "2"] if kind == "int8" else []
     r = cli("models", "quantize", MODEL, f"--{kind}", *args)
@@ -381,6 +394,7 @@ def test_quantized_variants_are_registered_and_run(cli, store, tmp_path, kind):
     assert record["detections"] and record["width"] == 600  # loads, runs, finds something
 
 
+@pytest.mark.shared
 def test_quantize_needs_one_kind(cli, store):
     r = cli("models", "quantize", MODEL)
     assert r.code == 2 and r.err.startswith("Error: give exactly one of --int8 and --fp16")

@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from tests.conftest import MODEL, VIDEOS
+from tests.helpers import MODEL, VIDEOS
 
 OPENVINO = "OpenVINOExecutionProvider"
 
@@ -28,6 +28,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+@pytest.mark.shared
 def test_auto_picks_openvino_on_linux_and_the_session_really_uses_it(cli, tmp_path):
     import platform
 
@@ -51,6 +52,7 @@ def test_providers_lists_it(cli):
     assert r.code == 0 and OPENVINO in r.out
 
 
+@pytest.mark.shared
 def test_bench_compares_openvino_and_cpu_for_real(cli):
     r = cli("bench", "--json", "--providers", "openvino,cpu", "--iterations", "5", "--warmup",
             "2", "--model", MODEL)  # fmt: skip
@@ -63,6 +65,7 @@ def test_bench_compares_openvino_and_cpu_for_real(cli):
     assert report["baseline"] == "CPUExecutionProvider"
 
 
+@pytest.mark.shared
 def test_a_precision_the_device_cannot_run_is_a_reported_fallback(cli):
     """OpenVINO on a CPU refuses FP16 and ONNX Runtime silently runs on the CPU instead:
     bench says so and does not time it as OpenVINO."""

@@ -22,7 +22,7 @@ from annotate.pipeline import RunOptions, run
 from annotate.providers import CPU, Resolution
 from annotate.sinks.web import parse_address
 from annotate.sinks.window import draw_overlay
-from tests.conftest import MODEL, VIDEOS
+from tests.helpers import MODEL, VIDEOS
 
 PERSON = VIDEOS / "one-by-one-person-detection.mp4"  # 1394 frames: long enough to watch
 
@@ -96,6 +96,7 @@ def _mjpeg_frames(url: str, count: int, got: list[bytes]) -> None:
                 got.append(stream.read(size))
 
 
+@pytest.mark.shared
 def test_two_viewers_get_changing_frames(caplog):
     running = Running(caplog, source=VIDEOS / "bottle-detection.mp4", sequential=True)
     views: list[list[bytes]] = [[], []]
@@ -115,6 +116,7 @@ def test_two_viewers_get_changing_frames(caplog):
     assert running.summary.stopped == "stopped from the web page"
 
 
+@pytest.mark.shared
 def test_a_stalled_viewer_does_not_stall_the_run(caplog):
     """A client that connects and never reads: the run still goes through every frame."""
     running = Running(caplog, source=VIDEOS / "bottle-detection.mp4")
@@ -128,6 +130,7 @@ def test_a_stalled_viewer_does_not_stall_the_run(caplog):
     assert running.summary.frames == 1189
 
 
+@pytest.mark.shared
 def test_non_loopback_bind_warns(caplog):
     running = Running(caplog, host="0.0.0.0")
     assert "is open to your network" in caplog.text
@@ -135,6 +138,7 @@ def test_non_loopback_bind_warns(caplog):
     running.stop()
 
 
+@pytest.mark.shared
 def test_names_are_escaped_in_the_page(caplog, tmp_path):
     odd = tmp_path / "<script>x&y.mp4"
     odd.symlink_to(PERSON)
@@ -148,6 +152,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)")
+@pytest.mark.shared
 def test_page_in_headless_chromium(caplog, tmp_path):
     """A real browser loads the page: frames arrive and change, stats fill in, screenshot."""
     running = Running(caplog, sequential=True)
@@ -193,6 +198,7 @@ def test_window_overlay_is_drawn_on_a_copy():
     assert (panel >= 250).any()  # white text (OpenCV 4.8's anti-aliasing peaks at 254)
 
 
+@pytest.mark.shared
 def test_show_on_a_headless_machine(cli, monkeypatch, tmp_path):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
@@ -201,6 +207,7 @@ def test_show_on_a_headless_machine(cli, monkeypatch, tmp_path):
     assert "Not showing a window: no display (DISPLAY and WAYLAND_DISPLAY are unset)" in r.err
 
 
+@pytest.mark.shared
 def test_serve_port_in_use(cli):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -215,10 +222,11 @@ def test_serve_port_in_use(cli):
     )
 
 
+@pytest.mark.shared
 def test_camera_with_output_and_preview(caplog, monkeypatch, tmp_path):
     """A (stand-in) camera, recorded with -o and watched at the same time."""
     import annotate.sources.camera as camera
-    from tests.conftest import FileCamera, decode_video
+    from tests.helpers import FileCamera, decode_video
 
     monkeypatch.setattr(camera, "open_capture", lambda _i: FileCamera(VIDEOS / "car-detection.mp4"))
     out = tmp_path / "cam.mp4"
@@ -242,6 +250,7 @@ def _raw(running: Running, request: bytes, timeout: float = 10) -> bytes:
     return b"".join(chunks)
 
 
+@pytest.mark.shared
 def test_only_this_server_s_host_names_are_answered(caplog):
     """DNS rebinding: a page on attacker.example that re-resolves to 127.0.0.1 sends its own
     name as Host; it gets 403, while IP addresses and localhost work."""
@@ -260,6 +269,7 @@ def test_only_this_server_s_host_names_are_answered(caplog):
         running.stop()
 
 
+@pytest.mark.shared
 def test_a_stop_from_another_site_is_refused_and_the_run_goes_on(caplog):
     running = Running(caplog, sequential=True)
     port = running.url.rstrip("/").rsplit(":", 1)[1]
@@ -287,6 +297,7 @@ def test_a_stop_from_another_site_is_refused_and_the_run_goes_on(caplog):
 
 
 @pytest.mark.parametrize("value", ["abc", "9" * 5000, "-1", "1e3"])
+@pytest.mark.shared
 def test_a_malformed_request_is_a_400_not_a_traceback(caplog, capfd, value):
     running = Running(caplog, sequential=True)
     try:
@@ -300,6 +311,7 @@ def test_a_malformed_request_is_a_400_not_a_traceback(caplog, capfd, value):
     assert "Traceback" not in capfd.readouterr().err
 
 
+@pytest.mark.shared
 def test_viewers_are_bounded_and_idle_connections_time_out(caplog, monkeypatch):
     """32 sockets that connect and send nothing or half a request (slowloris) hold every
     slot: one more viewer gets a clear 503 at once; once they time out the preview answers
@@ -329,6 +341,7 @@ def test_viewers_are_bounded_and_idle_connections_time_out(caplog, monkeypatch):
     assert running.summary.frames > 0
 
 
+@pytest.mark.shared
 def test_ipv6_address(caplog):
     if not socket.has_ipv6:
         pytest.skip("no IPv6 here")

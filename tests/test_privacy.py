@@ -13,7 +13,7 @@ from annotate.pipeline import RunOptions, run
 from annotate.pipeline.runner import Emitter
 from annotate.providers import CPU, Resolution
 from annotate.types import Detections
-from tests.conftest import MODEL, decode_video
+from tests.helpers import MODEL, decode_video
 from tests.scenes import Scene, Walker, write_scene
 from tests.test_preview import Running
 
@@ -27,6 +27,7 @@ def _sharpness(image: np.ndarray) -> float:
 
 
 @pytest.mark.parametrize("sequential", [True, False])
+@pytest.mark.shared
 def test_no_frame_shows_a_person_the_detector_missed(tmp_path, monkeypatch, sequential):
     """The detector misses the walker for 3 frames; her
     track's predicted box stays blurred, so no output frame shows her: the blurred region
@@ -76,6 +77,7 @@ def test_no_frame_shows_a_person_the_detector_missed(tmp_path, monkeypatch, sequ
         assert difference.mean() < noise.mean() + 0.5, f"frame {i}"
 
 
+@pytest.mark.shared
 def test_the_web_preview_shows_the_blurred_picture(tmp_path, caplog):
     import cv2
 
@@ -111,7 +113,7 @@ def _shown_people(cli, tmp_path, *args: str) -> list[tuple[int, float]]:
     """Frames of ``run VIDEO --start 5.5 --max-frames 40 --blur --blur-style solid`` in which a
     person the detector finds (every frame, no tracker) is left visible: (frame, the share of
     the box's pixels that are not black)."""
-    from tests.conftest import VIDEOS
+    from tests.helpers import VIDEOS
 
     common = [VIDEOS / PEOPLE, "--model", MODEL, "--start", "5.5", "--max-frames", "40", "-q"]
     reference = tmp_path / "people.jsonl"
@@ -134,12 +136,14 @@ def _shown_people(cli, tmp_path, *args: str) -> list[tuple[int, float]]:
     return shown
 
 
+@pytest.mark.shared
 def test_no_person_entering_the_real_footage_is_left_visible(cli, tmp_path):
     """Every frame detected (the default with --blur): in none of the 40 frames is any
     person the detector finds left as it was."""
     assert _shown_people(cli, tmp_path) == []
 
 
+@pytest.mark.shared
 def test_detect_every_with_blur_shows_people_only_when_accepted(cli, tmp_path):
     """--detect-every 3 alone is refused (the bad-input table); accepted, the people who walk
     in between two detections are visible, so the check above does see a leak."""
@@ -147,10 +151,11 @@ def test_detect_every_with_blur_shows_people_only_when_accepted(cli, tmp_path):
     assert shown, "a person entering between detections should show with the gap accepted"
 
 
+@pytest.mark.shared
 def test_photos_are_each_detected_with_detect_every(cli, tmp_path):
     """--detect-every on unrelated photos: every photo is detected, none inherits another's
     boxes (the cat photo once got the astronaut's 'person')."""
-    from tests.conftest import IMAGES
+    from tests.helpers import IMAGES
 
     out = tmp_path / "photos.jsonl"
     r = cli("run", IMAGES, "--model", MODEL, "--detect-every", "2", "--json", out)

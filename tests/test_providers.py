@@ -172,11 +172,12 @@ def test_config_wrong_type(tmp_path):
         _config(tmp_path, 'conf = "high"', None)
 
 
+@pytest.mark.shared
 def test_real_onnxruntime_runs_what_auto_picks_here():
     """On this machine's real build: the session runs on the provider resolution chose."""
     from annotate.detector.session import open_session
     from annotate.providers import resolve_here
-    from tests.conftest import MODEL
+    from tests.helpers import MODEL
 
     session, info = open_session(MODEL, resolve_here(None, None))
     assert info.provider == session.get_providers()[0]

@@ -15,7 +15,7 @@ from annotate.detector import Detector, SessionSettings
 from annotate.errors import OutputError, SourceError
 from annotate.pipeline import RunOptions, run
 from annotate.providers import CPU, Resolution
-from tests.conftest import MODEL, VIDEOS, FileCamera, decode_video
+from tests.helpers import MODEL, VIDEOS, FileCamera, decode_video
 
 BOTTLES = VIDEOS / "bottle-detection.mp4"
 
@@ -43,6 +43,7 @@ def _records(path):
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+@pytest.mark.shared
 def test_same_detections_and_order_as_sequential(tmp_path):
     runs = {}
     for mode, kw in (("seq", {"sequential": True}), ("conc", {"workers": 2}),
@@ -63,6 +64,7 @@ def test_same_detections_and_order_as_sequential(tmp_path):
 
 
 @pytest.mark.slow  # a whole shared video
+@pytest.mark.shared
 def test_whole_video_in_order(tmp_path):
     dets = tmp_path / "d.jsonl"
     summary = run(_options(tmp_path, json_path=str(dets), workers=2))
@@ -71,6 +73,7 @@ def test_whole_video_in_order(tmp_path):
     assert [r["frame"] for r in records] == list(range(1189))
 
 
+@pytest.mark.shared
 def test_batches_give_the_same_detections(tmp_path, monkeypatch):
     """A dynamic-batch YOLOX-Nano run in batches of 4 finds what the plain model finds, frame
     by frame and in order."""
@@ -100,10 +103,11 @@ def test_batches_give_the_same_detections(tmp_path, monkeypatch):
             assert da["box"] == pytest.approx(db["box"], abs=0.1)
 
 
+@pytest.mark.shared
 def test_batch_of_photos_matches_one_at_a_time(tmp_path):
     import cv2
 
-    from tests.conftest import IMAGES
+    from tests.helpers import IMAGES
     from tests.onnx_models import batchable_yolox
 
     images = [cv2.imread(str(p)) for p in sorted(IMAGES.glob("*.png"))]
@@ -128,6 +132,7 @@ def test_batch_of_photos_matches_one_at_a_time(tmp_path):
      (False, "--batch 4 ignored: a batch of 2 gives output [1, 7098, 85], not [2, 3549, 85]; "
              "one frame per inference")],
 )  # fmt: skip
+@pytest.mark.shared
 def test_batch_falls_back_to_one_frame_with_a_reason(tmp_path, caplog, fix, message):
     """YOLOX-Nano as shipped (fixed batch 1), and a copy that declares a dynamic batch but
     reshapes to batch 1: the run goes on one frame at a time and says why."""
@@ -145,6 +150,7 @@ def test_batch_falls_back_to_one_frame_with_a_reason(tmp_path, caplog, fix, mess
     assert [r["frame"] for r in _records(dets)] == list(range(20))
 
 
+@pytest.mark.shared
 def test_thread_plan_from_core_count():
     from annotate.pipeline.plan import ThreadPlan, plan_threads
     from annotate.sinks.video import EncodeOptions
@@ -170,6 +176,7 @@ def test_thread_plan_from_core_count():
     )
 
 
+@pytest.mark.shared
 def test_opencv_threads_during_a_concurrent_run_only(tmp_path, monkeypatch):
     import cv2
 
@@ -278,6 +285,7 @@ def test_decoding_runs_at_most_a_few_frames_ahead(tmp_path, monkeypatch, tiny):
     assert max(lead) <= 5
 
 
+@pytest.mark.shared
 def test_live_frames_stay_fresh_when_the_model_is_slow(tmp_path, monkeypatch, caplog):
     """A 30 FPS stand-in camera and a model slowed to ~16 FPS: stale frames are dropped, and
     the age of each drawn frame stays near one processing time instead of growing."""

@@ -6,13 +6,15 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from annotate.detector.families import metadata_names
 from annotate.sinks.web import parse_address
-from tests.conftest import IMAGES
+from tests.helpers import IMAGES
 from tests.onnx_models import constant_model
 
 
+@pytest.mark.shared
 def test_model_metadata_is_never_executed(cli, tmp_path):
     marker = tmp_path / "pwned"
     evil = f"__import__('pathlib').Path({str(marker)!r}).touch() or {{0: 'x'}}"

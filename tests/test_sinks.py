@@ -15,7 +15,7 @@ from annotate.sinks.jsonl import JsonLinesSink
 from annotate.sinks.video import VideoSink
 from annotate.sinks.window import display_problem
 from annotate.types import Detections, Frame, SourceInfo
-from tests.conftest import decode_video
+from tests.helpers import decode_video
 
 
 def _frames(n, size, rate=None, times=None):

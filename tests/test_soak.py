@@ -10,7 +10,7 @@ import pytest
 
 from annotate.pipeline import RunOptions, run
 from annotate.providers import CPU, Resolution
-from tests.conftest import MODEL, VIDEOS, FileCamera
+from tests.helpers import MODEL, VIDEOS, FileCamera
 
 SECONDS = float(os.environ.get("ANNOTATE_SOAK_SECONDS", "8"))
 
@@ -38,6 +38,7 @@ def rss_mb() -> float:
 
 
 @pytest.mark.slow
+@pytest.mark.shared
 def test_soak(tmp_path, monkeypatch):
     import sys
 

@@ -14,7 +14,7 @@ from annotate.sources import camera_index, open_source
 from annotate.sources.camera import CameraSource
 from annotate.sources.images import ImageSource
 from annotate.sources.video import VideoSource
-from tests.conftest import IMAGES, VIDEOS, FileCamera, make_clip, read_image
+from tests.helpers import IMAGES, VIDEOS, FileCamera, make_clip, read_image
 
 
 @pytest.mark.parametrize(
@@ -26,6 +26,7 @@ def test_camera_specs(spec, index):
     assert camera_index(spec) == index
 
 
+@pytest.mark.shared
 def test_video_file_facts():
     with open_source(str(VIDEOS / "bottle-detection.mp4")) as source:
         assert isinstance(source, VideoSource)
@@ -34,6 +35,7 @@ def test_video_file_facts():
         assert info.fps == Fraction(179, 6)
 
 
+@pytest.mark.shared
 def test_timestamps_come_from_the_container():
     with open_source(str(VIDEOS / "car-detection.mp4")) as source:
         frames = [f for _, f in zip(range(3), source)]
@@ -41,6 +43,7 @@ def test_timestamps_come_from_the_container():
     assert frames[0].image.shape == (432, 768, 3) and frames[0].image.dtype == np.uint8
 
 
+@pytest.mark.shared
 def test_matroska_with_no_frame_count():
     with open_source(str(VIDEOS / "asl_walk.mkv")) as source:
         assert source.info.frames is None
@@ -54,6 +57,7 @@ def test_variable_frame_rate_times_kept(tmp_path):
         assert [f.time for f in source] == pytest.approx(times, abs=1e-3)
 
 
+@pytest.mark.shared
 def test_single_image():
     with open_source(str(IMAGES / "chelsea.png")) as source:
         assert isinstance(source, ImageSource)
@@ -62,17 +66,20 @@ def test_single_image():
     assert frames[0].time is None and frames[0].source.endswith("chelsea.png")
 
 
+@pytest.mark.shared
 def test_image_directory_sorted_by_name():
     with open_source(str(IMAGES)) as source:
         names = [f.source.rsplit("/", 1)[-1] for f in source]
     assert names == ["astronaut.png", "chelsea.png", "coffee.png", "motorcycle_left.png"]
 
 
+@pytest.mark.shared
 def test_glob():
     with open_source(str(IMAGES / "c*.png")) as source:
         assert [f.source.rsplit("/", 1)[-1] for f in source] == ["chelsea.png", "coffee.png"]
 
 
+@pytest.mark.shared
 def test_damaged_image_in_a_directory_is_skipped(tmp_path, caplog):
     (tmp_path / "a.png").write_bytes((IMAGES / "chelsea.png").read_bytes())
     (tmp_path / "b.png").write_bytes(b"not a png")
@@ -124,6 +131,7 @@ def test_audio_only_file_has_no_video_stream(tmp_path):
         open_source(str(path))
 
 
+@pytest.mark.shared
 def test_camera_through_a_stand_in_device_at_real_rate():
     """The real CameraSource code, fed by a device that delivers a file at 12.5 FPS."""
     device = FileCamera(VIDEOS / "car-detection.mp4")
@@ -177,6 +185,7 @@ def test_tags_that_are_not_utf8(tmp_path):
         assert len(list(source)) == 3
 
 
+@pytest.mark.shared
 def test_deferred_frames_finish_on_any_thread_like_iterated_ones(tmp_path):
     """The concurrent runner converts frames on its workers, out of decode order: each must
     come out as iteration gives it, upright and with its own time."""
@@ -197,6 +206,7 @@ def test_deferred_frames_finish_on_any_thread_like_iterated_ones(tmp_path):
         np.testing.assert_array_equal(got.image, want.image)
 
 
+@pytest.mark.shared
 def test_frames_of_sources_that_cannot_defer_come_ready():
     with open_source(str(IMAGES / "coffee.png")) as source:
         (load,) = source.deferred()

@@ -10,7 +10,7 @@ import pytest
 
 from annotate.tracking import Tracker
 from annotate.tracking.metrics import evaluate
-from tests.conftest import IMAGES, MODEL, VIDEOS, FileCamera, decode_video
+from tests.helpers import IMAGES, MODEL, VIDEOS, FileCamera, decode_video
 from tests.scenes import FPS, scenes, write_scene
 
 pytestmark = pytest.mark.slow
@@ -44,6 +44,7 @@ def _run(cli, clip: Path, tmp_path: Path, *args: str) -> list[dict]:
     return [json.loads(line) for line in dets.read_text().splitlines()]
 
 
+@pytest.mark.shared
 def test_two_people_crossing_keep_their_identities(cli, tmp_path, crossing):
     """One walks behind the other; both identities survive, in both runners, and the
     tracker beats frame-to-frame matching on identity agreement (IDF1)."""
@@ -70,6 +71,7 @@ def test_two_people_crossing_keep_their_identities(cli, tmp_path, crossing):
     assert evaluate(_truth(truths), track(GreedyIou(), found)).idf1 < score.idf1
 
 
+@pytest.mark.shared
 def test_identity_survives_six_black_frames(detector):
     scene = scenes()[1]
     tracker = Tracker()
@@ -82,6 +84,7 @@ def test_identity_survives_six_black_frames(detector):
     assert before == after == {1}
 
 
+@pytest.mark.shared
 def test_outputs_name_tracks_json_mot_and_drawing(cli, tmp_path, crossing):
     clip, _truths = crossing
     out, mot = tmp_path / "o.mp4", tmp_path / "t.txt"
@@ -107,6 +110,7 @@ def test_outputs_name_tracks_json_mot_and_drawing(cli, tmp_path, crossing):
     assert np.abs(colour_a - colour_b).max() > 60
 
 
+@pytest.mark.shared
 def test_detect_every_third_frame_predicts_the_others(cli, tmp_path, crossing):
     clip, truths = crossing
     for args in ([], ["--sequential"]):
@@ -119,6 +123,7 @@ def test_detect_every_third_frame_predicts_the_others(cli, tmp_path, crossing):
         assert evaluate(_truth(truths[:50]), _tracked(records[:50])).idf1 > 0.8
 
 
+@pytest.mark.shared
 def test_image_folder_is_a_sequence(cli, tmp_path):
     folder = tmp_path / "frames"
     folder.mkdir()
@@ -131,6 +136,7 @@ def test_image_folder_is_a_sequence(cli, tmp_path):
     assert [d["track_id"] for d in records[-1]["detections"] if d["label"] == "person"] == [1]
 
 
+@pytest.mark.shared
 def test_live_camera_tracks_with_dropped_frames(tmp_path, monkeypatch):
     import annotate.sources.camera as camera
     from annotate.pipeline import RunOptions, run
@@ -160,6 +166,7 @@ def test_live_camera_tracks_with_dropped_frames(tmp_path, monkeypatch):
                                  "not exist"),
     (["--trails", "10"], "--trails draws the paths of tracks: add --track"),
 ])  # fmt: skip
+@pytest.mark.shared
 def test_bad_tracking_options(cli, tmp_path, monkeypatch, args, line):
     monkeypatch.chdir(tmp_path)
     r = cli("run", VIDEOS / "car-detection.mp4", "--json", "d.jsonl", *args, *M)
@@ -167,6 +174,7 @@ def test_bad_tracking_options(cli, tmp_path, monkeypatch, args, line):
     assert not (tmp_path / "d.jsonl").exists()
 
 
+@pytest.mark.shared
 def test_mot_implies_track_and_says_so(cli, tmp_path):
     r = cli("run", VIDEOS / "car-detection.mp4", "--mot", tmp_path / "t.txt",
             "--max-frames", "5", "--model", str(MODEL))  # fmt: skip
@@ -188,6 +196,7 @@ def test_mot_implies_track_and_says_so(cli, tmp_path):
     (["--line", "0,0,1,1", "--anchor", "top"], "--anchor takes bottom, center; got 'top'"),
     (["--zone", "0,0,1,0,1,1", "--line-frames", "0"], "--line-frames must be at least 1, got 0"),
 ])  # fmt: skip
+@pytest.mark.shared
 def test_bad_counting_and_blur_options(cli, tmp_path, monkeypatch, args, line):
     """One line, exit 2, before any output exists."""
     monkeypatch.chdir(tmp_path)
@@ -197,6 +206,7 @@ def test_bad_counting_and_blur_options(cli, tmp_path, monkeypatch, args, line):
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
+@pytest.mark.shared
 def test_blur_alone_means_people_and_lines_say_tracking_is_on(cli, tmp_path):
     dets = tmp_path / "d.jsonl"
     r = cli("run", VIDEOS / "one-by-one-person-detection.mp4", "--line", "0,0.5,1,0.5",
@@ -208,6 +218,7 @@ def test_blur_alone_means_people_and_lines_say_tracking_is_on(cli, tmp_path):
     assert record["events"] == []
 
 
+@pytest.mark.shared
 def test_batches_and_detect_every_track_like_the_plain_loop(cli, tmp_path, crossing):
     """--batch 4 with a dynamic-batch copy of the model, detecting every 2nd frame: the
     concurrent runner's workers take the due frames in batches; the tracker still sees
@@ -230,6 +241,7 @@ def test_batches_and_detect_every_track_like_the_plain_loop(cli, tmp_path, cross
                            [d["box"] for d in b] or np.zeros((0, 4)), atol=0.5)  # fmt: skip
 
 
+@pytest.mark.shared
 def test_counts_on_a_clip_with_known_crossings(cli, tmp_path, crossing):
     """The crossing scene: walker 1 goes left to right through the middle, walker 2 right to
     left. A line down the middle (pointing down: "in" is right to left on screen) counts

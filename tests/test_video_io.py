@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import IMAGES, MODEL, ROOT, VIDEOS, decode_video, make_clip, probe, read_image
+from tests.helpers import IMAGES, MODEL, ROOT, VIDEOS, decode_video, make_clip, probe, read_image
 from tests.streaming import LiveServer, to_transport_stream
 
 M = ("--model", str(MODEL))
@@ -35,6 +35,7 @@ def _video_duration(info: dict) -> float:
 # Audio
 
 
+@pytest.mark.shared
 def test_audio_is_kept_and_in_step(cli, tmp_path):
     out = tmp_path / "car.mp4"
     r = cli("run", CAR, "-o", out, "-q", *M)
@@ -46,6 +47,7 @@ def test_audio_is_kept_and_in_step(cli, tmp_path):
     assert audio["duration"] == pytest.approx(30.16, abs=0.05)
 
 
+@pytest.mark.shared
 def test_no_audio(cli, tmp_path):
     out = tmp_path / "car.mkv"
     assert cli("run", CAR, "-o", out, "-q", "--no-audio", "--max-frames", "10", *M).code == 0
@@ -62,6 +64,7 @@ def test_several_audio_tracks_survive(cli, tmp_path, tiny_model):
         assert all(t["duration"] == pytest.approx(2.0, abs=0.05) for t in tracks), name
 
 
+@pytest.mark.shared
 def test_audio_reencoded_where_the_container_needs_it(cli, tmp_path):
     out = tmp_path / "car.webm"
     r = cli("run", CAR, "-o", out, "--codec", "vp9", "--duration", "2", *M)
@@ -77,6 +80,7 @@ def test_audio_reencoded_where_the_container_needs_it(cli, tmp_path):
 @pytest.mark.parametrize(("rotation", "turn"), [(90, "ROTATE_90_CLOCKWISE"),
                                                 (-90, "ROTATE_90_COUNTERCLOCKWISE"),
                                                 (180, "ROTATE_180")])  # fmt: skip
+@pytest.mark.shared
 def test_phone_rotation_is_upright(cli, tmp_path, rotation, turn):
     """A sideways-stored photo tagged to display upright: detection and output are upright."""
     import cv2
@@ -115,6 +119,7 @@ def test_variable_frame_rate_keeps_its_timing(cli, tmp_path, tiny_model):
     assert [json.loads(x)["time"] for x in dets.read_text().splitlines()] == pytest.approx(times)
 
 
+@pytest.mark.shared
 def test_header_without_frame_count(cli, tmp_path):
     out = tmp_path / "asl.mp4"
     assert cli("run", VIDEOS / "asl_walk.mkv", "-o", out, "-q", *M).code == 0
@@ -146,6 +151,7 @@ def _check_outputs(out: Path, dets: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("run", range(int(os.environ.get("ANNOTATE_SIGNAL_RUNS", "20"))))
+@pytest.mark.shared
 def test_signal_at_a_random_moment(tmp_path, run):
     rng = random.Random(run)
     sig = rng.choice([signal.SIGINT, signal.SIGTERM])
@@ -163,6 +169,7 @@ def test_signal_at_a_random_moment(tmp_path, run):
     _check_outputs(out, dets)
 
 
+@pytest.mark.shared
 def test_killed_process_leaves_a_playable_file(tmp_path):
     """SIGKILL gives no chance to finalise: fragmented MP4 must still play."""
     import av
@@ -193,6 +200,7 @@ def live_ts(tmp_path_factory) -> tuple[bytes, float]:
     return path.read_bytes(), duration
 
 
+@pytest.mark.shared
 def test_stream_reconnects_after_a_drop(cli, tmp_path, live_ts):
     data, duration = live_ts
     out, dets = tmp_path / "s.mp4", tmp_path / "s.jsonl"
@@ -218,6 +226,7 @@ def test_stream_reconnects_after_a_drop(cli, tmp_path, live_ts):
     assert len(decode_video(out)[2]) == len(records)
 
 
+@pytest.mark.shared
 def test_live_stream_drops_stale_frames_instead_of_queueing(live_ts):
     """A consumer slower than the stream always gets a fresh frame; the rest are dropped."""
     from annotate.sources import open_source
@@ -244,6 +253,7 @@ def test_unreachable_url(cli, tiny_model):
 # Progress
 
 
+@pytest.mark.shared
 def test_no_progress_bar_when_not_a_terminal(cli, tmp_path):
     r = cli("run", VIDEOS / "asl_walk.mkv", "--json", tmp_path / "d.jsonl", *M)
     assert r.code == 0
@@ -257,6 +267,7 @@ def test_no_progress_bar_when_not_a_terminal(cli, tmp_path):
      # The Matroska header does not give a length: a counter, no ETA.
      ("asl_walk.mkv", [], ["frames"], ["ETA", "/89"])],
 )  # fmt: skip
+@pytest.mark.shared
 def test_progress_bar_on_a_terminal(monkeypatch, tmp_path, video, args, shown, absent):
     """Drive the real CLI with a terminal console: frames, FPS and (if known) ETA."""
     import io
@@ -287,6 +298,7 @@ def test_progress_bar_on_a_terminal(monkeypatch, tmp_path, video, args, shown, a
      ("v.webm", ["--codec", "vp9"], "vp9"), ("v.mkv", ["--codec", "vp9"], "vp9"),
      ("h.mov", ["--crf", "30", "--preset", "ultrafast"], "h264")],
 )  # fmt: skip
+@pytest.mark.shared
 def test_codecs_and_containers(cli, tmp_path, name, args, codec):
     out = tmp_path / name
     r = cli("run", VIDEOS / "asl_walk.mkv", "-o", out, "--max-frames", "20", "-q", *args, *M)
@@ -295,6 +307,7 @@ def test_codecs_and_containers(cli, tmp_path, name, args, codec):
     assert facts["codec"] == codec and len(images) == 20
 
 
+@pytest.mark.shared
 def test_crf_changes_the_size(cli, tmp_path):
     sizes = []
     for crf in ("18", "35"):
@@ -317,6 +330,7 @@ def test_crf_changes_the_size(cli, tmp_path):
      (["--start", "10", "--end", "5"], "Error: the time span is empty"),
      (["--duration", "0"], "Error: --duration must be positive")],
 )  # fmt: skip
+@pytest.mark.shared
 def test_bad_encoding_and_span_options(cli, tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
     r = cli("run", VIDEOS / "asl_walk.mkv", *args, *M)
@@ -327,6 +341,7 @@ def test_bad_encoding_and_span_options(cli, tmp_path, monkeypatch, args, message
 # Time span
 
 
+@pytest.mark.shared
 def test_start_and_duration_cut_video_and_audio(cli, tmp_path):
     out, dets = tmp_path / "cut.mp4", tmp_path / "d.jsonl"
     r = cli("run", CAR, "-o", out, "--json", dets, "--start", "0:20", "--duration", "4", "-q", *M)
@@ -339,18 +354,21 @@ def test_start_and_duration_cut_video_and_audio(cli, tmp_path):
     assert _audio(info)[0]["duration"] == pytest.approx(4.0, abs=0.05)
 
 
+@pytest.mark.shared
 def test_end(cli, tmp_path):
     dets = tmp_path / "d.jsonl"
     assert cli("run", CAR, "--json", dets, "--end", "2", "-q", *M).code == 0
     assert len(dets.read_text().splitlines()) == 25
 
 
+@pytest.mark.shared
 def test_start_past_the_end(cli):
     r = cli("run", VIDEOS / "asl_walk.mkv", "--start", "60", *M)
     assert r.code == 1
     assert "no video frame could be decoded after 60 s" in r.err
 
 
+@pytest.mark.shared
 def test_span_needs_a_file(cli):
     r = cli("run", IMAGES / "chelsea.png", "--start", "1", *M)
     assert r.code == 2 and "--start/--duration/--end need a video file" in r.err
@@ -359,6 +377,7 @@ def test_span_needs_a_file(cli):
 # Damaged inputs
 
 
+@pytest.mark.shared
 def test_truncated_mp4_without_index(cli, tmp_path):
     data = (VIDEOS / "bottle-detection.mp4").read_bytes()
     cut = tmp_path / "cut.mp4"

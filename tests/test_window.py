@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.conftest import MODEL, ROOT, VIDEOS, decode_video
+from tests.helpers import MODEL, ROOT, VIDEOS, decode_video
 
 TOOLS = all(shutil.which(t) for t in ("Xvfb", "xdotool"))
 
@@ -29,6 +29,7 @@ def display():
 
 @pytest.mark.skipif(not TOOLS, reason="needs Debian's xvfb and xdotool (.ci/run installs them)")
 @pytest.mark.parametrize("key", ["q", "Escape"])
+@pytest.mark.shared
 def test_key_stops_the_run_and_finalises_output(display, tmp_path, key):
     out = tmp_path / "window.mp4"
     env = {**os.environ, "DISPLAY": display}

@@ -62,9 +62,13 @@ class Counter:
         self._size: tuple[int, int] | None = None
         self._pixels: dict[str, npt.NDArray[np.float64]] = {}
         self._states: dict[tuple[str, int], _State] = {}
-        self.line_counts = {s.name: {"in": 0, "out": 0, "by_class": {}} for s in self.lines}
-        self.zone_counts = {s.name: {"now": 0, "entered": 0, "by_class": {}, "dwell": {}}
-                            for s in self.zones}  # fmt: skip
+        # Nested counts, as the JSON writes them.
+        self.line_counts: dict[str, dict[str, Any]] = {
+            s.name: {"in": 0, "out": 0, "by_class": {}} for s in self.lines
+        }
+        self.zone_counts: dict[str, dict[str, Any]] = {
+            s.name: {"now": 0, "entered": 0, "by_class": {}, "dwell": {}} for s in self.zones
+        }
         self.dwell_done: dict[str, list[float]] = {s.name: [] for s in self.zones}
         self.events: list[Event] = []  # the last frame's
 

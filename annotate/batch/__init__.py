@@ -189,9 +189,9 @@ def _run(
     with _stop_on_signals(backend, summary):
         for event in backend.run(todo):
             if isinstance(event, Started):
-                running[event.index] = (0, None)
+                running[event.job] = (0, None)
             elif isinstance(event, Progress):
-                running[event.index] = (event.frames, event.total)
+                running[event.job] = (event.frames, event.total)
             elif isinstance(event, Finished):
                 record = event.record
                 job = by_key.get(record.input)

@@ -10,11 +10,11 @@ from annotate.batch.manifest import Record
 
 
 class Started(NamedTuple):
-    index: int  # the job's index
+    job: int  # the job's index (not "index": a tuple's method)
 
 
 class Progress(NamedTuple):
-    index: int
+    job: int
     frames: int  # written so far
     total: int | None  # expected, if known
 

@@ -169,7 +169,7 @@ class LocalPool:
         while not self.updates.empty():
             event = from_update(*self.updates.get())
             if isinstance(event, Started):
-                taken.add(event.index)
+                taken.add(event.job)
             yield event
 
 

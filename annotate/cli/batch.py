@@ -17,6 +17,8 @@ from annotate.cli.app import app
 from annotate.config import Config
 
 if TYPE_CHECKING:
+    from rich.progress import Progress
+
     from annotate.batch import BatchSummary, Job, Record
 
 log = logging.getLogger("annotate")
@@ -99,7 +101,7 @@ class BatchDisplay:
 
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
-        self.bar = None
+        self.bar: Progress | None = None
         self.done = self.total = 0
         self.started = time.perf_counter()
 
@@ -116,14 +118,13 @@ class BatchDisplay:
             return
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self.bar = Progress(
+        bar = self.bar = Progress(
             TextColumn("videos {task.fields[done]}/{task.fields[count]}"), BarColumn(),
             TextColumn("{task.fields[frames]} frames, {task.fields[fps]} FPS, ETA"),
             TimeRemainingColumn(), console=console.stderr_console(), transient=True,
         )  # fmt: skip
-        self.task = self.bar.add_task("batch", total=1.0, done=0, count=self.total, frames=0,
-                                      fps="-")  # fmt: skip
-        self.bar.start()
+        self.task = bar.add_task("batch", total=1.0, done=0, count=self.total, frames=0, fps="-")
+        bar.start()
 
     def progress(self, frames: int, fraction: float) -> None:
         if self.bar is not None:

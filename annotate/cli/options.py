@@ -149,7 +149,7 @@ def run_options(source: str, params: Mapping[str, Any], config: Config) -> RunOp
         )
     defaults_of = {f.name: f.default_factory for f in fields(RunOptions)}
     for owner, given in nested.items():
-        values[owner] = replace(defaults_of[owner](), **given)  # type: ignore[misc,operator]
+        values[owner] = replace(defaults_of[owner](), **given)  # type: ignore[operator]
     options = RunOptions(**values)
     implied = options.tracker_flags
     if implied and not options.track:

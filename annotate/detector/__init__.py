@@ -18,9 +18,9 @@ from annotate.detector.families import FAMILIES, Family, ModelSpec, read_spec
 from annotate.detector.labels import COCO_LABELS
 from annotate.detector.postprocess import anchor_count
 from annotate.detector.preprocess import Letterbox, letterbox
-from annotate.detector.session import SessionInfo, SessionSettings, open_session
+from annotate.detector.session import SessionInfo, open_session
 from annotate.errors import UsageError
-from annotate.providers import Resolution
+from annotate.providers import Resolution, SessionSettings
 from annotate.types import Detections
 
 if TYPE_CHECKING:
@@ -169,7 +169,8 @@ class Detector:
         return letterbox(image, hw, p.centered, p.rgb, p.scale)
 
     def infer(self, blob: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        return self.session.run(None, {self.input_name: blob})[0]
+        output: npt.NDArray[np.float32] = self.session.run(None, {self.input_name: blob})[0]
+        return output
 
     def postprocess(self, output: npt.NDArray[np.float32], box: Letterbox) -> Detections:
         found = self.spec.family.decode_output(output, box, box.canvas_hw, self.conf, self.iou,

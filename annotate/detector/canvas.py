@@ -79,4 +79,5 @@ def free_size_model(model: Path) -> bytes | None:
                 dim.dim_param = f"{output.name}_{i}"
     # Shapes inferred for the square would contradict the free ones.
     del graph.value_info[:]
-    return proto.SerializeToString()
+    freed: bytes = proto.SerializeToString()
+    return freed

@@ -60,7 +60,7 @@ class Family:
         outputs are outside those bounds has every row scored.
         """
         objectness = rows[:, 4]
-        if objectness.min(initial=0) < 0 or rows[:, 5:].max(initial=0) > 1:
+        if (objectness < 0).any() or (rows[:, 5:] > 1).any():
             return None
         return np.flatnonzero(objectness >= conf)
 
@@ -154,7 +154,8 @@ class YoloV8(Family):
         return a - 4 if a > 4 and (forced or b == anchors) else None
 
     def rows(self, output: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        return output.T
+        rows: npt.NDArray[np.float32] = output.T
+        return rows
 
     def candidates(self, rows: npt.NDArray[np.float32], conf: float) -> npt.NDArray[np.intp] | None:
         return None  # no objectness to rule rows out cheaply
@@ -285,7 +286,7 @@ def read_spec(
         raise ModelError(f"{name} does not run on a 1x3x{input_hw[0]}x{input_hw[1]} image: "
                          f"{str(e).splitlines()[0][:200]}") from None  # fmt: skip
     try:
-        family, classes = classify(tuple(out.shape), input_hw, family)
+        chosen, classes = classify(tuple(out.shape), input_hw, family)
     except ModelError as e:
         raise ModelError(f"{name}: {e}") from None
     if labels_file is not None:
@@ -297,4 +298,4 @@ def read_spec(
         labels = metadata_names(meta) or (COCO_LABELS if classes == len(COCO_LABELS) else ())
         if len(labels) != classes:
             labels = tuple(str(i) for i in range(classes))
-    return ModelSpec(inputs[0].name, input_hw, family, tuple(labels))
+    return ModelSpec(inputs[0].name, input_hw, chosen, tuple(labels))

@@ -55,8 +55,8 @@ def boxes_in_source(
     np.clip(xyxy[:, 0::2], 0, box.source_width, out=xyxy[:, 0::2])
     np.clip(xyxy[:, 1::2], 0, box.source_height, out=xyxy[:, 1::2])
     xywh = np.concatenate((xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]), axis=1)
-    kept = cv2.dnn.NMSBoxesBatched(xywh.tolist(), scores.tolist(), class_ids.tolist(), conf, iou)
-    kept = np.asarray(kept, dtype=np.int64).reshape(-1)
+    found = cv2.dnn.NMSBoxesBatched(xywh.tolist(), scores.tolist(), class_ids.tolist(), conf, iou)
+    kept = np.asarray(found, dtype=np.int64).reshape(-1)
     # Highest score first, so the strongest box is drawn on top and listed first.
     kept = kept[np.argsort(-scores[kept], kind="stable")]
     return Detections(xyxy[kept], scores[kept], class_ids[kept], labels=labels)

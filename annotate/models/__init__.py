@@ -57,7 +57,7 @@ def user_registry_path() -> Path:
 
 def _toml(text: str, where: str) -> dict[str, Any]:
     try:
-        return tomllib.loads(text)
+        return dict(tomllib.loads(text))
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{where} is not valid TOML: {e}") from None
 

@@ -522,9 +522,9 @@ class RunOptions:
                                      ("--blur-shape", self.blur_shape, BLUR_SHAPES)):  # fmt: skip
             if value not in allowed:
                 raise UsageError(f"{flag} takes {', '.join(allowed)}; got {value!r}")
-        for flag, value in (("--start", self.start), ("--end", self.end)):
-            if value is not None and not math.isfinite(value):
-                raise UsageError(f"{flag} must be a finite time, got {value}")
+        for flag, when in (("--start", self.start), ("--end", self.end)):
+            if when is not None and not math.isfinite(when):
+                raise UsageError(f"{flag} must be a finite time, got {when}")
         if self.start is not None and self.start < 0:
             raise UsageError(f"--start must not be negative, got {self.start:g}")
         if self.end is not None and self.end <= (self.start or 0):
@@ -589,16 +589,16 @@ class RunOptions:
                             f"-o {out} would overwrite the input image {image}; choose "
                             "another directory"
                         )
-        out = self.output
-        if out is not None and out.suffix and not out.is_dir():
-            if is_image(out):
+        video = self.output
+        if video is not None and video.suffix and not video.is_dir():
+            if is_image(video):
                 from annotate.sinks.images import check_image_type
 
-                check_image_type(out)
+                check_image_type(video)
             else:
                 from annotate.sinks.video import check_encoding
 
-                check_encoding(out, self.encode)
+                check_encoding(video, self.encode)
         for (flag_a, a), (flag_b, b) in itertools.combinations(named, 2):
             if _same_file(a, b):
                 raise OutputPathError(f"{flag_a} and {flag_b} name the same file; choose two names")

@@ -3,7 +3,7 @@ context manager, so the pipeline's ``ExitStack`` finalises outputs on every path
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 if TYPE_CHECKING:
     import numpy as np
@@ -20,13 +20,16 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
+_S = TypeVar("_S", bound="SinkBase")
+
+
 class SinkBase:
     """Context-manager plumbing; subclasses make ``close`` safe to call twice."""
 
     def close(self) -> None:  # pragma: no cover - overridden
         pass
 
-    def __enter__(self) -> SinkBase:
+    def __enter__(self: _S) -> _S:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

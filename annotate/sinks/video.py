@@ -17,7 +17,7 @@ from annotate.errors import OutputError, OutputPathError, UsageError
 from annotate.sinks import SinkBase
 from annotate.sinks.audio import CarriedStreams, copy_tags
 from annotate.sinks.encoding import EncodeOptions
-from annotate.types import Detections, Frame, SourceInfo
+from annotate.types import Detections, Frame, SourceInfo, as_image
 
 log = logging.getLogger("annotate")
 
@@ -94,7 +94,7 @@ def to_i420(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     """
     import cv2
 
-    return cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420)
+    return as_image(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420))
 
 
 def lookahead(width: int, height: int) -> int:

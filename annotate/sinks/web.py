@@ -129,7 +129,7 @@ class WebPreview(SinkBase):
         except OSError as e:
             raise UsageError(f"cannot serve the preview on {host}:{port}: {e.strerror}") from None
         self.server.daemon_threads = True
-        bound_host, bound_port = self.server.server_address[:2]
+        bound_host, bound_port = (str(part) for part in self.server.server_address[:2])
         shown = f"[{bound_host}]" if ":" in str(bound_host) else bound_host
         self.url = f"http://{shown}:{bound_port}/"
         self.address = (str(bound_host), int(bound_port))

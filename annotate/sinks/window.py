@@ -11,7 +11,7 @@ import numpy.typing as npt
 from annotate.errors import StopRequested
 from annotate.sinks import SinkBase
 from annotate.stats import LiveStats
-from annotate.types import Detections, Frame
+from annotate.types import Detections, Frame, as_image
 
 QUIT_KEYS = {ord("q"), ord("Q"), 27}  # q, Esc
 
@@ -54,7 +54,7 @@ def draw_overlay(image: npt.NDArray[np.uint8], lines: list[str]) -> npt.NDArray[
         y = round(10 * scale) + line_h * (i + 1) - round(5 * scale)
         cv2.putText(shown, text, (round(10 * scale), y), cv2.FONT_HERSHEY_SIMPLEX, scale,
                     (255, 255, 255), thickness, cv2.LINE_AA)  # fmt: skip
-    return shown
+    return as_image(shown)
 
 
 class WindowSink(SinkBase):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from types import TracebackType
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from annotate.types import Frame, SourceInfo
 
@@ -42,6 +42,9 @@ class Source(Protocol):
     ) -> None: ...
 
 
+_S = TypeVar("_S", bound="SourceBase")
+
+
 class SourceBase:
     """Context-manager plumbing and the defaults of a source that drops nothing, has no file
     to copy audio from, and delivers frames ready-made."""
@@ -57,13 +60,17 @@ class SourceBase:
 
     def deferred(self) -> Iterator[Callable[[], Frame]]:
         for frame in self:
-            yield lambda frame=frame: frame
+            yield _ready(frame)
 
     def close(self) -> None:  # pragma: no cover - overridden
         pass
 
-    def __enter__(self) -> SourceBase:
+    def __enter__(self: _S) -> _S:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _ready(frame: Frame) -> Callable[[], Frame]:
+    return lambda: frame

@@ -18,7 +18,7 @@ MAX_BACKOFF_S = 10.0
 
 def backoff(attempt: int, first: float = 0.5) -> float:
     """0.5 s, 1 s, 2 s, … capped at 10 s."""
-    return min(MAX_BACKOFF_S, first * 2 ** (attempt - 1))
+    return min(MAX_BACKOFF_S, first * 2.0 ** (attempt - 1))
 
 
 class StreamSource(LiveSource):

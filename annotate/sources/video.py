@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from fractions import Fraction
 from typing import Any
 
@@ -117,7 +117,7 @@ class VideoSource(SourceBase):
         except av.FFmpegError as e:  # unseekable input: decode from the start instead
             log.debug("seek failed (%s); decoding from the start", e)
 
-    def _decode(self) -> Iterator[tuple[int, float, Any]]:
+    def _decode(self) -> Generator[tuple[int, float, Any], None, None]:
         """``(index, seconds, av.VideoFrame)`` still in the decoder's pixel format."""
         av = import_av()
 

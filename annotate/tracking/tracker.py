@@ -48,11 +48,14 @@ def iou_matrix(a: npt.NDArray[np.floating], b: npt.NDArray[np.floating]) -> npt.
     area_a = np.prod(np.clip(a[..., 2:] - a[..., :2], 0, None), axis=-1)
     area_b = np.prod(np.clip(b[..., 2:] - b[..., :2], 0, None), axis=-1)
     union = area_a + area_b - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    iou: npt.NDArray[np.float64] = np.divide(
+        inter, union, out=np.zeros_like(inter), where=union > 0
+    )
+    return iou
 
 
 def match(
-    tracks: npt.NDArray[np.float64],
+    tracks: npt.NDArray[np.floating],
     track_classes: npt.NDArray[np.integer],
     boxes: npt.NDArray[np.floating],
     box_classes: npt.NDArray[np.integer],
