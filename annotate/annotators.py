@@ -239,8 +239,16 @@ class BlurAnnotator:
 
                 h, w = int(region.shape[0]), int(region.shape[1])
                 mask = np.zeros((h, w), np.uint8)
-                cv2.ellipse(mask, (w // 2, h // 2), (max(1, w // 2), max(1, h // 2)), 0, 0, 360,
-                            255, cv2.FILLED)  # fmt: skip
+                cv2.ellipse(
+                    mask,
+                    (w // 2, h // 2),
+                    (max(1, w // 2), max(1, h // 2)),
+                    0,
+                    0,
+                    360,
+                    255,
+                    cv2.FILLED,
+                )
                 region[mask > 0] = hidden[mask > 0]
             else:
                 region[:] = hidden
@@ -254,8 +262,11 @@ class BlurAnnotator:
             return np.zeros_like(region)
         if self.style == "pixelate":
             block = max(2, max(w, h) / 10)
-            small = cv2.resize(region, (max(1, round(w / block)), max(1, round(h / block))),
-                               interpolation=cv2.INTER_AREA)  # fmt: skip
+            small = cv2.resize(
+                region,
+                (max(1, round(w / block)), max(1, round(h / block))),
+                interpolation=cv2.INTER_AREA,
+            )
             return as_image(cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST))
         small = cv2.resize(region, (max(1, w // 8), max(1, h // 8)), interpolation=cv2.INTER_AREA)
         small = cv2.GaussianBlur(small, (0, 0), 2)
@@ -295,8 +306,13 @@ class CountAnnotator:
                 cv2.addWeighted(tinted, 0.15, part, 0.85, 0, dst=part)
             cv2.polylines(scene, [polygon], True, self.ZONE, thickness, cv2.LINE_AA)
             c = counts["zones"].get(zone.name, {"now": 0, "entered": 0})
-            _tab(scene, f"{self.names[zone.name]}: {c['now']} now, {c['entered']} entered",
-                 polygon.min(axis=0).tolist(), self.ZONE, scale)  # fmt: skip
+            _tab(
+                scene,
+                f"{self.names[zone.name]}: {c['now']} now, {c['entered']} entered",
+                polygon.min(axis=0).tolist(),
+                self.ZONE,
+                scale,
+            )
         for line in self.lines:
             (x1, y1), (x2, y2) = np.round(line.in_pixels(width, height)).astype(int).tolist()
             cv2.line(scene, (x1, y1), (x2, y2), self.LINE, thickness, cv2.LINE_AA)
@@ -305,16 +321,28 @@ class CountAnnotator:
             mx, my = (x1 + x2) / 2, (y1 + y2) / 2
             nx, ny = -(y2 - y1) / length, (x2 - x1) / length  # right of a→b, y down
             tip = (round(mx + nx * 40 * scale), round(my + ny * 40 * scale))
-            cv2.arrowedLine(scene, (round(mx), round(my)), tip, self.LINE, thickness,
-                            cv2.LINE_AA, tipLength=0.35)  # fmt: skip
+            cv2.arrowedLine(
+                scene,
+                (round(mx), round(my)),
+                tip,
+                self.LINE,
+                thickness,
+                cv2.LINE_AA,
+                tipLength=0.35,
+            )
             c = counts["lines"].get(line.name, {"in": 0, "out": 0})
             text = f"{self.names[line.name]}: in {c['in']}  out {c['out']}"
             _tab(scene, text, (x1, y1), self.LINE, scale)
         return scene
 
 
-def _tab(scene: npt.NDArray[np.uint8], text: str, at: Sequence[int],
-         colour: tuple[int, int, int], scale: float) -> None:  # fmt: skip
+def _tab(
+    scene: npt.NDArray[np.uint8],
+    text: str,
+    at: Sequence[int],
+    colour: tuple[int, int, int],
+    scale: float,
+) -> None:
     """``text`` on a filled tab whose top-left is near ``at``, kept inside the frame."""
     import cv2
 
@@ -324,10 +352,19 @@ def _tab(scene: npt.NDArray[np.uint8], text: str, at: Sequence[int],
     height, width = scene.shape[:2]
     left = int(min(max(0, at[0]), max(0, width - tw - 2 * pad)))
     top = int(min(max(0, at[1] - th - baseline - 2 * pad), max(0, height - th - 2 * pad)))
-    cv2.rectangle(scene, (left, top), (left + tw + 2 * pad, top + th + baseline + 2 * pad),
-                  colour, cv2.FILLED)  # fmt: skip
-    cv2.putText(scene, text, (left + pad, top + pad + th), cv2.FONT_HERSHEY_SIMPLEX, font_scale,
-                _text_colour(colour), thickness, cv2.LINE_AA)  # fmt: skip
+    cv2.rectangle(
+        scene, (left, top), (left + tw + 2 * pad, top + th + baseline + 2 * pad), colour, cv2.FILLED
+    )
+    cv2.putText(
+        scene,
+        text,
+        (left + pad, top + pad + th),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        font_scale,
+        _text_colour(colour),
+        thickness,
+        cv2.LINE_AA,
+    )
 
 
 def default_annotators(trails: int = 0) -> list[Annotator]:

@@ -210,10 +210,13 @@ def run_bench(
         if on_progress:
             on_progress(f"Benchmarking {provider}")
         if provider not in usable(available):
-            results.append(ProviderResult(
-                provider, "skipped",
-                f"not in this onnxruntime build (available: {', '.join(usable(available))})",
-            ))  # fmt: skip
+            results.append(
+                ProviderResult(
+                    provider,
+                    "skipped",
+                    f"not in this onnxruntime build (available: {', '.join(usable(available))})",
+                )
+            )
             continue
         chain = (provider,) if provider == CPU else (provider, CPU)
         resolution = Resolution(chain, "bench")
@@ -263,10 +266,13 @@ def _bench_provider(
     active = list(session.get_providers())
     if not active or active[0] != provider:
         return ProviderResult(
-            provider, "skipped",
+            provider,
+            "skipped",
             f"ONNX Runtime fell back to {active[0] if active else 'nothing'} (not timed as "
-            f"{provider})", active, startup,
-        )  # fmt: skip
+            f"{provider})",
+            active,
+            startup,
+        )
     detector = Detector(session, info, name=str(config.model))
     blob, box = detector.preprocess(image)
     inference = _time_inference(session, {detector.input_name: blob}, config)
@@ -276,11 +282,19 @@ def _bench_provider(
     pre = _timed(config.iterations, lambda: detector.preprocess(image))
     post = _timed(config.iterations, lambda: detector.postprocess(output, box))
     result = ProviderResult(
-        provider, "ran", "", active, startup, inference, Stats.of(pre), Stats.of(post),
+        provider,
+        "ran",
+        "",
+        active,
+        startup,
+        inference,
+        Stats.of(pre),
+        Stats.of(post),
         fps=1000 / inference.mean if inference.mean > 0 else None,
-    )  # fmt: skip
-    plan = plan_threads(RunOptions("", config.model, resolution, session=config.session),
-                        cpu_cores())  # fmt: skip
+    )
+    plan = plan_threads(
+        RunOptions("", config.model, resolution, session=config.session), cpu_cores()
+    )
     # Its spinning threads must not run beside what is timed next (the lambdas above hold
     # these names, so they are rebound rather than deleted).
     session = detector = None  # type: ignore[assignment]
@@ -298,11 +312,13 @@ def _bench_provider(
             pipeline, _ = factory(config.model, resolution, used)
         else:
             return result
-        result.pipeline_inference = _time_inference(pipeline, {pipeline.get_inputs()[0].name:
-                                                                blob}, config)  # fmt: skip
+        result.pipeline_inference = _time_inference(
+            pipeline, {pipeline.get_inputs()[0].name: blob}, config
+        )
         result.pipeline_settings = (
             f"{plan.workers} workers × {plan.intra_op} thread"
-            f"{'s' * (plan.intra_op != 1)}, no spinning{canvas}")  # fmt: skip
+            f"{'s' * (plan.intra_op != 1)}, no spinning{canvas}"
+        )
     return result
 
 
@@ -329,10 +345,15 @@ def _end_to_end(config: BenchConfig, resolution: Resolution, sequential: bool) -
 
     with tempfile.TemporaryDirectory(prefix="annotate-bench-") as tmp:
         options = RunOptions(
-            source=str(config.source), model=config.model, resolution=resolution,
-            output=Path(tmp) / "bench.mp4", max_frames=config.frames, fps_every=10**9,
-            session=config.session, sequential=sequential,
-        )  # fmt: skip
+            source=str(config.source),
+            model=config.model,
+            resolution=resolution,
+            output=Path(tmp) / "bench.mp4",
+            max_frames=config.frames,
+            fps_every=10**9,
+            session=config.session,
+            sequential=sequential,
+        )
         summary = run(options)
     frames = max(summary.frames, 1)
     first = summary.first_frame_s or 0.0

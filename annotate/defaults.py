@@ -16,8 +16,8 @@ LINE_FRAMES = 2
 BLUR_STYLE = "gaussian"
 BLUR_SHAPE = "box"
 BLUR_CLASSES = "person"  # what a bare --blur hides
-#: annotate batch without --jobs: one worker process per this many cores (README, "Batch: jobs
-#: and cores") ...
+#: annotate batch without --jobs: one worker process per this many cores (docs/batch.md,
+#: "Batch: jobs and cores") ...
 BATCH_CORES_PER_JOB = 2
 #: ... but at most one per this many inputs: a batch's last videos run on their job's share
 #: of the cores while the rest idle, so a few long videos go faster one after another.

@@ -259,22 +259,27 @@ class SessionSettings:
 
     def provider_options(self, provider: str) -> dict[str, str]:
         if provider == "OpenVINOExecutionProvider":
-            chosen = (("device_type", self.openvino_device),
-                      ("precision", self.openvino_precision))  # fmt: skip
+            chosen = (("device_type", self.openvino_device), ("precision", self.openvino_precision))
             return {key: value for key, value in chosen if value}
         if provider != "CoreMLExecutionProvider":
             return {}
         cache = self.coreml_cache or coreml_cache_dir()
         cache.mkdir(parents=True, exist_ok=True)
-        return {"ModelFormat": self.coreml_format, "MLComputeUnits": self.coreml_units,
-                "ModelCacheDirectory": str(cache)}  # fmt: skip
+        return {
+            "ModelFormat": self.coreml_format,
+            "MLComputeUnits": self.coreml_units,
+            "ModelCacheDirectory": str(cache),
+        }
 
     def describe(self) -> dict[str, Any]:
-        spinning = ("default" if self.spinning is None
-                    else "during runs" if self.spinning else "off")  # fmt: skip
-        return {"threads": self.threads or "default", "spinning": spinning,
-                "graph_opt": self.graph_opt,
-                "coreml_format": self.coreml_format, "coreml_units": self.coreml_units,
-                "coreml_cache": str(self.coreml_cache or coreml_cache_dir()),
-                "openvino_device": self.openvino_device or "default",
-                "openvino_precision": self.openvino_precision or "default"}  # fmt: skip
+        spinning = "default" if self.spinning is None else "during runs" if self.spinning else "off"
+        return {
+            "threads": self.threads or "default",
+            "spinning": spinning,
+            "graph_opt": self.graph_opt,
+            "coreml_format": self.coreml_format,
+            "coreml_units": self.coreml_units,
+            "coreml_cache": str(self.coreml_cache or coreml_cache_dir()),
+            "openvino_device": self.openvino_device or "default",
+            "openvino_precision": self.openvino_precision or "default",
+        }

@@ -97,7 +97,15 @@ class LiveStats:
             inference = (
                 1000 * sum(self._inference) / len(self._inference) if self._inference else 0.0
             )
-            return {"source": self.source, "provider": self.provider, "fps": fps,
-                    "inference_ms": inference, "frames": self.frames, "dropped": self.dropped,
-                    "classes": dict(self.classes), "tracks": self.tracks, "counts": self.counts,
-                    "running": self.running}  # fmt: skip
+            return {
+                "source": self.source,
+                "provider": self.provider,
+                "fps": fps,
+                "inference_ms": inference,
+                "frames": self.frames,
+                "dropped": self.dropped,
+                "classes": dict(self.classes),
+                "tracks": self.tracks,
+                "counts": self.counts,
+                "running": self.running,
+            }

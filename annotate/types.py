@@ -145,14 +145,16 @@ class Detections:
             if value is not None:
                 array = _as_array(value, dtype, (), name)
                 if len(array) != len(scores):
-                    raise ValueError(f"Detections.{name} has {len(array)} entries for "
-                                     f"{len(scores)} boxes")  # fmt: skip
+                    raise ValueError(
+                        f"Detections.{name} has {len(array)} entries for {len(scores)} boxes"
+                    )
                 object.__setattr__(self, name, array)
         data = {key: np.asarray(value) for key, value in self.data.items()}
         for key, value in data.items():
             if len(value) != len(scores):
-                raise ValueError(f"Detections.data[{key!r}] has {len(value)} entries for "
-                                 f"{len(scores)} boxes")  # fmt: skip
+                raise ValueError(
+                    f"Detections.data[{key!r}] has {len(value)} entries for {len(scores)} boxes"
+                )
         object.__setattr__(self, "data", MappingProxyType(data))
         object.__setattr__(self, "meta", MappingProxyType(dict(self.meta)))
 

@@ -77,16 +77,29 @@ def shell_loop(clips: list[Path], out: Path, extra: list[str]) -> float:
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     for clip in clips:
-        subprocess.run([*ANNOTATE, "run", str(clip), "-o", str(out / clip.name), "--json",
-                        str(out / f"{clip.stem}.jsonl"), "-q", *extra], check=True)  # fmt: skip
+        subprocess.run(
+            [
+                *ANNOTATE,
+                "run",
+                str(clip),
+                "-o",
+                str(out / clip.name),
+                "--json",
+                str(out / f"{clip.stem}.jsonl"),
+                "-q",
+                *extra,
+            ],
+            check=True,
+        )
     return time.perf_counter() - t0
 
 
 def batch(inputs: list[str], out: Path, extra: list[str]) -> float:
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
-    subprocess.run([*ANNOTATE, "batch", *inputs, "-o", str(out), "--json", "-q", *extra],
-                   check=True)  # fmt: skip
+    subprocess.run(
+        [*ANNOTATE, "batch", *inputs, "-o", str(out), "--json", "-q", *extra], check=True
+    )
     return time.perf_counter() - t0
 
 
@@ -119,8 +132,9 @@ def main() -> int:
             sides = {
                 "annotate batch": lambda: batch(inputs, tmp / "batch", model),
                 f"annotate batch --ray {args.ray_address}": lambda: batch(
-                    inputs, tmp / "ray", [*model, "--ray", args.ray_address]),
-            }  # fmt: skip
+                    inputs, tmp / "ray", [*model, "--ray", args.ray_address]
+                ),
+            }
         elif args.what == "jobs":
             inputs = [str(p) for p in longs] if args.long else [str(clips_dir)]
             sides = {

@@ -37,8 +37,9 @@ def main() -> int:
     image = cv2.imread(str(ROOT.parent / "shared" / "data" / "images" / "astronaut.png"))
     with tempfile.TemporaryDirectory() as tmp:
         model = batchable_yolox(MODEL, Path(tmp) / "yolox_nano_batch.onnx")
-        detector = Detector.load(model, resolve_here(None, "default"),
-                                 settings=SessionSettings(threads=args.threads))  # fmt: skip
+        detector = Detector.load(
+            model, resolve_here(None, "default"), settings=SessionSettings(threads=args.threads)
+        )
     blob = detector.preprocess(image)[0]
     sizes = (1, 2, 4, 8)
     best = dict.fromkeys(sizes, 0.0)

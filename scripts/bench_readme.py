@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark the shared model on this machine and print the README's performance section.
 
-    python scripts/bench_readme.py [--write]     # --write replaces the section in README.md
+    python scripts/bench_readme.py [--write]  # --write: the section in docs/performance.md
 
 Runs ``annotate bench`` (every provider this build has) on the bundled photo and end to end on
 each shared video, and checks the bench's own overhead: its inference-only mean against a bare
@@ -59,7 +59,7 @@ def overhead(blocks: int = 10, per_block: int = 20) -> tuple[float, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write", action="store_true", help="update README.md in place")
+    parser.add_argument("--write", action="store_true", help="update docs/performance.md in place")
     parser.add_argument("--iterations", type=int, default=100)
     parser.add_argument("--frames", type=int, default=300)
     args = parser.parse_args()
@@ -83,8 +83,9 @@ def main() -> int:
         config = BenchConfig(MODEL, None, args.iterations, 10, source, args.frames)
         report = run_bench(config)
         for r in report.results:
-            name = f"{video or 'bundled photo'} ({report.input['size'][0]}×" \
-                   f"{report.input['size'][1]})"  # fmt: skip
+            name = (
+                f"{video or 'bundled photo'} ({report.input['size'][0]}×{report.input['size'][1]})"
+            )
             if r.status != "ran":
                 lines.append(f"| {name} | {r.provider} | skipped: {r.reason} | | | | |")
                 continue
@@ -97,7 +98,7 @@ def main() -> int:
                 f"{f'{used.mean:.1f} ({r.pipeline_settings})' if used else '–'} | "
                 f"{f'{e2e.fps:.1f}' if e2e else '–'} | {f'{seq.fps:.1f}' if seq else '–'} | "
                 f"{cpu} |"
-            )  # fmt: skip
+            )
     bench_ms, bare_ms = overhead()
     lines += [
         "",
@@ -113,11 +114,11 @@ def main() -> int:
     text = "\n".join(lines)
     print(text)
     if args.write:
-        readme = ROOT / "README.md"
+        readme = ROOT / "docs" / "performance.md"
         current = readme.read_text()
         pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
         if not pattern.search(current):
-            print("README.md has no bench section markers", file=sys.stderr)
+            print("docs/performance.md has no bench section markers", file=sys.stderr)
             return 1
         readme.write_text(pattern.sub(lambda _m: text, current))
     return 0

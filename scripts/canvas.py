@@ -67,8 +67,7 @@ def main() -> int:
     from annotate.detector.session import SessionSettings
 
     settings = SessionSettings(threads=plan.intra_op, spinning=True)
-    detector = Detector.load(MODEL, Resolution((CPU,), "canvas"), settings=settings,
-                             free_size=True)  # fmt: skip
+    detector = Detector.load(MODEL, Resolution((CPU,), "canvas"), settings=settings, free_size=True)
     assert detector.can_fit
     matched, square_only, fit_only, diffs, overlaps, counts = 0, [], [], [], [], [0, 0]
     images = frames(args.every)
@@ -123,8 +122,10 @@ def main() -> int:
             for _ in range(args.iterations // 5):
                 detector.infer(blob)
             times[name].append(1000 * (time.perf_counter() - started) / (args.iterations // 5))
-    print(f"bare session.run, {plan.intra_op} threads spinning during runs, 16:9 frame, best of "
-          f"5 alternating rounds:")  # fmt: skip
+    print(
+        f"bare session.run, {plan.intra_op} threads spinning during runs, 16:9 frame, best of "
+        f"5 alternating rounds:"
+    )
     for name, ms in times.items():
         print(f"  {name}: {min(ms):.2f} ms (median {np.median(ms):.2f})")
     print(f"  fitted / square: {min(times['fitted']) / min(times['square']):.2f}")

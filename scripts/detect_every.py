@@ -33,9 +33,14 @@ from tests.scenes import scenes, write_scene  # noqa: E402
 
 def boxes(path: Path, confirmed: bool = False) -> list[list[tuple[int, list[float]]]]:
     """Each frame's ``(class, box)``; with ``confirmed``, only those of confirmed tracks."""
-    return [[(d["class_id"], d["box"]) for d in json.loads(line)["detections"]
-             if d["track_id"] or not confirmed]
-            for line in path.read_text().splitlines()]  # fmt: skip
+    return [
+        [
+            (d["class_id"], d["box"])
+            for d in json.loads(line)["detections"]
+            if d["track_id"] or not confirmed
+        ]
+        for line in path.read_text().splitlines()
+    ]
 
 
 def kept(reference: list, other: list) -> float:
@@ -62,12 +67,21 @@ def main() -> int:
         crossing = tmp / "crossing.mp4"
         write_scene(scenes()[0], crossing)
         inputs = [
-            ("car-detection 720p", scaled(videos / "car-detection.mp4", tmp / "cars.mp4", 720,
-                                          args.frames + 10)),
-            ("one-by-one-person 720p", scaled(videos / "one-by-one-person-detection.mp4",
-                                              tmp / "people.mp4", 720, args.frames + 10)),
+            (
+                "car-detection 720p",
+                scaled(videos / "car-detection.mp4", tmp / "cars.mp4", 720, args.frames + 10),
+            ),
+            (
+                "one-by-one-person 720p",
+                scaled(
+                    videos / "one-by-one-person-detection.mp4",
+                    tmp / "people.mp4",
+                    720,
+                    args.frames + 10,
+                ),
+            ),
             ("crossing scene 720p", crossing),
-        ]  # fmt: skip
+        ]
         print(
             "| input | N | FPS, JSON only | × N=1 | FPS, JSON + H.264 | × N=1 | boxes kept "
             "| of confirmed tracks |"
@@ -79,28 +93,43 @@ def main() -> int:
             found: dict[int, list] = {}
             for _ in range(args.rounds):
                 for video in (False, True):  # the same run without --track: what it costs
-                    fps, _stage = measure(path, tmp, args.frames, json_path=str(tmp / "p.jsonl"),
-                                          output=tmp / "o.mp4" if video else None)  # fmt: skip
+                    fps, _stage = measure(
+                        path,
+                        tmp,
+                        args.frames,
+                        json_path=str(tmp / "p.jsonl"),
+                        output=tmp / "o.mp4" if video else None,
+                    )
                     untracked[video] = max(untracked.get(video, 0.0), fps)
                 for n in args.every:
                     for video in (False, True):
                         dets = tmp / f"d{n}.jsonl"
-                        fps, _stage = measure(path, tmp, args.frames, track=True, detect_every=n,
-                                              json_path=str(dets),
-                                              output=tmp / "o.mp4" if video else None)  # fmt: skip
+                        fps, _stage = measure(
+                            path,
+                            tmp,
+                            args.frames,
+                            track=True,
+                            detect_every=n,
+                            json_path=str(dets),
+                            output=tmp / "o.mp4" if video else None,
+                        )
                         best[n, video] = max(best.get((n, video), 0.0), fps)
                         found[n] = boxes(dets)
                         if n == 1:
                             confirmed = boxes(dets, confirmed=True)
-            print(f"| {label} | no --track | {untracked[False]:.1f} | "
-                  f"{untracked[False] / best[1, False]:.2f}× | {untracked[True]:.1f} | "
-                  f"{untracked[True] / best[1, True]:.2f}× | – | – |")  # fmt: skip
+            print(
+                f"| {label} | no --track | {untracked[False]:.1f} | "
+                f"{untracked[False] / best[1, False]:.2f}× | {untracked[True]:.1f} | "
+                f"{untracked[True] / best[1, True]:.2f}× | – | – |"
+            )
             for n in args.every:
-                print(f"| {label} | {n} | {best[n, False]:.1f} | "
-                      f"{best[n, False] / best[1, False]:.2f}× | {best[n, True]:.1f} | "
-                      f"{best[n, True] / best[1, True]:.2f}× | "
-                      f"{100 * kept(found[1], found[n]):.0f} % | "
-                      f"{100 * kept(confirmed, found[n]):.0f} % |")  # fmt: skip
+                print(
+                    f"| {label} | {n} | {best[n, False]:.1f} | "
+                    f"{best[n, False] / best[1, False]:.2f}× | {best[n, True]:.1f} | "
+                    f"{best[n, True] / best[1, True]:.2f}× | "
+                    f"{100 * kept(found[1], found[n]):.0f} % | "
+                    f"{100 * kept(confirmed, found[n]):.0f} % |"
+                )
     return 0
 
 

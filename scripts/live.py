@@ -77,10 +77,17 @@ def ours(
     source = CameraSource(0, open_device=lambda _index: device, clock=lambda: device.due)
     with tempfile.TemporaryDirectory() as tmp:
         json_path = None if record else str(Path(tmp) / "d.jsonl")
-        options = RunOptions(source="camera", model=MODEL, resolution=Resolution((CPU,), "bench"),
-                             output=record, json_path=json_path, max_frames=frames,
-                             encode=EncodeOptions(preset="ultrafast"), fps_every=10**9,
-                             session=session or SessionSettings())  # fmt: skip
+        options = RunOptions(
+            source="camera",
+            model=MODEL,
+            resolution=Resolution((CPU,), "bench"),
+            output=record,
+            json_path=json_path,
+            max_frames=frames,
+            encode=EncodeOptions(preset="ultrafast"),
+            fps_every=10**9,
+            session=session or SessionSettings(),
+        )
         summary = run(options, source=source)
     loop_s = summary.wall_s - (summary.first_frame_s or 0)
     return (summary.frames - 1) / loop_s, [1000 * a for a in list(summary.ages)[10:]]
@@ -106,8 +113,7 @@ def bare_inference_ms(height: int) -> dict[str, float]:
 
     plan = plan_threads(RunOptions(source="", sequential=True), cpu_cores())
     settings = SessionSettings(threads=plan.intra_op, spinning=spinning_for(plan))
-    detector = Detector.load(MODEL, Resolution((CPU,), "bench"), settings=settings,
-                             free_size=True)  # fmt: skip
+    detector = Detector.load(MODEL, Resolution((CPU,), "bench"), settings=settings, free_size=True)
     frame = np.zeros((height, height * 16 // 9, 3), np.uint8)
     times: dict[str, list[float]] = {}
     for block in range(22):
@@ -132,8 +138,9 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="annotate-live-") as name:
         tmp = Path(name)
-        clip = scaled(FOOTAGE.parent / "bottle-detection.mp4", tmp / "cam.mp4", args.height,
-                      args.frames * 3)  # fmt: skip
+        clip = scaled(
+            FOOTAGE.parent / "bottle-detection.mp4", tmp / "cam.mp4", args.height, args.frames * 3
+        )
         bare = ", ".join(f"{k} {v:.1f} ms" for k, v in bare_inference_ms(args.height).items())
         print(f"bare inference (session.run with the live loop's settings): {bare}")
         print("| camera | output | side | drawn FPS | age median | age p90 |")

@@ -22,10 +22,13 @@ from throughput import FOOTAGE, MODEL, scaled
 
 def peak_rss_mb(args: list[str]) -> float:
     """Peak RSS of a child process (Linux reports KiB)."""
-    code = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
-            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")  # fmt: skip
-    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                         check=True).stdout  # fmt: skip
+    code = (
+        "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, check=True
+    ).stdout
     return int(out.strip().splitlines()[-1]) / 1024
 
 
@@ -38,9 +41,23 @@ def main() -> int:
         clip = scaled(FOOTAGE, tmp / "1080p.mp4", 1080, args.frames)
         for frames in (args.frames // 4, args.frames):
             for mode in ([], ["--sequential"]):
-                cmd = [sys.executable, "-m", "annotate", "run", str(clip), "-o",
-                       str(tmp / "out.mp4"), "--json", str(tmp / "d.jsonl"), "--model",
-                       str(MODEL), "--max-frames", str(frames), "-q", *mode]  # fmt: skip
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "annotate",
+                    "run",
+                    str(clip),
+                    "-o",
+                    str(tmp / "out.mp4"),
+                    "--json",
+                    str(tmp / "d.jsonl"),
+                    "--model",
+                    str(MODEL),
+                    "--max-frames",
+                    str(frames),
+                    "-q",
+                    *mode,
+                ]
                 label = "sequential" if mode else "concurrent"
                 print(f"1080p, {frames} frames, {label}: peak RSS {peak_rss_mb(cmd):.0f} MB")
     return 0

@@ -32,8 +32,9 @@ def main() -> None:
 
     width, height = 960, 540
     ys, xs = np.mgrid[0:height, 0:width]
-    background = np.dstack([80 + 50 * xs / width, 100 + 40 * ys / height,
-                            np.full(xs.shape, 110.0)]).astype(np.uint8)  # fmt: skip
+    background = np.dstack(
+        [80 + 50 * xs / width, 100 + 40 * ys / height, np.full(xs.shape, 110.0)]
+    ).astype(np.uint8)
     tracker = Tracker()
     door = parse_shapes(["door=0.1,0.55,0.55,0.55"], "line")
     shop = parse_shapes(["shop=0.6,0.2,0.95,0.2,0.95,0.95,0.6,0.95"], "zone")

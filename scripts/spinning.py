@@ -51,21 +51,26 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="annotate-spin-") as name:
         tmp = Path(name)
         frames = args.frames + 10
-        inputs = [("768x432", FOOTAGE), ("720p", scaled(FOOTAGE, tmp / "720.mp4", 720, frames)),
-                  ("1080p", scaled(FOOTAGE, tmp / "1080.mp4", 1080, frames))]  # fmt: skip
+        inputs = [
+            ("768x432", FOOTAGE),
+            ("720p", scaled(FOOTAGE, tmp / "720.mp4", 720, frames)),
+            ("1080p", scaled(FOOTAGE, tmp / "1080.mp4", 1080, frames)),
+        ]
         print("| mode | " + " | ".join(MODES) + " |")
         print("|---|" + "---|" * len(MODES))
         for label, path in inputs:
             best = dict.fromkeys(MODES, 0.0)
             for _ in range(args.rounds):
                 for mode in MODES:
-                    fps, _ = measure(path, tmp, args.frames, sequential=True,
-                                     session=settings(mode))  # fmt: skip
+                    fps, _ = measure(
+                        path, tmp, args.frames, sequential=True, session=settings(mode)
+                    )
                     best[mode] = max(best[mode], fps)
             cells = " | ".join(f"{best[m]:.1f} FPS ({best[m] / best['off']:.2f}×)" for m in MODES)
             print(f"| `--sequential`, {label}, H.264 out | {cells} |", flush=True)
-        camera = scaled(FOOTAGE.parent / "bottle-detection.mp4", tmp / "cam.mp4", 720,
-                        args.frames * 2)  # fmt: skip
+        camera = scaled(
+            FOOTAGE.parent / "bottle-detection.mp4", tmp / "cam.mp4", 720, args.frames * 2
+        )
         for record in (None, tmp / "rec.mp4"):
             seen: dict[str, list[tuple[float, list[float]]]] = {m: [] for m in MODES}
             for _ in range(args.rounds):
@@ -78,8 +83,12 @@ def main() -> int:
                 p90 = statistics.median(sorted(a)[int(0.9 * len(a))] for _, a in seen[mode])
                 cells.append(f"{med:.1f} / {p90:.1f} ms, {fps:.1f} FPS")
             what = "H.264 recording" if record else "JSON Lines"
-            print(f"| live 720p camera at 30 FPS, {what}: age median / p90, drawn FPS | "
-                  + " | ".join(cells) + " |", flush=True)  # fmt: skip
+            print(
+                f"| live 720p camera at 30 FPS, {what}: age median / p90, drawn FPS | "
+                + " | ".join(cells)
+                + " |",
+                flush=True,
+            )
     return 0
 
 

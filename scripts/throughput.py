@@ -62,8 +62,9 @@ def scaled(source: Path, target: Path, height: int, frames: int) -> Path:
         for i, frame in enumerate(src.decode(stream)):
             if i == frames:
                 break
-            image = cv2.resize(frame.to_ndarray(format="bgr24"), (width, height),
-                               interpolation=cv2.INTER_CUBIC)  # fmt: skip
+            image = cv2.resize(
+                frame.to_ndarray(format="bgr24"), (width, height), interpolation=cv2.INTER_CUBIC
+            )
             new = av.VideoFrame.from_ndarray(image, format="bgr24")
             new.pts, new.time_base = round(1000 * frame.time), Fraction(1, 1000)
             for packet in out.encode(new):
@@ -124,12 +125,20 @@ def hand_written(
         centre = (pred[keep, :2] + grid[keep]) * stride[keep]
         wh = np.exp(pred[keep, 2:4]) * stride[keep]
         xywh = np.concatenate((centre - wh / 2, wh), 1) / r
-        for i in cv2.dnn.NMSBoxesBatched(xywh.tolist(), conf[keep].tolist(),
-                                         ids[keep].tolist(), 0.3, 0.45):  # fmt: skip
+        for i in cv2.dnn.NMSBoxesBatched(
+            xywh.tolist(), conf[keep].tolist(), ids[keep].tolist(), 0.3, 0.45
+        ):
             x, y, bw, bh = (int(v) for v in xywh[i])
             cv2.rectangle(image, (x, y), (x + bw, y + bh), (0, 255, 0), 2)
-            cv2.putText(image, f"{ids[keep][i]} {conf[keep][i]:.2f}", (x, y - 4),
-                        cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 255, 0), 2)  # fmt: skip
+            cv2.putText(
+                image,
+                f"{ids[keep][i]} {conf[keep][i]:.2f}",
+                (x, y - 4),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.6,
+                (0, 255, 0),
+                2,
+            )
         if ages is not None:  # the benchmark's, not the user's
             ages.append(time.monotonic() - cap.due)
         if out is not None:
@@ -156,12 +165,16 @@ def measure(source: Path, tmp: Path, frames: int, **kw: object) -> tuple[float, 
     session = kw.pop("session", SessionSettings(threads=threads))  # type: ignore[arg-type]
     preset = kw.pop("preset", "ultrafast")
     options = RunOptions(
-        source=str(source), model=MODEL, resolution=Resolution((CPU,), "bench"),
-        output=output, max_frames=frames, fps_every=10**9,
+        source=str(source),
+        model=MODEL,
+        resolution=Resolution((CPU,), "bench"),
+        output=output,
+        max_frames=frames,
+        fps_every=10**9,
         session=session,
         encode=EncodeOptions(threads=encode_threads, preset=preset),  # type: ignore[arg-type]
         **kw,  # type: ignore[arg-type]
-    )  # fmt: skip
+    )
     summary = run(options)
     loop_s = summary.wall_s - (summary.first_frame_s or 0)
     fps = (summary.frames - 1) / loop_s
@@ -174,8 +187,10 @@ def both_modes(
 ) -> tuple[Callable[[], float], Callable[[], float]]:
     """The sequential loop's and the concurrent runner's FPS on ``source`` with ``kw``
     (:func:`measure`'s options), each as a call for the rounds."""
-    return (lambda: measure(source, tmp, frames, sequential=True, **kw)[0],
-            lambda: measure(source, tmp, frames, **kw)[0])  # fmt: skip
+    return (
+        lambda: measure(source, tmp, frames, sequential=True, **kw)[0],
+        lambda: measure(source, tmp, frames, **kw)[0],
+    )
 
 
 def main() -> int:
@@ -203,46 +218,63 @@ def main() -> int:
     n = cpu_cores()
     default = plan_threads(RunOptions(source=""), n).describe()
     plans = [tuple(int(v) for v in p.split("x")) for p in args.plans.split(",") if p]
-    print(f"{n} cores; {args.frames} frames per run; best of {args.rounds} rounds; x264 "
-          f"ultrafast everywhere; default plan: {default}")  # fmt: skip
+    print(
+        f"{n} cores; {args.frames} frames per run; best of {args.rounds} rounds; x264 "
+        f"ultrafast everywhere; default plan: {default}"
+    )
     with tempfile.TemporaryDirectory(prefix="annotate-throughput-") as name:
         tmp = Path(name)
         frames = args.frames + 10
-        inputs = {"432": ("768x432 (shared)", FOOTAGE), "720": ("720p", tmp / "720p.mp4"),
-                  "1080": ("1080p", tmp / "1080p.mp4")}  # fmt: skip
+        inputs = {
+            "432": ("768x432 (shared)", FOOTAGE),
+            "720": ("720p", tmp / "720p.mp4"),
+            "1080": ("1080p", tmp / "1080p.mp4"),
+        }
         for size in args.sizes.split(","):
             label, path = inputs[size]
             if not path.exists():
                 scaled(FOOTAGE, path, int(size), frames)
-            _fps, stage = measure(path, tmp, args.frames, sequential=True, threads=1,
-                                  decode_threads=1, encode_threads=1)  # fmt: skip
+            _fps, stage = measure(
+                path,
+                tmp,
+                args.frames,
+                sequential=True,
+                threads=1,
+                decode_threads=1,
+                encode_threads=1,
+            )
             cpu_ms = sum(stage.values())
             roofline = n * 1000 / cpu_ms
-            runs = {"hand-written loop": lambda p=path: hand_written(p, tmp / "hand.mp4",
-                                                                      args.frames)}  # fmt: skip
+            runs = {
+                "hand-written loop": lambda p=path: hand_written(p, tmp / "hand.mp4", args.frames)
+            }
             runs["annotate run --sequential"], runs["annotate run"] = both_modes(
-                path, tmp, args.frames)  # fmt: skip
+                path, tmp, args.frames
+            )
             if args.square:
                 runs["--sequential --canvas square"], runs["--canvas square"] = both_modes(
-                    path, tmp, args.frames, canvas="square")  # fmt: skip
+                    path, tmp, args.frames, canvas="square"
+                )
             for count in (int(t) for t in args.decode_threads.split(",") if t):
-                (runs[f"--sequential, decoder {count} threads"],
-                 runs[f"run, decoder {count} threads"]) = both_modes(
-                    path, tmp, args.frames, decode_threads=count)  # fmt: skip
+                (
+                    runs[f"--sequential, decoder {count} threads"],
+                    runs[f"run, decoder {count} threads"],
+                ) = both_modes(path, tmp, args.frames, decode_threads=count)
             for count in (int(t) for t in args.encode_threads.split(",") if t):
-                (runs[f"--sequential, x264 {count} threads"],
-                 runs[f"run, x264 {count} threads"]) = both_modes(
-                    path, tmp, args.frames, encode_threads=count)  # fmt: skip
+                (
+                    runs[f"--sequential, x264 {count} threads"],
+                    runs[f"run, x264 {count} threads"],
+                ) = both_modes(path, tmp, args.frames, encode_threads=count)
             for workers, threads in plans:
                 runs[f"--workers {workers} --threads {threads}"] = (
                     lambda p=path, w=workers, t=threads: measure(
-                        p, tmp, args.frames, workers=w, threads=t)[0]
-                )  # fmt: skip
+                        p, tmp, args.frames, workers=w, threads=t
+                    )[0]
+                )
             for threads in (int(t) for t in args.seq_threads.split(",") if t):
-                runs[f"--sequential --threads {threads}"] = (
-                    lambda p=path, t=threads: measure(p, tmp, args.frames, sequential=True,
-                                                      threads=t)[0]
-                )  # fmt: skip
+                runs[f"--sequential --threads {threads}"] = lambda p=path, t=threads: measure(
+                    p, tmp, args.frames, sequential=True, threads=t
+                )[0]
             seen: dict[str, list[float]] = {key: [] for key in runs}
             for _ in range(args.rounds):
                 for key, call in runs.items():
@@ -254,9 +286,11 @@ def main() -> int:
                 # Best against best, and the median of each round's ratio to the hand-written
                 # loop run just before it (the noise of a shared machine hits both alike).
                 paired = statistics.median(f / h for f, h in zip(fps, hands, strict=True))
-                print(f"  {key:32s} {max(fps):6.1f} FPS  {max(fps) / max(hands):4.2f}× "
-                      f"hand-written (median of rounds {paired:4.2f}×)  "
-                      f"{100 * max(fps) / roofline:3.0f} % of roofline")  # fmt: skip
+                print(
+                    f"  {key:32s} {max(fps):6.1f} FPS  {max(fps) / max(hands):4.2f}× "
+                    f"hand-written (median of rounds {paired:4.2f}×)  "
+                    f"{100 * max(fps) / roofline:3.0f} % of roofline"
+                )
     return 0
 
 

@@ -3,7 +3,7 @@
 Runs the real detector on every frame of each scene, then scores two trackers on the same
 detections: annotate's (ByteTrack-style, annotate/tracking) and a naive baseline (greedy IoU
 matching frame to frame, no motion model, a new id for anything unmatched). Prints a
-Markdown table for the README.
+Markdown table for docs/tracking.md.
 
     python scripts/tracking_eval.py [--save-frames DIR]
 """
@@ -58,8 +58,12 @@ class GreedyIou:
 def detect_scene(scene: Scene, detector: Detector) -> tuple[list[FrameBoxes], list[Detections]]:
     truth, found = [], []
     for image, boxes in scene.render():
-        truth.append((np.array([k for k, _ in boxes], np.int64),
-                      np.array([b for _, b in boxes], np.float64).reshape(-1, 4)))  # fmt: skip
+        truth.append(
+            (
+                np.array([k for k, _ in boxes], np.int64),
+                np.array([b for _, b in boxes], np.float64).reshape(-1, 4),
+            )
+        )
         detections = detector(image)
         found.append(detections[detections.class_ids == PERSON])
     return truth, found

@@ -102,9 +102,11 @@ def main() -> int:
             ratio = speed["float32"] / speed[kind]
             size = models[kind].stat().st_size / 1e6
             found = 100 * matched / total
-            print(f"  {kind:8} {speed[kind]:6.2f} ms ({ratio:.2f}× float32), {size:.2f} MB; "
-                  f"found {found:.1f} % of float boxes, mean IoU {np.mean(ious):.3f}, "
-                  f"mean |score change| {np.mean(deltas):.3f}, {extra} extra boxes")  # fmt: skip
+            print(
+                f"  {kind:8} {speed[kind]:6.2f} ms ({ratio:.2f}× float32), {size:.2f} MB; "
+                f"found {found:.1f} % of float boxes, mean IoU {np.mean(ious):.3f}, "
+                f"mean |score change| {np.mean(deltas):.3f}, {extra} extra boxes"
+            )
     return 0
 
 

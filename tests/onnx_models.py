@@ -8,8 +8,13 @@ from pathlib import Path
 import numpy as np
 
 
-def constant_model(path: Path, output: np.ndarray, input_shape: list, metadata: dict | None = None,
-                   input_name: str = "images") -> Path:  # fmt: skip
+def constant_model(
+    path: Path,
+    output: np.ndarray,
+    input_shape: list,
+    metadata: dict | None = None,
+    input_name: str = "images",
+) -> Path:
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -19,12 +24,15 @@ def constant_model(path: Path, output: np.ndarray, input_shape: list, metadata: 
         helper.make_node("Add", ["nothing", "answer"], ["output"]),
     ]
     graph = helper.make_graph(
-        nodes, "constant",
+        nodes,
+        "constant",
         [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, input_shape)],
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, list(output.shape))],
-        [numpy_helper.from_array(np.array(0, np.float32), "zero"),
-         numpy_helper.from_array(output.astype(np.float32), "answer")],
-    )  # fmt: skip
+        [
+            numpy_helper.from_array(np.array(0, np.float32), "zero"),
+            numpy_helper.from_array(output.astype(np.float32), "answer"),
+        ],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     for key, value in (metadata or {}).items():
@@ -79,12 +87,16 @@ def brightness_yolox(path: Path, size: int = 64, classes: int = 1) -> Path:
     ]
     anchors = sum((size // s) ** 2 for s in (8, 16, 32))
     graph = helper.make_graph(
-        nodes, "brightness",
+        nodes,
+        "brightness",
         [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, size, size])],
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, anchors, channels])],
-        [numpy_helper.from_array(weight, "weight"), numpy_helper.from_array(bias, "bias"),
-         numpy_helper.from_array(np.array([1, channels, -1], np.int64), "rows")],
-    )  # fmt: skip
+        [
+            numpy_helper.from_array(weight, "weight"),
+            numpy_helper.from_array(bias, "bias"),
+            numpy_helper.from_array(np.array([1, channels, -1], np.int64), "rows"),
+        ],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     onnx.save(model, str(path))

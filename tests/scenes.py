@@ -64,8 +64,9 @@ class Scene:
         width, height = SIZE
         ys, xs = np.mgrid[0:height, 0:width]
         rng = np.random.default_rng(0)
-        background = np.dstack([(90 + 60 * xs / width), (110 + 40 * ys / height),
-                                np.full(xs.shape, 120.0)])  # fmt: skip
+        background = np.dstack(
+            [(90 + 60 * xs / width), (110 + 40 * ys / height), np.full(xs.shape, 120.0)]
+        )
         background = (background + rng.normal(0, 6, background.shape)).clip(0, 255)
         background = background.astype(np.uint8)
         for i in range(self.frames):

@@ -90,12 +90,18 @@ def test_the_library_does_not_import_the_cli_toolkits():
         ):
             continue
         tree = ast.parse(path.read_text())
-        imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import)
-                    for a in n.names}  # fmt: skip
-        imported |= {(n.module or "").split(".")[0] for n in ast.walk(tree)
-                     if isinstance(n, ast.ImportFrom)}  # fmt: skip
+        imported = {
+            a.name.split(".")[0]
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Import)
+            for a in n.names
+        }
+        imported |= {
+            (n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
+        }
         assert not imported & {"typer", "click", "rich"}, name
         assert "annotate" not in imported or all(
             not (n.module or "").startswith("annotate.cli")
-            for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
-        ), name  # fmt: skip
+            for n in ast.walk(tree)
+            if isinstance(n, ast.ImportFrom)
+        ), name

@@ -28,8 +28,9 @@ def _audio_only(path: Path) -> Path:
 
     with av.open(str(path), "w") as container:
         stream = container.add_stream("aac", rate=48000)
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp",
-                                           layout="mono")  # fmt: skip
+        frame = av.AudioFrame.from_ndarray(
+            np.zeros((1, 1024), np.float32), format="fltp", layout="mono"
+        )
         frame.sample_rate = 48000
         for packet in [*stream.encode(frame), *stream.encode(None)]:
             container.mux(packet)

@@ -55,15 +55,19 @@ def test_inputs_are_found_and_placed_under_outdir(folder, tmp_path):
     assert set(placed) == {"cam1/a", "cam1/b", "cam2/a", "cam2/broken", "cam2/photos"}
     photos = placed["cam2/photos"]
     assert photos.image_set and [p.name for p in photos.images] == ["p1.png", "p2.jpg"]
-    assert [p.name for p in photos.outputs(tmp_path, True, True)] == ["p1.png", "p2.jpg",
-                                                                      "images.jsonl"]  # fmt: skip
+    assert [p.name for p in photos.outputs(tmp_path, True, True)] == [
+        "p1.png",
+        "p2.jpg",
+        "images.jsonl",
+    ]
     b = placed["cam1/b"].outputs(tmp_path, True, True)
     assert b == [tmp_path / "cam1/b.mp4", tmp_path / "cam1/b.jsonl"]
     # A glob, a list file (relative to itself) and an explicit file: the same inputs, once.
     listing = tmp_path / "list.txt"
     listing.write_text(f"# cameras\n{os.path.relpath(folder / 'cam1' / 'a.mp4', tmp_path)}\n\n")
-    jobs = find_jobs([str(folder / "cam*" / "*.mp4"), f"@{listing}", str(folder / "cam1")],
-                     tmp_path / "out")  # fmt: skip
+    jobs = find_jobs(
+        [str(folder / "cam*" / "*.mp4"), f"@{listing}", str(folder / "cam1")], tmp_path / "out"
+    )
     # The glob's matches are relative to its folder; the list's entry is the glob's cam1/a.mp4
     # again; the folder adds only b.mkv, relative to itself.
     assert sorted(str(j.relative) for j in jobs) == ["b", "cam1/a", "cam2/a", "cam2/broken"]
@@ -138,8 +142,11 @@ def test_batch_writes_every_output_and_a_manifest(cli, folder, tiny_model, tmp_p
         lines = (out / f"{name}.jsonl").read_text().splitlines()
         assert len(lines) == frames and json.loads(lines[0])["detections"][0]["label"] == "person"
     assert [s["type"] for s in probe(out / "cam2/a.mp4")["streams"]] == ["video", "audio"]
-    assert sorted(p.name for p in (out / "cam2/photos").iterdir()) == ["images.jsonl", "p1.png",
-                                                                       "p2.jpg"]  # fmt: skip
+    assert sorted(p.name for p in (out / "cam2/photos").iterdir()) == [
+        "images.jsonl",
+        "p1.png",
+        "p2.jpg",
+    ]
     assert not [p for p in out.rglob(".*")]  # no partial file left anywhere
     assert {p: p.stat().st_mtime_ns for p in before} == before  # inputs untouched
     assert r.out == "" and "Batch of 5 inputs: 2 worker processes" in r.err
@@ -188,16 +195,20 @@ def test_a_dying_worker_fails_only_its_own_input(folder, tiny_model, tmp_path):
     (src / "poison.mp4").write_bytes((folder / "cam1" / "a.mp4").read_bytes())
     options = RunOptions(source="", model=tiny_model).resolved()
     jobs = find_jobs([str(src)], tmp_path / "out")
-    pool = local.LocalPool(Batch(options, tmp_path / "out", True, False, "x", "sha"), 2,
-                           batch_helpers.crash_on_poison)  # fmt: skip
+    pool = local.LocalPool(
+        Batch(options, tmp_path / "out", True, False, "x", "sha"), 2, batch_helpers.crash_on_poison
+    )
     (tmp_path / "out").mkdir()
     records = {Path(e.record.input).name: e.record for e in pool.run(jobs) if hasattr(e, "record")}
     statuses = {n: r.status for n, r in records.items()}
-    assert statuses == {"ok0.mp4": "done", "ok1.mp4": "done", "ok2.mp4": "done",
-                        "poison.mp4": "failed"}  # fmt: skip
+    assert statuses == {
+        "ok0.mp4": "done",
+        "ok1.mp4": "done",
+        "ok2.mp4": "done",
+        "poison.mp4": "failed",
+    }
     assert "worker process died" in records["poison.mp4"].error
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["ok0.mp4", "ok1.mp4",
-                                                                   "ok2.mp4"]  # fmt: skip
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["ok0.mp4", "ok1.mp4", "ok2.mp4"]
 
 
 @pytest.mark.parametrize(
@@ -303,8 +314,13 @@ def test_ray_without_the_extra_names_it(cli, folder, tiny_model, tmp_path, monke
 
 
 def _batch_process(args: list[str]) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "annotate", "batch", *args], cwd=ROOT,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "annotate", "batch", *args],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def _alive(pid: int) -> bool:
@@ -322,8 +338,9 @@ def test_ctrl_c_stops_every_worker_and_leaves_no_half_file(tiny_model, tmp_path)
     for i in (1, 2):
         (src / f"long{i}.mp4").write_bytes((src / "long0.mp4").read_bytes())
     out = tmp_path / "out"
-    proc = _batch_process([str(src), "-o", str(out), "-m", str(tiny_model), "--json",
-                           "--jobs", "2"])  # fmt: skip
+    proc = _batch_process(
+        [str(src), "-o", str(out), "-m", str(tiny_model), "--json", "--jobs", "2"]
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and len(list(out.glob(".annotate-partial-*.mp4"))) < 2:
         time.sleep(0.1)
@@ -412,8 +429,9 @@ def ray_session():
 
 
 @ray_needed
-def test_ray_gives_the_same_detections_manifest_and_resume(folder, tiny_model, tmp_path,
-                                                           ray_session):  # fmt: skip
+def test_ray_gives_the_same_detections_manifest_and_resume(
+    folder, tiny_model, tmp_path, ray_session
+):
     base = RunOptions(source="", model=tiny_model, track=True)
     local_out, ray_out = tmp_path / "local", tmp_path / "ray"
     here = run_batch(BatchOptions([str(folder)], local_out, base, jobs=2, json=True))
@@ -428,16 +446,18 @@ def test_ray_gives_the_same_detections_manifest_and_resume(folder, tiny_model, t
         assert len(decode_video(ray_out / name)[2]) == len(decode_video(local_out / name)[2])
     assert {r["settings_id"] for r in manifest(ray_out)} == {r.settings_id for r in here.records}
     written = (ray_out / "manifest.jsonl").read_bytes()
-    again = run_batch(BatchOptions([str(folder)], ray_out, base, json=True, ray="auto",
-                                   resume=True))  # fmt: skip
+    again = run_batch(
+        BatchOptions([str(folder)], ray_out, base, json=True, ray="auto", resume=True)
+    )
     assert again.resumed == 4 and [r.status for r in again.records] == ["failed"]
     assert (ray_out / "manifest.jsonl").read_bytes().startswith(written)
 
 
 @ray_needed
 def test_ray_from_the_command_line_starts_a_local_ray(folder, tiny_model, tmp_path):
-    proc = _batch_process([str(folder / "cam1"), "-o", str(tmp_path / "o"), "-m",
-                           str(tiny_model), "--ray"])  # fmt: skip
+    proc = _batch_process(
+        [str(folder / "cam1"), "-o", str(tmp_path / "o"), "-m", str(tiny_model), "--ray"]
+    )
     err = proc.communicate(timeout=120)[1]
     assert proc.returncode == 0, err
     assert "Ray (local: 1 node" in err
@@ -446,8 +466,17 @@ def test_ray_from_the_command_line_starts_a_local_ray(folder, tiny_model, tmp_pa
 
 @ray_needed
 def test_an_unreachable_ray_cluster_is_one_line_before_any_work(folder, tiny_model, tmp_path):
-    proc = _batch_process([str(folder / "cam1"), "-o", str(tmp_path / "o"), "-m",
-                           str(tiny_model), "--ray", "ray://127.0.0.1:9"])  # fmt: skip
+    proc = _batch_process(
+        [
+            str(folder / "cam1"),
+            "-o",
+            str(tmp_path / "o"),
+            "-m",
+            str(tiny_model),
+            "--ray",
+            "ray://127.0.0.1:9",
+        ]
+    )
     err = proc.communicate(timeout=120)[1]
     assert proc.returncode == 1, err
     assert "cannot reach the Ray cluster at ray://127.0.0.1:9: Connection refused" in err
@@ -456,8 +485,9 @@ def test_an_unreachable_ray_cluster_is_one_line_before_any_work(folder, tiny_mod
 
 @ray_needed
 @pytest.mark.parametrize("scheme", ["", "ray://"])
-def test_a_listener_that_is_not_ray_is_one_line_within_seconds(folder, tiny_model, tmp_path,
-                                                              scheme):  # fmt: skip
+def test_a_listener_that_is_not_ray_is_one_line_within_seconds(
+    folder, tiny_model, tmp_path, scheme
+):
     """Something else answering on the port (a web server, say): Ray would retry for ever."""
     import socket
     import threading
@@ -483,8 +513,17 @@ def test_a_listener_that_is_not_ray_is_one_line_within_seconds(folder, tiny_mode
     thread.start()
     try:
         started = time.monotonic()
-        proc = _batch_process([str(folder / "cam1"), "-o", str(tmp_path / "o"), "-m",
-                               str(tiny_model), "--ray", f"{scheme}127.0.0.1:{port}"])  # fmt: skip
+        proc = _batch_process(
+            [
+                str(folder / "cam1"),
+                "-o",
+                str(tmp_path / "o"),
+                "-m",
+                str(tiny_model),
+                "--ray",
+                f"{scheme}127.0.0.1:{port}",
+            ]
+        )
         err = proc.communicate(timeout=60)[1]
         took = time.monotonic() - started
     finally:
@@ -513,8 +552,10 @@ def test_batch_detects_exactly_what_run_does(cli, tmp_path):
     found = 0
     for video in videos:
         single = tmp_path / f"{video.stem}.jsonl"
-        assert cli("run", video, "--json", single, "-m", MODEL, "--track", "--max-frames",
-                   "120").code == 0  # fmt: skip
+        assert (
+            cli("run", video, "--json", single, "-m", MODEL, "--track", "--max-frames", "120").code
+            == 0
+        )
         ours = [json.loads(x) for x in (out / f"{video.stem}.jsonl").read_text().splitlines()]
         theirs = [json.loads(x) for x in single.read_text().splitlines()]
         assert [x["detections"] for x in ours] == [x["detections"] for x in theirs]

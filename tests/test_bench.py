@@ -17,12 +17,31 @@ COREML = "CoreMLExecutionProvider"
 
 @pytest.mark.shared
 def test_json_report(cli):
-    r = cli("bench", "--json", "--iterations", "4", "--warmup", "1", "--providers", "cpu,coreml",
-            "--model", MODEL)  # fmt: skip
+    r = cli(
+        "bench",
+        "--json",
+        "--iterations",
+        "4",
+        "--warmup",
+        "1",
+        "--providers",
+        "cpu,coreml",
+        "--model",
+        MODEL,
+    )
     assert r.code == 0, r.err
     report = json.loads(r.out)
-    assert set(report) == {"machine", "model", "input", "settings", "iterations", "warmup",
-                           "results", "baseline", "recommendation"}  # fmt: skip
+    assert set(report) == {
+        "machine",
+        "model",
+        "input",
+        "settings",
+        "iterations",
+        "warmup",
+        "results",
+        "baseline",
+        "recommendation",
+    }
     assert report["input"]["image"] == "grace_hopper.jpg (bundled)"
     assert report["iterations"] == 4 and report["warmup"] == 1
     cpu, coreml = report["results"]
@@ -42,8 +61,19 @@ def test_json_report(cli):
 
 @pytest.mark.shared
 def test_table_output(cli):
-    r = cli("bench", "--iterations", "3", "--warmup", "0", "--providers", "cpu,cuda",
-            "--model", MODEL, "--threads", "1")  # fmt: skip
+    r = cli(
+        "bench",
+        "--iterations",
+        "3",
+        "--warmup",
+        "0",
+        "--providers",
+        "cpu,cuda",
+        "--model",
+        MODEL,
+        "--threads",
+        "1",
+    )
     assert r.code == 0, r.err
     assert "CPUExecutionProvider" in r.out and "inference" in r.out and "p90 ms" in r.out
     assert "CUDAExecutionProvider: skipped" in r.out
@@ -53,17 +83,36 @@ def test_table_output(cli):
 
 @pytest.mark.shared
 def test_end_to_end_on_a_video(cli):
-    r = cli("bench", "--json", "--iterations", "2", "--warmup", "0", "--providers", "cpu",
-            "--source", VIDEOS / "bottle-detection.mp4", "--frames", "20",
-            "--model", MODEL)  # fmt: skip
+    r = cli(
+        "bench",
+        "--json",
+        "--iterations",
+        "2",
+        "--warmup",
+        "0",
+        "--providers",
+        "cpu",
+        "--source",
+        VIDEOS / "bottle-detection.mp4",
+        "--frames",
+        "20",
+        "--model",
+        MODEL,
+    )
     assert r.code == 0, r.err
     (cpu,) = json.loads(r.out)["results"]
     e2e, seq = cpu["end_to_end"], cpu["sequential"]
     assert e2e["frames"] == seq["frames"] == 20 and e2e["fps"] > 0 and seq["fps"] > 0
     assert e2e["mode"].startswith("concurrent") and seq["mode"] == "sequential"
     assert e2e["loop_fps"] > e2e["fps"]  # start-up excluded
-    assert set(e2e["cpu_ms"]) == {"decode", "preprocess", "inference", "postprocess", "draw",
-                                  "write"}  # fmt: skip
+    assert set(e2e["cpu_ms"]) == {
+        "decode",
+        "preprocess",
+        "inference",
+        "postprocess",
+        "draw",
+        "write",
+    }
     assert all(v > 0 for v in e2e["cpu_ms"].values())
 
 
@@ -107,8 +156,9 @@ def test_two_providers_counts_and_speedup(monkeypatch):
     monkeypatch.setattr("annotate.pipeline.build.cpu_cores", lambda: 2)
     made: dict = {}
     config = BenchConfig(MODEL, ["cpu", "coreml"], iterations=7, warmup=3)
-    report = run_bench(config, available=[COREML, CPU],
-                       session_factory=_factory(made, {COREML: 0.03}))  # fmt: skip
+    report = run_bench(
+        config, available=[COREML, CPU], session_factory=_factory(made, {COREML: 0.03})
+    )
     # The fastest settings (ONNX Runtime's defaults): 1 probe that reads the output layout,
     # 3 warm-up, 7 timed, and 1 run whose output feeds the post-processing timing; then the
     # concurrent runner's settings: 3 warm-up and 7 timed.
@@ -134,8 +184,10 @@ def test_silent_fallback_is_reported_not_timed():
     report = run_bench(config, available=["CUDAExecutionProvider", CPU], session_factory=factory)
     (cuda,) = report.results
     assert cuda.status == "skipped" and cuda.inference is None
-    assert cuda.reason == "ONNX Runtime fell back to CPUExecutionProvider (not timed as " \
-                          "CUDAExecutionProvider)"  # fmt: skip
+    assert (
+        cuda.reason == "ONNX Runtime fell back to CPUExecutionProvider (not timed as "
+        "CUDAExecutionProvider)"
+    )
     assert [s.runs for s in made["CUDAExecutionProvider"]] == [0]
 
 
@@ -168,12 +220,14 @@ def test_bad_arguments(cli, args, message):
 
 
 def test_coreml_options_reach_the_provider(tmp_path):
-    settings = SessionSettings(coreml_format="NeuralNetwork", coreml_units="CPUAndGPU",
-                               coreml_cache=tmp_path / "cache")  # fmt: skip
+    settings = SessionSettings(
+        coreml_format="NeuralNetwork", coreml_units="CPUAndGPU", coreml_cache=tmp_path / "cache"
+    )
     assert settings.provider_options(COREML) == {
-        "ModelFormat": "NeuralNetwork", "MLComputeUnits": "CPUAndGPU",
+        "ModelFormat": "NeuralNetwork",
+        "MLComputeUnits": "CPUAndGPU",
         "ModelCacheDirectory": str(tmp_path / "cache"),
-    }  # fmt: skip
+    }
     assert settings.provider_options(CPU) == {}
 
 
@@ -195,12 +249,37 @@ def test_end_to_end_fps_is_what_annotate_run_does(cli, tmp_path, monkeypatch):
 
     monkeypatch.setattr(annotate.pipeline, "run", recording)
     clip = VIDEOS / "one-by-one-person-detection.mp4"
-    r = cli("bench", "--json", "--iterations", "1", "--warmup", "0", "--providers", "cpu",
-            "--source", clip, "--frames", "40", "--model", MODEL)  # fmt: skip
+    r = cli(
+        "bench",
+        "--json",
+        "--iterations",
+        "1",
+        "--warmup",
+        "0",
+        "--providers",
+        "cpu",
+        "--source",
+        clip,
+        "--frames",
+        "40",
+        "--model",
+        MODEL,
+    )
     assert r.code == 0, r.err
     reported = json.loads(r.out)["results"][0]
-    r = cli("run", clip, "-o", tmp_path / "o.mp4", "--max-frames", "40", "--provider", "cpu",
-            "--model", MODEL, "-q")  # fmt: skip
+    r = cli(
+        "run",
+        clip,
+        "-o",
+        tmp_path / "o.mp4",
+        "--max-frames",
+        "40",
+        "--provider",
+        "cpu",
+        "--model",
+        MODEL,
+        "-q",
+    )
     assert r.code == 0, r.err
     (bench_run, bench_summary), (bench_seq, seq_summary), (user_run, _) = calls
     same = ("source", "max_frames", "sequential", "workers", "batch", "encode", "conf", "iou")
@@ -248,9 +327,18 @@ def test_the_sequential_loop_spins_during_runs_only_and_workers_do_not(
     sessions = _session_entries(monkeypatch)
     for sequential, output in ((True, None), (True, tmp_path / "o.mp4"), (False, None)):
         sessions.clear()
-        run(RunOptions(str(clip), tiny_model, Resolution((CPU,), "t"), output=output,
-                       json_path=str(tmp_path / "d.jsonl"), sequential=sequential,
-                       max_frames=3, workers=None if sequential else 2))  # fmt: skip
+        run(
+            RunOptions(
+                str(clip),
+                tiny_model,
+                Resolution((CPU,), "t"),
+                output=output,
+                json_path=str(tmp_path / "d.jsonl"),
+                sequential=sequential,
+                max_frames=3,
+                workers=None if sequential else 2,
+            )
+        )
         (entries,) = sessions
         spin = "1" if sequential else "0"
         assert entries["session.intra_op.allow_spinning"] == spin

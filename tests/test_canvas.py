@@ -43,8 +43,9 @@ def white_block(height: int, width: int) -> np.ndarray:
 
 
 def test_a_convolutional_model_finds_the_same_boxes_on_a_fitted_canvas(tmp_path):
-    detector = Detector.load(brightness_yolox(tmp_path / "bright.onnx", 416), ON_CPU, conf=0.6,
-                             free_size=True)  # fmt: skip
+    detector = Detector.load(
+        brightness_yolox(tmp_path / "bright.onnx", 416), ON_CPU, conf=0.6, free_size=True
+    )
     assert detector.can_fit
     image = white_block(468, 832)  # 16:9 at half size: 416x234 of the picture on the canvas
     square = detector(image)
@@ -71,8 +72,9 @@ def test_an_accelerator_keeps_the_size_it_compiles_for(tmp_path):
     """Only the CPU provider gets the model with a free size; others are not asked."""
     model = brightness_yolox(tmp_path / "bright.onnx", 128)
     on_cpu = Detector.load(model, ON_CPU, free_size=True)
-    elsewhere = Detector.load(model, Resolution(("CUDAExecutionProvider", CPU), "test"),
-                              free_size=True)  # fmt: skip
+    elsewhere = Detector.load(
+        model, Resolution(("CUDAExecutionProvider", CPU), "test"), free_size=True
+    )
     assert on_cpu.can_fit and not elsewhere.can_fit
     assert on_cpu.session.get_inputs()[0].shape[2:] == ["height", "width"]
     assert elsewhere.session.get_inputs()[0].shape[2:] == [128, 128]
@@ -86,8 +88,13 @@ def test_a_model_with_its_weights_in_another_file_loads_as_it_is(tmp_path):
     model = onnx.load(str(brightness_yolox(tmp_path / "bright.onnx", 128, classes=80)))
     split = tmp_path / "split"
     split.mkdir()
-    onnx.save(model, str(split / "model.onnx"), save_as_external_data=True,
-              location="weights.bin", size_threshold=100)  # the conv's, not the shape  # fmt: skip
+    onnx.save(
+        model,
+        str(split / "model.onnx"),
+        save_as_external_data=True,
+        location="weights.bin",
+        size_threshold=100,
+    )  # the conv's, not the shape
     assert (split / "weights.bin").stat().st_size > 0
     detector = Detector.load(split / "model.onnx", ON_CPU, free_size=True)
     assert not detector.can_fit
@@ -102,7 +109,7 @@ def test_without_free_size_the_model_is_loaded_as_it_is(tmp_path):
 @pytest.mark.shared
 def test_the_real_model_on_real_footage_finds_the_same_objects_on_a_fitted_canvas():
     """Clear detections (0.5 and up) are the same objects with nearly the same scores; near
-    --conf one canvas may keep a box the other drops (README, "Canvas")."""
+    --conf one canvas may keep a box the other drops (docs/models.md, the fitted canvas)."""
     _, _, frames = decode_video(VIDEOS / "bottle-detection.mp4")
     detector = Detector.load(MODEL, ON_CPU, free_size=True)
     assert detector.can_fit and detector.input_hw == (416, 416)
@@ -128,8 +135,17 @@ def test_the_real_model_on_real_footage_finds_the_same_objects_on_a_fitted_canva
 def test_videos_get_a_fitted_canvas_and_images_the_models_square(cli, tiny_model, tmp_path):
     from tests.helpers import IMAGES
 
-    video = cli("run", VIDEOS / "bottle-detection.mp4", "--model", MODEL, "--max-frames", "31",
-                "--json", tmp_path / "v.jsonl", "-v")  # fmt: skip
+    video = cli(
+        "run",
+        VIDEOS / "bottle-detection.mp4",
+        "--model",
+        MODEL,
+        "--max-frames",
+        "31",
+        "--json",
+        tmp_path / "v.jsonl",
+        "-v",
+    )
     assert video.code == 0, video.err
     assert "Canvas: 416x256 for 640x360 frames (the model's own: 416x416)" in video.err
     frame = json.loads((tmp_path / "v.jsonl").read_text().splitlines()[30])
@@ -154,8 +170,9 @@ def test_a_canvas_that_is_not_one_of_the_three_is_a_usage_error(cli, tiny_model,
 
 
 def test_fit_on_a_model_that_cannot_says_so_and_runs_square(cli, tiny_model, clip, tmp_path):
-    result = cli("run", clip, "--model", tiny_model, "--canvas", "fit", "--json",
-                 tmp_path / "d.jsonl")  # fmt: skip
+    result = cli(
+        "run", clip, "--model", tiny_model, "--canvas", "fit", "--json", tmp_path / "d.jsonl"
+    )
     assert result.code == 0
     assert "takes only its 64x64 input" in result.err
     assert len((tmp_path / "d.jsonl").read_text().splitlines()) == 200

@@ -52,8 +52,12 @@ def test_bottle_video_end_to_end(cli, tmp_path):
     original = original.to_ndarray(format="bgr24").astype(int)
     assert abs(frame[y1:y2, x1 - 1 : x1 + 2] - original[y1:y2, x1 - 1 : x1 + 2]).mean() > 30
 
-    fps_lines = re.findall(r"^Frame (\d+): (\d+) detections?, inference [\d.]+ms, "
-                           r"avg [\d.]+ms \([\d.]+ FPS\)$", r.err, re.M)  # fmt: skip
+    fps_lines = re.findall(
+        r"^Frame (\d+): (\d+) detections?, inference [\d.]+ms, "
+        r"avg [\d.]+ms \([\d.]+ FPS\)$",
+        r.err,
+        re.M,
+    )
     assert [int(n) for n, _ in fps_lines] == list(range(30, 1189, 30))
     assert "Using execution provider: CPUExecutionProvider (auto: Linux" in r.err
     assert re.search(r"^Done: 1189 frames in [\d.]+ s \([\d.]+ FPS mean", r.err, re.M)
@@ -68,12 +72,22 @@ def test_images_to_a_directory_and_json(cli, tmp_path):
     assert r.code == 0, r.err
     assert r.err == ""  # --quiet
     assert sorted(p.name for p in out.iterdir()) == [
-        "astronaut.png", "chelsea.png", "coffee.png", "motorcycle_left.png"]  # fmt: skip
-    records = {json.loads(line)["source"].rsplit("/", 1)[-1]: json.loads(line)
-               for line in dets.read_text().splitlines()}  # fmt: skip
+        "astronaut.png",
+        "chelsea.png",
+        "coffee.png",
+        "motorcycle_left.png",
+    ]
+    records = {
+        json.loads(line)["source"].rsplit("/", 1)[-1]: json.loads(line)
+        for line in dets.read_text().splitlines()
+    }
     best = {k: max(v["detections"], key=lambda d: d["score"])["label"] for k, v in records.items()}
-    assert best == {"astronaut.png": "person", "chelsea.png": "cat", "coffee.png": "cup",
-                    "motorcycle_left.png": "motorcycle"}  # fmt: skip
+    assert best == {
+        "astronaut.png": "person",
+        "chelsea.png": "cat",
+        "coffee.png": "cup",
+        "motorcycle_left.png": "motorcycle",
+    }
     assert records["chelsea.png"]["time"] is None
     assert (records["coffee.png"]["width"], records["coffee.png"]["height"]) == (600, 400)
 
@@ -101,8 +115,17 @@ def test_json_to_stdout(cli):
 @pytest.mark.shared
 def test_max_frames_and_fps_every(cli, tmp_path):
     dets = tmp_path / "d.jsonl"
-    r = cli("run", VIDEOS / "asl_walk.mkv", "--json", dets, "--max-frames", "25",
-            "--fps-every", "10", *M)  # fmt: skip
+    r = cli(
+        "run",
+        VIDEOS / "asl_walk.mkv",
+        "--json",
+        dets,
+        "--max-frames",
+        "25",
+        "--fps-every",
+        "10",
+        *M,
+    )
     assert r.code == 0, r.err
     assert len(dets.read_text().splitlines()) == 25
     assert re.findall(r"^Frame (\d+):", r.err, re.M) == ["10", "20"]
@@ -118,8 +141,9 @@ def test_max_frames_and_fps_every(cli, tmp_path):
     ],
 )  # fmt: skip
 @pytest.mark.shared
-def test_start_up_log_names_where_the_provider_came_from(cli, tmp_path, monkeypatch, setup,
-                                                         expected):  # fmt: skip
+def test_start_up_log_names_where_the_provider_came_from(
+    cli, tmp_path, monkeypatch, setup, expected
+):
     if not sys.platform.startswith("linux"):
         pytest.skip("the auto reason names the OS")
     monkeypatch.chdir(tmp_path)
@@ -190,31 +214,52 @@ def _error_cases(tmp):
         (["run", tmp / "nope.mp4", *M], 2, f"Error: input {tmp / 'nope.mp4'} does not exist"),
         (["run", text_mp4, *M], 1, f"Error: {text_mp4} is not a video or image file"),
         (["run", img, "--model", not_onnx], 1, f"Error: cannot load {not_onnx} as an ONNX model"),
-        (["run", img, "--model", tmp / "missing.onnx"], 2,
-         f"Error: model file {tmp / 'missing.onnx'} (from --model) does not exist"),
+        (
+            ["run", img, "--model", tmp / "missing.onnx"],
+            2,
+            f"Error: model file {tmp / 'missing.onnx'} (from --model) does not exist",
+        ),
         (["run", img, "--model", tmp], 2, f"Error: model path {tmp} (from --model) is a directory"),
-        (["run", img, "--model", "yolo-huge"], 2,
-         "Error: unknown model 'yolo-huge' (from --model)"),
-        (["run", img, "--provider", "gpu", *M], 2,
-         "Error: unknown execution provider 'gpu' (from --provider)"),
-        (["run", img, "--provider", "coreml", *M], 2,
-         "Error: execution provider 'coreml' (CoreMLExecutionProvider) (from --provider) is not "
-         "available in this onnxruntime build; available: CPUExecutionProvider"),
+        (
+            ["run", img, "--model", "yolo-huge"],
+            2,
+            "Error: unknown model 'yolo-huge' (from --model)",
+        ),
+        (
+            ["run", img, "--provider", "gpu", *M],
+            2,
+            "Error: unknown execution provider 'gpu' (from --provider)",
+        ),
+        (
+            ["run", img, "--provider", "coreml", *M],
+            2,
+            "Error: execution provider 'coreml' (CoreMLExecutionProvider) (from --provider) is not "
+            "available in this onnxruntime build; available: CPUExecutionProvider",
+        ),
         (["run", video, "-o", video, *M], 2, f"Error: output {video} is the input"),
         (["run", video, "--json", video, *M], 2, f"Error: output {video} is the input"),
-        (["run", video, "-o", tmp / "no" / "out.mp4", *M], 2,
-         f"Error: cannot write {tmp / 'no' / 'out.mp4'}: directory {tmp / 'no'} does not exist"),
-        (["run", video, "-o", tmp / "out.avi", *M], 2,
-         f"Error: cannot write video to {tmp / 'out.avi'}: unsupported extension '.avi'"),
+        (
+            ["run", video, "-o", tmp / "no" / "out.mp4", *M],
+            2,
+            f"Error: cannot write {tmp / 'no' / 'out.mp4'}: directory {tmp / 'no'} does not exist",
+        ),
+        (
+            ["run", video, "-o", tmp / "out.avi", *M],
+            2,
+            f"Error: cannot write video to {tmp / 'out.avi'}: unsupported extension '.avi'",
+        ),
         (["run", video, "--conf", "1.5", *M], 2, "Error: --conf must be between 0 and 1, got 1.5"),
         (["run", video, "--iou", "-1", *M], 2, "Error: --iou must be between 0 and 1, got -1.0"),
         (["run", video, "--fps-every", "0", *M], 2, "Error: --fps-every must be at least 1, got 0"),
-        (["run", video, "--max-frames", "-3", *M], 2,
-         "Error: --max-frames must be at least 1, got -3"),
+        (
+            ["run", video, "--max-frames", "-3", *M],
+            2,
+            "Error: --max-frames must be at least 1, got -3",
+        ),
         (["run", video, "--conf", "high", *M], 2, "Error: Invalid value for '--conf'"),
         (["run", *M], 2, "Error: no source given"),
         (["run", "camera:7", *M, "--no-show"], 1, "Error: cannot open camera 7"),
-    ]  # fmt: skip
+    ]
 
 
 @pytest.mark.shared
@@ -319,11 +364,12 @@ def _python(*args: str, **kw) -> subprocess.CompletedProcess[str]:
 
 
 def test_help_loads_no_heavy_modules():
-    code = ("import sys; from annotate.cli import main\n"
-            "for args in (['--help'], ['run', '--help'], ['--version']):\n"
-            "    assert main(args) == 0\n"
-            "print(sorted(m for m in ('cv2', 'onnxruntime', 'av') if m in sys.modules))"
-            )  # fmt: skip
+    code = (
+        "import sys; from annotate.cli import main\n"
+        "for args in (['--help'], ['run', '--help'], ['--version']):\n"
+        "    assert main(args) == 0\n"
+        "print(sorted(m for m in ('cv2', 'onnxruntime', 'av') if m in sys.modules))"
+    )
     r = _python("-c", code)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().splitlines()[-1] == "[]"
@@ -336,8 +382,12 @@ def test_python_dash_m():
 
 def _signal_after(args: list[str], line: str, sig: int) -> tuple[int, str]:
     """Start ``annotate run``, send ``sig`` once stderr shows ``line``; (exit code, rest)."""
-    proc = subprocess.Popen([sys.executable, "-m", "annotate", "run", *args, *M],
-                            stderr=subprocess.PIPE, text=True, cwd=ROOT)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "annotate", "run", *args, *M],
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
     assert proc.stderr is not None
     for text in proc.stderr:
         if text.startswith(line):
@@ -354,9 +404,19 @@ def _signal_after(args: list[str], line: str, sig: int) -> tuple[int, str]:
 def test_ctrl_c_leaves_playable_outputs(tmp_path):
     """A real SIGINT mid-run: exit 130, video and JSON Lines hold the same whole frames."""
     out, dets = tmp_path / "out.mp4", tmp_path / "d.jsonl"
-    code, rest = _signal_after([str(VIDEOS / "one-by-one-person-detection.mp4"), "-o", str(out),
-                                "--json", str(dets), "--fps-every", "10"],
-                               "Frame 40:", signal.SIGINT)  # fmt: skip
+    code, rest = _signal_after(
+        [
+            str(VIDEOS / "one-by-one-person-detection.mp4"),
+            "-o",
+            str(out),
+            "--json",
+            str(dets),
+            "--fps-every",
+            "10",
+        ],
+        "Frame 40:",
+        signal.SIGINT,
+    )
     assert code == 130, rest
     assert "Traceback" not in rest and "stopped by SIGINT" in rest
     records = [json.loads(line) for line in dets.read_text().splitlines()]
@@ -369,8 +429,9 @@ def test_ctrl_c_leaves_playable_outputs(tmp_path):
 def test_sigterm_exit_code(tmp_path):
     clip = make_clip(tmp_path / "long.mp4", 600, size=(320, 240))
     out = tmp_path / "o.mkv"
-    code, rest = _signal_after([str(clip), "-o", str(out), "--fps-every", "5"], "Frame 10:",
-                               signal.SIGTERM)  # fmt: skip
+    code, rest = _signal_after(
+        [str(clip), "-o", str(out), "--fps-every", "5"], "Frame 10:", signal.SIGTERM
+    )
     assert code == 143, rest
     assert len(decode_video(out)[2]) >= 10
 
@@ -389,11 +450,25 @@ def test_fps_lines_print_above_the_progress_bar_in_a_terminal(tmp_path, columns)
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "annotate", "run", str(VIDEOS / "bottle-detection.mp4"),
-         "--max-frames", "95", "--json", str(tmp_path / "d.jsonl"), *M],
-        stdin=follower, stdout=follower, stderr=follower, cwd=ROOT, close_fds=True,
+        [
+            sys.executable,
+            "-m",
+            "annotate",
+            "run",
+            str(VIDEOS / "bottle-detection.mp4"),
+            "--max-frames",
+            "95",
+            "--json",
+            str(tmp_path / "d.jsonl"),
+            *M,
+        ],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        cwd=ROOT,
+        close_fds=True,
         env={**os.environ, "TERM": "xterm-256color", "COLUMNS": str(columns)},
-    )  # fmt: skip
+    )
     os.close(follower)
     chunks = []
     while True:
@@ -416,10 +491,12 @@ def test_fps_lines_print_above_the_progress_bar_in_a_terminal(tmp_path, columns)
 
 def test_a_signal_while_starting_is_one_line():
     """Ctrl-C while the modules are still being imported: one line and 130, no traceback."""
-    code = ("import os, signal, time, annotate._entry as entry\n"
-            "for s in (signal.SIGINT, signal.SIGTERM): signal.signal(s, entry._starting)\n"
-            "os.kill(os.getpid(), signal.SIGINT)\n"
-            "time.sleep(5)\n")  # fmt: skip
+    code = (
+        "import os, signal, time, annotate._entry as entry\n"
+        "for s in (signal.SIGINT, signal.SIGTERM): signal.signal(s, entry._starting)\n"
+        "os.kill(os.getpid(), signal.SIGINT)\n"
+        "time.sleep(5)\n"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert (r.returncode, r.stderr) == (130, "Error: interrupted while starting\n")
 

@@ -18,12 +18,23 @@ LABELS = ["person", "bicycle", "car"]
 def feet(*points: tuple[float, float, int], cls: int = 0) -> Detections:
     """Boxes 20 wide and 40 tall whose bottom centre is at each ``(x, y, track)``."""
     xyxy = [[x - 10, y - 40, x + 10, y] for x, y, _t in points]
-    return Detections(np.reshape(xyxy, (-1, 4)), [0.9] * len(points), [cls] * len(points),
-                      track_id=[t for *_xy, t in points], labels=LABELS)  # fmt: skip
+    return Detections(
+        np.reshape(xyxy, (-1, 4)),
+        [0.9] * len(points),
+        [cls] * len(points),
+        track_id=[t for *_xy, t in points],
+        labels=LABELS,
+    )
 
 
-def walk(counter: Counter, path: list[tuple[float, float]], track: int = 1, cls: int = 0,
-         fps: float = 30, start: int = 0) -> list:  # fmt: skip
+def walk(
+    counter: Counter,
+    path: list[tuple[float, float]],
+    track: int = 1,
+    cls: int = 0,
+    fps: float = 30,
+    start: int = 0,
+) -> list:
     events = []
     for i, (x, y) in enumerate(path, start=start):
         events += counter.update(feet((x, y, track), cls=cls), i / fps, 640, 480)
@@ -41,14 +52,22 @@ def test_crossing_counts_once_per_direction_with_its_class():
     assert [(e.shape, e.track_id, e.kind, e.label) for e in events] == [("door", 1, "in", "person")]
     walk(counter, [(300, y) for y in range(300, 160, -20)], start=7)  # back out
     walk(counter, [(300, y) for y in range(180, 320, 20)], start=14)  # in again: not twice
-    assert counter.line_counts["door"] == {"in": 1, "out": 1,
-                                           "by_class": {"person": {"in": 1, "out": 1}}}  # fmt: skip
+    assert counter.line_counts["door"] == {
+        "in": 1,
+        "out": 1,
+        "by_class": {"person": {"in": 1, "out": 1}},
+    }
 
 
 def test_a_box_jittering_on_the_line_counts_nothing():
     counter = door()
-    assert walk(counter, [(300, 238), (300, 242), (300, 237), (300, 243), (300, 238),
-                          (300, 241), (300, 239)]) == []  # fmt: skip
+    assert (
+        walk(
+            counter,
+            [(300, 238), (300, 242), (300, 237), (300, 243), (300, 238), (300, 241), (300, 239)],
+        )
+        == []
+    )
     assert counter.line_counts["door"]["in"] == counter.line_counts["door"]["out"] == 0
 
 

@@ -160,8 +160,12 @@ def test_other_input_sizes_are_read_from_the_model():
 
 
 def test_detections_name_filter_and_measure_their_boxes():
-    d = Detections([[0, 0, 10, 10], [0, 0, 2, 3], [5, 5, 25, 15]], [0.9, 0.8, 0.7], [0, 2, 99],
-                   labels=("person", "bicycle", "car"))  # fmt: skip
+    d = Detections(
+        [[0, 0, 10, 10], [0, 0, 2, 3], [5, 5, 25, 15]],
+        [0.9, 0.8, 0.7],
+        [0, 2, 99],
+        labels=("person", "bicycle", "car"),
+    )
     assert d.names == ["person", "car", "99"]  # a class the labels do not name: its number
     assert d.area.tolist() == [100, 6, 200]
     assert d.filter(classes={0, 99}).names == ["person", "99"]

@@ -58,10 +58,27 @@ def test_damaged_video(tmp_path, case):
     out, dets = tmp_path / "out.mp4", tmp_path / "d.jsonl"
     try:
         r = subprocess.run(
-            [sys.executable, "-m", "annotate", "run", str(damaged), "-o", str(out), "--json",
-             str(dets), "--model", str(MODEL), "--max-frames", "80", "-q"],
-            capture_output=True, text=True, timeout=90, cwd=ROOT,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "annotate",
+                "run",
+                str(damaged),
+                "-o",
+                str(out),
+                "--json",
+                str(dets),
+                "--model",
+                str(MODEL),
+                "--max-frames",
+                "80",
+                "-q",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=90,
+            cwd=ROOT,
+        )
     except subprocess.TimeoutExpired:
         pytest.fail(f"case {case} ({kind} {name}) hung")
     what = f"case {case} ({kind} {name}): exit {r.returncode}, stderr {r.stderr!r}"

@@ -278,14 +278,19 @@ def test_ultralytics_yolov8_layout_with_names(cli, tmp_path):
     out[0, :4, 7] = [160, 160, 100, 50]  # cx, cy, w, h in the 320x320 canvas
     out[0, 4 + 2, 7] = 0.9  # class 2
     names = "{0: 'apple', 1: 'pear', 2: 'plum'}"
-    model = constant_model(tmp_path / "v8.onnx", out, [1, 3, 320, 320],
-                           {"names": names, "author": "Ultralytics"})  # fmt: skip
+    model = constant_model(
+        tmp_path / "v8.onnx", out, [1, 3, 320, 320], {"names": names, "author": "Ultralytics"}
+    )
     record = _run_json(cli, model, image=_picture(tmp_path))
     (d,) = record["detections"]
     # the picture is 600x400: ratio 320/600, image 320x213 centred with pad_y = 53.
     ratio, pad_y = 320 / 600, (320 - int(400 * 320 / 600)) // 2
-    expected = [(160 - 50 - 0) / ratio, (160 - 25 - pad_y) / ratio,
-                (160 + 50) / ratio, (160 + 25 - pad_y) / ratio]  # fmt: skip
+    expected = [
+        (160 - 50 - 0) / ratio,
+        (160 - 25 - pad_y) / ratio,
+        (160 + 50) / ratio,
+        (160 + 25 - pad_y) / ratio,
+    ]
     assert d["label"] == "plum" and d["class_id"] == 2 and d["score"] == pytest.approx(0.9)
     assert d["box"] == pytest.approx(expected, abs=0.02)
 
@@ -296,13 +301,15 @@ def test_ultralytics_yolov5_layout_with_dynamic_axes(cli, tmp_path):
     out = np.zeros((1, n, 5 + 80), np.float32)
     out[0, 11, :5] = [128, 128, 64, 64, 0.8]
     out[0, 11, 5 + 41] = 0.5  # cup
-    model = constant_model(tmp_path / "v5.onnx", out, [1, 3, "height", "width"],
-                           {"imgsz": "[256, 256]"})  # fmt: skip
+    model = constant_model(
+        tmp_path / "v5.onnx", out, [1, 3, "height", "width"], {"imgsz": "[256, 256]"}
+    )
     (d,) = _run_json(cli, model, image=_picture(tmp_path))["detections"]
     assert d["label"] == "cup" and d["score"] == pytest.approx(0.4)
     ratio, pad_y = 256 / 600, (256 - int(400 * 256 / 600)) // 2
-    assert d["box"] == pytest.approx([96 / ratio, (96 - pad_y) / ratio, 160 / ratio,
-                                      (160 - pad_y) / ratio], abs=0.02)  # fmt: skip
+    assert d["box"] == pytest.approx(
+        [96 / ratio, (96 - pad_y) / ratio, 160 / ratio, (160 - pad_y) / ratio], abs=0.02
+    )
 
 
 def test_labels_file_and_family_override(cli, tmp_path):
@@ -328,8 +335,7 @@ def test_labels_file_and_family_override(cli, tmp_path):
 
 @pytest.mark.shared
 def test_not_a_detector(cli, tmp_path):
-    model = constant_model(tmp_path / "cls.onnx", np.zeros((1, 1000), np.float32),
-                           [1, 3, 224, 224])  # fmt: skip
+    model = constant_model(tmp_path / "cls.onnx", np.zeros((1, 1000), np.float32), [1, 3, 224, 224])
     r = cli("run", IMAGES / "coffee.png", "--model", model)
     assert r.code == 1
     assert (

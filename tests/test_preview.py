@@ -49,9 +49,14 @@ class Running:
     def __init__(self, caplog: pytest.LogCaptureFixture, host: str = "127.0.0.1", **kw) -> None:
         caplog.set_level(logging.INFO, logger="annotate")
         self.caplog = caplog
-        options = RunOptions(source=str(kw.pop("source", PERSON)), model=MODEL,
-                             resolution=Resolution((CPU,), "test"), serve=(host, 0),
-                             fps_every=10**6, **kw)  # fmt: skip
+        options = RunOptions(
+            source=str(kw.pop("source", PERSON)),
+            model=MODEL,
+            resolution=Resolution((CPU,), "test"),
+            serve=(host, 0),
+            fps_every=10**6,
+            **kw,
+        )
         self.summary = None
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, args=(options,), daemon=True)
@@ -78,8 +83,9 @@ class Running:
     def stop(self) -> None:
         """As the page's Stop button does: with the run's token from the page."""
         token = re.search(r'"X-Annotate-Token": "([^"]+)"', self.get("/").decode()).group(1)
-        request = urllib.request.Request(self.url + "stop", method="POST",
-                                         headers={"X-Annotate-Token": token})  # fmt: skip
+        request = urllib.request.Request(
+            self.url + "stop", method="POST", headers={"X-Annotate-Token": token}
+        )
         urllib.request.urlopen(request, timeout=10).read()
         self.thread.join(timeout=20)
         assert not self.thread.is_alive() and self.error is None
@@ -156,18 +162,29 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 def test_page_in_headless_chromium(caplog, tmp_path):
     """A real browser loads the page: frames arrive and change, stats fill in, screenshot."""
     running = Running(caplog, sequential=True)
-    flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-             "--no-first-run", "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
-             "--virtual-time-budget=4000", "--timeout=20000"]  # fmt: skip
+    flags = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=4000",
+        "--timeout=20000",
+    ]
 
     def chromium(*args: str) -> str:
         """Headless Chromium, once more if it hangs (it did, rarely, on a busy CI host, even
         with its own --timeout)."""
         for attempt in range(2):
             try:
-                return subprocess.run([*flags, *args, running.url], capture_output=True,
-                                      text=True, timeout=60).stdout  # fmt: skip
+                return subprocess.run(
+                    [*flags, *args, running.url], capture_output=True, text=True, timeout=60
+                ).stdout
             except subprocess.TimeoutExpired:
                 if attempt:
                     raise
@@ -258,12 +275,17 @@ def test_only_this_server_s_host_names_are_answered(caplog):
     port = running.url.rstrip("/").rsplit(":", 1)[1]
     try:
         for path in ("/frame.jpg", "/stats", "/", "/stream.mjpg"):
-            answer = _raw(running, f"GET {path} HTTP/1.1\r\nHost: attacker.example:{port}\r\n"
-                                   "Connection: close\r\n\r\n".encode())  # fmt: skip
+            answer = _raw(
+                running,
+                f"GET {path} HTTP/1.1\r\nHost: attacker.example:{port}\r\n"
+                "Connection: close\r\n\r\n".encode(),
+            )
             assert answer.startswith(b"HTTP/1.0 403"), (path, answer[:80])
         for name in ("127.0.0.1", "localhost"):
-            answer = _raw(running, f"GET /stats HTTP/1.1\r\nHost: {name}:{port}\r\n"
-                                   "Connection: close\r\n\r\n".encode())  # fmt: skip
+            answer = _raw(
+                running,
+                f"GET /stats HTTP/1.1\r\nHost: {name}:{port}\r\nConnection: close\r\n\r\n".encode(),
+            )
             assert answer.startswith(b"HTTP/1.0 200"), name
     finally:
         running.stop()
@@ -275,14 +297,18 @@ def test_a_stop_from_another_site_is_refused_and_the_run_goes_on(caplog):
     port = running.url.rstrip("/").rsplit(":", 1)[1]
     forged = [
         # another site's form: its Origin, a form content type, no token
-        (f"POST /stop HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: http://evil.example\r\n"
-         "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 0\r\n\r\n"),
+        (
+            f"POST /stop HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: http://evil.example\r\n"
+            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 0\r\n\r\n"
+        ),
         # no token (a script that guessed the URL)
         f"POST /stop HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\n\r\n",
         # the right token from another origin
-        (f"POST /stop HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: http://evil.example\r\n"
-         f"X-Annotate-Token: {{token}}\r\nContent-Length: 0\r\n\r\n"),
-    ]  # fmt: skip
+        (
+            f"POST /stop HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: http://evil.example\r\n"
+            f"X-Annotate-Token: {{token}}\r\nContent-Length: 0\r\n\r\n"
+        ),
+    ]
     token = re.search(r'"X-Annotate-Token": "([^"]+)"', running.get("/").decode()).group(1)
     try:
         for request in forged:
@@ -301,8 +327,9 @@ def test_a_stop_from_another_site_is_refused_and_the_run_goes_on(caplog):
 def test_a_malformed_request_is_a_400_not_a_traceback(caplog, capfd, value):
     running = Running(caplog, sequential=True)
     try:
-        request = urllib.request.Request(running.url + "frame.jpg",
-                                         headers={"X-After-Frame": value})  # fmt: skip
+        request = urllib.request.Request(
+            running.url + "frame.jpg", headers={"X-After-Frame": value}
+        )
         with pytest.raises(urllib.error.HTTPError) as error:
             urllib.request.urlopen(request, timeout=10)
         assert error.value.code == 400

@@ -50,9 +50,17 @@ def test_no_frame_shows_a_person_the_detector_missed(tmp_path, monkeypatch, sequ
 
     monkeypatch.setattr(Emitter, "emit", gappy)
     out, dets = tmp_path / "anon.mp4", tmp_path / "d.jsonl"
-    options = RunOptions(source=str(clip), model=MODEL, resolution=Resolution((CPU,), "test"),
-                         output=out, json_path=str(dets), track=True, blur=["person"],
-                         boxes=False, sequential=sequential)  # fmt: skip
+    options = RunOptions(
+        source=str(clip),
+        model=MODEL,
+        resolution=Resolution((CPU,), "test"),
+        output=out,
+        json_path=str(dets),
+        track=True,
+        blur=["person"],
+        boxes=False,
+        sequential=sequential,
+    )
     run(options)
     assert missed == [20, 21, 22]
     records = [json.loads(line) for line in dets.read_text().splitlines()]
@@ -61,8 +69,16 @@ def test_no_frame_shows_a_person_the_detector_missed(tmp_path, monkeypatch, sequ
     assert len(images) == len(originals) == 50
     # The same clip through the same encoder with nothing drawn: the encoding noise alone.
     plain_out = tmp_path / "plain.mp4"
-    run(RunOptions(source=str(clip), model=MODEL, resolution=Resolution((CPU,), "test"),
-                   output=plain_out, boxes=False, sequential=sequential))  # fmt: skip
+    run(
+        RunOptions(
+            source=str(clip),
+            model=MODEL,
+            resolution=Resolution((CPU,), "test"),
+            output=plain_out,
+            boxes=False,
+            sequential=sequential,
+        )
+    )
     plains = decode_video(plain_out)[2]
     for i, (image, original, truth) in enumerate(zip(images, originals, truths)):
         ((_k, box),) = truth
@@ -85,8 +101,9 @@ def test_the_web_preview_shows_the_blurred_picture(tmp_path, caplog):
     clip = tmp_path / "stand.mp4"
     write_scene(scene, clip)
     original = next(scene.render())[0]
-    running = Running(caplog, source=clip, track=True, blur=["person"], boxes=False,
-                      lines=["0,0.2,1,0.2"])  # fmt: skip
+    running = Running(
+        caplog, source=clip, track=True, blur=["person"], boxes=False, lines=["0,0.2,1,0.2"]
+    )
     try:
         time.sleep(1.5)
         shot = cv2.imdecode(np.frombuffer(running.get("/frame.jpg"), np.uint8), cv2.IMREAD_COLOR)

@@ -22,8 +22,12 @@ BOTTLES = VIDEOS / "bottle-detection.mp4"
 
 def _options(tmp_path, **kw) -> RunOptions:
     kw.setdefault("fps_every", 10**6)
-    return RunOptions(source=str(kw.pop("source", BOTTLES)), model=kw.pop("model", MODEL),
-                      resolution=Resolution((CPU,), "test"), **kw)  # fmt: skip
+    return RunOptions(
+        source=str(kw.pop("source", BOTTLES)),
+        model=kw.pop("model", MODEL),
+        resolution=Resolution((CPU,), "test"),
+        **kw,
+    )
 
 
 @pytest.fixture
@@ -33,8 +37,12 @@ def tiny(tiny_model, clip):
 
     def options(tmp_path, **kw) -> RunOptions:
         kw.setdefault("fps_every", 10**6)
-        return RunOptions(source=str(kw.pop("source", clip)), model=tiny_model,
-                          resolution=Resolution((CPU,), "test"), **kw)  # fmt: skip
+        return RunOptions(
+            source=str(kw.pop("source", clip)),
+            model=tiny_model,
+            resolution=Resolution((CPU,), "test"),
+            **kw,
+        )
 
     return options
 
@@ -46,8 +54,11 @@ def _records(path):
 @pytest.mark.shared
 def test_same_detections_and_order_as_sequential(tmp_path):
     runs = {}
-    for mode, kw in (("seq", {"sequential": True}), ("conc", {"workers": 2}),
-                     ("conc3", {"workers": 3})):  # fmt: skip
+    for mode, kw in (
+        ("seq", {"sequential": True}),
+        ("conc", {"workers": 2}),
+        ("conc3", {"workers": 3}),
+    ):
         out, dets = tmp_path / f"{mode}.mp4", tmp_path / f"{mode}.jsonl"
         summary = run(_options(tmp_path, output=out, json_path=str(dets), max_frames=150, **kw))
         assert summary.frames == 150
@@ -90,8 +101,9 @@ def test_batches_give_the_same_detections(tmp_path, monkeypatch):
     monkeypatch.setattr(Detector, "infer", counting)
     seq, batched = tmp_path / "seq.jsonl", tmp_path / "batched.jsonl"
     run(_options(tmp_path, json_path=str(seq), max_frames=90, sequential=True))
-    summary = run(_options(tmp_path, json_path=str(batched), max_frames=90, workers=2, batch=4,
-                           model=model))  # fmt: skip
+    summary = run(
+        _options(tmp_path, json_path=str(batched), max_frames=90, workers=2, batch=4, model=model)
+    )
     assert summary.mode.endswith("batches of up to 4")
     assert max(sizes) == 4 and sum(sizes) >= 90 + 90  # both runs: every frame inferred once
     a, b = _records(seq), _records(batched)
@@ -143,8 +155,9 @@ def test_batch_falls_back_to_one_frame_with_a_reason(tmp_path, caplog, fix, mess
     model = MODEL if fix is None else batchable_yolox(MODEL, tmp_path / "b.onnx", fix)
     caplog.set_level(logging.INFO, logger="annotate")
     dets = tmp_path / "d.jsonl"
-    summary = run(_options(tmp_path, json_path=str(dets), max_frames=20, workers=2, batch=4,
-                           model=model))  # fmt: skip
+    summary = run(
+        _options(tmp_path, json_path=str(dets), max_frames=20, workers=2, batch=4, model=model)
+    )
     assert message in caplog.text
     assert "batches" not in summary.mode
     assert [r["frame"] for r in _records(dets)] == list(range(20))
@@ -165,10 +178,21 @@ def test_thread_plan_from_core_count():
     assert plan_threads(default, 64) == ThreadPlan(16, 3, 1, 64, 1)
     sequential = _options(None, sequential=True)  # ONNX Runtime: half the cores, 2 to 16
     assert [plan_threads(sequential, n).intra_op for n in (2, 4, 8, 16, 32, 64)] == [
-        2, 2, 4, 8, 16, 16]  # fmt: skip
+        2,
+        2,
+        4,
+        8,
+        16,
+        16,
+    ]
     assert plan_threads(sequential, 8) == ThreadPlan(0, 4, 0, 0)
-    explicit = _options(None, workers=3, decode_threads=2, encode=EncodeOptions(threads=4),
-                        session=SessionSettings(threads=2))  # fmt: skip
+    explicit = _options(
+        None,
+        workers=3,
+        decode_threads=2,
+        encode=EncodeOptions(threads=4),
+        session=SessionSettings(threads=2),
+    )
     assert plan_threads(explicit, 1) == ThreadPlan(3, 2, 2, 4, 1)
     assert plan_threads(default, 2).describe() == (
         "concurrent: 2 inference workers × 1 ONNX Runtime thread, decoder 1 thread, "
@@ -366,8 +390,9 @@ def test_frames_freed_on_another_thread_go_back_to_the_system():
 
     if _malloc_trim() is None:
         pytest.skip("not glibc: nothing to trim")
-    out = subprocess.run([sys.executable, "-c", FRAGMENTS], capture_output=True, text=True,
-                         check=True).stdout.split()  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", FRAGMENTS], capture_output=True, text=True, check=True
+    ).stdout.split()
     before, after = (int(v) for v in out)
     assert before - after > 50  # 12 frames of 6 MB were held by the arena
 

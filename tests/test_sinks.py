@@ -38,8 +38,13 @@ def test_h264_at_non_integer_rate(tmp_path):
     rate = Fraction(179, 6)
     info = SourceInfo(640, 360, rate, time_base=Fraction(1, 11456))
     facts, times, images = _write(tmp_path / "o.mp4", info, _frames(60, (640, 360), float(rate)))
-    assert facts == {"codec": "h264", "pix_fmt": "yuv420p", "width": 640, "height": 360,
-                     "rate": rate}  # fmt: skip
+    assert facts == {
+        "codec": "h264",
+        "pix_fmt": "yuv420p",
+        "width": 640,
+        "height": 360,
+        "rate": rate,
+    }
     assert len(images) == 60
     assert times[-1] == pytest.approx(59 * 6 / 179, abs=1e-3)
 
@@ -53,15 +58,17 @@ def test_odd_size_is_padded_and_content_kept(tmp_path):
 
 
 def test_single_frame(tmp_path):
-    _facts, times, images = _write(tmp_path / "one.mkv", SourceInfo(64, 48, Fraction(30)),
-                                   _frames(1, (64, 48), 30))  # fmt: skip
+    _facts, times, images = _write(
+        tmp_path / "one.mkv", SourceInfo(64, 48, Fraction(30)), _frames(1, (64, 48), 30)
+    )
     assert len(images) == 1 and times == [0.0]
 
 
 def test_variable_timestamps_survive(tmp_path):
     times = [0.0, 0.1, 0.15, 0.6, 0.61, 2.0]
-    _f, out_times, _i = _write(tmp_path / "vfr.mp4", SourceInfo(64, 48, Fraction(10)),
-                               _frames(6, (64, 48), times=times))  # fmt: skip
+    _f, out_times, _i = _write(
+        tmp_path / "vfr.mp4", SourceInfo(64, 48, Fraction(10)), _frames(6, (64, 48), times=times)
+    )
     assert out_times == pytest.approx(times, abs=2e-3)
 
 
@@ -85,10 +92,15 @@ def test_json_lines_record(tmp_path):
         sink.write(Frame(8, 0.3, np.zeros((48, 64, 3), np.uint8), "v.mp4"), None, Detections())  # type: ignore[arg-type]
     lines = path.read_text().splitlines()
     assert json.loads(lines[0]) == {
-        "frame": 7, "source": "v.mp4", "time": 0.25, "width": 64, "height": 48,
-        "detections": [{"label": "bottle", "class_id": 39, "score": 0.9123,
-                        "box": [1.23, 2.0, 30.5, 40.0]}],
-    }  # fmt: skip
+        "frame": 7,
+        "source": "v.mp4",
+        "time": 0.25,
+        "width": 64,
+        "height": 48,
+        "detections": [
+            {"label": "bottle", "class_id": 39, "score": 0.9123, "box": [1.23, 2.0, 30.5, 40.0]}
+        ],
+    }
     assert json.loads(lines[1])["detections"] == []
 
 
@@ -132,8 +144,9 @@ def test_repeated_or_backward_timestamps_stay_playable(tmp_path):
     """A damaged source can repeat a timestamp or go back; each such frame is placed one
     nominal frame after the previous one, so every frame is kept and times keep rising."""
     times = [0.0, 0.04, 0.04, 0.02, 0.2]
-    _f, out_times, images = _write(tmp_path / "t.mp4", SourceInfo(64, 48, Fraction(25)),
-                                   _frames(5, (64, 48), times=times))  # fmt: skip
+    _f, out_times, images = _write(
+        tmp_path / "t.mp4", SourceInfo(64, 48, Fraction(25)), _frames(5, (64, 48), times=times)
+    )
     assert len(images) == 5
     assert out_times == pytest.approx([0.0, 0.04, 0.08, 0.12, 0.2], abs=2e-3)
 

@@ -48,9 +48,15 @@ def test_soak(tmp_path, monkeypatch):
     monkeypatch.setattr(camera, "open_capture", lambda _i: LoopingCamera())
     # A short soak still reaches the bound on what the run keeps per frame.
     monkeypatch.setattr(annotate.pipeline.summary, "AGES_KEPT", 100)
-    options = RunOptions(source="camera", model=MODEL, resolution=Resolution((CPU,), "soak"),
-                         output=tmp_path / "soak.mp4", json_path=str(tmp_path / "soak.jsonl"),
-                         max_frames=int(SECONDS * 30), fps_every=10**6)  # fmt: skip
+    options = RunOptions(
+        source="camera",
+        model=MODEL,
+        resolution=Resolution((CPU,), "soak"),
+        output=tmp_path / "soak.mp4",
+        json_path=str(tmp_path / "soak.jsonl"),
+        max_frames=int(SECONDS * 30),
+        fps_every=10**6,
+    )
     result = {}
     worker = threading.Thread(target=lambda: result.update(summary=run(options)), daemon=True)
     worker.start()
@@ -68,9 +74,11 @@ def test_soak(tmp_path, monkeypatch):
     early_b, late_b = sum(blocks[:third_b]) / third_b, sum(blocks[-third_b:]) / third_b
     tenth = max(1, len(ages) // 10)
     first_age, last_age = sum(ages[:tenth]) / tenth, sum(ages[-tenth:]) / tenth
-    print(f"soak {SECONDS:g} s: {summary.frames} frames, RSS {early:.0f} → {late:.0f} MB, "
-          f"age {1000 * first_age:.0f} → {1000 * last_age:.0f} ms (max "
-          f"{1000 * max(ages):.0f} ms), {summary.dropped} dropped")  # fmt: skip
+    print(
+        f"soak {SECONDS:g} s: {summary.frames} frames, RSS {early:.0f} → {late:.0f} MB, "
+        f"age {1000 * first_age:.0f} → {1000 * last_age:.0f} ms (max "
+        f"{1000 * max(ages):.0f} ms), {summary.dropped} dropped"
+    )
     assert summary.frames == int(SECONDS * 30)
     assert late - early < 25
     print(f"allocated blocks {early_b:.0f} → {late_b:.0f}")

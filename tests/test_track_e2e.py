@@ -21,14 +21,23 @@ def _tracked(records: list[dict]) -> list[tuple[np.ndarray, np.ndarray]]:
     out = []
     for r in records:
         people = [d for d in r["detections"] if d["label"] == "person" and d["track_id"]]
-        out.append((np.array([d["track_id"] for d in people], np.int64),
-                    np.array([d["box"] for d in people], np.float64).reshape(-1, 4)))  # fmt: skip
+        out.append(
+            (
+                np.array([d["track_id"] for d in people], np.int64),
+                np.array([d["box"] for d in people], np.float64).reshape(-1, 4),
+            )
+        )
     return out
 
 
 def _truth(truths: list) -> list[tuple[np.ndarray, np.ndarray]]:
-    return [(np.array([k for k, _ in t], np.int64),
-             np.array([b for _, b in t], np.float64).reshape(-1, 4)) for t in truths]  # fmt: skip
+    return [
+        (
+            np.array([k for k, _ in t], np.int64),
+            np.array([b for _, b in t], np.float64).reshape(-1, 4),
+        )
+        for t in truths
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -63,11 +72,14 @@ def test_two_people_crossing_keep_their_identities(cli, tmp_path, crossing):
     plain = _run(cli, clip, tmp_path)
     from annotate.types import Detections
 
-    found = [Detections([d["box"] for d in r["detections"] if d["label"] == "person"] or
-                        np.zeros((0, 4)),
-                        [d["score"] for d in r["detections"] if d["label"] == "person"],
-                        [0] * sum(d["label"] == "person" for d in r["detections"]))
-             for r in plain]  # fmt: skip
+    found = [
+        Detections(
+            [d["box"] for d in r["detections"] if d["label"] == "person"] or np.zeros((0, 4)),
+            [d["score"] for d in r["detections"] if d["label"] == "person"],
+            [0] * sum(d["label"] == "person" for d in r["detections"]),
+        )
+        for r in plain
+    ]
     assert evaluate(_truth(truths), track(GreedyIou(), found)).idf1 < score.idf1
 
 
@@ -78,8 +90,9 @@ def test_identity_survives_six_black_frames(detector):
     before, after = set(), set()
     for i, (image, _truth) in enumerate(scene.render()):
         out = tracker.update(detector(image), i / FPS)
-        people = {t for t, c in zip(out.track_id.tolist(), out.class_ids.tolist())
-                  if c == 0 and t > 0}  # fmt: skip
+        people = {
+            t for t, c in zip(out.track_id.tolist(), out.class_ids.tolist()) if c == 0 and t > 0
+        }
         (before if i < scene.black.start else after).update(people)
     assert before == after == {1}
 
@@ -88,8 +101,20 @@ def test_identity_survives_six_black_frames(detector):
 def test_outputs_name_tracks_json_mot_and_drawing(cli, tmp_path, crossing):
     clip, _truths = crossing
     out, mot = tmp_path / "o.mp4", tmp_path / "t.txt"
-    records = _run(cli, clip, tmp_path, "--track", "--trails", "15", "-o", str(out),
-                   "--mot", str(mot), "--max-frames", "40")  # fmt: skip
+    records = _run(
+        cli,
+        clip,
+        tmp_path,
+        "--track",
+        "--trails",
+        "15",
+        "-o",
+        str(out),
+        "--mot",
+        str(mot),
+        "--max-frames",
+        "40",
+    )
     first = records[0]["detections"]
     assert all(d["track_id"] is None and d["predicted"] is False for d in first)  # unconfirmed
     later = [d for d in records[-1]["detections"] if d["label"] == "person"]
@@ -118,8 +143,7 @@ def test_detect_every_third_frame_predicts_the_others(cli, tmp_path, crossing):
         predicted = [all(d["predicted"] for d in r["detections"]) for r in records[9:]]
         assert predicted == [i % 3 != 0 for i in range(9, len(records))]
         # Every frame still shows both people (confirmed tracks move on between detections).
-        assert all(len([d for d in r["detections"] if d["track_id"]]) >= 2
-                   for r in records[9:50])  # fmt: skip
+        assert all(len([d for d in r["detections"] if d["track_id"]]) >= 2 for r in records[9:50])
         assert evaluate(_truth(truths[:50]), _tracked(records[:50])).idf1 > 0.8
 
 
@@ -146,8 +170,15 @@ def test_live_camera_tracks_with_dropped_frames(tmp_path, monkeypatch):
     monkeypatch.setattr(camera, "open_capture", lambda _i: FileCamera(bottles))
     resolution = resolve("cpu", "test", PlatformInfo("Linux", "x86_64"), ["CPUExecutionProvider"])
     dets = tmp_path / "d.jsonl"
-    options = RunOptions(source="camera", model=MODEL, resolution=resolution, json_path=str(dets),
-                         max_frames=60, track=True, detect_every=None)  # fmt: skip
+    options = RunOptions(
+        source="camera",
+        model=MODEL,
+        resolution=resolution,
+        json_path=str(dets),
+        max_frames=60,
+        track=True,
+        detect_every=None,
+    )
     summary = run(options)
     assert summary.mode == "sequential" and summary.tracks and summary.tracks >= 1
     records = [json.loads(line) for line in dets.read_text().splitlines()]
@@ -176,8 +207,16 @@ def test_bad_tracking_options(cli, tmp_path, monkeypatch, args, line):
 
 @pytest.mark.shared
 def test_mot_implies_track_and_says_so(cli, tmp_path):
-    r = cli("run", VIDEOS / "car-detection.mp4", "--mot", tmp_path / "t.txt",
-            "--max-frames", "5", "--model", str(MODEL))  # fmt: skip
+    r = cli(
+        "run",
+        VIDEOS / "car-detection.mp4",
+        "--mot",
+        tmp_path / "t.txt",
+        "--max-frames",
+        "5",
+        "--model",
+        str(MODEL),
+    )
     assert r.code == 0
     assert "Tracking is on for --mot" in r.err
     assert "5 frames" in r.err and "track" in r.err.splitlines()[-2]
@@ -209,8 +248,19 @@ def test_bad_counting_and_blur_options(cli, tmp_path, monkeypatch, args, line):
 @pytest.mark.shared
 def test_blur_alone_means_people_and_lines_say_tracking_is_on(cli, tmp_path):
     dets = tmp_path / "d.jsonl"
-    r = cli("run", VIDEOS / "one-by-one-person-detection.mp4", "--line", "0,0.5,1,0.5",
-            "--blur", "--json", dets, "--max-frames", "3", "--model", str(MODEL))  # fmt: skip
+    r = cli(
+        "run",
+        VIDEOS / "one-by-one-person-detection.mp4",
+        "--line",
+        "0,0.5,1,0.5",
+        "--blur",
+        "--json",
+        dets,
+        "--max-frames",
+        "3",
+        "--model",
+        str(MODEL),
+    )
     assert r.code == 0, r.err
     assert "Tracking is on for --line and --blur" in r.err
     record = json.loads(dets.read_text().splitlines()[-1])
@@ -236,9 +286,13 @@ def test_batches_and_detect_every_track_like_the_plain_loop(cli, tmp_path, cross
     assert len(batched) == 120
     for a, b in zip(batched, plain):  # a batch may shift a score in its last digits
         assert [(d["track_id"], d["predicted"]) for d in a] == [
-            (d["track_id"], d["predicted"]) for d in b]  # fmt: skip
-        assert np.allclose([d["box"] for d in a] or np.zeros((0, 4)),
-                           [d["box"] for d in b] or np.zeros((0, 4)), atol=0.5)  # fmt: skip
+            (d["track_id"], d["predicted"]) for d in b
+        ]
+        assert np.allclose(
+            [d["box"] for d in a] or np.zeros((0, 4)),
+            [d["box"] for d in b] or np.zeros((0, 4)),
+            atol=0.5,
+        )
 
 
 @pytest.mark.shared
@@ -248,13 +302,26 @@ def test_counts_on_a_clip_with_known_crossings(cli, tmp_path, crossing):
     one in and one out; the left half has 2 entered, walker 2 inside at the end."""
     clip, _truths = crossing
     dets = tmp_path / "d.jsonl"
-    r = cli("run", clip, "--json", dets, "--line", "middle=0.5,0,0.5,1",
-            "--zone", "left=0,0,0.5,0,0.5,1,0,1", "--model", str(MODEL))  # fmt: skip
+    r = cli(
+        "run",
+        clip,
+        "--json",
+        dets,
+        "--line",
+        "middle=0.5,0,0.5,1",
+        "--zone",
+        "left=0,0,0.5,0,0.5,1,0,1",
+        "--model",
+        str(MODEL),
+    )
     assert r.code == 0, r.err
     records = [json.loads(line) for line in dets.read_text().splitlines()]
     last = records[-1]["counts"]
-    assert last["lines"]["middle"] == {"in": 1, "out": 1,
-                                       "by_class": {"person": {"in": 1, "out": 1}}}  # fmt: skip
+    assert last["lines"]["middle"] == {
+        "in": 1,
+        "out": 1,
+        "by_class": {"person": {"in": 1, "out": 1}},
+    }
     assert (last["zones"]["left"]["now"], last["zones"]["left"]["entered"]) == (1, 2)
     events = [(r["frame"], e) for r in records for e in r["events"]]
     crossings = sorted((e["track_id"], e["direction"]) for _f, e in events if "line" in e)

@@ -30,9 +30,16 @@ def test_identities_start_at_1_once_confirmed_and_follow_each_object():
     seen = []
     for i in range(10):
         x = 10 + 6 * i
-        seen.append(ids(tracker.update(boxes((x, 10, x + 40, 90, 0.9, PERSON),
-                                             (400 - x, 200, 440 - x, 280, 0.8, PERSON)),
-                                       i / 30)))  # fmt: skip
+        seen.append(
+            ids(
+                tracker.update(
+                    boxes(
+                        (x, 10, x + 40, 90, 0.9, PERSON), (400 - x, 200, 440 - x, 280, 0.8, PERSON)
+                    ),
+                    i / 30,
+                )
+            )
+        )
     assert seen[:2] == [[-1, -1], [-1, -1]]  # not yet confirmed: null in JSON
     assert seen[2:] == [[1, 2]] * 8
     assert tracker.confirmed == 2 and tracker.active == 2
@@ -84,8 +91,9 @@ def test_a_person_never_turns_into_a_car():
         tracker.update(boxes((100, 100, 200, 300, 0.9, PERSON)), i / 30)
     out = tracker.update(boxes((100, 100, 200, 300, 0.9, CAR)), 4 / 30)
     assert ids(out) == [-1]  # a new (tentative) car track, not person #1
-    out = tracker.update(boxes((100, 100, 200, 300, 0.9, PERSON),
-                               (100, 100, 200, 300, 0.9, CAR)), 5 / 30)  # fmt: skip
+    out = tracker.update(
+        boxes((100, 100, 200, 300, 0.9, PERSON), (100, 100, 200, 300, 0.9, CAR)), 5 / 30
+    )
     assert ids(out) == [1, -1]
 
 
@@ -95,8 +103,9 @@ def test_low_scores_keep_a_track_alive_but_start_none():
     tracker = Tracker(TrackerSettings(high=0.5, low=0.1))
     for i in range(4):
         tracker.update(boxes((10 * i, 10, 10 * i + 50, 110, 0.9, PERSON)), i / 30)
-    out = tracker.update(boxes((40, 10, 90, 110, 0.2, PERSON), (600, 10, 650, 110, 0.2, PERSON)),
-                         4 / 30)  # fmt: skip
+    out = tracker.update(
+        boxes((40, 10, 90, 110, 0.2, PERSON), (600, 10, 650, 110, 0.2, PERSON)), 4 / 30
+    )
     assert ids(out) == [1]
     assert out.scores.tolist() == pytest.approx([0.2])
 
@@ -120,14 +129,21 @@ def test_state_stays_bounded_over_100000_frames():
     largest = 0
     for frame in range(100_000):
         if rng.random() < 0.05:
-            lives.append([rng.uniform(0, 1800), rng.uniform(0, 1000), rng.normal(0, 3),
-                          rng.integers(10, 300)])  # fmt: skip
+            lives.append(
+                [
+                    rng.uniform(0, 1800),
+                    rng.uniform(0, 1000),
+                    rng.normal(0, 3),
+                    rng.integers(10, 300),
+                ]
+            )
         for life in lives:
             life[0] += life[2]
             life[3] -= 1
         lives = [life for life in lives if life[3] > 0]
-        shown = [(x, y, x + 60, y + 120, 0.9, PERSON) for x, y, _v, _n in lives
-                 if rng.random() > 0.1]  # fmt: skip
+        shown = [
+            (x, y, x + 60, y + 120, 0.9, PERSON) for x, y, _v, _n in lives if rng.random() > 0.1
+        ]
         tracker.update(boxes(*shown), frame / 30)
         if frame % 1000 == 999:
             size = sum(

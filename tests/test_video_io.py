@@ -131,8 +131,12 @@ def test_header_without_frame_count(cli, tmp_path):
 
 
 def _start(args: list[str]) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "annotate", "run", *args, *M, "-q"],
-                            stderr=subprocess.PIPE, text=True, cwd=ROOT)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "annotate", "run", *args, *M, "-q"],
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
 
 
 def _check_outputs(out: Path, dets: Path) -> None:
@@ -156,8 +160,9 @@ def test_signal_at_a_random_moment(tmp_path, run):
     rng = random.Random(run)
     sig = rng.choice([signal.SIGINT, signal.SIGTERM])
     out, dets = tmp_path / rng.choice(["o.mp4", "o.mkv", "o.mov"]), tmp_path / "d.jsonl"
-    proc = _start([str(VIDEOS / "one-by-one-person-detection.mp4"), "-o", str(out),
-                   "--json", str(dets)])  # fmt: skip
+    proc = _start(
+        [str(VIDEOS / "one-by-one-person-detection.mp4"), "-o", str(out), "--json", str(dets)]
+    )
     time.sleep(rng.uniform(0.3, 4.0))
     sent = time.monotonic()
     proc.send_signal(sig)
@@ -175,8 +180,9 @@ def test_killed_process_leaves_a_playable_file(tmp_path):
     import av
 
     out, dets = tmp_path / "o.mp4", tmp_path / "d.jsonl"
-    proc = _start([str(VIDEOS / "one-by-one-person-detection.mp4"), "-o", str(out),
-                   "--json", str(dets)])  # fmt: skip
+    proc = _start(
+        [str(VIDEOS / "one-by-one-person-detection.mp4"), "-o", str(out), "--json", str(dets)]
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and (
         not dets.exists() or len(dets.read_text().splitlines()) < 120
@@ -280,8 +286,9 @@ def test_progress_bar_on_a_terminal(monkeypatch, tmp_path, video, args, shown, a
     buffer = io.StringIO()
     terminal = Console(file=buffer, force_terminal=True, width=120)
     monkeypatch.setattr(annotate.cli.console, "stderr_console", lambda: terminal)
-    code = cli_module.main(["run", str(VIDEOS / video), "--json", str(tmp_path / "d.jsonl"),
-                            *args, *M])  # fmt: skip
+    code = cli_module.main(
+        ["run", str(VIDEOS / video), "--json", str(tmp_path / "d.jsonl"), *args, *M]
+    )
     text = buffer.getvalue()
     assert code == 0
     assert " FPS" in text and all(s in text for s in shown)
@@ -439,15 +446,17 @@ def _many_streams(path: Path) -> tuple[Path, bool]:
             subs.codec_context.subtitle_header = ASS_HEADER
         for i in range(20):
             for v in videos:
-                frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 10, np.uint8),
-                                                   format="bgr24")  # fmt: skip
+                frame = av.VideoFrame.from_ndarray(
+                    np.full((48, 64, 3), i * 10, np.uint8), format="bgr24"
+                )
                 frame.pts, frame.time_base = i, Fraction(1, 10)
                 for packet in v.encode(frame):
                     c.mux(packet)
         for a in audios:
             for start in range(0, 2 * 48000, 1024):
-                chunk = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp",
-                                                   layout="mono")  # fmt: skip
+                chunk = av.AudioFrame.from_ndarray(
+                    np.zeros((1, 1024), np.float32), format="fltp", layout="mono"
+                )
                 chunk.sample_rate, chunk.pts, chunk.time_base = 48000, start, Fraction(1, 48000)
                 for packet in a.encode(chunk):
                     c.mux(packet)
@@ -541,8 +550,9 @@ def test_a_full_disk_while_finishing_is_an_error_that_says_what_is_good(cli, tmp
 
     small = tmp_path / "small"
     small.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=120k", "tmpfs", str(small)],
-                             capture_output=True)  # fmt: skip
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=120k", "tmpfs", str(small)], capture_output=True
+    )
     if mounted.returncode != 0:
         pytest.skip("needs to mount a small tmpfs (root)")
     try:

@@ -19,8 +19,11 @@ TOOLS = all(shutil.which(t) for t in ("Xvfb", "xdotool"))
 @pytest.fixture
 def display():
     number = 90 + os.getpid() % 9
-    server = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "1280x800x24"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    server = subprocess.Popen(
+        ["Xvfb", f":{number}", "-screen", "0", "1280x800x24"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     time.sleep(0.5)
     yield f":{number}"
     server.terminate()
@@ -34,16 +37,30 @@ def test_key_stops_the_run_and_finalises_output(display, tmp_path, key):
     out = tmp_path / "window.mp4"
     env = {**os.environ, "DISPLAY": display}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "annotate", "run", str(VIDEOS / "one-by-one-person-detection.mp4"),
-         "--show", "-o", str(out), "--model", str(MODEL)],
-        stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "annotate",
+            "run",
+            str(VIDEOS / "one-by-one-person-detection.mp4"),
+            "--show",
+            "-o",
+            str(out),
+            "--model",
+            str(MODEL),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
     window = ""
     deadline = time.monotonic() + 30
     while not window and time.monotonic() < deadline:
         time.sleep(0.3)
-        found = subprocess.run(["xdotool", "search", "--name", "annotate - "], env=env,
-                               capture_output=True, text=True)  # fmt: skip
+        found = subprocess.run(
+            ["xdotool", "search", "--name", "annotate - "], env=env, capture_output=True, text=True
+        )
         window = found.stdout.split()[0] if found.stdout.split() else ""
     assert window, "no window appeared"
     time.sleep(1)

@@ -48,15 +48,19 @@ class Event:
     def as_json(self) -> dict[str, Any]:
         key = "line" if self.kind in ("in", "out") else "zone"
         field_ = "direction" if key == "line" else "event"
-        return {key: self.shape, "track_id": self.track_id, field_: self.kind,
-                "label": self.label}  # fmt: skip
+        return {key: self.shape, "track_id": self.track_id, field_: self.kind, "label": self.label}
 
 
 class Counter:
     """Lines and zones over one source's tracked detections, frame by frame, in order."""
 
-    def __init__(self, lines: Sequence[Shape] = (), zones: Sequence[Shape] = (),
-                 anchor: str = "bottom", frames: int = 2) -> None:  # fmt: skip
+    def __init__(
+        self,
+        lines: Sequence[Shape] = (),
+        zones: Sequence[Shape] = (),
+        anchor: str = "bottom",
+        frames: int = 2,
+    ) -> None:
         self.lines, self.zones = list(lines), list(zones)
         self.anchor, self.frames = anchor, frames
         self._size: tuple[int, int] | None = None
@@ -116,8 +120,15 @@ class Counter:
         self.events = events
         return events
 
-    def _line(self, name: str, ab: npt.NDArray[np.float64], track: int,
-              point: npt.NDArray[np.float64], time: float, label: str) -> Event | None:  # fmt: skip
+    def _line(
+        self,
+        name: str,
+        ab: npt.NDArray[np.float64],
+        track: int,
+        point: npt.NDArray[np.float64],
+        time: float,
+        label: str,
+    ) -> Event | None:
         a, b = ab
         state = self._states.setdefault((name, track), _State())
         state.seen = time
@@ -144,8 +155,15 @@ class Counter:
         per_class[direction] += 1
         return Event(name, track, direction, label)
 
-    def _zone(self, name: str, polygon: npt.NDArray[np.float64], track: int,
-              point: npt.NDArray[np.float64], time: float, label: str) -> Event | None:  # fmt: skip
+    def _zone(
+        self,
+        name: str,
+        polygon: npt.NDArray[np.float64],
+        track: int,
+        point: npt.NDArray[np.float64],
+        time: float,
+        label: str,
+    ) -> Event | None:
         state = self._states.setdefault((name, track), _State(confirmed=0))
         state.seen = time
         where = int(inside(point, polygon))
@@ -168,8 +186,7 @@ class Counter:
             state.entered_at = None
         return Event(name, track, "leave", label)
 
-    def _held(self, state: _State, where: int, point: npt.NDArray[np.float64],
-              time: float) -> bool:  # fmt: skip
+    def _held(self, state: _State, where: int, point: npt.NDArray[np.float64], time: float) -> bool:
         """A frame on ``where``, not the confirmed side: ``True`` once that side has held
         ``frames`` frames in a row (where and when it began are kept for the caller)."""
         if where != state.candidate:
@@ -189,8 +206,13 @@ class Counter:
 
     def as_json(self) -> dict[str, Any]:
         """Cumulative counts for a JSON Lines record."""
-        zones = {name: {"now": c["now"], "entered": c["entered"],
-                        "by_class": {"now": c.get("now_by_class", {}), "entered": c["by_class"]},
-                        "dwell_s": c["dwell"]}
-                 for name, c in self.zone_counts.items()}  # fmt: skip
+        zones = {
+            name: {
+                "now": c["now"],
+                "entered": c["entered"],
+                "by_class": {"now": c.get("now_by_class", {}), "entered": c["by_class"]},
+                "dwell_s": c["dwell"],
+            }
+            for name, c in self.zone_counts.items()
+        }
         return {"lines": self.line_counts, "zones": zones}

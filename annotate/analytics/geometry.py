@@ -46,8 +46,9 @@ def parse_shapes(specs: list[str], kind: str) -> list[Shape]:
         try:
             values = [float(v) for v in numbers.split(",")]
         except ValueError:
-            raise UsageError(f"{flag} {spec!r}: coordinates must be numbers, as "
-                             f"{_example(kind)}") from None  # fmt: skip
+            raise UsageError(
+                f"{flag} {spec!r}: coordinates must be numbers, as {_example(kind)}"
+            ) from None
         if not all(math.isfinite(v) for v in values):
             raise UsageError(f"{flag} {spec!r}: coordinates must be finite numbers")
         if any(abs(v) > MAX_COORD for v in values):
@@ -56,15 +57,20 @@ def parse_shapes(specs: list[str], kind: str) -> list[Shape]:
                 "frame's corner"
             )
         if kind == "line" and len(values) != 4:
-            raise UsageError(f"{flag} {spec!r}: a line takes 4 numbers (x1,y1,x2,y2), "
-                             f"got {len(values)}")  # fmt: skip
+            raise UsageError(
+                f"{flag} {spec!r}: a line takes 4 numbers (x1,y1,x2,y2), got {len(values)}"
+            )
         if len(values) % 2 or len(values) < 2 * least:
-            raise UsageError(f"{flag} {spec!r}: a zone takes 3 or more points "
-                             f"(x1,y1,x2,y2,x3,y3,…), got {len(values)} numbers")  # fmt: skip
+            raise UsageError(
+                f"{flag} {spec!r}: a zone takes 3 or more points "
+                f"(x1,y1,x2,y2,x3,y3,…), got {len(values)} numbers"
+            )
         fractional = all(0 <= v <= 1 for v in values)
         if not fractional and any(0 < abs(v) < 1 for v in values):
-            raise UsageError(f"{flag} {spec!r}: mixes fractions of the frame and pixels; "
-                             "give all four coordinates one way")  # fmt: skip
+            raise UsageError(
+                f"{flag} {spec!r}: mixes fractions of the frame and pixels; "
+                "give all four coordinates one way"
+            )
         points = tuple(zip(values[0::2], values[1::2]))
         if len(set(points)) < least or (kind == "zone" and _collinear(points)):
             raise UsageError(f"{flag} {spec!r}: the {kind} has no length or area")
@@ -135,15 +141,20 @@ def anchor_points(xyxy: npt.NDArray[np.floating], anchor: str) -> npt.NDArray[np
     return np.stack([x, y], axis=1).astype(np.float64)
 
 
-def side(point: npt.NDArray[np.floating], a: npt.NDArray[np.floating],
-         b: npt.NDArray[np.floating]) -> int:  # fmt: skip
+def side(
+    point: npt.NDArray[np.floating], a: npt.NDArray[np.floating], b: npt.NDArray[np.floating]
+) -> int:
     """-1 left of the directed segment a→b as seen on screen (y down), +1 right, 0 on it."""
     cross = (b[0] - a[0]) * (point[1] - a[1]) - (b[1] - a[1]) * (point[0] - a[0])
     return int(np.sign(cross))
 
 
-def segments_cross(p: npt.NDArray[np.floating], q: npt.NDArray[np.floating],
-                   a: npt.NDArray[np.floating], b: npt.NDArray[np.floating]) -> bool:  # fmt: skip
+def segments_cross(
+    p: npt.NDArray[np.floating],
+    q: npt.NDArray[np.floating],
+    a: npt.NDArray[np.floating],
+    b: npt.NDArray[np.floating],
+) -> bool:
     """Whether the move p→q passes through the segment a–b (not just its infinite line)."""
     return side(p, a, b) != side(q, a, b) and side(a, p, q) * side(b, p, q) <= 0
 
@@ -152,5 +163,7 @@ def inside(point: npt.NDArray[np.floating], polygon: npt.NDArray[np.floating]) -
     """Even-odd rule; a point on the edge counts as inside."""
     import cv2
 
-    return cv2.pointPolygonTest(polygon.astype(np.float32), (float(point[0]), float(point[1])),
-                                False) >= 0  # fmt: skip
+    return (
+        cv2.pointPolygonTest(polygon.astype(np.float32), (float(point[0]), float(point[1])), False)
+        >= 0
+    )

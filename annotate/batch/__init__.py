@@ -100,8 +100,7 @@ def run_batch(
         raise OutputPathError(f"-o {outdir} is a file; give a directory for the outputs")
     if not options.video and not options.json:
         raise UsageError("nothing to write: --no-video needs --json")
-    template = replace(options.run, source="", output=None, json_path=None, show=False,
-                       serve=None)  # fmt: skip
+    template = replace(options.run, source="", output=None, json_path=None, show=False, serve=None)
     template.validate()
     if options.video:
         from annotate.sinks.video import check_encoding
@@ -168,8 +167,9 @@ def _run(
     if not todo:
         summary.wall_s = time.perf_counter() - started
         return summary
-    batch = Batch(replace(resolved, cores=per_job), outdir, options.video, options.json, wanted,
-                  model_sha256)  # fmt: skip
+    batch = Batch(
+        replace(resolved, cores=per_job), outdir, options.video, options.json, wanted, model_sha256
+    )
     if cluster is not None:
         backend: Backend = cluster.pool(batch, per_job)
     else:
@@ -268,8 +268,9 @@ def _stop_on_signals(backend: Backend, summary: BatchSummary) -> Iterator[None]:
         if summary.stopped is not None:
             raise KeyboardInterrupt
         summary.stopped = signal.Signals(signum).name
-        log.warning("stopping: the videos in progress are abandoned (press Ctrl-C again to "
-                    "stop at once)")  # fmt: skip
+        log.warning(
+            "stopping: the videos in progress are abandoned (press Ctrl-C again to stop at once)"
+        )
         backend.stop()
 
     previous = {n: signal.signal(n, handler) for n in HELD_SIGNALS}

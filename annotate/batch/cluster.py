@@ -73,14 +73,19 @@ class RayCluster:
             _check_reachable(address)
         try:
             # Ray runs its workers at niceness 15, below its own processes; on a small machine
-            # that cost a quarter of the speed (README, "On a Ray cluster").
+            # that cost a quarter of the speed (docs/batch.md, "On a Ray cluster").
             config = {"_system_config": {"worker_niceness": 0}} if local else {}
             with warnings.catch_warnings():  # Ray's client warns, then raises: one line is ours
                 warnings.simplefilter("ignore", UserWarning)
-                ray.init(address=None if local else address,
-                         num_cpus=cpu_cores() if local else None, include_dashboard=False,
-                         log_to_driver=False, logging_level=logging.ERROR, configure_logging=True,
-                         **config)  # fmt: skip
+                ray.init(
+                    address=None if local else address,
+                    num_cpus=cpu_cores() if local else None,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    logging_level=logging.ERROR,
+                    configure_logging=True,
+                    **config,
+                )
         except Exception as e:  # ConnectionError, grpc errors, RuntimeError: all say the same
             why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             where = "a local Ray" if local else f"the Ray cluster at {address}"
@@ -166,8 +171,9 @@ class RayPool:
         assert isinstance(options.model, Path) and options.resolution is not None
         model = ray.put(options.model.read_bytes())  # once; each node pulls it once
         gpus = 1 if options.resolution.preferred in GPU_PROVIDERS else 0
-        task = ray.remote(_ray_job).options(num_cpus=self.cores, num_gpus=gpus,
-                                            max_retries=MAX_RETRIES)  # fmt: skip
+        task = ray.remote(_ray_job).options(
+            num_cpus=self.cores, num_gpus=gpus, max_retries=MAX_RETRIES
+        )
         updates = Queue()
         cpus = ray.cluster_resources().get("CPU", 1)
         limit = 2 * max(1, int(cpus // self.cores))  # queued ready behind each running one
@@ -212,8 +218,9 @@ class RayPool:
             return self._failed(job, f"Ray: {why}")
 
     def _failed(self, job: Job, error: str) -> Record:
-        return Record(input=job_key(job), status="failed", settings_id=self.batch.settings_id,
-                      error=error)  # fmt: skip
+        return Record(
+            input=job_key(job), status="failed", settings_id=self.batch.settings_id, error=error
+        )
 
 
 def _drain(updates: Any, empty: type[Exception]) -> Iterator[Event]:

@@ -103,12 +103,16 @@ def check_outputs(jobs: Iterable[Job], outdir: Path, video: bool, json: bool) ->
         for out in job.outputs(outdir, video, json):
             key = out.resolve()
             if key in inputs:
-                raise OutputPathError(f"{out} would overwrite the input {inputs[key]}; choose "
-                                      "another output directory")  # fmt: skip
+                raise OutputPathError(
+                    f"{out} would overwrite the input {inputs[key]}; choose "
+                    "another output directory"
+                )
             other = owner.setdefault(key, job)
             if other is not job:
-                raise UsageError(f"{_shown(other)} and {_shown(job)} would both write {out}; "
-                                 "rename one or run them in separate batches")  # fmt: skip
+                raise UsageError(
+                    f"{_shown(other)} and {_shown(job)} would both write {out}; "
+                    "rename one or run them in separate batches"
+                )
 
 
 def _shown(job: Job) -> str:
@@ -162,8 +166,9 @@ def _walk(folder: Path, relative: PurePath, outdir: Path) -> Iterable[tuple[Path
     """Videos and images under ``folder``, sorted, skipping hidden entries and OUTDIR."""
     for root, dirs, files in os.walk(folder, followlinks=False):
         here = Path(root)
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and
-                         (here / d).resolve() != outdir)  # fmt: skip
+        dirs[:] = sorted(
+            d for d in dirs if not d.startswith(".") and (here / d).resolve() != outdir
+        )
         for name in sorted(files):
             path = here / name
             if name.startswith(".") or not (is_image(path) or _is_video(path)):

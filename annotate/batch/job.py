@@ -145,8 +145,9 @@ def run_job(job: Job, batch: Batch, stop: StopFlag | None, report: Report | None
             record.status, record.error = "skipped", NOT_STARTED
             return record
         progress = _Reporter(job.index, report) if report else None
-        summary = run(options, progress=progress, detector=detector_for(options), stop=stop,
-                      source=source)  # fmt: skip
+        summary = run(
+            options, progress=progress, detector=detector_for(options), stop=stop, source=source
+        )
         record.provider = summary.provider
         if summary.stopped:
             why = "the batch was stopped" if stop is not None and stop.is_set() else summary.stopped

@@ -103,10 +103,13 @@ class LocalPool:
             job = suspects.pop(0)
             died, _ = yield from self._round([job], 1)
             if died:
-                why = ("the worker process died on this input (a crash in a decoder or "
-                       "library, or out of memory)")  # fmt: skip
-                yield Finished(Record(job_key(job), "failed", error=why,
-                                      settings_id=self.batch.settings_id))  # fmt: skip
+                why = (
+                    "the worker process died on this input (a crash in a decoder or "
+                    "library, or out of memory)"
+                )
+                yield Finished(
+                    Record(job_key(job), "failed", error=why, settings_id=self.batch.settings_id)
+                )
 
     def _round(
         self, jobs: Sequence[Job], workers: int
@@ -116,9 +119,11 @@ class LocalPool:
         taken: set[int] = set()
         with _sigint_blocked():
             pool = ProcessPoolExecutor(
-                max_workers=min(workers, len(jobs)), mp_context=self.ctx,
-                initializer=_start_worker, initargs=(self.batch, self.stop_flag, self.updates),
-            )  # fmt: skip
+                max_workers=min(workers, len(jobs)),
+                mp_context=self.ctx,
+                initializer=_start_worker,
+                initargs=(self.batch, self.stop_flag, self.updates),
+            )
             futures: dict[Future[Record], Job] = {pool.submit(self.task, job): job for job in jobs}
         # Every worker has started (one per submit, up to the pool's size); shutdown() forgets
         # them, and a stop may need to kill them after it.
@@ -147,8 +152,9 @@ class LocalPool:
                         broken.append(job)
                     elif error is not None:
                         why = f"{type(error).__name__}: {error}"
-                        record = Record(job_key(job), "failed", error=why,
-                                        settings_id=self.batch.settings_id)  # fmt: skip
+                        record = Record(
+                            job_key(job), "failed", error=why, settings_id=self.batch.settings_id
+                        )
                         yield Finished(record)
                     else:
                         yield Finished(future.result())

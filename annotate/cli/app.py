@@ -16,8 +16,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-models_app = typer.Typer(help="Known models: list, download, locate, register.",
-                         no_args_is_help=True)  # fmt: skip
+models_app = typer.Typer(
+    help="Known models: list, download, locate, register.", no_args_is_help=True
+)
 app.add_typer(models_app, name="models")
 
 

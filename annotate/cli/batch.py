@@ -86,8 +86,16 @@ def batch(
     console.setup_logging(quiet, verbose)
     run = o.run_options("", ctx.params, Config.load())
     o.check_needed(ctx, run)
-    options = BatchOptions(inputs=list(inputs), outdir=outdir, run=run, jobs=jobs,
-                           resume=resume, video=video, json=json_lines, ray=ray)  # fmt: skip
+    options = BatchOptions(
+        inputs=list(inputs),
+        outdir=outdir,
+        run=run,
+        jobs=jobs,
+        resume=resume,
+        video=video,
+        json=json_lines,
+        ray=ray,
+    )
     display = BatchDisplay(quiet)
     try:
         summary = run_batch(options, listener=display, download=console.download)
@@ -109,8 +117,12 @@ class BatchDisplay:
         self.total = len(jobs)
         self.started = time.perf_counter()
         if skipped:
-            log.info("Resuming: %d input%s done before, %d to do", skipped,
-                             "s" * (skipped != 1), len(jobs))  # fmt: skip
+            log.info(
+                "Resuming: %d input%s done before, %d to do",
+                skipped,
+                "s" * (skipped != 1),
+                len(jobs),
+            )
         if not jobs:
             return
         log.info("Batch of %d input%s: %s", len(jobs), "s" * (len(jobs) != 1), plan)
@@ -119,25 +131,34 @@ class BatchDisplay:
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
         bar = self.bar = Progress(
-            TextColumn("videos {task.fields[done]}/{task.fields[count]}"), BarColumn(),
+            TextColumn("videos {task.fields[done]}/{task.fields[count]}"),
+            BarColumn(),
             TextColumn("{task.fields[frames]} frames, {task.fields[fps]} FPS, ETA"),
-            TimeRemainingColumn(), console=console.stderr_console(), transient=True,
-        )  # fmt: skip
+            TimeRemainingColumn(),
+            console=console.stderr_console(),
+            transient=True,
+        )
         self.task = bar.add_task("batch", total=1.0, done=0, count=self.total, frames=0, fps="-")
         bar.start()
 
     def progress(self, frames: int, fraction: float) -> None:
         if self.bar is not None:
             fps = frames / max(time.perf_counter() - self.started, 1e-9)
-            self.bar.update(self.task, completed=fraction, done=self.done, frames=frames,
-                            fps=f"{fps:.1f}")  # fmt: skip
+            self.bar.update(
+                self.task, completed=fraction, done=self.done, frames=frames, fps=f"{fps:.1f}"
+            )
 
     def finished(self, job: Job, record: Record) -> None:
         self.done += 1
         where = f"[{self.done}/{self.total}] {console.printable(job.name)}"
         if record.status == "done":
-            log.info("%s: %d frames in %.1f s (%.1f FPS)", where, record.frames,
-                             record.seconds, record.fps)  # fmt: skip
+            log.info(
+                "%s: %d frames in %.1f s (%.1f FPS)",
+                where,
+                record.frames,
+                record.seconds,
+                record.fps,
+            )
             for warning in record.warnings:
                 log.warning("%s: %s", job.name, warning)
         else:
@@ -162,23 +183,32 @@ def report(summary: BatchSummary, outdir: Path, quiet: bool) -> None:
         for status in STATUSES:
             rows = [r for r in summary.records if r.status == status]
             if rows:
-                table.add_row(status, str(len(rows)), str(sum(r.frames for r in rows)),
-                              f"{sum(r.seconds for r in rows):.1f}")  # fmt: skip
+                table.add_row(
+                    status,
+                    str(len(rows)),
+                    str(sum(r.frames for r in rows)),
+                    f"{sum(r.seconds for r in rows):.1f}",
+                )
         if summary.resumed:
             table.add_row("done before (--resume)", str(summary.resumed), "", "")
         console.stderr_console().print(table)
     if summary.records:
         fps = summary.frames / summary.wall_s if summary.wall_s else 0.0
-        log.info("%d frames in %.1f s (%.1f FPS over the batch); manifest %s", summary.frames,
-                 summary.wall_s, fps, outdir / "manifest.jsonl")  # fmt: skip
+        log.info(
+            "%d frames in %.1f s (%.1f FPS over the batch); manifest %s",
+            summary.frames,
+            summary.wall_s,
+            fps,
+            outdir / "manifest.jsonl",
+        )
     elif summary.resumed:
-        log.info("Nothing to do: all %d inputs are done (%s)", summary.resumed,
-                         outdir / "manifest.jsonl")  # fmt: skip
+        log.info(
+            "Nothing to do: all %d inputs are done (%s)", summary.resumed, outdir / "manifest.jsonl"
+        )
     if summary.stopped:
         log.warning("stopped by %s; the manifest says what finished", summary.stopped)
         raise typer.Exit(128 + getattr(signal, summary.stopped))
     failed = summary.count("failed")
     if failed:
-        log.warning("%d input%s failed (see above and the manifest)", failed,
-                            "s" * (failed != 1))  # fmt: skip
+        log.warning("%d input%s failed (see above and the manifest)", failed, "s" * (failed != 1))
         raise typer.Exit(1)

@@ -80,15 +80,22 @@ def bench(
     setup_logging(quiet=not verbose, verbose=verbose)
     model_setting = Config.load().get("model", model, "--model", defaults.MODEL)
     precision = openvino_precision.upper() if openvino_precision else None
-    settings = SessionSettings(threads, graph_opt, coreml_format, coreml_units, coreml_cache,
-                               openvino_device, precision)  # fmt: skip
+    settings = SessionSettings(
+        threads, graph_opt, coreml_format, coreml_units, coreml_cache, openvino_device, precision
+    )
     config = BenchConfig(
-        model=Path(), providers=[p for p in providers.split(",") if p.strip()],
-        iterations=iterations, warmup=warmup, source=source, frames=frames, session=settings,
-    )  # fmt: skip
+        model=Path(),
+        providers=[p for p in providers.split(",") if p.strip()],
+        iterations=iterations,
+        warmup=warmup,
+        source=source,
+        frames=frames,
+        session=settings,
+    )
     config.check()  # before the model is looked up (or downloaded)
-    config = replace(config, model=find_model(model_setting.value, model_setting.origin,
-                                              download=download))  # fmt: skip
+    config = replace(
+        config, model=find_model(model_setting.value, model_setting.origin, download=download)
+    )
     progress = None if json_out else (lambda text: stderr_console().print(text))
     report = run_bench(config, on_progress=progress)
     if json_out:
@@ -103,11 +110,12 @@ def print_bench(report: BenchReport) -> None:
 
     console = Console(highlight=False)
     m = report.machine
-    console.print(f"{m['cpu']} ({m['cores']} cores), {m['system']}, "
-                  f"onnxruntime {m['onnxruntime']}")  # fmt: skip
-    console.print(f"Model {report.model}; input {report.input['image']} "
-                  f"{report.input['size'][0]}x{report.input['size'][1]}; "
-                  f"{report.warmup} warm-up + {report.iterations} timed runs")  # fmt: skip
+    console.print(f"{m['cpu']} ({m['cores']} cores), {m['system']}, onnxruntime {m['onnxruntime']}")
+    console.print(
+        f"Model {report.model}; input {report.input['image']} "
+        f"{report.input['size'][0]}x{report.input['size'][1]}; "
+        f"{report.warmup} warm-up + {report.iterations} timed runs"
+    )
     console.print("Settings: " + ", ".join(f"{k}={v}" for k, v in report.settings.items()))
     for r in report.results:
         if r.status != "ran":
@@ -125,16 +133,20 @@ def print_bench(report: BenchReport) -> None:
             as_run = f" · as run: {r.pipeline_settings}"
         for name, st in rows:
             table.add_row(name, *(f"{getattr(st, c):.2f}" for c in columns))
-        table.caption = (f"inference {r.fps:.1f} FPS with ONNX Runtime's defaults{as_run} · "
-                         f"session start-up {r.startup_s:.2f} s · speed-up {r.speedup:.2f}× vs "
-                         f"{report.baseline}")  # fmt: skip
+        table.caption = (
+            f"inference {r.fps:.1f} FPS with ONNX Runtime's defaults{as_run} · "
+            f"session start-up {r.startup_s:.2f} s · speed-up {r.speedup:.2f}× vs "
+            f"{report.baseline}"
+        )
         console.print(table)
         for label, e in (("end to end", r.end_to_end), ("sequential", r.sequential)):
             if e is None:
                 continue
             cpu = ", ".join(f"{k} {v:.1f}" for k, v in e.cpu_ms.items())
-            console.print(f"  {label}: [bold]{e.fps:.1f} FPS[/] over {e.frames} frames as "
-                          f"annotate run reports it ({e.loop_fps:.1f} FPS after the first frame, "
-                          f"which took {e.first_frame_s:.2f} s); {e.mode}")  # fmt: skip
+            console.print(
+                f"  {label}: [bold]{e.fps:.1f} FPS[/] over {e.frames} frames as "
+                f"annotate run reports it ({e.loop_fps:.1f} FPS after the first frame, "
+                f"which took {e.first_frame_s:.2f} s); {e.mode}"
+            )
             console.print(f"    CPU time per frame, ms (stages overlap when concurrent): {cpu}")
     console.print(f"[bold]{report.recommendation}[/]")

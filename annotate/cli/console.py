@@ -41,16 +41,21 @@ class FrameProgressBar:
             MofNCompleteColumn,
             Progress,
             TextColumn,
-            TimeElapsedColumn,  # fmt: skip
+            TimeElapsedColumn,
             TimeRemainingColumn,
         )
 
         counter = [BarColumn(), MofNCompleteColumn()] if total else [TextColumn("{task.completed}")]
         eta = [TextColumn("ETA"), TimeRemainingColumn()] if total else []
         self._bar = Progress(
-            TextColumn("frames"), *counter, TextColumn("{task.fields[fps]} FPS"),
-            TimeElapsedColumn(), *eta, console=stderr_console(), transient=True,
-        )  # fmt: skip
+            TextColumn("frames"),
+            *counter,
+            TextColumn("{task.fields[fps]} FPS"),
+            TimeElapsedColumn(),
+            *eta,
+            console=stderr_console(),
+            transient=True,
+        )
         self._task = self._bar.add_task("annotating", total=total, fps="-")
         self._started = time.perf_counter()
         self._bar.start()
@@ -75,11 +80,17 @@ def download(entry: KnownModel) -> Path:
         DownloadColumn,
         Progress,
         TextColumn,
-        TransferSpeedColumn,  # fmt: skip
+        TransferSpeedColumn,
     )
 
-    with Progress(TextColumn(entry.name), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                  console=console, transient=True) as bar:  # fmt: skip
+    with Progress(
+        TextColumn(entry.name),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
         task = bar.add_task("download", total=entry.size)
         return pull(entry, lambda done, total: bar.update(task, completed=done, total=total))
 
@@ -133,6 +144,10 @@ def print_counts(counts: dict) -> None:
         table.add_row(printable(name), str(c["in"]), str(c["out"]), printable(by_class) or "–")
     for name, c in counts["zones"].items():
         by_class = ", ".join(f"{k} {v}" for k, v in c["by_class"]["entered"].items())
-        table.add_row(printable(name), f"{c['now']} now", f"{c['entered']} entered",
-                      printable(by_class) or "–")  # fmt: skip
+        table.add_row(
+            printable(name),
+            f"{c['now']} now",
+            f"{c['entered']} entered",
+            printable(by_class) or "–",
+        )
     stderr_console().print(table)

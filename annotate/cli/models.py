@@ -29,8 +29,9 @@ def models_list() -> None:
         path = local_path(entry)
         size = f"{entry.size / 1e6:.1f} MB" if entry.size else "?"
         here = str(path) if path else f"no (annotate models pull {entry.name})"
-        table.add_row(entry.name, entry.family, str(entry.input or "auto"), size, entry.licence,
-                      here)  # fmt: skip
+        table.add_row(
+            entry.name, entry.family, str(entry.input or "auto"), size, entry.licence, here
+        )
     Console(highlight=False).print(table)
 
 

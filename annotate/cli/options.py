@@ -34,9 +34,10 @@ Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="More detail.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")]
 Duration = Annotated[
     str | None,
-    typer.Option(help="Process this long (seconds or [HH:]MM:SS).", show_default=False,
-                 rich_help_panel=SPAN),
-]  # fmt: skip
+    typer.Option(
+        help="Process this long (seconds or [HH:]MM:SS).", show_default=False, rich_help_panel=SPAN
+    ),
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -93,8 +94,9 @@ def _field_type(d: Declared) -> Any:
 def _parameter(d: Declared) -> inspect.Parameter:
     annotation, default, extra = _option(d)
     option = typer.Option(default, *d.setting.flags, **extra)
-    return inspect.Parameter(d.setting.param, inspect.Parameter.KEYWORD_ONLY, default=option,
-                             annotation=annotation)  # fmt: skip
+    return inspect.Parameter(
+        d.setting.param, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation
+    )
 
 
 def _option(d: Declared) -> tuple[Any, Any, dict[str, Any]]:
@@ -109,8 +111,12 @@ def _option(d: Declared) -> tuple[Any, Any, dict[str, Any]]:
         if d.default is not None:
             text += f" [default {d.default}]"
     show = s.show_default and default is not None and s.config is None
-    extra = {"help": text + ".", "show_default": show, "metavar": s.metavar,
-             "rich_help_panel": s.panel}  # fmt: skip
+    extra = {
+        "help": text + ".",
+        "show_default": show,
+        "metavar": s.metavar,
+        "rich_help_panel": s.panel,
+    }
     return annotation, default, extra
 
 

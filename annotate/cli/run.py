@@ -47,8 +47,9 @@ def run(
         raise UsageError("give the source once, either as SOURCE or as --source")
     spec = source_arg or source
     if not spec:
-        raise UsageError("no source given; try 'annotate run video.mp4' or "
-                         "'annotate run --source camera'")  # fmt: skip
+        raise UsageError(
+            "no source given; try 'annotate run video.mp4' or 'annotate run --source camera'"
+        )
     check_exists(spec)
     options = o.run_options(spec, ctx.params, Config.load())
     o.check_needed(ctx, options)
@@ -76,9 +77,13 @@ def report(summary: RunSummary, spec: str, quiet: bool) -> None:
             extra += f", {summary.tracks} track{'s' * (summary.tracks != 1)}"
         log.info(
             "Done: %d frames in %.1f s (%.1f FPS mean, inference %.1f ms mean) on %s%s",
-            summary.frames, summary.wall_s, summary.fps,
-            1000 * summary.inference_s / detected, summary.provider, extra,
-        )  # fmt: skip
+            summary.frames,
+            summary.wall_s,
+            summary.fps,
+            1000 * summary.inference_s / detected,
+            summary.provider,
+            extra,
+        )
     else:
         log.warning("no frames were read from %s", spec)
     if summary.counts and not quiet:

@@ -29,9 +29,16 @@ if TYPE_CHECKING:
 log = logging.getLogger("annotate")
 
 __all__ = [
-    "COCO_LABELS", "FAMILIES", "Detector", "Family", "ModelSpec", "SessionInfo",
-    "SessionSettings", "StageTimes", "class_ids",
-]  # fmt: skip
+    "COCO_LABELS",
+    "FAMILIES",
+    "Detector",
+    "Family",
+    "ModelSpec",
+    "SessionInfo",
+    "SessionSettings",
+    "StageTimes",
+    "class_ids",
+]
 
 
 def class_ids(labels: Sequence[str], classes: Sequence[str], flag: str) -> frozenset[int]:
@@ -129,8 +136,19 @@ class Detector:
         """``free_size``: make the model take canvases fitted to the frame if it can
         (:mod:`annotate.detector.canvas`); :attr:`fit` then turns them on."""
         session, info = open_session(model, resolution, settings, free_size)
-        return cls(session, info, conf, iou, str(model), family, labels_file, classes, min_area,
-                   max_det, free_size)  # fmt: skip
+        return cls(
+            session,
+            info,
+            conf,
+            iou,
+            str(model),
+            family,
+            labels_file,
+            classes,
+            min_area,
+            max_det,
+            free_size,
+        )
 
     def _takes_other_sizes(self) -> bool:
         """One inference a stride smaller each way: does the output have that canvas's grid?"""
@@ -143,11 +161,13 @@ class Detector:
         except Exception as e:  # the runtime's own error types vary by provider
             log.debug("The model takes only %s inputs (%s)", self.input_hw, str(e)[:120])
             return False
-        takes = (output.ndim == 3 and self.spec.family.classes(
-            output.shape[1:], anchor_count(hw)) == len(self.labels))  # fmt: skip
+        takes = output.ndim == 3 and self.spec.family.classes(
+            output.shape[1:], anchor_count(hw)
+        ) == len(self.labels)
         if not takes:
-            log.debug("The model gives %s on a %s canvas: square canvas only",
-                      list(output.shape), hw)  # fmt: skip
+            log.debug(
+                "The model gives %s on a %s canvas: square canvas only", list(output.shape), hw
+            )
         return takes
 
     def canvas_for(self, image_hw: tuple[int, int]) -> tuple[int, int]:
@@ -173,8 +193,9 @@ class Detector:
         return output
 
     def postprocess(self, output: npt.NDArray[np.float32], box: Letterbox) -> Detections:
-        found = self.spec.family.decode_output(output, box, box.canvas_hw, self.conf, self.iou,
-                                        self.labels, self.classes)  # fmt: skip
+        found = self.spec.family.decode_output(
+            output, box, box.canvas_hw, self.conf, self.iou, self.labels, self.classes
+        )
         return found.filter(min_area=self.min_area, max_det=self.max_det)
 
     def batch_limit(self, wanted: int) -> tuple[int, str]:
@@ -195,8 +216,9 @@ class Detector:
         except Exception as e:  # the runtime's own error types vary by provider
             return 1, f"the model fails on a batch of 2 ({str(e).splitlines()[0][:120]})"
         if double.shape != (2, *single.shape[1:]):
-            return 1, (f"a batch of 2 gives output {list(double.shape)}, not "
-                       f"{[2, *single.shape[1:]]}")  # fmt: skip
+            return 1, (
+                f"a batch of 2 gives output {list(double.shape)}, not {[2, *single.shape[1:]]}"
+            )
         return wanted, ""
 
     def detect_batch(

@@ -3,7 +3,7 @@
 A 16:9 frame fills 234 of YOLOX-Nano's 416 rows; the other 182 are grey padding that costs
 as much to run as the picture. Fitting the canvas to the frame (each side rounded up to the
 largest stride, as Ultralytics' ``rect`` letterbox does) runs 416×256 instead: the same
-detections within a few hundredths of a score (README, "Models"). It needs a model whose
+detections within a few hundredths of a score (docs/models.md). It needs a model whose
 graph takes other input sizes: fully convolutional, with its output reshaped by ``-1`` (YOLOX
 exports are); a model that fails on another size is kept on its square.
 """
@@ -28,8 +28,10 @@ def fitted(model_hw: tuple[int, int], image_hw: tuple[int, int]) -> tuple[int, i
     (in_h, in_w), (h, w) = model_hw, image_hw
     ratio = min(in_h / h, in_w / w)
     new_h, new_w = max(1, int(h * ratio)), max(1, int(w * ratio))
-    return (min(in_h, math.ceil(new_h / STRIDE) * STRIDE),
-            min(in_w, math.ceil(new_w / STRIDE) * STRIDE))  # fmt: skip
+    return (
+        min(in_h, math.ceil(new_h / STRIDE) * STRIDE),
+        min(in_w, math.ceil(new_w / STRIDE) * STRIDE),
+    )
 
 
 def size_text(hw: tuple[int, int]) -> str:

@@ -103,10 +103,10 @@ class Family:
         if not mask.any():
             return Detections.empty(labels)
         kept = np.flatnonzero(mask)
-        centres, sizes = self.geometry(rows[kept], kept if index is None else index[kept],
-                                       input_hw)  # fmt: skip
-        return boxes_in_source(centres, sizes, scores[kept], class_ids[kept], box, conf, iou,
-                               labels)  # fmt: skip
+        centres, sizes = self.geometry(rows[kept], kept if index is None else index[kept], input_hw)
+        return boxes_in_source(
+            centres, sizes, scores[kept], class_ids[kept], box, conf, iou, labels
+        )
 
 
 class YoloX(Family):
@@ -237,8 +237,10 @@ def input_size(shape: list[Any], meta: dict[str, str], name: str = "model") -> t
         or len(imgsz) != 2
         or not all(isinstance(v, int) and v in SIZES and v % 32 == 0 for v in imgsz)
     ):
-        raise ModelError(f"{name}: its imgsz metadata {meta.get('imgsz')!r:.40} is not an input "
-                         "size (two multiples of 32 from 32 to 4096)")  # fmt: skip
+        raise ModelError(
+            f"{name}: its imgsz metadata {meta.get('imgsz')!r:.40} is not an input "
+            "size (two multiples of 32 from 32 to 4096)"
+        )
     return int(imgsz[0]), int(imgsz[1])
 
 
@@ -283,8 +285,10 @@ def read_spec(
     try:
         out = session.run(None, {inputs[0].name: probe})[0]
     except Exception as e:
-        raise ModelError(f"{name} does not run on a 1x3x{input_hw[0]}x{input_hw[1]} image: "
-                         f"{str(e).splitlines()[0][:200]}") from None  # fmt: skip
+        raise ModelError(
+            f"{name} does not run on a 1x3x{input_hw[0]}x{input_hw[1]} image: "
+            f"{str(e).splitlines()[0][:200]}"
+        ) from None
     try:
         chosen, classes = classify(tuple(out.shape), input_hw, family)
     except ModelError as e:
@@ -292,8 +296,10 @@ def read_spec(
     if labels_file is not None:
         labels = read_labels(labels_file)
         if len(labels) != classes:
-            raise UsageError(f"labels file {labels_file} has {len(labels)} names but {name} "
-                             f"has {classes} classes")  # fmt: skip
+            raise UsageError(
+                f"labels file {labels_file} has {len(labels)} names but {name} "
+                f"has {classes} classes"
+            )
     else:
         labels = metadata_names(meta) or (COCO_LABELS if classes == len(COCO_LABELS) else ())
         if len(labels) != classes:

@@ -81,13 +81,15 @@ def open_session(
         spin = "1" if settings.spinning else "0"
         options.add_session_config_entry("session.intra_op.allow_spinning", spin)
         # Spinning threads only wait for work inside a run; between runs they would burn a
-        # core each (README, "Spinning per mode").
+        # core each (docs/performance.md, "Spinning per mode").
         options.add_session_config_entry("session.force_spinning_stop", spin)
     level = ort.GraphOptimizationLevel
     options.graph_optimization_level = {
-        "disable": level.ORT_DISABLE_ALL, "basic": level.ORT_ENABLE_BASIC,
-        "extended": level.ORT_ENABLE_EXTENDED, "all": level.ORT_ENABLE_ALL,
-    }[settings.graph_opt]  # fmt: skip
+        "disable": level.ORT_DISABLE_ALL,
+        "basic": level.ORT_ENABLE_BASIC,
+        "extended": level.ORT_ENABLE_EXTENDED,
+        "all": level.ORT_ENABLE_ALL,
+    }[settings.graph_opt]
     providers = [(p, settings.provider_options(p)) for p in resolution.providers]
     started = time.perf_counter()
     session = None

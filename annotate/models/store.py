@@ -41,8 +41,9 @@ def download_url(entry: KnownModel, environ: dict[str, str] | None = None) -> st
     """The official URL, or the mirror's (same file name) when ``ANNOTATE_MODEL_MIRROR`` is set."""
     mirror = (os.environ if environ is None else environ).get(MIRROR_ENV, "").strip()
     if not entry.url:
-        raise UsageError(f"model '{entry.name}' has no download URL; add it with "
-                         "'annotate models add FILE'")  # fmt: skip
+        raise UsageError(
+            f"model '{entry.name}' has no download URL; add it with 'annotate models add FILE'"
+        )
     if mirror:
         if not mirror.lower().startswith(("http://", "https://")):
             raise ConfigError(f"{MIRROR_ENV} must be an http:// or https:// URL, got {mirror!r}")
@@ -71,8 +72,10 @@ def pull(
     target = dest / entry.file
     dest.mkdir(parents=True, exist_ok=True)
     part = dest / f".{entry.file}.{os.getpid()}.part"
-    offline = (f"; offline? put {entry.file} in {search_dirs()[0]} or {dest}, register it with "
-               "'annotate models add FILE', or pass --model PATH")  # fmt: skip
+    offline = (
+        f"; offline? put {entry.file} in {search_dirs()[0]} or {dest}, register it with "
+        "'annotate models add FILE', or pass --model PATH"
+    )
     log.info("Downloading %s from %s", entry.name, url)
     digest = hashlib.sha256()
     done = 0
@@ -85,27 +88,38 @@ def pull(
             limit = entry.size if entry.size else None
             while block := response.read(CHUNK):
                 if limit is not None and done + len(block) > limit:
-                    raise ModelError(f"download of {entry.name} from {url} sent more than the "
-                                     f"expected {limit} bytes; the file was deleted")  # fmt: skip
+                    raise ModelError(
+                        f"download of {entry.name} from {url} sent more than the "
+                        f"expected {limit} bytes; the file was deleted"
+                    )
                 out.write(block)
                 digest.update(block)
                 done += len(block)
                 if progress:
                     progress(done, total)
         if total is not None and done != total:
-            raise ModelError(f"download of {entry.name} from {url} stopped at {done} of {total} "
-                             "bytes; try again")  # fmt: skip
+            raise ModelError(
+                f"download of {entry.name} from {url} stopped at {done} of {total} bytes; try again"
+            )
         actual = digest.hexdigest()
         if entry.sha256 and actual != entry.sha256:
-            raise ModelError(f"download of {entry.name} from {url} has sha256 {actual}, expected "
-                             f"{entry.sha256}; the file was deleted")  # fmt: skip
+            raise ModelError(
+                f"download of {entry.name} from {url} has sha256 {actual}, expected "
+                f"{entry.sha256}; the file was deleted"
+            )
         os.replace(part, target)
     except urllib.error.HTTPError as e:
         raise ModelError(
             f"cannot download {entry.name} from {url}: HTTP {e.code}{offline}"
         ) from None
-    except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException,
-            OSError, ValueError) as e:  # fmt: skip
+    except (
+        urllib.error.URLError,
+        TimeoutError,
+        ConnectionError,
+        http.client.HTTPException,
+        OSError,
+        ValueError,
+    ) as e:
         reason = getattr(e, "reason", None) or e
         reason = getattr(reason, "strerror", None) or reason
         if isinstance(e, http.client.IncompleteRead):
@@ -124,8 +138,10 @@ def add(path: Path, name: str | None = None) -> KnownModel:
     if not path.is_file():
         raise UsageError(f"{path} is not a file")
     if name is not None and not NAME.fullmatch(name.lower()):
-        raise UsageError(f"model name {name!r} must be letters, digits, '.', '_' or '-' (and "
-                         "start with a letter or digit)")  # fmt: skip
+        raise UsageError(
+            f"model name {name!r} must be letters, digits, '.', '_' or '-' (and "
+            "start with a letter or digit)"
+        )
     digest = sha256_of(path)
     known = registry()
     match = next((e for e in known.values() if e.sha256 == digest), None)
@@ -138,12 +154,22 @@ def add(path: Path, name: str | None = None) -> KnownModel:
     name = (name or path.stem).lower().replace("_", "-")
     previous = known.get(name)
     if previous is not None and previous.sha256 and previous.sha256 != digest:
-        log.warning("%s differs from the known %s (sha256 %s, expected %s); registered as given",
-                    path, name, digest, previous.sha256)  # fmt: skip
-    entry = KnownModel(name=name, file=path.name, sha256=digest, size=path.stat().st_size,
-                       licence=previous.licence if previous else "unknown",
-                       family=previous.family if previous else "auto",
-                       path=path.resolve())  # fmt: skip
+        log.warning(
+            "%s differs from the known %s (sha256 %s, expected %s); registered as given",
+            path,
+            name,
+            digest,
+            previous.sha256,
+        )
+    entry = KnownModel(
+        name=name,
+        file=path.name,
+        sha256=digest,
+        size=path.stat().st_size,
+        licence=previous.licence if previous else "unknown",
+        family=previous.family if previous else "auto",
+        path=path.resolve(),
+    )
     _save_user_entry(entry)
     return entry
 
@@ -157,9 +183,14 @@ def _save_user_entry(entry: KnownModel) -> None:
     target = user_registry_path()
     target.parent.mkdir(parents=True, exist_ok=True)
     data = user_registry()
-    fields = {"file": entry.file, "sha256": entry.sha256, "size": entry.size,
-              "licence": entry.licence, "family": entry.family,
-              "path": str(entry.path)}  # fmt: skip
+    fields = {
+        "file": entry.file,
+        "sha256": entry.sha256,
+        "size": entry.size,
+        "licence": entry.licence,
+        "family": entry.family,
+        "path": str(entry.path),
+    }
     data = {k: v for k, v in data.items() if k.lower() != entry.name}
     data[entry.name] = {k: v for k, v in fields.items() if v is not None}
     tmp = target.with_name(target.name + ".tmp")

@@ -25,8 +25,9 @@ def _need_onnx() -> None:
     try:
         import onnx  # noqa: F401
     except ImportError:
-        raise UsageError("quantizing needs the onnx package: pip install "
-                         "'annotate-video[quantize]'") from None  # fmt: skip
+        raise UsageError(
+            "quantizing needs the onnx package: pip install 'annotate-video[quantize]'"
+        ) from None
 
 
 def calibration_blobs(model: Path, sources: list[str], frames: int) -> Iterator[np.ndarray]:
@@ -59,7 +60,7 @@ def quantize_int8(model: Path, target: Path, sources: list[str], frames: int = 6
         CalibrationMethod,
         QuantFormat,
         QuantType,
-        quantize_static,  # fmt: skip
+        quantize_static,
     )
 
     session = onnxruntime.InferenceSession(str(model), providers=["CPUExecutionProvider"])
@@ -89,13 +90,19 @@ def quantize_int8(model: Path, target: Path, sources: list[str], frames: int = 6
         quant_pre_process(str(prepared), str(prepared), skip_symbolic_shape=True)
         # The quantizer prints its progress to stdout, which is for results here.
         with contextlib.redirect_stdout(io.StringIO()) as chatter:
-            quantize_static(str(prepared), str(target), Reader(), quant_format=QuantFormat.QDQ,
-                            per_channel=True, weight_type=QuantType.QInt8,
-                            activation_type=QuantType.QUInt8,
-                            # Min/max calibration lets YOLOX's rare huge activations set the
-                            # scales: on the shared photos it found 1 of 4 objects; clipping at
-                            # the 99.999th percentile finds all four.
-                            calibrate_method=CalibrationMethod.Percentile)  # fmt: skip
+            quantize_static(
+                str(prepared),
+                str(target),
+                Reader(),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                weight_type=QuantType.QInt8,
+                activation_type=QuantType.QUInt8,
+                # Min/max calibration lets YOLOX's rare huge activations set the
+                # scales: on the shared photos it found 1 of 4 objects; clipping at
+                # the 99.999th percentile finds all four.
+                calibrate_method=CalibrationMethod.Percentile,
+            )
         log.debug(chatter.getvalue())
     finally:
         prepared.unlink(missing_ok=True)

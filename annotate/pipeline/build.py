@@ -86,8 +86,9 @@ def make_sinks(
         from annotate.sinks.web import WebPreview
 
         host, port = options.serve
-        preview = WebPreview(host, port, live or LiveStats(), f"annotate - {source.name}",
-                             options.serve_hosts)  # fmt: skip
+        preview = WebPreview(
+            host, port, live or LiveStats(), f"annotate - {source.name}", options.serve_hosts
+        )
         displays.append(stack.enter_context(preview))
     return displays + sinks
 
@@ -134,8 +135,9 @@ def run(
         cores = options.cores or cpu_cores()
         plan = plan_threads(options, cores)
         if source is None:
-            source = open_source(options.source, options.start, options.end, options.reconnect,
-                                 plan.decode)  # fmt: skip
+            source = open_source(
+                options.source, options.start, options.end, options.reconnect, plan.decode
+            )
         source = stack.enter_context(source)
         if plan.workers and (source.info.live or source.info.still):
             # The sequential plan, but the decoder's threads are fixed once it is open.
@@ -166,10 +168,19 @@ def run(
         if progress is not None:
             progress.start(expected_frames(source.info, options))
             stack.callback(progress.stop)
-        emitter = Emitter(annotators=annotators, sinks=sinks, summary=summary, source=source,
-                          fps_every=options.fps_every, max_frames=options.max_frames,
-                          progress=progress, started=started, live=live,
-                          stages=stages, stop=stop)  # fmt: skip
+        emitter = Emitter(
+            annotators=annotators,
+            sinks=sinks,
+            summary=summary,
+            source=source,
+            fps_every=options.fps_every,
+            max_frames=options.max_frames,
+            progress=progress,
+            started=started,
+            live=live,
+            stages=stages,
+            stop=stop,
+        )
         every = options.detect_every
         if every != 1 and source.info.still:
             log.warning(
@@ -179,8 +190,10 @@ def run(
             )
             every = 1
         if every is None and not source.info.live:
-            log.info("--detect-every auto paces detection to a live source's frame rate; "
-                     "a file is read as fast as it goes, so every frame is detected")  # fmt: skip
+            log.info(
+                "--detect-every auto paces detection to a live source's frame rate; "
+                "a file is read as fast as it goes, so every frame is detected"
+            )
             every = 1
         if options.blur is not None and every != 1:
             log.warning(
@@ -190,8 +203,9 @@ def run(
             )
         try:
             if plan.workers:
-                run_concurrent(source, detector, emitter, plan.workers, batch=batch,
-                               every=every or 1)  # fmt: skip
+                run_concurrent(
+                    source, detector, emitter, plan.workers, batch=batch, every=every or 1
+                )
             else:
                 interval = 1 / float(source.info.fps) if source.info.fps else 0.0
                 run_sequential(source, detector, emitter, DetectEvery(every, interval))
@@ -218,11 +232,19 @@ def load_detector(options: RunOptions, plan: ThreadPlan, tracker: Tracker | None
     settings = replace(options.session, threads=plan.intra_op, spinning=spinning)
     # The tracker's second round keeps tracks alive on boxes below --conf (ByteTrack).
     conf = min(options.conf, tracker.settings.low) if tracker else options.conf
-    return Detector.load(options.model, options.resolution, conf, options.iou, settings,
-                         family=options.family, labels_file=options.labels,
-                         classes=options.classes, min_area=options.min_area,
-                         max_det=options.max_det,
-                         free_size=options.canvas != "square")  # fmt: skip
+    return Detector.load(
+        options.model,
+        options.resolution,
+        conf,
+        options.iou,
+        settings,
+        family=options.family,
+        labels_file=options.labels,
+        classes=options.classes,
+        min_area=options.min_area,
+        max_det=options.max_det,
+        free_size=options.canvas != "square",
+    )
 
 
 def use_canvas(detector: Detector, canvas: str, info: SourceInfo) -> None:
@@ -232,12 +254,20 @@ def use_canvas(detector: Detector, canvas: str, info: SourceInfo) -> None:
     detector.fit = wanted and detector.can_fit
     square = size_text(detector.input_hw)
     if canvas == "fit" and not detector.can_fit:
-        log.info("--canvas fit: this model (or provider) takes only its %s input; the frames "
-                 "are letterboxed onto that", square)  # fmt: skip
+        log.info(
+            "--canvas fit: this model (or provider) takes only its %s input; the frames "
+            "are letterboxed onto that",
+            square,
+        )
     elif detector.fit and info.width and info.height:
         fitted = size_text(detector.canvas_for((info.height, info.width)))
-        log.debug("Canvas: %s for %dx%d frames (the model's own: %s)", fitted, info.width,
-                  info.height, square)  # fmt: skip
+        log.debug(
+            "Canvas: %s for %dx%d frames (the model's own: %s)",
+            fitted,
+            info.width,
+            info.height,
+            square,
+        )
     else:
         log.debug("Canvas: %s", square)
 
@@ -315,21 +345,29 @@ def make_tracker(options: RunOptions) -> Tracker | None:
         return None
     from annotate.tracking import Tracker, TrackerSettings
 
-    return Tracker(TrackerSettings(high=options.conf, low=min(options.conf, TrackerSettings.low),
-                                   buffer_s=options.track_buffer))  # fmt: skip
+    return Tracker(
+        TrackerSettings(
+            high=options.conf,
+            low=min(options.conf, TrackerSettings.low),
+            buffer_s=options.track_buffer,
+        )
+    )
 
 
 def batch_size(options: RunOptions, plan: ThreadPlan, detector: Detector) -> int:
     """``--batch`` if this run and model can take it; otherwise say why and use 1.
 
     Batches are for GPUs and many-core machines: with one intra-op thread per worker they
-    bring nothing on CPU (``scripts/batching.py``, README), so the default is 1.
+    bring nothing on CPU (``scripts/batching.py``, docs/performance.md), so the default is 1.
     """
     if options.batch == 1:
         return 1
     if not plan.workers:
-        log.info("--batch %d ignored: batches are for video files in the concurrent runner; "
-                 "this run takes one frame at a time", options.batch)  # fmt: skip
+        log.info(
+            "--batch %d ignored: batches are for video files in the concurrent runner; "
+            "this run takes one frame at a time",
+            options.batch,
+        )
         return 1
     batch, why = detector.batch_limit(options.batch)
     if batch < options.batch:

@@ -459,9 +459,13 @@ class RunOptions:
     @property
     def tracker_flags(self) -> list[str]:
         """The options set here that work on tracks (the CLI turns tracking on for them)."""
-        needs = (("--mot", self.mot is not None), ("--detect-every", self.detect_every != 1),
-                 ("--line", bool(self.lines)), ("--zone", bool(self.zones)),
-                 ("--blur", self.blur is not None))  # fmt: skip
+        needs = (
+            ("--mot", self.mot is not None),
+            ("--detect-every", self.detect_every != 1),
+            ("--line", bool(self.lines)),
+            ("--zone", bool(self.zones)),
+            ("--blur", self.blur is not None),
+        )
         return [flag for flag, on in needs if on]
 
     @property
@@ -506,8 +510,9 @@ class RunOptions:
         if self.trails and not self.track:
             raise UsageError("--trails draws the paths of tracks: add --track")
         if not self.track and self.tracker_flags:
-            raise UsageError("--mot, --detect-every, --line, --zone and --blur need the tracker: "
-                             "add --track")  # fmt: skip
+            raise UsageError(
+                "--mot, --detect-every, --line, --zone and --blur need the tracker: add --track"
+            )
         self._check_blur()
         lines, zones = parse_shapes(self.lines, "line"), parse_shapes(self.zones, "zone")
         shared = sorted({s.name for s in lines} & {s.name for s in zones})
@@ -516,10 +521,12 @@ class RunOptions:
                 f"--line and --zone both use the name {shared[0]!r}; names must differ"
             )
         check_at_least("--line-frames", self.line_frames, 1)
-        for flag, value, allowed in (("--canvas", self.canvas, CANVASES),
-                                     ("--anchor", self.anchor, ANCHORS),
-                                     ("--blur-style", self.blur_style, BLUR_STYLES),
-                                     ("--blur-shape", self.blur_shape, BLUR_SHAPES)):  # fmt: skip
+        for flag, value, allowed in (
+            ("--canvas", self.canvas, CANVASES),
+            ("--anchor", self.anchor, ANCHORS),
+            ("--blur-style", self.blur_style, BLUR_STYLES),
+            ("--blur-shape", self.blur_shape, BLUR_SHAPES),
+        ):
             if value not in allowed:
                 raise UsageError(f"{flag} takes {', '.join(allowed)}; got {value!r}")
         for flag, when in (("--start", self.start), ("--end", self.end)):
@@ -528,8 +535,9 @@ class RunOptions:
         if self.start is not None and self.start < 0:
             raise UsageError(f"--start must not be negative, got {self.start:g}")
         if self.end is not None and self.end <= (self.start or 0):
-            raise UsageError("the time span is empty: --end must come after --start "
-                             "(or --duration be positive)")  # fmt: skip
+            raise UsageError(
+                "the time span is empty: --end must come after --start (or --duration be positive)"
+            )
         if str(self.mot) == "-" and self.json_path == "-":
             raise UsageError("--json - and --mot - would both write to stdout; send one to a file")
         self._check_outputs()
@@ -571,11 +579,9 @@ class RunOptions:
                     raise OutputPathError(f"output {out} is the input; choose another file name")
                 parent = out.resolve().parent
                 if not parent.is_dir():
-                    raise OutputPathError(f"cannot write {out}: directory {parent} does not "
-                                          "exist")  # fmt: skip
+                    raise OutputPathError(f"cannot write {out}: directory {parent} does not exist")
                 if not os.access(parent, os.W_OK):
-                    raise OutputPathError(f"cannot write {out}: directory {parent} is not "
-                                          "writable")  # fmt: skip
+                    raise OutputPathError(f"cannot write {out}: directory {parent} is not writable")
                 is_dir = out.is_dir()
             except OSError as e:  # a name too long for the file system, say
                 raise OutputPathError(f"cannot write {_short(out)}: {e.strerror}") from None

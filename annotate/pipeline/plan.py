@@ -35,15 +35,17 @@ class ThreadPlan:
     def describe(self) -> str:
         if not self.workers:
             return "sequential"
-        return (f"concurrent: {self.workers} inference worker{'s' * (self.workers > 1)} × "
-                f"{self.intra_op} ONNX Runtime thread{'s' * (self.intra_op != 1)}, decoder "
-                f"{self.decode or 'auto'} thread{'s' * (self.decode != 1)}, encoder "
-                f"{self.encode or 'auto'} thread{'s' * (self.encode != 1)}, OpenCV "
-                f"{self.opencv or 'auto'} thread{'s' * (self.opencv != 1)}")  # fmt: skip
+        return (
+            f"concurrent: {self.workers} inference worker{'s' * (self.workers > 1)} × "
+            f"{self.intra_op} ONNX Runtime thread{'s' * (self.intra_op != 1)}, decoder "
+            f"{self.decode or 'auto'} thread{'s' * (self.decode != 1)}, encoder "
+            f"{self.encode or 'auto'} thread{'s' * (self.encode != 1)}, OpenCV "
+            f"{self.opencv or 'auto'} thread{'s' * (self.opencv != 1)}"
+        )
 
 
 #: The most inference workers the plan gives by itself (each holds frames in flight): on 32
-#: cores 16 × 1 ran 1.10-1.13× 8 × 3 (README, "Why the thread plan is what it is").
+#: cores 16 × 1 ran 1.10-1.13× 8 × 3 (docs/performance.md, "Why the thread plan is what it is").
 MAX_WORKERS = 16
 #: The most ONNX Runtime threads the sequential loop gets (half the cores up to here: on 16
 #: cores 8 beat 2, 4 and 16; on 32 cores 16 and 8 were within 4 % at 1080p, 16 was 1.18×
@@ -53,7 +55,7 @@ MAX_SEQUENTIAL_THREADS = 16
 
 def spinning_for(plan: ThreadPlan) -> bool:
     """Whether ONNX Runtime's intra-op threads spin during a run, by mode (measurements:
-    README, "Spinning per mode"; ``scripts/spinning.py``).
+    docs/performance.md, "Spinning per mode"; ``scripts/spinning.py``).
 
     The sequential loop (files, live sources, recordings alike) spins: each run's parallel
     steps then start without waking a sleeping thread, and the threads stop spinning as soon
@@ -65,8 +67,8 @@ def spinning_for(plan: ThreadPlan) -> bool:
 
 
 def plan_threads(options: RunOptions, cores: int) -> ThreadPlan:
-    """The thread budget for this run; explicit options always win (measurements: README,
-    "Why the thread plan is what it is"; ``scripts/throughput.py``).
+    """The thread budget for this run; explicit options always win (measurements:
+    docs/performance.md, "Why the thread plan is what it is"; ``scripts/throughput.py``).
 
     - One core: the sequential loop, one thread for each library (on a one-core machine
       that is each library's own default; a batch job with one core must not take more).
@@ -87,8 +89,9 @@ def plan_threads(options: RunOptions, cores: int) -> ThreadPlan:
     """
     session, encode = options.session, options.encode
     if cores == 1 and options.workers is None:
-        return ThreadPlan(0, session.threads or 1, options.decode_threads or 1,
-                          encode.threads or 1, 1)  # fmt: skip
+        return ThreadPlan(
+            0, session.threads or 1, options.decode_threads or 1, encode.threads or 1, 1
+        )
     if options.sequential:
         intra_op = session.threads or min(cores, max(2, cores // 2), MAX_SEQUENTIAL_THREADS)
         return ThreadPlan(0, intra_op, options.decode_threads, encode.threads)

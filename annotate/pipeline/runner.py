@@ -46,7 +46,7 @@ POLL_S = 0.1  # how often blocked threads look at the stop flag
 #: How much lower the inference workers' priority is than the rest of the run (Linux). Every
 #: frame passes through decoding and encoding in order, while the workers run side by side
 #: with slack: when they compete for a core the in-order stages should win. 3 was the best
-#: of 0-10 (README, "Why the thread plan is what it is").
+#: of 0-10 (docs/performance.md, "Why the thread plan is what it is").
 WORKER_NICENESS = 3
 #: Frames between handing freed memory back to the system (see :func:`release_free_memory`).
 TRIM_EVERY = 30
@@ -159,8 +159,14 @@ class Emitter:
             self.progress.update(summary.frames)
         if self.live is not None:
             meta = detections.meta
-            self.live.update(now, times.inference, summary.dropped, class_counts(detections),
-                             meta.get(Meta.TRACKS), meta.get(Meta.COUNTS))  # fmt: skip
+            self.live.update(
+                now,
+                times.inference,
+                summary.dropped,
+                class_counts(detections),
+                meta.get(Meta.TRACKS),
+                meta.get(Meta.COUNTS),
+            )
         if stop is not None:
             raise stop
         return self.max_frames is not None and summary.frames >= self.max_frames
@@ -259,8 +265,9 @@ def run_sequential(
         if emitter.emit(frame, detections, times, decode_s):
             return
         inference_s = times.preprocess + times.inference + times.postprocess
-        every.measured(inference_s if detections is not None else None,
-                       time.perf_counter() - t1 + decode_s)  # fmt: skip
+        every.measured(
+            inference_s if detections is not None else None, time.perf_counter() - t1 + decode_s
+        )
 
 
 def _put(q: queue.Queue[Any], item: Any, stop: threading.Event) -> bool:
@@ -361,8 +368,10 @@ class ConcurrentRun:
 
     def run(self) -> None:
         threads = [threading.Thread(target=self._read, name="decode", daemon=True)]
-        threads += [threading.Thread(target=self._detect, name=f"detect-{i}", daemon=True)
-                    for i in range(self.workers)]  # fmt: skip
+        threads += [
+            threading.Thread(target=self._detect, name=f"detect-{i}", daemon=True)
+            for i in range(self.workers)
+        ]
         try:
             # Started inside the try: a Ctrl-C that lands between starting them and the loop
             # must still stop them before the source is closed under the decoder.
@@ -449,8 +458,9 @@ class ConcurrentRun:
             while next_seq in pending:
                 ready = pending.pop(next_seq)
                 next_seq += 1
-                finished = self.emitter.emit(ready.frame, ready.detections, ready.times,
-                                             ready.decode_s)  # fmt: skip
+                finished = self.emitter.emit(
+                    ready.frame, ready.detections, ready.times, ready.decode_s
+                )
                 del ready  # the slot is free once the frame is no longer held here
                 self.slots.release()
                 if finished:

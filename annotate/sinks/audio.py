@@ -42,8 +42,10 @@ class CarriedStreams:
         self.tracks: list[tuple[Any, Any, bool]] = []  # (input stream, output stream, copy?)
         supported = output.supported_codecs
         container = output.format.name.split(",")[0]
-        dropped = [f"video stream #{s.index} (only the first video stream is annotated)"
-                   for s in self.input.streams.video[1:]]  # fmt: skip
+        dropped = [
+            f"video stream #{s.index} (only the first video stream is annotated)"
+            for s in self.input.streams.video[1:]
+        ]
         for stream in self.input.streams.subtitles:
             name = stream.codec_context.name
             if name in supported:
@@ -52,10 +54,14 @@ class CarriedStreams:
                 self.tracks.append((stream, out, True))
             else:
                 hint = "; .mkv keeps it" if container != "matroska" else ""
-                dropped.append(f"subtitle stream #{stream.index} ({name} cannot go in "
-                               f"{container}{hint})")  # fmt: skip
-        dropped += [f"{s.type} stream #{s.index}" for s in self.input.streams
-                    if s.type not in ("video", "audio", "subtitle")]  # fmt: skip
+                dropped.append(
+                    f"subtitle stream #{stream.index} ({name} cannot go in {container}{hint})"
+                )
+        dropped += [
+            f"{s.type} stream #{s.index}"
+            for s in self.input.streams
+            if s.type not in ("video", "audio", "subtitle")
+        ]
         if dropped:
             log.warning("Not kept in the output: %s", "; ".join(dropped))
         for stream in self.input.streams.audio if audio else ():
@@ -69,8 +75,12 @@ class CarriedStreams:
                 layout = stream.codec_context.layout
                 out.layout = layout.name if layout else "stereo"
                 copy = False
-                log.info("Re-encoding %s audio to %s for %s", stream.codec_context.name, codec,
-                         output.format.name)  # fmt: skip
+                log.info(
+                    "Re-encoding %s audio to %s for %s",
+                    stream.codec_context.name,
+                    codec,
+                    output.format.name,
+                )
             copy_tags(stream, out)
             self.tracks.append((stream, out, copy))
         self._by_index = {s.index: (s, o, c) for s, o, c in self.tracks}

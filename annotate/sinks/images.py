@@ -29,8 +29,10 @@ def _encode(suffix: str, image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8] 
 def check_image_type(path: Path) -> None:
     """Refuse, before any work, an image type OpenCV cannot write in colour."""
     if _encode(path.suffix, np.zeros((8, 8, 3), np.uint8)) is None:
-        raise OutputPathError(f"cannot write {path}: OpenCV cannot write colour images as "
-                              f"'{path.suffix}'; use .png or .jpg")  # fmt: skip
+        raise OutputPathError(
+            f"cannot write {path}: OpenCV cannot write colour images as "
+            f"'{path.suffix}'; use .png or .jpg"
+        )
 
 
 def write_image(path: Path, image: npt.NDArray[np.uint8]) -> None:

@@ -29,12 +29,15 @@ class MotSink(SinkBase):
         if detections.track_id is None:
             return
         lines = []
-        for box, score, track in zip(detections.xyxy.tolist(), detections.scores.tolist(),
-                                     detections.track_id.tolist()):  # fmt: skip
+        for box, score, track in zip(
+            detections.xyxy.tolist(), detections.scores.tolist(), detections.track_id.tolist()
+        ):
             if track > 0:
                 x1, y1, x2, y2 = box
-                lines.append(f"{frame.index + 1},{track},{x1:.2f},{y1:.2f},{x2 - x1:.2f},"
-                             f"{y2 - y1:.2f},{score:.4f},-1,-1,-1\n")  # fmt: skip
+                lines.append(
+                    f"{frame.index + 1},{track},{x1:.2f},{y1:.2f},{x2 - x1:.2f},"
+                    f"{y2 - y1:.2f},{score:.4f},-1,-1,-1\n"
+                )
         if lines:
             self.out.write("".join(lines))
 

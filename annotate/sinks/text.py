@@ -49,5 +49,7 @@ class TextOutput:
             try:
                 self._file.close()
             except OSError as e:
-                raise OutputError(f"cannot write {self.path}: {e.strerror}; it is incomplete "
-                                  f"(records for frames before the error)") from None  # fmt: skip
+                raise OutputError(
+                    f"cannot write {self.path}: {e.strerror}; it is incomplete "
+                    f"(records for frames before the error)"
+                ) from None

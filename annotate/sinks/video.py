@@ -40,7 +40,8 @@ DEFAULT_PRESET = "veryfast"
 #: x264 keeps each lookahead frame at full size plus a half-size copy for its analysis (~3
 #: bytes per pixel): 10 frames (veryfast's rc-lookahead) take ~60 MB at 1080p. With the
 #: default preset the lookahead is capped to this budget: 4 frames at 1080p, 3 above, and
-#: veryfast's 10 up to 720p, for about 2 % more bits at equal quality (README, "Memory").
+#: veryfast's 10 up to 720p, for about 2 % more bits at equal quality (docs/performance.md,
+#: "Memory").
 #: A chosen --preset is left alone.
 LOOKAHEAD_BUDGET = 28 * 2**20
 VERYFAST_LOOKAHEAD = 10
@@ -74,16 +75,18 @@ def check_encoding(path: Path, options: EncodeOptions) -> None:
         supported = probe.supported_codecs
     codec_name = {"libx264": "h264", "libx265": "hevc", "libvpx-vp9": "vp9", "libsvtav1": "av1"}
     if codec_name[encoder] not in supported:
-        raise UsageError(f"{path.suffix} files cannot hold {options.codec} video; "
-                         "use .mkv or another codec")  # fmt: skip
+        raise UsageError(
+            f"{path.suffix} files cannot hold {options.codec} video; use .mkv or another codec"
+        )
     if options.crf is not None and not 0 <= options.crf <= max_crf:
         raise UsageError(f"--crf for {options.codec} must be 0–{max_crf}, got {options.crf}")
     if options.preset is not None:
         if options.codec not in ("h264", "hevc"):
             raise UsageError(f"--preset applies to h264 and hevc, not {options.codec}")
         if options.preset not in X26X_PRESETS:
-            raise UsageError(f"unknown --preset '{options.preset}'; use one of "
-                             f"{', '.join(X26X_PRESETS)}")  # fmt: skip
+            raise UsageError(
+                f"unknown --preset '{options.preset}'; use one of {', '.join(X26X_PRESETS)}"
+            )
 
 
 def to_i420(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
@@ -151,8 +154,9 @@ class VideoSink(SinkBase):
             self.audio = None
             if audio_from:
                 zero = info.time_offset + info.start
-                self.audio = CarriedStreams(audio_from, self.container, zero,
-                                            audio=self.options.audio)  # fmt: skip
+                self.audio = CarriedStreams(
+                    audio_from, self.container, zero, audio=self.options.audio
+                )
         except BaseException:
             self.container.close()
             raise
@@ -161,8 +165,11 @@ class VideoSink(SinkBase):
         encoder, _max_crf, default_crf = ENCODERS[self.options.codec]
         self.width, self.height = even_size(self.info.width, self.info.height)
         if (self.width, self.height) != (self.info.width, self.info.height):
-            log.info("Padding output to %dx%d: 4:2:0 video needs even dimensions",
-                     self.width, self.height)  # fmt: skip
+            log.info(
+                "Padding output to %dx%d: 4:2:0 video needs even dimensions",
+                self.width,
+                self.height,
+            )
         stream = self.container.add_stream(encoder, rate=self.info.fps)
         stream.width, stream.height = self.width, self.height
         stream.pix_fmt = "yuv420p"
@@ -171,7 +178,7 @@ class VideoSink(SinkBase):
         stream.codec_context.thread_count = self.options.threads
         # Slice threads split each frame, so encode() returns with that frame done and holds
         # no extra frames. Frame threads are faster but hold a frame per thread: memory over
-        # the budget, and a frame of delay per thread in recordings (README, "Memory").
+        # the budget, and a frame of delay per thread in recordings (docs/performance.md, "Memory").
         stream.codec_context.thread_type = "SLICE"
         crf = str(self.options.crf if self.options.crf is not None else default_crf)
         if self.options.codec in ("h264", "hevc"):
@@ -188,8 +195,13 @@ class VideoSink(SinkBase):
                 params = "log-level=error" + (":bframes=0" if no_bframes else "")
                 stream.options["x265-params"] = params
         elif self.options.codec == "vp9":
-            stream.options = {"crf": crf, "b": "0", "deadline": "realtime", "cpu-used": "8",
-                              "row-mt": "1"}  # fmt: skip
+            stream.options = {
+                "crf": crf,
+                "b": "0",
+                "deadline": "realtime",
+                "cpu-used": "8",
+                "row-mt": "1",
+            }
         else:
             stream.options = {"crf": crf, "preset": "10"}
         self.stream = stream
@@ -262,8 +274,10 @@ class VideoSink(SinkBase):
             readable = video_packets(self.path)
             if error or readable < self.frames:
                 reason = error or "no space left on device"
-                raise OutputError(f"{self.path} is incomplete ({reason}): about {readable} of "
-                                  f"{self.frames} frames are readable")  # fmt: skip
+                raise OutputError(
+                    f"{self.path} is incomplete ({reason}): about {readable} of "
+                    f"{self.frames} frames are readable"
+                )
         if self.format in ("mp4", "mov") and self.frames:
             defragment(self.path, self.format)
 

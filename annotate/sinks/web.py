@@ -134,9 +134,11 @@ class WebPreview(SinkBase):
         self.url = f"http://{shown}:{bound_port}/"
         self.address = (str(bound_host), int(bound_port))
         if not is_loopback(host):
-            log.warning("the preview on %s is open to your network: anyone who can reach "
-                        "this machine can watch; use --serve PORT to keep it on 127.0.0.1",
-                        self.url)  # fmt: skip
+            log.warning(
+                "the preview on %s is open to your network: anyone who can reach "
+                "this machine can watch; use --serve PORT to keep it on 127.0.0.1",
+                self.url,
+            )
         self._threads = [
             threading.Thread(target=self.server.serve_forever, name="preview-http", daemon=True),
             threading.Thread(target=self._encode_loop, name="preview-jpeg", daemon=True),
@@ -275,8 +277,9 @@ class WebPreview(SinkBase):
                         return
                     origin = self.headers.get("Origin")
                     same_origin = origin is None or (
-                        origin.lower().partition("://")[2] == (self.headers.get("Host") or "")
-                        .lower())  # fmt: skip
+                        origin.lower().partition("://")[2]
+                        == (self.headers.get("Host") or "").lower()
+                    )
                     if not same_origin or self.headers.get("X-Annotate-Token") != preview.token:
                         log.debug("preview: refused a stop from %r", origin)
                         self._send(b"stop refused: not from this page", "text/plain", 403)
@@ -317,8 +320,10 @@ def _server_for(host: str, preview: WebPreview) -> type[ThreadingHTTPServer]:
             if not preview._viewers.acquire(blocking=False):
                 with contextlib.suppress(OSError):
                     request.settimeout(0.05)
-                    request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 17\r\n"
-                                    b"Connection: close\r\n\r\ntoo many viewers\n")  # fmt: skip
+                    request.sendall(
+                        b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 17\r\n"
+                        b"Connection: close\r\n\r\ntoo many viewers\n"
+                    )
                     # Read what the client already sent: closing with it unread would reset
                     # the connection and lose the 503 on its way.
                     request.recv(65536)

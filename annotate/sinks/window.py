@@ -52,8 +52,16 @@ def draw_overlay(image: npt.NDArray[np.uint8], lines: list[str]) -> npt.NDArray[
     panel[:] = (panel * 0.35).astype(np.uint8)
     for i, text in enumerate(lines):
         y = round(10 * scale) + line_h * (i + 1) - round(5 * scale)
-        cv2.putText(shown, text, (round(10 * scale), y), cv2.FONT_HERSHEY_SIMPLEX, scale,
-                    (255, 255, 255), thickness, cv2.LINE_AA)  # fmt: skip
+        cv2.putText(
+            shown,
+            text,
+            (round(10 * scale), y),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            scale,
+            (255, 255, 255),
+            thickness,
+            cv2.LINE_AA,
+        )
     return as_image(shown)
 
 
@@ -80,10 +88,15 @@ class WindowSink(SinkBase):
         shown = annotated
         if self.stats is not None:
             s = self.stats.snapshot()
-            shown = draw_overlay(annotated, [
-                f"{s['fps']:.1f} FPS", f"inference {s['inference_ms']:.1f} ms",
-                str(s["provider"]), f"dropped {s['dropped']}",
-            ])  # fmt: skip
+            shown = draw_overlay(
+                annotated,
+                [
+                    f"{s['fps']:.1f} FPS",
+                    f"inference {s['inference_ms']:.1f} ms",
+                    str(s["provider"]),
+                    f"dropped {s['dropped']}",
+                ],
+            )
         cv2.imshow(self.title, shown)
         if (cv2.waitKey(1) & 0xFF) in QUIT_KEYS:
             raise StopRequested("key pressed")

@@ -10,8 +10,15 @@ from pathlib import Path
 from annotate.errors import SourceError, SourceNotFoundError, UsageError
 from annotate.sources.base import Source, SourceBase
 
-__all__ = ["Source", "SourceBase", "camera_index", "check_exists", "input_paths", "is_image",
-           "open_source"]  # fmt: skip
+__all__ = [
+    "Source",
+    "SourceBase",
+    "camera_index",
+    "check_exists",
+    "input_paths",
+    "is_image",
+    "open_source",
+]
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".jp2", ".pbm", ".pgm", ".ppm",

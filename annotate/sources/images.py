@@ -39,9 +39,12 @@ class ImageSource(SourceBase):
         self._first = read_image(self.paths[0]) if len(self.paths) == 1 else None
         first = self._first if self._first is not None else self._first_readable()
         self.info = SourceInfo(
-            width=first.shape[1], height=first.shape[0], fps=Fraction(1),
-            frames=len(self.paths), still=True,
-        )  # fmt: skip
+            width=first.shape[1],
+            height=first.shape[0],
+            fps=Fraction(1),
+            frames=len(self.paths),
+            still=True,
+        )
 
     def _first_readable(self) -> np.ndarray:
         for path in self.paths:

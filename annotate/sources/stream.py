@@ -49,8 +49,9 @@ class StreamSource(LiveSource):
                         if stop.is_set():
                             return
                         now = time.monotonic()
-                        slot.put(Frame(index, now - self._started, frame.image, self.name,
-                                       captured=now))  # fmt: skip
+                        slot.put(
+                            Frame(index, now - self._started, frame.image, self.name, captured=now)
+                        )
                         index += 1
                         attempt = 0
                     problem = "the stream ended"
@@ -68,8 +69,14 @@ class StreamSource(LiveSource):
                     "attempts (raise --reconnect to keep trying)"
                 )
             wait = backoff(attempt, self.first_backoff)
-            log.warning("%s: %s; reconnecting in %.1f s (attempt %d/%d)",
-                        self.name, problem, wait, attempt, self.reconnect)  # fmt: skip
+            log.warning(
+                "%s: %s; reconnecting in %.1f s (attempt %d/%d)",
+                self.name,
+                problem,
+                wait,
+                attempt,
+                self.reconnect,
+            )
             if stop.wait(wait):
                 return
             try:

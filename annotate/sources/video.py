@@ -25,8 +25,13 @@ def upright(image: np.ndarray, rotation: int) -> np.ndarray:
     """Apply a display-matrix rotation (degrees counter-clockwise, as PyAV reports it)."""
     import cv2
 
-    turn = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, -90: cv2.ROTATE_90_CLOCKWISE,
-            270: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, -180: cv2.ROTATE_180}  # fmt: skip
+    turn = {
+        90: cv2.ROTATE_90_COUNTERCLOCKWISE,
+        -90: cv2.ROTATE_90_CLOCKWISE,
+        270: cv2.ROTATE_90_CLOCKWISE,
+        180: cv2.ROTATE_180,
+        -180: cv2.ROTATE_180,
+    }
     code = turn.get(rotation)
     return image if code is None else cv2.rotate(image, code)
 
@@ -153,9 +158,13 @@ class VideoSource(SourceBase):
         expected = self.stream.frames  # 0 where the header does not say
         whole = self.start is None and self.end is None and "://" not in self.name
         if whole and expected and decoded < expected * 0.99 - 1:
-            log.warning("%s ended early: %d of the %d frames its header lists could be read "
-                        "(the file is cut short or damaged)",
-                        self.name, decoded, expected)  # fmt: skip
+            log.warning(
+                "%s ended early: %d of the %d frames its header lists could be read "
+                "(the file is cut short or damaged)",
+                self.name,
+                decoded,
+                expected,
+            )
 
     def _seconds(self, frame: Any, index: int) -> float:
         if frame.pts is None or self.time_base is None:

@@ -46,8 +46,9 @@ def initiate(boxes: Array) -> tuple[Array, Array]:
     mean = np.zeros((n, 8))
     mean[:, :4] = xyxy_to_state(boxes)
     h = _heights(mean)[:, None]
-    std = np.hstack([2 * POSITION_STD * h * np.ones((n, 4)),
-                     10 * VELOCITY_STD / FRAME_S * h * np.ones((n, 4))])  # fmt: skip
+    std = np.hstack(
+        [2 * POSITION_STD * h * np.ones((n, 4)), 10 * VELOCITY_STD / FRAME_S * h * np.ones((n, 4))]
+    )
     cov = np.zeros((n, 8, 8))
     idx = np.arange(8)
     cov[:, idx, idx] = std**2
@@ -63,8 +64,15 @@ def predict(mean: Array, cov: Array, dt: float) -> tuple[Array, Array]:
     mean = mean @ f.T
     h = _heights(mean)[:, None]
     steps = dt / FRAME_S
-    q = np.hstack([(POSITION_STD * h) ** 2 * np.ones((1, 4)),
-                   (VELOCITY_STD / FRAME_S * h) ** 2 * np.ones((1, 4))]) * steps  # fmt: skip
+    q = (
+        np.hstack(
+            [
+                (POSITION_STD * h) ** 2 * np.ones((1, 4)),
+                (VELOCITY_STD / FRAME_S * h) ** 2 * np.ones((1, 4)),
+            ]
+        )
+        * steps
+    )
     cov = f @ cov @ f.T
     idx = np.arange(8)
     cov[:, idx, idx] += q

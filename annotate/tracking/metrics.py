@@ -74,8 +74,15 @@ def evaluate(
         misses += len(gt_ids) - len(pairs)
         false_positives += len(tr_ids) - len(pairs)
     mota = 1 - (misses + false_positives + switches) / truth_total if truth_total else 0.0
-    return TrackingScore(len(truth), truth_total, misses, false_positives, switches, mota,
-                         _idf1(overlap, truth_total, tracked_total))  # fmt: skip
+    return TrackingScore(
+        len(truth),
+        truth_total,
+        misses,
+        false_positives,
+        switches,
+        mota,
+        _idf1(overlap, truth_total, tracked_total),
+    )
 
 
 def _idf1(overlap: dict[tuple[int, int], int], truth_total: int, tracked_total: int) -> float:

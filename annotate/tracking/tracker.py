@@ -155,10 +155,13 @@ class Tracker:
     def _predicted(self, keep: npt.NDArray[np.bool_]) -> Detections:
         ids = self.ids[keep]
         return Detections(
-            kalman.state_to_xyxy(self.mean[keep]), self.scores[keep], self.classes[keep],
-            track_id=np.where(ids > 0, ids, -1), predicted=np.ones(len(ids), bool),
+            kalman.state_to_xyxy(self.mean[keep]),
+            self.scores[keep],
+            self.classes[keep],
+            track_id=np.where(ids > 0, ids, -1),
+            predicted=np.ones(len(ids), bool),
             labels=self.labels,
-        )  # fmt: skip
+        )
 
     def update(self, detections: Detections, time: float) -> Detections:
         """Match this frame's detections to the tracks; returns the ones that belong to one.
@@ -180,15 +183,24 @@ class Tracker:
         confirmed = self.ids > 0
         pairs: list[tuple[int, int]] = []
 
-        def round_(tracks: npt.NDArray[np.bool_], candidates: npt.NDArray[np.int64],
-                   min_iou: float, expand: float = 0.0) -> None:  # fmt: skip
+        def round_(
+            tracks: npt.NDArray[np.bool_],
+            candidates: npt.NDArray[np.int64],
+            min_iou: float,
+            expand: float = 0.0,
+        ) -> None:
             taken_t = {t for t, _ in pairs}
             taken_d = {d for _, d in pairs}
             rows = np.array([t for t in np.flatnonzero(tracks) if t not in taken_t], np.int64)
             cols = np.array([d for d in candidates if d not in taken_d], np.int64)
             if len(rows) and len(cols):
-                found = match(_grow(predicted[rows], expand), self.classes[rows],
-                              _grow(boxes[cols], expand), classes[cols], min_iou)  # fmt: skip
+                found = match(
+                    _grow(predicted[rows], expand),
+                    self.classes[rows],
+                    _grow(boxes[cols], expand),
+                    classes[cols],
+                    min_iou,
+                )
                 pairs.extend((int(rows[t]), int(cols[d])) for t, d in found)
 
         # 1. Confirmed tracks, found or lost, take the confident boxes.
@@ -205,8 +217,9 @@ class Tracker:
         track_rows = np.array([t for t, _ in pairs], np.int64)
         det_rows = np.array([d for _, d in pairs], np.int64)
         if len(pairs):
-            mean, cov = kalman.update(self.mean[track_rows], self.cov[track_rows],
-                                      boxes[det_rows].astype(np.float64))  # fmt: skip
+            mean, cov = kalman.update(
+                self.mean[track_rows], self.cov[track_rows], boxes[det_rows].astype(np.float64)
+            )
             self.mean[track_rows], self.cov[track_rows] = mean, cov
             self.hits[track_rows] += 1
             self.last_seen[track_rows] = time
@@ -228,10 +241,16 @@ class Tracker:
         if len(new):
             first = len(self.ids)
             mean, cov = kalman.initiate(boxes[new].astype(np.float64))
-            added = {"mean": mean, "cov": cov, "classes": classes[new],
-                     "ids": np.zeros(len(new), np.int64), "hits": np.ones(len(new), np.int64),
-                     "last_seen": np.full(len(new), time), "lost": np.zeros(len(new), bool),
-                     "scores": scores[new]}  # fmt: skip
+            added = {
+                "mean": mean,
+                "cov": cov,
+                "classes": classes[new],
+                "ids": np.zeros(len(new), np.int64),
+                "hits": np.ones(len(new), np.int64),
+                "last_seen": np.full(len(new), time),
+                "lost": np.zeros(len(new), bool),
+                "scores": scores[new],
+            }
             for name in STATE:
                 setattr(self, name, np.concatenate([getattr(self, name), added[name]]))
             det_track.update({d: first + i for i, d in enumerate(new.tolist())})
@@ -246,9 +265,14 @@ class Tracker:
         rows = np.array(sorted(det_track), np.int64)
         out = detections[rows]
         ids = self.ids[[det_track[d] for d in rows.tolist()]]
-        return Detections(out.xyxy, out.scores, out.class_ids,
-                          track_id=np.where(ids > 0, ids, -1),
-                          predicted=np.zeros(len(rows), bool), labels=self.labels)  # fmt: skip
+        return Detections(
+            out.xyxy,
+            out.scores,
+            out.class_ids,
+            track_id=np.where(ids > 0, ids, -1),
+            predicted=np.zeros(len(rows), bool),
+            labels=self.labels,
+        )
 
     def _drop(self, keep: npt.NDArray[np.bool_], det_track: dict[int, int]) -> None:
         if keep.all():
