@@ -1,10 +1,10 @@
 """``annotate batch`` against what a user would otherwise run: a shell loop of ``annotate run``.
 
-    python scripts/batch_bench.py short   # 20 clips of 2-5 s: batch vs the loop
-    python scripts/batch_bench.py long    # long videos: batch vs one `annotate run` each
-    python scripts/batch_bench.py ray     # the same clips: --ray (local) vs the local pool
-    python scripts/batch_bench.py ray --ray-address auto   # ... joining a Ray already running
-    python scripts/batch_bench.py jobs    # the short clips with --jobs 1, 2, 4, ... (cores/job)
+    python -m scripts.batch_bench short   # 20 clips of 2-5 s: batch vs the loop
+    python -m scripts.batch_bench long    # long videos: batch vs one `annotate run` each
+    python -m scripts.batch_bench ray     # the same clips: --ray (local) vs the local pool
+    python -m scripts.batch_bench ray --ray-address auto   # ... joining a Ray already running
+    python -m scripts.batch_bench jobs    # the short clips with --jobs 1, 2, 4, ... (cores/job)
 
 Clips are cut from the shared videos (re-encoded with PyAV so each starts on a keyframe) into
 a temporary folder; every side writes the same outputs (H.264 video and JSON Lines) with the
@@ -24,9 +24,8 @@ import time
 from fractions import Fraction
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("ANNOTATE_TEST_SHARED", ROOT.parent / "shared"))
-MODEL = SHARED / "models" / "yolox_nano.onnx"
+from scripts.harness import MODEL, SHARED, against, alternate, save, table
+
 VIDEOS = SHARED / "data" / "videos"
 if not VIDEOS.is_dir():  # the device machine's carried copy holds the videos beside the model
     VIDEOS = SHARED
@@ -146,18 +145,16 @@ def main() -> int:
                 "annotate run, one after another": lambda: shell_loop(longs, tmp / "runs", model),
                 "annotate batch": lambda: batch([str(p) for p in longs], tmp / "batch", model),
             }
-        best: dict[str, float] = {}
-        for _ in range(args.rounds):
-            for name, side in sides.items():
-                seconds = side()
-                best[name] = min(best.get(name, float("inf")), seconds)
-                print(f"  {name}: {seconds:.2f} s", flush=True)
+        compared = against(alternate(sides, args.rounds), next(iter(sides)), higher=False)
         frames = frames_in(tmp / "batch")
         what = "the shared videos" if args.what == "long" or args.long else f"{len(clips)} clips"
         print(f"\n{os.cpu_count()} cores, {what}, {frames} frames")
-        base = next(iter(best.values()))
-        for name, seconds in best.items():
-            print(f"| {name} | {seconds:.2f} s | {frames / seconds:.1f} | {base / seconds:.2f}× |")
+        rows = [
+            (name, f"{c.best:.2f} s", f"{frames / c.best:.1f}", f"{c.best_ratio:.2f}×")
+            for name, c in compared.items()
+        ]
+        print(table(("run", "seconds", "FPS", "speed-up"), rows))
+        save("batch_bench", {name: c.best for name, c in compared.items()})
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0

@@ -2,10 +2,10 @@
 """Does batching pay on this machine? Images per second of YOLOX-Nano in batches of 1, 2, 4
 and 8, each batch size timed in turn for a few rounds, same session settings as a run.
 
-    python scripts/batching.py [--seconds 2] [--rounds 3] [--threads 1]
+    python -m scripts.batching [--seconds 2] [--rounds 3] [--threads 1]
 
 YOLOX-Nano as shipped is fixed at batch 1, so this uses a copy with a dynamic batch axis
-(``tests/onnx_models.batchable_yolox``), which gives the same outputs image for image.
+(``annotate.testing.models.batchable_yolox``), which gives the same outputs image for image.
 """
 
 from __future__ import annotations
@@ -16,10 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from scripts.throughput import MODEL  # noqa: E402
-from tests.onnx_models import batchable_yolox  # noqa: E402
+from annotate.testing.models import batchable_yolox
+from scripts.harness import MODEL, ROOT, against, alternate, save
 
 
 def main() -> int:
@@ -41,20 +39,23 @@ def main() -> int:
             model, resolve_here(None, "default"), settings=SessionSettings(threads=args.threads)
         )
     blob = detector.preprocess(image)[0]
-    sizes = (1, 2, 4, 8)
-    best = dict.fromkeys(sizes, 0.0)
-    for _ in range(args.rounds):
-        for size in sizes:
-            batch = np.repeat(blob, size, axis=0)
+
+    def rate(size: int) -> float:
+        """Images per second at this batch size, for ``args.seconds``."""
+        batch = np.repeat(blob, size, axis=0)
+        detector.infer(batch)
+        n, start = 0, time.perf_counter()
+        while time.perf_counter() - start < args.seconds:
             detector.infer(batch)
-            n, start = 0, time.perf_counter()
-            while time.perf_counter() - start < args.seconds:
-                detector.infer(batch)
-                n += size
-            best[size] = max(best[size], n / (time.perf_counter() - start))
+            n += size
+        return n / (time.perf_counter() - start)
+
+    runs = {f"batch {size}": lambda size=size: rate(size) for size in (1, 2, 4, 8)}
+    compared = against(alternate(runs, args.rounds), "batch 1")
     print(f"{detector.provider}, {args.threads} intra-op thread(s), best of {args.rounds} rounds")
-    for size in sizes:
-        print(f"  batch {size}: {best[size]:.1f} images/s ({best[size] / best[1]:.2f}× batch 1)")
+    for name, c in compared.items():
+        print(f"  {name}: {c.best:.1f} images/s ({c.best_ratio:.2f}× batch 1)")
+    save("batching", {name: c.best for name, c in compared.items()})
     return 0
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark the shared model on this machine and print the README's performance section.
 
-    python scripts/bench_readme.py [--write]  # --write: the section in docs/performance.md
+    python -m scripts.bench_readme [--write]  # --write: the section in docs/performance.md
 
 Runs ``annotate bench`` (every provider this build has) on the bundled photo and end to end on
 each shared video, and checks the bench's own overhead: its inference-only mean against a bare
@@ -15,13 +15,11 @@ import argparse
 import re
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-MODEL = SHARED / "models" / "yolox_nano.onnx"
+from scripts.harness import MODEL, ROOT, SHARED
+
 VIDEOS = ["bottle-detection.mp4", "one-by-one-person-detection.mp4", "car-detection.mp4"]
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 

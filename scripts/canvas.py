@@ -2,7 +2,7 @@
 """The fitted canvas against the model's square, on the shared footage and photos: what each
 finds, and how long one inference takes on each.
 
-    python scripts/canvas.py [--every 5] [--iterations 200]
+    python -m scripts.canvas [--every 5] [--iterations 200]
 
 Detections: every ``--every``-th frame of each shared video and every photo, run through the
 same detector with the canvas fitted (``--canvas fit``) and square (``--canvas square``). A
@@ -15,17 +15,12 @@ alternating, with the sequential loop's thread count.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-SHARED = Path(os.environ.get("ANNOTATE_TEST_SHARED", ROOT.parent / "shared"))
-MODEL = SHARED / "models" / "yolox_nano.onnx"
+from scripts.harness import MODEL, SHARED
 
 
 def frames(every: int) -> list[np.ndarray]:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """--detect-every N: how much faster, and how many of the every-frame boxes it still finds.
 
-    python scripts/detect_every.py [--frames 300] [--rounds 2] [--every 1 2 3 5]
+    python -m scripts.detect_every [--frames 300] [--rounds 2] [--every 1 2 3 5]
 
 For each input at 720p, runs ``annotate run --track --detect-every N`` (the library call the
 CLI makes), alternating the values of N for ``--rounds`` rounds and keeping each one's best
@@ -11,7 +11,7 @@ does) and also encoding an H.264 ``-o`` (where the encoder's share of the time i
 class, at IoU ≥ 0.5: of all of them, and of those of confirmed tracks (an object that shows
 up between two detections cannot be found before the next one, and neither can a one-frame
 false alarm). Inputs: two shared videos scaled to 720p and the crossing scene of
-tests/scenes.py (1280×720, real pixels, known paths).
+annotate/testing/scenes.py (1280×720, real pixels, known paths).
 """
 
 from __future__ import annotations
@@ -24,11 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from annotate.tracking.tracker import iou_matrix  # noqa: E402
-from scripts.throughput import SHARED, measure, scaled  # noqa: E402
-from tests.scenes import scenes, write_scene  # noqa: E402
+from annotate.testing.scenes import scenes, write_scene
+from annotate.tracking.tracker import iou_matrix
+from scripts.harness import SHARED, measure, scaled
 
 
 def boxes(path: Path, confirmed: bool = False) -> list[list[tuple[int, list[float]]]]:

@@ -2,13 +2,13 @@
 """The live path against the camera loop a user would write by hand: frames drawn per
 second and each frame's age from capture to drawn.
 
-    python scripts/live.py [--frames 300] [--rounds 3] [--height 720] [--rates 30,60]
+    python -m scripts.live [--frames 300] [--rounds 3] [--height 720] [--rates 30,60]
 
 The camera is a stand-in fed from the shared bottle clip scaled to ``--height``, released at
-each ``--rates`` frame rate by the clock (``tests.helpers.FileCamera``), and, like a webcam's
-driver, holding at most ``BUFFERS`` frames for a reader that falls behind (V4L2 gives OpenCV
-4 buffers); older ones are lost. Both sides read the same camera:
-- **hand-written loop**: ``scripts/throughput.py``'s loop reading the camera with
+each ``--rates`` frame rate by the clock (``annotate.testing.camera.FileCamera``), and, like a
+webcam's driver, holding at most ``BUFFERS`` frames for a reader that falls behind (V4L2 gives
+OpenCV 4 buffers); older ones are lost. Both sides read the same camera:
+- **hand-written loop**: ``scripts/harness.py``'s loop reading the camera with
   ``read()`` and drawing each frame (``hand_written(camera=...)``), with and without an H.264
   recording (x264 ``ultrafast``);
 - **annotate**: ``annotate run --source camera`` (its capture thread keeps only the newest
@@ -30,10 +30,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from scripts.throughput import FOOTAGE, MODEL, hand_written, scaled  # noqa: E402
-from tests.helpers import FileCamera  # noqa: E402
+from annotate.testing.camera import FileCamera
+from scripts.harness import FOOTAGE, MODEL, hand_written, scaled
 
 BUFFERS = 4
 

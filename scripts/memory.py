@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Peak memory of ``annotate run`` on a 1080p H.264 file, for a short and a long run.
 
-    python scripts/memory.py [--frames 1200]
+    python -m scripts.memory [--frames 1200]
 
 The 1080p input is the shared footage scaled up (as in ``scripts/throughput.py``). Each run is
 a separate process; its peak RSS comes from ``getrusage`` once it exits. Flat memory means the
@@ -16,8 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from throughput import FOOTAGE, MODEL, scaled
+from scripts.harness import FOOTAGE, MODEL, scaled
 
 
 def peak_rss_mb(args: list[str]) -> float:

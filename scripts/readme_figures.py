@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Draws docs/counting.png for the README: what `--line`/`--zone` output looks like.
 
-    python scripts/readme_figures.py
+    python -m scripts.readme_figures
 
 The scene is drawn, not filmed (two grey figures on a gradient), so the repository holds no
 one's photo; the tracks, counts and drawing go through the real Tracker, Counter and
@@ -10,19 +10,15 @@ annotators, with boxes given as if detected.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from annotate.analytics.counting import Counter  # noqa: E402
-from annotate.analytics.geometry import parse_shapes  # noqa: E402
-from annotate.annotators import CountAnnotator, default_annotators  # noqa: E402
-from annotate.pipeline.stages import CountStage, FrameContext, TrackStage, run_stages  # noqa: E402
-from annotate.tracking import Tracker  # noqa: E402
-from annotate.types import Detections, Frame  # noqa: E402
+from annotate.analytics.counting import Counter
+from annotate.analytics.geometry import parse_shapes
+from annotate.annotators import CountAnnotator, default_annotators
+from annotate.pipeline.stages import CountStage, FrameContext, TrackStage, run_stages
+from annotate.tracking import Tracker
+from annotate.types import Detections, Frame
+from scripts.harness import ROOT
 
 LABELS = ("person",)
 

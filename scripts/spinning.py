@@ -2,7 +2,7 @@
 """ONNX Runtime's intra-op threads spinning, per mode: sequential FPS on files and live
 frame age.
 
-    python scripts/spinning.py [--frames 300] [--rounds 3]
+    python -m scripts.spinning [--frames 300] [--rounds 3]
 
 Three settings, alternating rounds:
 - **off**: idle threads sleep at once; every parallel step of a run wakes them;
@@ -25,10 +25,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from scripts.live import ours  # noqa: E402
-from scripts.throughput import FOOTAGE, measure, scaled  # noqa: E402
+from scripts.harness import FOOTAGE, against, alternate, measure, scaled
+from scripts.live import ours
 
 MODES = ("off", "during runs", "ONNX Runtime's default")
 
@@ -59,14 +57,16 @@ def main() -> int:
         print("| mode | " + " | ".join(MODES) + " |")
         print("|---|" + "---|" * len(MODES))
         for label, path in inputs:
-            best = dict.fromkeys(MODES, 0.0)
-            for _ in range(args.rounds):
-                for mode in MODES:
-                    fps, _ = measure(
-                        path, tmp, args.frames, sequential=True, session=settings(mode)
-                    )
-                    best[mode] = max(best[mode], fps)
-            cells = " | ".join(f"{best[m]:.1f} FPS ({best[m] / best['off']:.2f}×)" for m in MODES)
+            runs = {
+                mode: lambda mode=mode, path=path: measure(
+                    path, tmp, args.frames, sequential=True, session=settings(mode)
+                )[0]
+                for mode in MODES
+            }
+            compared = against(alternate(runs, args.rounds), "off")
+            cells = " | ".join(
+                f"{compared[m].best:.1f} FPS ({compared[m].best_ratio:.2f}×)" for m in MODES
+            )
             print(f"| `--sequential`, {label}, H.264 out | {cells} |", flush=True)
         camera = scaled(
             FOOTAGE.parent / "bottle-detection.mp4", tmp / "cam.mp4", 720, args.frames * 2

@@ -1,6 +1,6 @@
 """What --track costs per frame: Tracker.update over synthetic scenes of N moving objects.
 
-    python scripts/tracker_cost.py [--objects 10 50 200] [--frames 600]
+    python -m scripts.tracker_cost [--objects 10 50 200] [--frames 600]
 
 Objects move at random constant speeds with 10 % of detections missing, so every frame runs
 all four association rounds. Prints the median and 95th percentile per update.
@@ -9,13 +9,10 @@ all four association rounds. Prints the median and 95th percentile per update.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from annotate.tracking import Tracker
 from annotate.types import Detections
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """INT8 and FP16 variants of the shared model against the float one: speed and accuracy.
 
-    python scripts/variants.py [--frames 40]
+    python -m scripts.variants [--frames 40]
 
 Makes both variants (INT8 calibrated on frames of the shared videos), times inference alone
 (``annotate bench``'s loop, CPU) and compares detections with the float model's on frames
@@ -18,9 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-MODEL = SHARED / "models" / "yolox_nano.onnx"
+from scripts.harness import MODEL, SHARED
+
 VIDEOS = sorted(str(p) for p in (SHARED / "data" / "videos").glob("*.mp*"))
 IMAGES = sorted(str(p) for p in (SHARED / "data" / "images").glob("*.png"))
 

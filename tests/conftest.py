@@ -60,7 +60,7 @@ def detector():
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 64x64 YOLOX-layout graph that finds one 'person' (score 0.9) in the top-left corner
     of any picture, in microseconds: for tests of the pipeline's mechanics, not of detection."""
-    from tests.onnx_models import constant_model
+    from annotate.testing.models import constant_model
 
     out = np.zeros((1, 8 * 8 + 4 * 4 + 2 * 2, 85), np.float32)
     out[0, 0, :6] = [0.5, 0.5, 0, 0, 1.0, 0.9]  # first anchor, stride 8: centre 4, size 8

@@ -5,19 +5,18 @@ and small video helpers. Tests import from here; ``conftest.py`` holds only fixt
 
 from __future__ import annotations
 
-import os
-import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
+from annotate.testing import IMAGES, MODEL, SHARED, VIDEOS
+from annotate.testing.camera import FileCamera
+
+__all__ = ["IMAGES", "MODEL", "ROOT", "SHARED", "VIDEOS", "FileCamera"]  # and what is below
+
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("ANNOTATE_TEST_SHARED", ROOT.parent / "shared"))
-MODEL = SHARED / "models" / "yolox_nano.onnx"
-IMAGES = SHARED / "data" / "images"
-VIDEOS = SHARED / "data" / "videos"
 #: Whether ../shared (the model and media) is here; tests that read it are marked
 #: ``@pytest.mark.shared`` and skipped without it.
 HAVE_SHARED = MODEL.is_file()
@@ -36,40 +35,6 @@ def read_image(name: str) -> np.ndarray:
     image = cv2.imread(str(IMAGES / f"{name}.png"))
     assert image is not None, name
     return image
-
-
-class FileCamera:
-    """A stand-in capture device: frames from a video file, released at the file's real rate,
-    behind the same ``cv2.VideoCapture`` interface a webcam has."""
-
-    def __init__(self, path: Path) -> None:
-        import cv2
-
-        self._cap = cv2.VideoCapture(str(path))
-        self.fps = self._cap.get(cv2.CAP_PROP_FPS)
-        self._start: float | None = None
-        self._n = 0
-        self.released = False
-
-    def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
-        return self._cap.isOpened()
-
-    def read(self):
-        if self._start is None:
-            self._start = time.monotonic()
-        due = self._start + self._n / self.fps
-        delay = due - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        self._n += 1
-        return self._cap.read()
-
-    def get(self, prop: int) -> float:
-        return self._cap.get(prop)
-
-    def release(self) -> None:
-        self.released = True
-        self._cap.release()
 
 
 def make_clip(

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from annotate.testing.models import constant_model
 from tests.helpers import IMAGES, MODEL, VIDEOS
-from tests.onnx_models import constant_model
 
 VIDEO = VIDEOS / "asl_walk.mkv"
 M = ["--model", str(MODEL)]

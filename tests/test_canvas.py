@@ -11,8 +11,8 @@ import pytest
 from annotate.detector import Detector
 from annotate.detector.canvas import fitted
 from annotate.providers import CPU, Resolution
+from annotate.testing.models import brightness_yolox
 from tests.helpers import MODEL, VIDEOS, decode_video
-from tests.onnx_models import brightness_yolox
 
 ON_CPU = Resolution((CPU,), "test")
 

@@ -116,3 +116,10 @@ def test_every_command_shown_parses(doc):
             _parse(group, args, None)
         except CLICK_ERROR as e:
             pytest.fail(f"{doc.name}: {line!r}: {e.format_message()}")  # type: ignore[attr-defined]
+
+
+def test_the_version_moves_with_the_changelog():
+    """The newest release heading in CHANGELOG.md is pyproject.toml's version."""
+    version = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M)
+    releases = re.findall(r"^## (\d+\.\d+\.\d+)", (ROOT / "CHANGELOG.md").read_text(), re.M)
+    assert version is not None and releases and releases[0] == version.group(1)

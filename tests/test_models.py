@@ -16,8 +16,8 @@ import pytest
 from annotate.detector.families import classify
 from annotate.detector.postprocess import anchor_count
 from annotate.errors import ModelError
+from annotate.testing.models import constant_model
 from tests.helpers import IMAGES, MODEL, VIDEOS
-from tests.onnx_models import constant_model
 
 
 @functools.cache

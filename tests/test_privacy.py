@@ -12,9 +12,9 @@ import pytest
 from annotate.pipeline import RunOptions, run
 from annotate.pipeline.runner import Emitter
 from annotate.providers import CPU, Resolution
+from annotate.testing.scenes import Scene, Walker, write_scene
 from annotate.types import Detections
 from tests.helpers import MODEL, decode_video
-from tests.scenes import Scene, Walker, write_scene
 from tests.test_preview import Running
 
 pytestmark = pytest.mark.slow

@@ -88,7 +88,7 @@ def test_whole_video_in_order(tmp_path):
 def test_batches_give_the_same_detections(tmp_path, monkeypatch):
     """A dynamic-batch YOLOX-Nano run in batches of 4 finds what the plain model finds, frame
     by frame and in order."""
-    from tests.onnx_models import batchable_yolox
+    from annotate.testing.models import batchable_yolox
 
     model = batchable_yolox(MODEL, tmp_path / "batch.onnx")
     sizes = []
@@ -119,8 +119,8 @@ def test_batches_give_the_same_detections(tmp_path, monkeypatch):
 def test_batch_of_photos_matches_one_at_a_time(tmp_path):
     import cv2
 
+    from annotate.testing.models import batchable_yolox
     from tests.helpers import IMAGES
-    from tests.onnx_models import batchable_yolox
 
     images = [cv2.imread(str(p)) for p in sorted(IMAGES.glob("*.png"))]
     single = Detector.load(MODEL, Resolution((CPU,), "test"))
@@ -150,7 +150,7 @@ def test_batch_falls_back_to_one_frame_with_a_reason(tmp_path, caplog, fix, mess
     reshapes to batch 1: the run goes on one frame at a time and says why."""
     import logging
 
-    from tests.onnx_models import batchable_yolox
+    from annotate.testing.models import batchable_yolox
 
     model = MODEL if fix is None else batchable_yolox(MODEL, tmp_path / "b.onnx", fix)
     caplog.set_level(logging.INFO, logger="annotate")

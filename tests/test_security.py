@@ -10,8 +10,8 @@ import pytest
 
 from annotate.detector.families import metadata_names
 from annotate.sinks.web import parse_address
+from annotate.testing.models import constant_model
 from tests.helpers import IMAGES
-from tests.onnx_models import constant_model
 
 
 @pytest.mark.shared

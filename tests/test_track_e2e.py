@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from annotate.testing.scenes import FPS, scenes, write_scene
 from annotate.tracking import Tracker
 from annotate.tracking.metrics import evaluate
 from tests.helpers import IMAGES, MODEL, VIDEOS, FileCamera, decode_video
-from tests.scenes import FPS, scenes, write_scene
 
 pytestmark = pytest.mark.slow
 M = ["--model", str(MODEL), "-q"]
@@ -67,7 +67,7 @@ def test_two_people_crossing_keep_their_identities(cli, tmp_path, crossing):
     ids = {d["track_id"] for r in concurrent for d in r["detections"] if d["label"] == "person"}
     assert {1, 2} <= ids  # identities start at 1
     # The naive baseline (greedy IoU, frame to frame) on the same clip without --track.
-    from scripts.tracking_eval import GreedyIou, track
+    from annotate.testing.baselines import GreedyIou, track
 
     plain = _run(cli, clip, tmp_path)
     from annotate.types import Detections
@@ -273,7 +273,7 @@ def test_batches_and_detect_every_track_like_the_plain_loop(cli, tmp_path, cross
     """--batch 4 with a dynamic-batch copy of the model, detecting every 2nd frame: the
     concurrent runner's workers take the due frames in batches; the tracker still sees
     every frame in order, so the output is the sequential loop's."""
-    from tests.onnx_models import batchable_yolox
+    from annotate.testing.models import batchable_yolox
 
     clip, _truths = crossing
     model = batchable_yolox(MODEL, tmp_path / "batch.onnx")

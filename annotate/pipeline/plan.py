@@ -44,12 +44,12 @@ class ThreadPlan:
         )
 
 
-#: The most inference workers the plan gives by itself (each holds frames in flight): on 32
-#: cores 16 × 1 ran 1.10-1.13× 8 × 3 (docs/performance.md, "Why the thread plan is what it is").
+#: The most inference workers the plan gives by itself (each holds frames in flight); more
+#: workers beat fewer with more threads up to here (measured by ``scripts/throughput.py``:
+#: docs/performance.md, "Why the thread plan is what it is").
 MAX_WORKERS = 16
-#: The most ONNX Runtime threads the sequential loop gets (half the cores up to here: on 16
-#: cores 8 beat 2, 4 and 16; on 32 cores 16 and 8 were within 4 % at 1080p, 16 was 1.18×
-#: at 720p).
+#: The most ONNX Runtime threads the sequential loop gets: half the cores, up to here (same
+#: study and section).
 MAX_SEQUENTIAL_THREADS = 16
 
 
@@ -76,14 +76,11 @@ def plan_threads(options: RunOptions, cores: int) -> ThreadPlan:
       at least 2 and at most 16, spinning during runs; the decoder and x264 have the rest.
     - Otherwise inference workers of one intra-op thread each, which beat fewer workers with
       several threads on a model this small: two on 2-3 cores, then one per two cores up to
-      sixteen (on 16 cores 8 × 1 ran 1.6× the earlier 2 × 7 at 720p; on 32 cores 16 × 1 ran
-      1.1× 8 × 3); beyond 32 cores the sixteen get more threads each (on 64 cores 16 × 3
-      measured like 16 × 1, 32 × 1, 16 × 2 and 32 × 2).
+      sixteen; beyond 32 cores the sixteen get more threads each.
     - One decoder thread: the decoder already has a thread of its own, and FFmpeg's frame
       threads add memory and take cores from inference while decoding is far faster.
     - x264: two threads on 2-3 cores, one per two cores from 4 to 16, one per core above
-      (its default is 1.5 per core; on 16 cores 8 threads ran 1.02-1.15x 16, and 6 and 12
-      slower than 8; on 64 cores 64 ran 1.05-1.13x 32).
+      (below its own default of 1.5 per core).
     - OpenCV's calls on their calling thread: the stages are already parallel.
     Live and still sources switch to the sequential loop once opened (see ``run``).
     """

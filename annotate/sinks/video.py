@@ -32,10 +32,8 @@ ENCODERS = {
 }
 X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
                 "slower", "veryslow", "placebo")  # fmt: skip
-#: Chosen by measurement on 2 cores, 300 frames of the shared 640x360 and 768x432 videos,
-#: CRF 23: ultrafast 1.6-1.9 ms/frame, superfast 2.4-2.6, veryfast 2.7-3.1, faster 3.8-4.3;
-#: veryfast files are half the size of superfast's and a quarter of ultrafast's. Encoding
-#: is a small share of a frame next to inference (~10-20 ms), so veryfast is the default.
+#: The fastest preset whose files are not several times larger: encoding is a small share of
+#: a frame next to inference (docs/performance.md, "Encoder preset").
 DEFAULT_PRESET = "veryfast"
 #: x264 keeps each lookahead frame at full size plus a half-size copy for its analysis (~3
 #: bytes per pixel): 10 frames (veryfast's rc-lookahead) take ~60 MB at 1080p. With the

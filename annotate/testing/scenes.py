@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.helpers import read_image
+from annotate.testing import shared_dir
 
 SIZE = (1280, 720)
 FPS = 30
@@ -58,7 +58,8 @@ class Scene:
         """
         import cv2
 
-        photo = read_image("astronaut")
+        photo = cv2.imread(str(shared_dir() / "data" / "images" / "astronaut.png"))
+        assert photo is not None, "the astronaut photo in ../shared/data/images"
         x1, y1, x2, y2 = PERSON
         person = photo[y1:y2, x1:x2]
         width, height = SIZE
@@ -75,7 +76,7 @@ class Scene:
                 continue
             image = background.copy()
             owner = np.zeros((height, width), np.int32)  # which walker each pixel shows
-            full: dict[int, tuple[float, ...]] = {}
+            full: dict[int, tuple[int, int, int, int]] = {}
             for n, walker in enumerate(self.walkers, start=1):
                 k = walker.ident or n
                 box = walker.box(i)
@@ -91,7 +92,7 @@ class Scene:
                 image[cy1:cy2, cx1:cx2] = patch[cy1 - by1 : cy2 - by1, cx1 - bx1 : cx2 - bx1]
                 owner[cy1:cy2, cx1:cx2] = k
                 full[k] = (bx1, by1, bx2, by2)
-            truth = []
+            truth: list[tuple[int, tuple[float, ...]]] = []
             for k, (bx1, by1, bx2, by2) in full.items():
                 area = (bx2 - bx1) * (by2 - by1)
                 if np.count_nonzero(owner == k) * 2 < area:

@@ -1,0 +1,1 @@
+"""Studies that measure (``python -m scripts.STUDY``); see ``scripts/harness.py``."""
