@@ -18,10 +18,10 @@ from annotate.errors import Interrupted, OutputPathError, StopRequested, UsageEr
 from annotate.pipeline.options import RunOptions
 from annotate.pipeline.plan import ThreadPlan, cpu_cores, plan_threads, spinning_for
 from annotate.pipeline.runner import (
+    ConcurrentRun,
     DetectEvery,
     Emitter,
     StopFlag,
-    run_concurrent,
     run_sequential,
 )
 from annotate.pipeline.stages import CountStage, HideStage, Stage, TrackStage
@@ -181,31 +181,13 @@ def run(
             stages=stages,
             stop=stop,
         )
-        every = options.detect_every
-        if every != 1 and source.info.still:
-            log.warning(
-                "--detect-every %s: every image is detected (one photo's objects cannot be "
-                "predicted from another's)",
-                "auto" if every is None else every,
-            )
-            every = 1
-        if every is None and not source.info.live:
-            log.info(
-                "--detect-every auto paces detection to a live source's frame rate; "
-                "a file is read as fast as it goes, so every frame is detected"
-            )
-            every = 1
-        if options.blur is not None and every != 1:
-            log.warning(
-                "--blur with --detect-every %s (--accept-blur-gaps): whatever appears between "
-                "two detections shows unhidden until the next one",
-                "auto" if every is None else every,
-            )
+        every = detection_cadence(options, source.info)
         try:
             if plan.workers:
-                run_concurrent(
-                    source, detector, emitter, plan.workers, batch=batch, every=every or 1
-                )
+                workers, every_nth = plan.workers, every or 1
+                ConcurrentRun(
+                    source, detector, emitter, workers, batch=batch, every=every_nth
+                ).run()
             else:
                 interval = 1 / float(source.info.fps) if source.info.fps else 0.0
                 run_sequential(source, detector, emitter, DetectEvery(every, interval))
@@ -220,6 +202,32 @@ def run(
             summary.counts = counter.as_json() if counter else None
     summary.wall_s = time.perf_counter() - started
     return summary
+
+
+def detection_cadence(options: RunOptions, info: SourceInfo) -> int | None:
+    """Every how many frames to detect (``None``: auto, paced to a live source), saying
+    where ``--detect-every`` cannot mean what it says."""
+    every = options.detect_every
+    if every != 1 and info.still:
+        log.warning(
+            "--detect-every %s: every image is detected (one photo's objects cannot be "
+            "predicted from another's)",
+            "auto" if every is None else every,
+        )
+        every = 1
+    if every is None and not info.live:
+        log.info(
+            "--detect-every auto paces detection to a live source's frame rate; "
+            "a file is read as fast as it goes, so every frame is detected"
+        )
+        every = 1
+    if options.blur is not None and every != 1:
+        log.warning(
+            "--blur with --detect-every %s (--accept-blur-gaps): whatever appears between "
+            "two detections shows unhidden until the next one",
+            "auto" if every is None else every,
+        )
+    return every
 
 
 def load_detector(options: RunOptions, plan: ThreadPlan, tracker: Tracker | None) -> Detector:

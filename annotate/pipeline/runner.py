@@ -2,7 +2,7 @@
 
 - :func:`run_sequential`: read → detect → draw → write, one frame at a time. Used for live
   sources (whose newest-frame slot already keeps latency down) and by ``--sequential``.
-- :func:`run_concurrent`: decoding, inference (worker threads sharing one session) and
+- :class:`ConcurrentRun`: decoding, inference (worker threads sharing one session) and
   drawing/encoding run at once on their own threads, linked by bounded queues, so no core
   waits while another stage works. Frames come out in source order; an error in any stage
   stops them all.
@@ -300,20 +300,6 @@ def _detect(
     for seq, frame, decode_s in frames:
         detections, times = next(results) if seq % every == 0 else (None, StageTimes())
         done.put(Done(seq, frame, decode_s, detections, times))
-
-
-def run_concurrent(
-    source: Source,
-    detector: Detector,
-    emitter: Emitter,
-    workers: int = 2,
-    depth: int = 2,
-    batch: int = 1,
-    every: int = 1,
-) -> None:
-    """Decode on one thread, detect on ``workers`` threads, draw and write here
-    (:class:`ConcurrentRun`)."""
-    ConcurrentRun(source, detector, emitter, workers, depth, batch, every).run()
 
 
 class ConcurrentRun:
