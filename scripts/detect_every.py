@@ -20,13 +20,14 @@ import argparse
 import json
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from annotate.testing.scenes import scenes, write_scene
 from annotate.tracking.tracker import iou_matrix
-from scripts.harness import SHARED, measure, scaled
+from scripts.harness import SHARED, alternate, measure, scaled
 
 
 def boxes(path: Path, confirmed: bool = False) -> list[list[tuple[int, list[float]]]]:
@@ -85,36 +86,26 @@ def main() -> int:
             "| of confirmed tracks |"
         )
         print("|---|---|---|---|---|---|---|---|")
-        untracked: dict[bool, float] = {}
         for label, path in inputs:
-            best: dict[tuple[int, bool], float] = {}
-            found: dict[int, list] = {}
-            for _ in range(args.rounds):
-                for video in (False, True):  # the same run without --track: what it costs
-                    fps, _stage = measure(
+            # (N, with H.264): FPS; N 0 is the same run without --track (what it costs).
+            runs: dict[tuple[int, bool], Callable[[], float]] = {}
+            for n in (0, *args.every):
+                for video in (False, True):
+                    runs[n, video] = lambda n=n, video=video, path=path: measure(
                         path,
                         tmp,
                         args.frames,
-                        json_path=str(tmp / "p.jsonl"),
+                        track=n > 0,
+                        detect_every=max(n, 1),
+                        json_path=str(tmp / f"d{n}.jsonl"),
                         output=tmp / "o.mp4" if video else None,
-                    )
-                    untracked[video] = max(untracked.get(video, 0.0), fps)
-                for n in args.every:
-                    for video in (False, True):
-                        dets = tmp / f"d{n}.jsonl"
-                        fps, _stage = measure(
-                            path,
-                            tmp,
-                            args.frames,
-                            track=True,
-                            detect_every=n,
-                            json_path=str(dets),
-                            output=tmp / "o.mp4" if video else None,
-                        )
-                        best[n, video] = max(best.get((n, video), 0.0), fps)
-                        found[n] = boxes(dets)
-                        if n == 1:
-                            confirmed = boxes(dets, confirmed=True)
+                    )[0]
+            seen = alternate(runs, args.rounds)
+            best = {key: max(values) for key, values in seen.items()}
+            untracked = {video: best[0, video] for video in (False, True)}
+            # Each N's last run (with H.264) left its detections in d{N}.jsonl.
+            found = {n: boxes(tmp / f"d{n}.jsonl") for n in args.every}
+            confirmed = boxes(tmp / "d1.jsonl", confirmed=True)
             print(
                 f"| {label} | no --track | {untracked[False]:.1f} | "
                 f"{untracked[False] / best[1, False]:.2f}× | {untracked[True]:.1f} | "

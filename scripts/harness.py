@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from annotate.testing import IMAGES, MODEL, SHARED, VIDEOS
 
@@ -25,6 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 FOOTAGE = VIDEOS / "one-by-one-person-detection.mp4"
 #: Where ``save`` writes each study's results (``STUDY.json``).
 RESULTS = ROOT / "scripts" / "results"
+
+K = TypeVar("K")
+T = TypeVar("T")
 
 __all__ = ["FOOTAGE", "IMAGES", "MODEL", "RESULTS", "ROOT", "SHARED", "VIDEOS"]
 
@@ -40,9 +43,10 @@ class Compared:
     median_ratio: float
 
 
-def alternate(runs: Mapping[str, Callable[[], float]], rounds: int) -> dict[str, list[float]]:
-    """Each run's value per round, the runs taking turns in every round."""
-    seen: dict[str, list[float]] = {name: [] for name in runs}
+def alternate(runs: Mapping[K, Callable[[], T]], rounds: int) -> dict[K, list[T]]:
+    """Each run's result per round, the runs taking turns in every round (so a noisy
+    neighbour hurts them alike)."""
+    seen: dict[K, list[T]] = {name: [] for name in runs}
     for _ in range(rounds):
         for name, call in runs.items():
             seen[name].append(call())

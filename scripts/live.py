@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from annotate.testing.camera import FileCamera
-from scripts.harness import FOOTAGE, MODEL, hand_written, scaled
+from scripts.harness import FOOTAGE, MODEL, alternate, hand_written, scaled
 
 BUFFERS = 4
 
@@ -145,11 +145,13 @@ def main() -> int:
         print("|---|---|---|---|---|---|")
         for rate in (float(r) for r in args.rates.split(",")):
             for record in (None, tmp / "rec.mp4"):
-                runs = {"hand-written loop": hand, "annotate run": ours}
-                seen: dict[str, list[tuple[float, list[float]]]] = {k: [] for k in runs}
-                for _ in range(args.rounds):
-                    for key, call in runs.items():
-                        seen[key].append(call(clip, rate, args.frames, record))
+                runs = {
+                    key: lambda call=call, rate=rate, record=record: call(
+                        clip, rate, args.frames, record
+                    )
+                    for key, call in (("hand-written loop", hand), ("annotate run", ours))
+                }
+                seen = alternate(runs, args.rounds)
                 what = "H.264 recording" if record else "none (hand) / JSON Lines (annotate)"
                 base = statistics.median(fps for fps, _ in seen["hand-written loop"])
                 for key, results in seen.items():

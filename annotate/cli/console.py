@@ -6,7 +6,7 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -132,7 +132,7 @@ def print_error(message: str) -> None:
     stderr_console().print(Text("Error: ", style="bold red") + Text(printable(message)))
 
 
-def print_counts(counts: dict) -> None:
+def print_counts(counts: dict[str, Any]) -> None:
     """The lines' and zones' final counts as a table on stderr."""
     from rich.table import Table
 

@@ -67,7 +67,7 @@ def quantize_int8(model: Path, target: Path, sources: list[str], frames: int = 6
     input_name = session.get_inputs()[0].name
     blobs = calibration_blobs(model, sources, frames)
 
-    class Reader(CalibrationDataReader):
+    class Reader(CalibrationDataReader):  # type: ignore[misc]  # onnxruntime has no stubs
         def get_next(self) -> dict[str, np.ndarray] | None:
             blob = next(blobs, None)
             return None if blob is None else {input_name: blob}

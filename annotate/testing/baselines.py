@@ -25,8 +25,8 @@ class GreedyIou:
         iou = iou_matrix(self.previous.xyxy, detections.xyxy)
         same = self.previous.class_ids[:, None] == detections.class_ids[None, :]
         iou = np.where(same, iou, 0)
-        while iou.size and iou.max() >= 0.3:
-            p, d = np.unravel_index(iou.argmax(), iou.shape)
+        while iou.size and np.max(iou) >= 0.3:
+            p, d = np.unravel_index(np.argmax(iou), iou.shape)
             ids[d] = previous_ids[p]
             iou[p, :] = iou[:, d] = 0
         for d in np.flatnonzero(ids == 0):

@@ -11,8 +11,8 @@ import numpy as np
 def constant_model(
     path: Path,
     output: np.ndarray,
-    input_shape: list,
-    metadata: dict | None = None,
+    input_shape: list[int | str],
+    metadata: dict[str, str] | None = None,
     input_name: str = "images",
 ) -> Path:
     import onnx

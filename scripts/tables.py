@@ -1,0 +1,69 @@
+"""The docs' result tables, made from the studies' saved results (``scripts/results/``), never
+retyped: each table sits between ``<!-- results:STUDY:begin -->`` and
+``<!-- results:STUDY:end -->`` in a docs file.
+
+    python -m scripts.tables           # rewrite every marked table from its results
+    python -m scripts.tables --check   # exit 1 if any table differs from its results
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from scripts.harness import RESULTS, ROOT, table
+
+
+def _throughput(data: dict[str, Any]) -> str:
+    m = data["machine"]
+    rows = [
+        (r["input"], r["run"], f"{r['fps']:.1f}", f"{r['vs_hand']:.2f}×",
+         f"{r['vs_hand_median']:.2f}×", f"{100 * r['of_roofline']:.0f} %")
+        for r in data["results"]
+    ]  # fmt: skip
+    head = f"`python -m scripts.throughput`, {m['date']}, {m['cores']} cores, Python {m['python']}:"
+    headers = ("input", "run", "FPS", "× hand-written", "median of rounds", "of roofline")
+    return head + "\n\n" + table(headers, rows)
+
+
+#: How each study's results become a table.
+RENDER: dict[str, Callable[[dict[str, Any]], str]] = {"throughput": _throughput}
+
+
+def sections() -> dict[str, str]:
+    """Each study with saved results: its table, as the docs should hold it."""
+    out = {}
+    for study, render in RENDER.items():
+        path = RESULTS / f"{study}.json"
+        if path.is_file():
+            out[study] = render(json.loads(path.read_text()))
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only say whether they match")
+    args = parser.parse_args()
+    stale = []
+    for doc in sorted((ROOT / "docs").glob("*.md")):
+        text = doc.read_text()
+        new = text
+        for study, body in sections().items():
+            begin, end = f"<!-- results:{study}:begin -->", f"<!-- results:{study}:end -->"
+            pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
+            new = pattern.sub(lambda _m, b=body, s=begin, e=end: f"{s}\n{b}\n{e}", new)
+        if new != text:
+            stale.append(doc.name)
+            if not args.check:
+                doc.write_text(new)
+    if stale:
+        print(("stale: " if args.check else "rewrote: ") + ", ".join(stale))
+    return 1 if stale and args.check else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
