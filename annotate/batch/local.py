@@ -159,7 +159,9 @@ class LocalPool:
                     else:
                         yield Finished(future.result())
         finally:
-            if futures:
+            # A broken pool's own clean-up terminates (SIGTERM) and then joins its workers,
+            # which ignore SIGTERM (the driver decides on stops): they are killed here.
+            if futures or broken:
                 _kill(pool, processes)
             else:
                 pool.shutdown(wait=True)
