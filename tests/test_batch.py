@@ -331,6 +331,15 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _only_whole_outputs(out: Path) -> list[str]:
+    """After a stop: OUTDIR holds the manifest and the outputs of the jobs it says are done,
+    nothing else (no partial file); the jobs' statuses, sorted."""
+    records = manifest(out)
+    finished = [Path(o).name for r in records if r["status"] == "done" for o in r["outputs"]]
+    assert sorted(p.name for p in out.iterdir()) == sorted(["manifest.jsonl", *finished])
+    return sorted(r["status"] for r in records)
+
+
 def test_ctrl_c_stops_every_worker_and_leaves_no_half_file(tiny_model, tmp_path):
     src = tmp_path / "src"
     src.mkdir()
@@ -354,9 +363,10 @@ def test_ctrl_c_stops_every_worker_and_leaves_no_half_file(tiny_model, tmp_path)
     assert proc.returncode == 130, err
     assert time.monotonic() - stopped < 6
     assert "Traceback" not in err and "stopped by SIGINT" in err
-    statuses = sorted(r["status"] for r in manifest(out))
-    assert statuses == ["failed", "failed", "skipped"]  # two in flight, one not started
-    assert sorted(p.name for p in out.iterdir()) == ["manifest.jsonl"]
+    # Usually two in flight ("failed") and one not started ("skipped"); a job that reached
+    # its last frame before the stop is "done", whole.
+    statuses = _only_whole_outputs(out)
+    assert "failed" in statuses and statuses.count("done") < 3, statuses
     deadline = time.monotonic() + 3  # every worker process has ended (and been reaped)
     while time.monotonic() < deadline and any(_alive(pid) for pid in children):
         time.sleep(0.1)
@@ -381,7 +391,7 @@ def test_sigterm_to_the_group_leaves_no_half_file(tiny_model, tmp_path):
     assert proc.returncode == 143, err
     assert "Traceback" not in err and "stopped by SIGTERM" in err
     assert sorted(p.name for p in out.iterdir()) == ["manifest.jsonl"]
-    assert sorted(r["status"] for r in manifest(out)) == ["failed", "failed"]
+    assert "failed" in _only_whole_outputs(out)
 
 
 def test_a_killed_batch_leaves_no_half_file_and_resume_finishes_it(tiny_model, tmp_path):
