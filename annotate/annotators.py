@@ -134,7 +134,7 @@ class LabelAnnotator:
             top = y1 - box_h if y1 - box_h >= 0 else y1  # no room above: put the tab inside
             left = min(max(0, x1), max(0, width - tw - 2 * pad))
             _draw_tab(
-                scene, text, (left, top), (tw, th + baseline), colour, font_scale, thickness, pad
+                scene, text, (left, top), (tw, th, baseline), colour, font_scale, thickness, pad
             )
         return scene
 
@@ -342,31 +342,32 @@ def _tab(
     height, width = scene.shape[:2]
     left = int(min(max(0, at[0]), max(0, width - tw - 2 * pad)))
     top = int(min(max(0, at[1] - th - baseline - 2 * pad), max(0, height - th - 2 * pad)))
-    _draw_tab(scene, text, (left, top), (tw, th + baseline), colour, font_scale, thickness, pad)
+    _draw_tab(scene, text, (left, top), (tw, th, baseline), colour, font_scale, thickness, pad)
 
 
 def _draw_tab(
     scene: npt.NDArray[np.uint8],
     text: str,
     top_left: tuple[int, int],
-    text_size: tuple[int, int],
+    text_size: tuple[int, int, int],
     colour: tuple[int, int, int],
     font_scale: float,
     thickness: int,
     pad: int,
 ) -> None:
-    """A filled tab of ``colour`` at ``top_left`` with ``text`` (``text_size``: its width and
-    its height with the baseline) in black or white, whichever reads on it."""
+    """A filled tab of ``colour`` at ``top_left`` with ``text`` in black or white, whichever
+    reads on it; ``text_size`` is what ``cv2.getTextSize`` gave the caller (width, height,
+    baseline), not measured again."""
     import cv2
 
     left, top = top_left
-    width, height = text_size
-    baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)[1]
-    corner = (left + width + 2 * pad, top + height + 2 * pad)
+    width, height, baseline = text_size
+    corner = (left + width + 2 * pad, top + height + baseline + 2 * pad)
     cv2.rectangle(scene, (left, top), corner, colour, cv2.FILLED)
-    origin = (left + pad, top + pad + height - baseline)
     font, ink = cv2.FONT_HERSHEY_SIMPLEX, _text_colour(colour)
-    cv2.putText(scene, text, origin, font, font_scale, ink, thickness, cv2.LINE_AA)
+    cv2.putText(
+        scene, text, (left + pad, top + pad + height), font, font_scale, ink, thickness, cv2.LINE_AA
+    )
 
 
 def default_annotators(trails: int = 0) -> list[Annotator]:
