@@ -34,6 +34,21 @@ SHORT_NAMES: dict[str, str] = {
     "xnnpack": "XnnpackExecutionProvider",
 }
 
+#: Accelerators that get the process's one batching inference service
+#: (:mod:`annotate.detector.service`): one session, batches from every worker, the model's
+#: batch axis freed and its input packed. The CPU provider keeps its workers' own calls, which
+#: measure better there (docs/performance.md); CoreML and OpenVINO keep the fixed graphs they
+#: compile.
+BATCHING = frozenset(
+    {
+        "CUDAExecutionProvider",
+        "TensorrtExecutionProvider",
+        "ROCMExecutionProvider",
+        "MIGraphXExecutionProvider",
+        "DmlExecutionProvider",
+    }
+)
+
 #: Which pip extra brings a provider, for error messages.
 EXTRAS: dict[str, str] = {
     "CUDAExecutionProvider": "cuda",

@@ -69,7 +69,8 @@ def test_a_model_that_takes_only_its_size_keeps_its_square(tiny_model):
 
 @pytest.mark.filterwarnings("ignore:Specified provider")
 def test_an_accelerator_keeps_the_size_it_compiles_for(tmp_path):
-    """Only the CPU provider gets the model with a free size; others are not asked."""
+    """Only the CPU provider gets the model with a free size; a batching accelerator gets it
+    with a free batch and the packed canvas instead (here CUDA falls back to the CPU)."""
     model = brightness_yolox(tmp_path / "bright.onnx", 128)
     on_cpu = Detector.load(model, ON_CPU, free_size=True)
     elsewhere = Detector.load(
@@ -77,7 +78,8 @@ def test_an_accelerator_keeps_the_size_it_compiles_for(tmp_path):
     )
     assert on_cpu.can_fit and not elsewhere.can_fit
     assert on_cpu.session.get_inputs()[0].shape[2:] == ["height", "width"]
-    assert elsewhere.session.get_inputs()[0].shape[2:] == [128, 128]
+    assert elsewhere.session.get_inputs()[0].shape == ["batch", 128, 128, 3]
+    assert elsewhere.packed and not on_cpu.packed
 
 
 def test_a_model_with_its_weights_in_another_file_loads_as_it_is(tmp_path):

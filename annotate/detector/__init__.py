@@ -14,13 +14,15 @@ import numpy.typing as npt
 
 from annotate import defaults
 from annotate.detector.canvas import STRIDE, fitted
-from annotate.detector.families import FAMILIES, Family, ModelSpec, read_spec
+from annotate.detector.families import FAMILIES, Family, ModelSpec, classify, read_spec
+from annotate.detector.graph import PACKED_INPUT, Edits, Packing
 from annotate.detector.labels import COCO_LABELS
 from annotate.detector.postprocess import anchor_count
-from annotate.detector.preprocess import Letterbox, letterbox
-from annotate.detector.session import SessionInfo, open_session
-from annotate.errors import UsageError
-from annotate.providers import Resolution, SessionSettings
+from annotate.detector.preprocess import Letterbox, letterbox, place
+from annotate.detector.service import WAIT_S, InferenceService
+from annotate.detector.session import BoundRun, SessionInfo, open_session
+from annotate.errors import ModelError, UsageError
+from annotate.providers import BATCHING, Resolution, SessionSettings
 from annotate.types import Detections
 
 if TYPE_CHECKING:
@@ -58,6 +60,28 @@ def class_ids(labels: Sequence[str], classes: Sequence[str], flag: str) -> froze
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise UsageError(f"unknown class '{item.strip()}' in {flag}{hint}")
     return frozenset(ids)
+
+
+def packing(family: str | None) -> Packing:
+    """How a packed input is prepared for this model (:mod:`annotate.detector.graph`), from
+    its exported shapes: its family's channel order and scale, or ``None`` (left as it is)
+    where the shapes are not all fixed or name no family."""
+
+    def choose(inputs: list[int | str], outputs: list[int | str]) -> tuple[bool, float] | None:
+        if family is not None and family not in FAMILIES:
+            return None  # read_spec says so
+        dims = [*inputs[2:], *outputs]
+        if len(inputs) != 4 or not all(isinstance(d, int) and d > 0 for d in dims):
+            return None
+        try:
+            chosen, _ = classify(
+                tuple(int(d) for d in outputs), (int(inputs[2]), int(inputs[3])), family
+            )
+        except ModelError:
+            return None
+        return chosen.preprocessing.rgb, chosen.preprocessing.scale
+
+    return choose
 
 
 @dataclass
@@ -108,6 +132,10 @@ class Detector:
         self.spec = read_spec(session, name, family, labels_file)
         self.labels = self.spec.labels
         self.input_name, self.input_hw = self.spec.input_name, self.spec.input_hw
+        #: The model takes the ``uint8`` canvas and prepares it in its graph (on the GPU).
+        self.packed = self.input_name == PACKED_INPUT
+        #: The process's inference service, once :meth:`serve` starts it.
+        self.service: InferenceService | None = None
         #: What to keep besides the score threshold: ``--classes`` (as ids), ``--min-area``
         #: (source pixels²) and ``--max-det``.
         self.classes = class_ids(self.labels, classes, "--classes") if classes else None
@@ -132,10 +160,21 @@ class Detector:
         min_area: float = 0.0,
         max_det: int = defaults.MAX_DET,
         free_size: bool = False,
+        packed: bool = True,
     ) -> Detector:
-        """``free_size``: make the model take canvases fitted to the frame if it can
-        (:mod:`annotate.detector.canvas`); :attr:`fit` then turns them on."""
-        session, info = open_session(model, resolution, settings, free_size)
+        """``free_size``: make the model take canvases fitted to the frame if it can, on the
+        CPU provider (:mod:`annotate.detector.canvas`); :attr:`fit` then turns them on.
+
+        On a batching accelerator (CUDA, TensorRT …) the model's batch axis is freed for
+        :meth:`serve` and, with ``packed``, it takes the ``uint8`` canvas and prepares it
+        on the device (:mod:`annotate.detector.graph`); accelerators keep the fixed canvas
+        they plan for.
+        """
+        if resolution.preferred in BATCHING:
+            edits = Edits(batch=True, packed=packing(family) if packed else None)
+        else:
+            edits = Edits(sizes=free_size)
+        session, info = open_session(model, resolution, settings, edits)
         return cls(
             session,
             info,
@@ -183,14 +222,47 @@ class Detector:
     def provider(self) -> str:
         return self.info.provider
 
-    def preprocess(self, image: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.float32], Letterbox]:
+    def preprocess(self, image: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.generic], Letterbox]:
         p = self.spec.family.preprocessing
         hw = self.canvas_for(image.shape[:2])
+        if self.packed:
+            canvas, box = place(image, hw, p.centered)
+            return canvas[None], box
         return letterbox(image, hw, p.centered, p.rgb, p.scale)
 
-    def infer(self, blob: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    def infer(self, blob: npt.NDArray[np.generic]) -> npt.NDArray[np.float32]:
+        if self.service is not None and blob.shape[0] == 1:
+            return self.service.infer(blob)
         output: npt.NDArray[np.float32] = self.session.run(None, {self.input_name: blob})[0]
         return output
+
+    def probe(self, n: int = 1) -> npt.NDArray[np.generic]:
+        """``n`` blank model inputs of this detector's canvas, as :meth:`infer` takes them."""
+        if self.packed:
+            return np.zeros((n, *self.input_hw, 3), dtype=np.uint8)
+        return np.zeros((n, 3, *self.input_hw), dtype=np.float32)
+
+    def serve(self, max_batch: int, wait_s: float | None = None) -> InferenceService:
+        """Start the process's inference service (:mod:`annotate.detector.service`): from
+        now on every thread's :meth:`detect` is run in batches of up to ``max_batch``, on
+        the batch sizes 1, 2, 4 … ``max_batch``. :meth:`close` stops it."""
+        self.close()
+        sizes = [1 << i for i in range(max_batch.bit_length()) if 1 << i <= max_batch]
+        run = BoundRun(self.session) if self.provider in BATCHING else self._run_plain
+        self.service = InferenceService(
+            run, max_batch, WAIT_S if wait_s is None else wait_s, [*sizes, max_batch]
+        )
+        return self.service
+
+    def _run_plain(self, blob: npt.NDArray[np.generic]) -> npt.NDArray[np.float32]:
+        output: npt.NDArray[np.float32] = self.session.run(None, {self.input_name: blob})[0]
+        return output
+
+    def close(self) -> None:
+        """Stop the inference service, if one runs."""
+        if self.service is not None:
+            self.service.close()
+            self.service = None
 
     def postprocess(self, output: npt.NDArray[np.float32], box: Letterbox) -> Detections:
         found = self.spec.family.decode_output(
@@ -202,23 +274,29 @@ class Detector:
         """How many images one ``run`` may take (at most ``wanted``), and why if fewer.
 
         A dynamic first input axis is not enough: exported graphs often reshape with a
-        hard-coded batch of 1 and then mix the images up, so two images are tried for real.
+        hard-coded batch of 1 and then mix the images up, so two different images are run
+        for real, together and apart, and must give the same outputs.
         """
         if wanted <= 1:
             return 1, ""
         dim = self.session.get_inputs()[0].shape[0]
         if isinstance(dim, int):
             return 1, f"the model's batch size is fixed at {dim}"
-        probe = np.zeros((2, 3, *self.input_hw), dtype=np.float32)
+        probe = self.probe(2)
+        probe[1] = 255 if self.packed else 255 * self.spec.family.preprocessing.scale
         try:
-            single = self.infer(probe[:1])
-            double = self.infer(probe)
+            apart = [self._run_plain(probe[i : i + 1]) for i in range(2)]
+            together = self._run_plain(probe)
         except Exception as e:  # the runtime's own error types vary by provider
             return 1, f"the model fails on a batch of 2 ({str(e).splitlines()[0][:120]})"
-        if double.shape != (2, *single.shape[1:]):
+        if together.shape != (2, *apart[0].shape[1:]):
             return 1, (
-                f"a batch of 2 gives output {list(double.shape)}, not {[2, *single.shape[1:]]}"
+                f"a batch of 2 gives output {list(together.shape)}, not {[2, *apart[0].shape[1:]]}"
             )
+        for i in range(2):
+            scale = max(1.0, float(np.max(np.abs(apart[i]))))
+            if not np.allclose(together[i], apart[i][0], rtol=1e-2, atol=1e-3 * scale):
+                return 1, "a batch of 2 gives other outputs than the same images apart"
         return wanted, ""
 
     def detect_batch(

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
+from annotate.detector.graph import PACKED_INPUT
 from annotate.detector.labels import COCO_LABELS
 from annotate.detector.postprocess import anchor_count, boxes_in_source, grids
 from annotate.detector.preprocess import Letterbox
@@ -277,11 +278,17 @@ def read_spec(
     if len(inputs) != 1 or not outputs:
         raise ModelError(f"{name} is not a detector: it has {len(inputs)} inputs, expected 1")
     shape = list(inputs[0].shape)
+    packed = inputs[0].name == PACKED_INPUT  # uint8 [N, H, W, 3] (annotate.detector.graph)
+    if packed:
+        shape = [shape[0], 3, *shape[1:3]]
     if len(shape) != 4 or shape[1] not in (3, "3"):
         raise ModelError(f"{name} is not a detector: input shape {shape}, expected [1, 3, H, W]")
     meta = _metadata(session)
     input_hw = input_size(shape, meta, name)
-    probe = np.zeros((1, 3, *input_hw), dtype=np.float32)
+    if packed:
+        probe: npt.NDArray[np.generic] = np.zeros((1, *input_hw, 3), dtype=np.uint8)
+    else:
+        probe = np.zeros((1, 3, *input_hw), dtype=np.float32)
     try:
         out = session.run(None, {inputs[0].name: probe})[0]
     except Exception as e:

@@ -26,17 +26,11 @@ class Letterbox:
     pad_y: float = 0.0
 
 
-def letterbox(
-    image: npt.NDArray[np.uint8],
-    input_hw: tuple[int, int],
-    centered: bool = False,
-    rgb: bool = False,
-    scale: float = 1.0,
-) -> tuple[npt.NDArray[np.float32], Letterbox]:
-    """Resize keeping aspect ratio and paste on a 114-filled canvas (top-left or centred).
-
-    Returns the ``(1, 3, H, W) float32`` blob and the :class:`Letterbox` to map boxes back.
-    """
+def place(
+    image: npt.NDArray[np.uint8], input_hw: tuple[int, int], centered: bool = False
+) -> tuple[npt.NDArray[np.uint8], Letterbox]:
+    """Resize keeping aspect ratio and paste on a 114-filled ``uint8`` canvas (top-left or
+    centred): the part of the letterbox every provider does on the CPU."""
     import cv2
 
     in_h, in_w = input_hw
@@ -49,9 +43,23 @@ def letterbox(
     # INTER_LINEAR is what YOLOX itself uses; the model's scores were measured with it.
     resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
     canvas[pad_y : pad_y + new_h, pad_x : pad_x + new_w] = resized
+    return canvas, Letterbox(ratio, w, h, (in_h, in_w), float(pad_x), float(pad_y))
+
+
+def letterbox(
+    image: npt.NDArray[np.uint8],
+    input_hw: tuple[int, int],
+    centered: bool = False,
+    rgb: bool = False,
+    scale: float = 1.0,
+) -> tuple[npt.NDArray[np.float32], Letterbox]:
+    """:func:`place`, then the ``(1, 3, H, W) float32`` blob the model takes, channels in
+    its order and scaled. (A packed model takes the canvas itself: see
+    :mod:`annotate.detector.graph`.)"""
+    canvas, box = place(image, input_hw, centered)
     if rgb:
         canvas = canvas[:, :, ::-1]
     blob = np.ascontiguousarray(canvas.transpose(2, 0, 1)[None], dtype=np.float32)
     if scale != 1.0:
         blob *= scale
-    return blob, Letterbox(ratio, w, h, (in_h, in_w), float(pad_x), float(pad_y))
+    return blob, box

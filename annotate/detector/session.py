@@ -10,14 +10,19 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
 
 from annotate.errors import ModelError
-from annotate.providers import CPU, Resolution, SessionSettings
+from annotate.providers import Resolution, SessionSettings
 from annotate.signals import signals_held
 
 if TYPE_CHECKING:
     import onnxruntime
+
+    from annotate.detector.graph import Edits
 
 log = logging.getLogger("annotate")
 
@@ -60,12 +65,12 @@ def open_session(
     model: Path,
     resolution: Resolution,
     settings: SessionSettings | None = None,
-    free_size: bool = False,
+    edits: Edits | None = None,
 ) -> tuple[onnxruntime.InferenceSession, SessionInfo]:
     """Create the session, then log which provider really runs it and warn on fallback.
 
-    ``free_size``: let the model take inputs of other heights and widths (a fitted canvas)
-    where the CPU provider runs it; accelerators keep the fixed size they compile for.
+    ``edits``: the graph edits to try (:mod:`annotate.detector.graph`); where the edited
+    model does not load, the file is loaded as it is.
     """
     import onnxruntime as ort
 
@@ -93,16 +98,16 @@ def open_session(
     providers = [(p, settings.provider_options(p)) for p in resolution.providers]
     started = time.perf_counter()
     session = None
-    if free_size and resolution.providers[0] == CPU:
-        from annotate.detector.canvas import free_size_model
+    if edits:
+        from annotate.detector.graph import edited_model
 
         with signals_held():  # protobuf's bare excepts would swallow a KeyboardInterrupt
-            freed = free_size_model(model)
-        if freed is not None:
+            edited = edited_model(model, edits)
+        if edited is not None:
             try:
-                session = ort.InferenceSession(freed, sess_options=options, providers=providers)
+                session = ort.InferenceSession(edited, sess_options=options, providers=providers)
             except ort_errors() as e:  # as the file it is, below
-                log.debug("%s with a free input size does not load (%s)", model, e)
+                log.debug("%s edited does not load (%s)", model, e)
     try:
         if session is None:
             session = ort.InferenceSession(str(model), sess_options=options, providers=providers)
@@ -125,3 +130,36 @@ def open_session(
             info.provider,
         )
     return session, info
+
+
+class BoundRun:
+    """``session.run`` through an IO binding, into an output buffer reused per input shape.
+
+    For accelerator providers: the input is copied once from the caller's (reused) host
+    buffer, and the output lands in a buffer kept for that shape, so a call allocates
+    nothing on the host. The first output only (every detector family has one).
+    """
+
+    def __init__(self, session: onnxruntime.InferenceSession) -> None:
+        self.session = session
+        self.input_name = session.get_inputs()[0].name
+        self.output_name = session.get_outputs()[0].name
+        self._outputs: dict[tuple[int, ...], tuple[Any, Any]] = {}
+
+    def __call__(self, blob: npt.NDArray[np.generic]) -> npt.NDArray[np.float32]:
+        import onnxruntime as ort
+
+        binding = self.session.io_binding()
+        binding.bind_cpu_input(self.input_name, blob)
+        kept = self._outputs.get(blob.shape)
+        if kept is None:
+            binding.bind_output(self.output_name, "cpu")
+        else:
+            binding.bind_ortvalue_output(self.output_name, kept[1])
+        self.session.run_with_iobinding(binding)
+        if kept is None:
+            output: npt.NDArray[np.float32] = binding.copy_outputs_to_cpu()[0]
+            self._outputs[blob.shape] = (output, ort.OrtValue.ortvalue_from_numpy(output))
+            return output
+        result: npt.NDArray[np.float32] = kept[0]
+        return result

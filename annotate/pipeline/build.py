@@ -154,7 +154,13 @@ def run(
         summary.provider = detector.provider
         use_canvas(detector, options.canvas, source.info)
         batch = batch_size(options, plan, detector)
-        summary.mode = plan.describe() + (f", batches of up to {batch}" if batch > 1 else "")
+        if plan.service_batch and plan.workers:
+            plan = replace(plan, service_batch=batch)
+            detector.serve(batch)
+            stack.callback(detector.close)
+            summary.mode = plan.describe()
+        else:
+            summary.mode = plan.describe() + (f", batches of up to {batch}" if batch > 1 else "")
         log.debug("Runner: %s", summary.mode)
         live = LiveStats(source.name, detector.provider)
         stack.callback(live.finish)
@@ -185,9 +191,8 @@ def run(
         try:
             if plan.workers:
                 workers, every_nth = plan.workers, every or 1
-                ConcurrentRun(
-                    source, detector, emitter, workers, batch=batch, every=every_nth
-                ).run()
+                each = 1 if detector.service is not None else batch  # the service batches
+                ConcurrentRun(source, detector, emitter, workers, batch=each, every=every_nth).run()
             else:
                 interval = 1 / float(source.info.fps) if source.info.fps else 0.0
                 run_sequential(source, detector, emitter, DetectEvery(every, interval))
@@ -363,21 +368,26 @@ def make_tracker(options: RunOptions) -> Tracker | None:
 
 
 def batch_size(options: RunOptions, plan: ThreadPlan, detector: Detector) -> int:
-    """``--batch`` if this run and model can take it; otherwise say why and use 1.
+    """The most frames per inference call, if this run and model can take them; otherwise
+    say why and use 1.
 
-    Batches are for GPUs and many-core machines: with one intra-op thread per worker they
-    bring nothing on CPU (``scripts/batching.py``, docs/performance.md), so the default is 1.
+    Batches are for GPUs (the plan's ``service_batch``): with one intra-op thread per worker
+    they bring nothing on CPU (``scripts/batching.py``, docs/performance.md), so the CPU
+    default is 1.
     """
-    if options.batch == 1:
+    wanted = plan.service_batch or options.batch or 1
+    if wanted == 1:
         return 1
     if not plan.workers:
-        log.info(
-            "--batch %d ignored: batches are for video files in the concurrent runner; "
-            "this run takes one frame at a time",
-            options.batch,
-        )
+        if options.batch is not None:
+            log.info(
+                "--batch %d ignored: batches are for video files in the concurrent runner; "
+                "this run takes one frame at a time",
+                options.batch,
+            )
         return 1
-    batch, why = detector.batch_limit(options.batch)
-    if batch < options.batch:
-        log.info("--batch %d ignored: %s; one frame per inference", options.batch, why)
+    batch, why = detector.batch_limit(wanted)
+    if batch < wanted:
+        what = f"--batch {wanted} ignored" if options.batch else f"batches of {wanted} ruled out"
+        log.info("%s: %s; one frame per inference", what, why)
     return batch

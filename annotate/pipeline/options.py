@@ -213,14 +213,15 @@ class RunOptions:
     #: The cores this run may use (``annotate batch`` gives each job its share); ``None``: all
     #: this process may run on.
     cores: int | None = None
-    batch: int = setting(
-        1,
+    batch: int | None = setting(
+        None,
         flags=("--batch",),
         commands=RUN_ONLY,
         example=4,
         panel=SPEED,
-        help="Frames per inference call for video files, if the model takes a dynamic batch "
-        "(for GPUs; no faster on CPU)",
+        show_default=False,
+        help="Most frames per inference call for video files, if the model takes a batch "
+        f"[default: {defaults.SERVICE_BATCH} on a GPU, 1 on CPU, where batches are no faster]",
     )
     serve: tuple[str, int] | None = setting(
         None,
@@ -495,7 +496,8 @@ class RunOptions:
         if self.cores is not None:
             check_at_least("cores", self.cores, 1)
         check_at_least("--fps-every", self.fps_every, 1)
-        check_at_least("--batch", self.batch, 1)
+        if self.batch is not None:
+            check_at_least("--batch", self.batch, 1)
         check_at_least("--reconnect", self.reconnect, 0)
         if self.detect_every is not None:
             check_at_least("--detect-every", self.detect_every, 1)

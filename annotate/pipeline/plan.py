@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from annotate import defaults
+from annotate.providers import BATCHING
 
 if TYPE_CHECKING:
     from annotate.pipeline.options import RunOptions
@@ -31,10 +32,20 @@ class ThreadPlan:
     decode: int
     encode: int
     opencv: int | None = None  # OpenCV's own threads for resize/convert/draw calls
+    #: The most frames per call of the process's inference service (an accelerator's plan);
+    #: 0: no service, each worker runs the session itself.
+    service_batch: int = 0
 
     def describe(self) -> str:
         if not self.workers:
             return "sequential"
+        if self.service_batch:
+            return (
+                f"inference service: one session, batches of up to {self.service_batch}, fed "
+                f"by {self.workers} CPU workers (convert, letterbox, post-process), decoder "
+                f"{self.decode or 'auto'} thread{'s' * (self.decode != 1)}, encoder "
+                f"{self.encode or 'auto'} thread{'s' * (self.encode != 1)}"
+            )
         return (
             f"concurrent: {self.workers} inference worker{'s' * (self.workers > 1)} × "
             f"{self.intra_op} ONNX Runtime thread{'s' * (self.intra_op != 1)}, decoder "
@@ -82,9 +93,15 @@ def plan_threads(options: RunOptions, cores: int) -> ThreadPlan:
     - x264: two threads on 2-3 cores, one per two cores from 4 to 16, one per core above
       (below its own default of 1.5 per core).
     - OpenCV's calls on their calling thread: the stages are already parallel.
+    - A batching accelerator (CUDA, TensorRT …: :data:`annotate.providers.BATCHING`): one
+      inference service runs every frame on the device, so the cores go to the CPU side
+      (:func:`plan_service`).
     Live and still sources switch to the sequential loop once opened (see ``run``).
     """
     session, encode = options.session, options.encode
+    resolution = options.resolution
+    if resolution is not None and resolution.preferred in BATCHING and not options.sequential:
+        return plan_service(options, cores)
     if cores == 1 and options.workers is None:
         return ThreadPlan(
             0, session.threads or 1, options.decode_threads or 1, encode.threads or 1, 1
@@ -96,6 +113,27 @@ def plan_threads(options: RunOptions, cores: int) -> ThreadPlan:
     intra_op = session.threads or max(1, (cores - 1) // workers)
     encode_threads = encode.threads or (max(2, cores // 2) if cores <= 16 else cores)
     return ThreadPlan(workers, intra_op, options.decode_threads or 1, encode_threads, 1)
+
+
+def plan_service(options: RunOptions, cores: int) -> ThreadPlan:
+    """The plan around an accelerator's inference service: the device runs the model, so
+    the cores do the CPU side, each stage spread so that none is serial by accident.
+
+    - A CPU worker per core (at least 4, at most 32) converts, letterboxes and
+      post-processes; each has one frame at the device at a time, so they also bound the
+      service's batches.
+    - The decoder gets FFmpeg's frame threads (one per four cores, 2 to 4): with the model
+      off the cores, one decoding thread would be what binds.
+    - x264 as in the CPU plan; ONNX Runtime's own threads (for any node the device does
+      not take) sleep between runs.
+    """
+    session, encode = options.session, options.encode
+    workers = options.workers or max(4, min(32, cores))
+    decode = options.decode_threads or max(2, min(4, cores // 4))
+    encode_threads = encode.threads or (max(2, cores // 2) if cores <= 16 else cores)
+    intra_op = session.threads or max(1, min(4, cores // 4))
+    batch = options.batch or defaults.SERVICE_BATCH
+    return ThreadPlan(workers, intra_op, decode, encode_threads, 1, service_batch=batch)
 
 
 def plan_jobs(cores: int, jobs: int | None, inputs: int | None = None) -> tuple[int, int]:
