@@ -8,7 +8,7 @@ Runtime.
 from __future__ import annotations
 
 import platform
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -139,6 +139,7 @@ def resolve(
     origin: str | None,
     plat: PlatformInfo,
     available: Sequence[str],
+    broken: Mapping[str, str] | None = None,
 ) -> Resolution:
     """Decide which providers to use.
 
@@ -147,10 +148,14 @@ def resolve(
         origin: where ``requested`` came from, used in messages and the start-up log.
         plat: the operating system and machine.
         available: ``onnxruntime.get_available_providers()`` of this build.
+        broken: providers of this build that cannot start here, and why
+            (:func:`cannot_start`): auto passes them over; asked for by name, they are
+            tried (ONNX Runtime then falls back, and the run says so).
 
     Raises:
         ProviderError: the requested name is unknown or not in this build.
     """
+    broken = broken or {}
     offered = usable(available)
     if requested is not None and requested.strip().lower() != "auto":
         name = canonical_name(requested)
@@ -172,14 +177,55 @@ def resolve(
         return Resolution(chain, f"from {origin}" if origin else "requested", origin)
 
     preferred = AUTO_ORDER.get(plat.system, ())
-    chosen = tuple(p for p in preferred if p in offered)
-    notes: tuple[str, ...] = ()
-    if not chosen and preferred:
+    chosen = tuple(p for p in preferred if p in offered and p not in broken)
+    passed = [p for p in preferred if p in offered and p in broken]
+    notes = tuple(
+        f"{short_name(p)} is in this onnxruntime build but cannot start here ({broken[p]}); "
+        f"auto uses {short_name((*chosen, CPU)[0])}"
+        for p in passed
+    )
+    if not chosen and preferred and not passed:
         notes = (
             f"no accelerator in this onnxruntime build for {plat} "
             f"(looked for {', '.join(short_name(p) for p in preferred)}); using {CPU}",
         )
     return Resolution((*chosen, CPU), f"auto: {plat}", None, notes)
+
+
+#: Libraries a provider loads only once a session asks for it, by file name per system: a
+#: build lists the provider whether or not they are installed. TensorRT's are not among the
+#: CUDA libraries the onnxruntime-gpu wheel brings or finds, so a CUDA box without TensorRT
+#: lists it, and a session asking for it waits seconds before falling back.
+NEEDS: dict[str, dict[str, tuple[str, ...]]] = {
+    "TensorrtExecutionProvider": {
+        "Linux": ("libnvinfer.so.10", "libnvinfer_plugin.so.10"),
+        "Windows": ("nvinfer_10.dll", "nvinfer_plugin_10.dll"),
+    },
+}
+
+
+def cannot_start(
+    available: Sequence[str],
+    system: str,
+    load: Callable[[str], object] | None = None,
+) -> dict[str, str]:
+    """Providers of this build whose own libraries do not load here, and why. ``load``
+    opens a library by name, raising ``OSError`` where it cannot (``ctypes.CDLL``)."""
+    if load is None:
+        import ctypes
+
+        load = ctypes.CDLL
+    broken = {}
+    for provider, systems in NEEDS.items():
+        if provider not in available:
+            continue
+        for library in systems.get(system, ()):
+            try:
+                load(library)
+            except OSError:
+                broken[provider] = f"{library} does not load"
+                break
+    return broken
 
 
 def available_providers() -> list[str]:
@@ -190,13 +236,17 @@ def available_providers() -> list[str]:
 
 
 def resolve_here(requested: str | None, origin: str | None) -> Resolution:
-    return resolve(requested, origin, PlatformInfo.current(), available_providers())
+    plat, available = PlatformInfo.current(), available_providers()
+    return resolve(requested, origin, plat, available, cannot_start(available, plat.system))
 
 
-def describe(plat: PlatformInfo, available: Sequence[str]) -> list[tuple[str, str, str]]:
+def describe(
+    plat: PlatformInfo, available: Sequence[str], broken: Mapping[str, str] | None = None
+) -> list[tuple[str, str, str]]:
     """Rows for ``annotate providers``: (provider, short name, status here)."""
     offered = usable(available)
-    auto = resolve(None, None, plat, available)
+    broken = broken or {}
+    auto = resolve(None, None, plat, available, broken)
     order = (*AUTO_ORDER.get(plat.system, ()), CPU)
     names = list(dict.fromkeys([*order, *offered]))
     rows = []
@@ -205,6 +255,8 @@ def describe(plat: PlatformInfo, available: Sequence[str]) -> list[tuple[str, st
             status = "auto picks this"
         elif name in auto.providers:
             status = "auto fallback"
+        elif name in broken:
+            status = f"in this build, cannot start: {broken[name]}"
         elif name in offered:
             status = "available (use --provider)"
         else:
@@ -222,10 +274,15 @@ COREML_UNITS = ("ALL", "CPUAndNeuralEngine", "CPUAndGPU", "CPUOnly")
 OPENVINO_PRECISIONS = ("FP32", "FP16", "ACCURACY")
 
 
-def coreml_cache_dir() -> Path:
+def provider_cache_dir(name: str) -> Path:
+    """Where a provider keeps what it compiled, for the next run's start-up."""
     from platformdirs import user_cache_dir
 
-    return Path(user_cache_dir("annotate", appauthor=False)) / "coreml"
+    return Path(user_cache_dir("annotate", appauthor=False)) / name
+
+
+def coreml_cache_dir() -> Path:
+    return provider_cache_dir("coreml")
 
 
 @dataclass(frozen=True)
@@ -257,6 +314,10 @@ class SessionSettings:
     #: encoding need between runs); ``None`` leaves ONNX Runtime's default, spinning for a
     #: while after each run too. The pipeline chooses per mode (``plan.spinning_for``).
     spinning: bool | None = None
+    #: How cuDNN picks each convolution's algorithm on CUDA: ``EXHAUSTIVE`` (ONNX Runtime's
+    #: default) times every candidate for each new input shape, ``HEURISTIC`` asks cuDNN's
+    #: heuristics, ``DEFAULT`` takes the first; ``None`` leaves ONNX Runtime's default.
+    cudnn_search: str | None = None
 
     def check(self) -> None:
         from annotate.errors import UsageError, check_at_least
@@ -276,6 +337,18 @@ class SessionSettings:
         if provider == "OpenVINOExecutionProvider":
             chosen = (("device_type", self.openvino_device), ("precision", self.openvino_precision))
             return {key: value for key, value in chosen if value}
+        if provider == "CUDAExecutionProvider":
+            return {"cudnn_conv_algo_search": self.cudnn_search} if self.cudnn_search else {}
+        if provider == "TensorrtExecutionProvider":
+            # Building an engine takes from seconds to minutes: kept for the next run.
+            engines = provider_cache_dir("tensorrt")
+            engines.mkdir(parents=True, exist_ok=True)
+            return {
+                "trt_engine_cache_enable": "True",
+                "trt_engine_cache_path": str(engines),
+                "trt_timing_cache_enable": "True",
+                "trt_timing_cache_path": str(engines),
+            }
         if provider != "CoreMLExecutionProvider":
             return {}
         cache = self.coreml_cache or coreml_cache_dir()

@@ -182,3 +182,54 @@ def test_real_onnxruntime_runs_what_auto_picks_here():
     session, info = open_session(MODEL, resolve_here(None, None))
     assert info.provider == session.get_providers()[0]
     assert not info.fell_back
+
+
+def _loader(missing: set[str]):
+    def load(name: str) -> object:
+        if name in missing:
+            raise OSError(f"{name}: cannot open shared object file")
+        return object()
+
+    return load
+
+
+def test_auto_passes_over_tensorrt_when_its_libraries_do_not_load():
+    """The GPU wheel lists TensorRT on a CUDA box without it; auto must not pick it (a
+    session asking for it waits seconds before falling back)."""
+    from annotate.providers import cannot_start
+
+    broken = cannot_start(GPU_BUILD, "Linux", _loader({"libnvinfer.so.10"}))
+    assert broken == {"TensorrtExecutionProvider": "libnvinfer.so.10 does not load"}
+    auto = resolve(None, None, LINUX, GPU_BUILD, broken)
+    assert auto.providers == ("CUDAExecutionProvider", CPU)
+    assert auto.notes == (
+        "tensorrt is in this onnxruntime build but cannot start here (libnvinfer.so.10 does "
+        "not load); auto uses cuda",
+    )
+    rows = {name: status for name, _, status in describe(LINUX, GPU_BUILD, broken)}
+    assert rows["TensorrtExecutionProvider"].startswith("in this build, cannot start")
+    assert rows["CUDAExecutionProvider"] == "auto picks this"
+    # Asked for by name it is still tried: ONNX Runtime falls back and the run says so.
+    assert resolve("tensorrt", "--provider", LINUX, GPU_BUILD, broken).providers[0] == (
+        "TensorrtExecutionProvider"
+    )
+
+
+def test_tensorrt_is_kept_where_its_libraries_load():
+    from annotate.providers import cannot_start
+
+    assert cannot_start(GPU_BUILD, "Linux", _loader(set())) == {}
+    assert cannot_start(["CUDAExecutionProvider", CPU], "Linux", _loader({"x"})) == {}
+    broken = cannot_start(GPU_BUILD, "Windows", _loader({"nvinfer_plugin_10.dll"}))
+    assert broken == {"TensorrtExecutionProvider": "nvinfer_plugin_10.dll does not load"}
+
+
+def test_this_machine_lacks_tensorrt_for_real():
+    """The real loader here: no TensorRT on this machine, so a GPU build would pass it over."""
+    import platform
+
+    from annotate.providers import cannot_start
+
+    if platform.system() != "Linux":
+        pytest.skip("the check of a missing library is written for Linux here")
+    assert "TensorrtExecutionProvider" in cannot_start(GPU_BUILD, "Linux")

@@ -32,9 +32,11 @@ def test_callers_on_many_threads_share_batches_and_get_their_own_outputs():
         time.sleep(0.01)  # while one batch runs, the next one gathers
         return per_image(blob)
 
-    with InferenceService(run, max_batch=8, wait_s=0.005) as service:
-        with ThreadPoolExecutor(16) as pool:
-            outputs = list(pool.map(lambda i: service.infer(canvas(i)), range(64)))
+    with (
+        InferenceService(run, max_batch=8, wait_s=0.005) as service,
+        ThreadPoolExecutor(16) as pool,
+    ):
+        outputs = list(pool.map(lambda i: service.infer(canvas(i)), range(64)))
     assert [float(o[0, 0, 0]) for o in outputs] == list(range(64))
     assert all(o.shape == (1, 1, 1) for o in outputs)
     assert max(calls) == 8 and service.stats.images == 64
@@ -65,9 +67,11 @@ def test_batches_are_padded_to_the_planned_sizes_and_the_padding_dropped():
         gate.wait()
         return float(service.infer(canvas(i))[0, 0, 0])
 
-    with InferenceService(run, max_batch=8, wait_s=0.5, sizes=(1, 2, 4, 8)) as service:
-        with ThreadPoolExecutor(3) as pool:
-            values = list(pool.map(call, range(3)))
+    with (
+        InferenceService(run, max_batch=8, wait_s=0.5, sizes=(1, 2, 4, 8)) as service,
+        ThreadPoolExecutor(3) as pool,
+    ):
+        values = list(pool.map(call, range(3)))
     assert values == [0, 1, 2]
     assert set(seen) <= {1, 2, 4, 8}
     assert service.stats.images == 3 and service.stats.padded == sum(seen) - 3
@@ -87,9 +91,8 @@ def test_canvases_of_another_shape_go_in_another_batch():
         shape = (4, 4, 3) if i % 2 else (8, 4, 3)
         return float(service.infer(canvas(i, shape))[0, 0, 0])
 
-    with InferenceService(run, max_batch=8, wait_s=0.2) as service:
-        with ThreadPoolExecutor(4) as pool:
-            values = list(pool.map(call, range(4)))
+    with InferenceService(run, max_batch=8, wait_s=0.2) as service, ThreadPoolExecutor(4) as pool:
+        values = list(pool.map(call, range(4)))
     assert values == [0, 1, 2, 3]
     assert {s[1:] for s in shapes} == {(4, 4, 3), (8, 4, 3)}
     assert all(len({s}) == 1 for s in shapes)
@@ -114,9 +117,8 @@ def test_an_error_reaches_every_caller_of_that_batch_and_the_service_goes_on():
             return str(e)
         return "ok"
 
-    with InferenceService(run, max_batch=4, wait_s=0.2) as service:
-        with ThreadPoolExecutor(3) as pool:
-            assert list(pool.map(call, range(3))) == ["out of device memory"] * 3
+    with InferenceService(run, max_batch=4, wait_s=0.2) as service, ThreadPoolExecutor(3) as pool:
+        assert list(pool.map(call, range(3))) == ["out of device memory"] * 3
         failing.clear()
         assert float(service.infer(canvas(5))[0, 0, 0]) == 5
 
@@ -124,9 +126,11 @@ def test_an_error_reaches_every_caller_of_that_batch_and_the_service_goes_on():
 def test_an_output_without_one_row_per_image_is_an_error():
     """A graph that folds the batch into its anchors (YOLOX's export, unfixed)."""
     folded = lambda blob: np.zeros((1, 10 * len(blob), 6), np.float32)  # noqa: E731
-    with InferenceService(folded, 4, sizes=(2, 4)) as service:
-        with pytest.raises(RuntimeError, match="not one output per image"):
-            service.infer(canvas(1))
+    with (
+        InferenceService(folded, 4, sizes=(2, 4)) as service,
+        pytest.raises(RuntimeError, match="not one output per image"),
+    ):
+        service.infer(canvas(1))
 
 
 def test_close_fails_the_waiting_and_later_callers():

@@ -13,19 +13,26 @@ def providers() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from annotate.providers import PlatformInfo, available_providers, describe, resolve
+    from annotate.providers import (
+        PlatformInfo,
+        available_providers,
+        cannot_start,
+        describe,
+        resolve,
+    )
 
     setup_logging()
     plat = PlatformInfo.current()
     available = available_providers()
+    broken = cannot_start(available, plat.system)
     setting = Config.load().get("provider", None, "--provider")
-    chosen = resolve(setting.value, setting.origin, plat, available)
-    auto = resolve(None, None, plat, available)
+    chosen = resolve(setting.value, setting.origin, plat, available, broken)
+    auto = resolve(None, None, plat, available, broken)
     table = Table(title=f"Execution providers on {plat}")
     table.add_column("Provider")
     table.add_column("--provider")
     table.add_column("Here")
-    for name, short, status in describe(plat, available):
+    for name, short, status in describe(plat, available, broken):
         table.add_row(name, short, status)
     console = Console()
     console.print(table)

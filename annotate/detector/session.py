@@ -61,6 +61,22 @@ def ort_errors() -> tuple[type[BaseException], ...]:
     return tuple(getattr(state, n) for n in names if hasattr(state, n))
 
 
+NVIDIA = frozenset({"CUDAExecutionProvider", "TensorrtExecutionProvider"})
+
+
+def preload_cuda(ort: Any) -> None:
+    """Load CUDA and cuDNN where the onnxruntime-gpu wheel finds them (the ``nvidia-*`` pip
+    packages, or PyTorch's), as its documentation asks before a CUDA session; older builds
+    have no such call and find them on the system's library path."""
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is None:
+        return
+    try:
+        preload()
+    except Exception as e:  # a missing library shows as the provider's fallback, reported
+        log.debug("onnxruntime.preload_dlls: %s", e)
+
+
 def open_session(
     model: Path,
     resolution: Resolution,
@@ -95,6 +111,8 @@ def open_session(
         "extended": level.ORT_ENABLE_EXTENDED,
         "all": level.ORT_ENABLE_ALL,
     }[settings.graph_opt]
+    if NVIDIA & set(resolution.providers):
+        preload_cuda(ort)
     providers = [(p, settings.provider_options(p)) for p in resolution.providers]
     started = time.perf_counter()
     session = None
