@@ -14,6 +14,7 @@ from annotate.analytics.geometry import parse_shapes
 from annotate.annotators import Annotator, BlurAnnotator, CountAnnotator, default_annotators
 from annotate.detector import Detector, class_ids
 from annotate.detector.canvas import size_text
+from annotate.detector.session import NVIDIA
 from annotate.errors import Interrupted, OutputPathError, StopRequested, UsageError
 from annotate.pipeline.options import RunOptions
 from annotate.pipeline.plan import ThreadPlan, cpu_cores, plan_threads, spinning_for
@@ -93,6 +94,16 @@ def make_sinks(
     return displays + sinks
 
 
+def decoder_for(options: RunOptions, plan: ThreadPlan) -> str:
+    """``--hwdec``: auto decodes with NVDEC when the model runs on an NVIDIA GPU through the
+    inference service, where the CPU side is what binds (docs/performance.md, "GPU")."""
+    if options.hwdec != "auto":
+        return options.hwdec
+    resolution = options.resolution
+    nvidia = resolution is not None and resolution.preferred in NVIDIA
+    return "cuda" if nvidia and plan.service_batch else "none"
+
+
 def expected_frames(info: SourceInfo, options: RunOptions) -> int | None:
     """How many frames the run will take, for a progress bar; ``None`` if unknowable."""
     if info.live:
@@ -135,8 +146,9 @@ def run(
         cores = options.cores or cpu_cores()
         plan = plan_threads(options, cores)
         if source is None:
+            hwdec = decoder_for(options, plan)
             source = open_source(
-                options.source, options.start, options.end, options.reconnect, plan.decode
+                options.source, options.start, options.end, options.reconnect, plan.decode, hwdec
             )
         source = stack.enter_context(source)
         if plan.workers and (source.info.live or source.info.still):
@@ -170,6 +182,10 @@ def run(
         if annotators is None:
             annotators = run_annotators(options, detector)
         encode = replace(options.encode, threads=plan.encode)
+        if options.output is not None and not source.info.still:
+            from annotate.sinks.video import pick_codec
+
+            encode = pick_codec(encode, nvidia=detector.provider in NVIDIA)
         sinks = make_sinks(replace(options, encode=encode), source, stack, live)
         if progress is not None:
             progress.start(expected_frames(source.info, options))

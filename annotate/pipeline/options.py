@@ -191,6 +191,16 @@ class RunOptions:
         panel=SPAN,
         help="Times to reopen a dropped stream, waiting longer each time",
     )
+    hwdec: str = setting(
+        "auto",
+        flags=("--hwdec",),
+        parse=str.lower,
+        commands=RUN_ONLY,
+        example="none",
+        panel=SPEED,
+        help="Decode video on the GPU: cuda (NVDEC), none; auto: cuda when the model runs "
+        "on an NVIDIA GPU",
+    )
     sequential: bool = setting(
         False,
         flags=("--sequential",),
@@ -483,6 +493,7 @@ class RunOptions:
         from annotate.annotators import BLUR_SHAPES, BLUR_STYLES
         from annotate.detector import check_thresholds
         from annotate.detector.canvas import CANVASES
+        from annotate.sources.video import HWDEC
 
         check_thresholds(self.conf, self.iou)
         if self.min_area < 0:
@@ -525,6 +536,7 @@ class RunOptions:
         check_at_least("--line-frames", self.line_frames, 1)
         for flag, value, allowed in (
             ("--canvas", self.canvas, CANVASES),
+            ("--hwdec", self.hwdec, HWDEC),
             ("--anchor", self.anchor, ANCHORS),
             ("--blur-style", self.blur_style, BLUR_STYLES),
             ("--blur-shape", self.blur_shape, BLUR_SHAPES),

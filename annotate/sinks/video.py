@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,26 @@ ENCODERS = {
     "hevc": ("libx265", 51, 28),
     "vp9": ("libvpx-vp9", 63, 32),
     "av1": ("libsvtav1", 63, 35),
+    # NVIDIA's encoder chip (NVENC): GeForce/RTX, T4, L4, L40, A10… have it; the compute
+    # GPUs A100, H100 and H200 do not. --crf is its constant-quality level (cq).
+    "h264_nvenc": ("h264_nvenc", 51, 23),
+    "hevc_nvenc": ("hevc_nvenc", 51, 28),
+    "av1_nvenc": ("av1_nvenc", 51, 32),
 }
+#: What each encoder writes, as containers name it.
+WRITES = {
+    "libx264": "h264",
+    "libx265": "hevc",
+    "libvpx-vp9": "vp9",
+    "libsvtav1": "av1",
+    "h264_nvenc": "h264",
+    "hevc_nvenc": "hevc",
+    "av1_nvenc": "av1",
+}
+NVENC = tuple(name for name in ENCODERS if name.endswith("_nvenc"))
+#: NVENC's speed preset: p1 is its fastest, p7 its best; p2 keeps up with the GPU's detector
+#: at a quality near x264 veryfast's.
+NVENC_PRESET = "p2"
 X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
                 "slower", "veryslow", "placebo")  # fmt: skip
 #: The fastest preset whose files are not several times larger: encoding is a small share of
@@ -64,27 +85,76 @@ def check_encoding(path: Path, options: EncodeOptions) -> None:
     av = import_av()
 
     fmt = container_for(path)
-    if options.codec not in ENCODERS:
-        raise UsageError(f"unknown codec '{options.codec}'; use one of {', '.join(ENCODERS)}")
-    encoder, max_crf, _ = ENCODERS[options.codec]
+    codec = "h264" if options.codec == "auto" else options.codec  # auto's NVENC writes H.264 too
+    if codec not in ENCODERS:
+        raise UsageError(f"unknown codec '{options.codec}'; use one of auto, {', '.join(ENCODERS)}")
+    encoder, max_crf, _ = ENCODERS[codec]
     if encoder not in av.codecs_available:
-        raise UsageError(f"this PyAV build has no {options.codec} encoder ({encoder})")
+        raise UsageError(f"this PyAV build has no {codec} encoder ({encoder})")
     with av.open(os.devnull, "w", format=fmt) as probe:
         supported = probe.supported_codecs
-    codec_name = {"libx264": "h264", "libx265": "hevc", "libvpx-vp9": "vp9", "libsvtav1": "av1"}
-    if codec_name[encoder] not in supported:
+    if WRITES[encoder] not in supported:
         raise UsageError(
             f"{path.suffix} files cannot hold {options.codec} video; use .mkv or another codec"
         )
     if options.crf is not None and not 0 <= options.crf <= max_crf:
-        raise UsageError(f"--crf for {options.codec} must be 0–{max_crf}, got {options.crf}")
+        raise UsageError(f"--crf for {codec} must be 0–{max_crf}, got {options.crf}")
     if options.preset is not None:
-        if options.codec not in ("h264", "hevc"):
-            raise UsageError(f"--preset applies to h264 and hevc, not {options.codec}")
+        if codec not in ("h264", "hevc"):
+            raise UsageError(f"--preset applies to h264 and hevc, not {codec}")
         if options.preset not in X26X_PRESETS:
             raise UsageError(
                 f"unknown --preset '{options.preset}'; use one of {', '.join(X26X_PRESETS)}"
             )
+
+
+@functools.cache
+def cannot_open(encoder: str) -> str | None:
+    """Why ``encoder`` does not open on this machine (``None``: it does). A hardware
+    encoder is in the wheel whether or not the machine has the chip; opening one tells."""
+    av = import_av()
+
+    if encoder not in av.codecs_available:
+        return "not in this PyAV build"
+    context = av.CodecContext.create(encoder, "w")
+    context.width, context.height, context.pix_fmt = 256, 144, "yuv420p"
+    context.time_base = Fraction(1, 30)
+    try:
+        context.open()
+    except (av.FFmpegError, OSError, ValueError) as e:
+        return str(getattr(e, "strerror", None) or e)
+    finally:
+        with contextlib.suppress(Exception):
+            context.close()
+    return None
+
+
+def pick_codec(options: EncodeOptions, nvidia: bool) -> EncodeOptions:
+    """``--codec auto``: NVENC's H.264 where the run's model is on an NVIDIA GPU and NVENC
+    opens, x264 everywhere else, saying why where NVENC was wanted but does not open (a
+    ``--preset``, which is x264's, keeps x264). A named codec is taken as it is, and an NVENC
+    one that does not open here is an error before any output exists."""
+    if options.codec in NVENC:
+        why = cannot_open(ENCODERS[options.codec][0])
+        if why is not None:
+            raise OutputError(
+                f"--codec {options.codec} cannot open here ({why}): NVENC is on GeForce/RTX, "
+                "T4, L4, L40 and A10 cards, not on A100, H100 or H200; use --codec h264"
+            )
+        return options
+    if options.codec != "auto":
+        return options
+    if nvidia and options.preset is None:
+        why = cannot_open("h264_nvenc")
+        if why is None:
+            log.info("--codec auto: encoding on the GPU (h264_nvenc)")
+            return replace(options, codec="h264_nvenc")
+        log.info(
+            "--codec auto: NVENC does not open here (%s; A100, H100 and H200 have no "
+            "NVENC); encoding with x264",
+            why,
+        )
+    return replace(options, codec="h264")
 
 
 def to_i420(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
@@ -130,6 +200,8 @@ class VideoSink(SinkBase):
 
         self.options = options or EncodeOptions()
         check_encoding(path, self.options)
+        if self.options.codec == "auto":  # the pipeline picks; a sink made alone gets x264
+            self.options = replace(self.options, codec="h264")
         self.path = path
         self.info = info
         self.frames = 0
@@ -179,13 +251,18 @@ class VideoSink(SinkBase):
         # the budget, and a frame of delay per thread in recordings (docs/performance.md, "Memory").
         stream.codec_context.thread_type = "SLICE"
         crf = str(self.options.crf if self.options.crf is not None else default_crf)
-        if self.options.codec in ("h264", "hevc"):
+        no_bframes = self.format in ("mp4", "mov")
+        if self.options.codec in NVENC:
+            # Constant quality, as --crf is for x264; no B-frames in fragmented MP4 (below).
+            stream.options = {"preset": NVENC_PRESET, "rc": "vbr", "cq": crf, "b": "0"}
+            if no_bframes:
+                stream.options["bf"] = "0"
+        elif self.options.codec in ("h264", "hevc"):
             stream.options = {"crf": crf, "preset": self.options.preset or DEFAULT_PRESET}
             if self.options.codec == "h264" and self.options.preset is None:
                 stream.options["rc-lookahead"] = str(lookahead(self.width, self.height))
             # Fragmented MP4 has no edit list to hide B-frame delay: the video would start
             # late against the audio. Without B-frames decode order is display order.
-            no_bframes = self.format in ("mp4", "mov")
             if self.options.codec == "h264" and no_bframes:
                 stream.options["bf"] = "0"
             if self.options.codec == "hevc":

@@ -71,6 +71,7 @@ def open_source(
     end: float | None = None,
     reconnect: int = 5,
     threads: int = 0,
+    hwdec: str = "none",
 ) -> Source:
     """Open a source from what the user typed.
 
@@ -92,7 +93,7 @@ def open_source(
         from annotate.sources.stream import StreamSource
         from annotate.sources.video import VideoSource
 
-        video = VideoSource(spec, start, end)
+        video = VideoSource(spec, start, end, hwdec=hwdec)
         if not video.info.live:
             return video
         _no_span(spec, start, end)
@@ -122,7 +123,7 @@ def open_source(
         return ImageSource([path], spec)
     from annotate.sources.video import VideoSource
 
-    return VideoSource(spec, start, end, threads)
+    return VideoSource(spec, start, end, threads, hwdec)
 
 
 def _no_span(spec: str, start: float | None, end: float | None) -> None:

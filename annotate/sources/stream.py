@@ -33,6 +33,7 @@ class StreamSource(LiveSource):
         super().__init__()
         self.name = first.name
         self.info = first.info
+        self.hwdec = first.hwdec  # a reconnect decodes where the first connection did
         self.reconnect = reconnect
         self.first_backoff = first_backoff
         self._video: VideoSource | None = first
@@ -80,7 +81,7 @@ class StreamSource(LiveSource):
             if stop.wait(wait):
                 return
             try:
-                self._video = VideoSource(self.name)
+                self._video = VideoSource(self.name, hwdec=self.hwdec)
             except SourceError as e:
                 log.debug("reconnect failed: %s", e)
 

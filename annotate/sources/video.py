@@ -36,6 +36,19 @@ def upright(image: np.ndarray, rotation: int) -> np.ndarray:
     return image if code is None else cv2.rotate(image, code)
 
 
+#: ``--hwdec`` values: ``auto`` decodes on an NVIDIA GPU when the run's model is on one
+#: (``cuda``, ``tensorrt``), ``cuda`` asks for it, ``none`` decodes on the CPU.
+HWDEC = ("auto", "cuda", "none")
+
+
+def hw(device: str) -> Any:
+    """PyAV's hardware decoding for ``device`` (frames come back in system memory; a codec
+    NVDEC cannot decode falls back to FFmpeg's software decoder)."""
+    from av.codec.hwaccel import HWAccel
+
+    return HWAccel(device, allow_software_fallback=True)
+
+
 def reason(error: Exception) -> str:
     return getattr(error, "strerror", None) or str(error)
 
@@ -54,7 +67,12 @@ class VideoSource(SourceBase):
     """
 
     def __init__(
-        self, url: str, start: float | None = None, end: float | None = None, threads: int = 0
+        self,
+        url: str,
+        start: float | None = None,
+        end: float | None = None,
+        threads: int = 0,
+        hwdec: str = "none",
     ) -> None:
         av = import_av()
 
@@ -63,9 +81,21 @@ class VideoSource(SourceBase):
         self.start, self.end = start, end
         self.threads = threads  # decoder threads; 0: FFmpeg decides from the core count
         network = "://" in url
+        options = NETWORK_OPTIONS if network else None
+        self.hwdec = "none"  # what decodes: "cuda" once NVDEC opened
+        gpu_error: str | None = None
         try:
-            # Damaged or foreign files carry tags that are not UTF-8: never fail on a tag.
-            self.container: Any = open_input(url, options=NETWORK_OPTIONS if network else None)
+            if hwdec != "none":
+                try:
+                    self.container: Any = open_input(url, options=options, hwaccel=hw(hwdec))
+                    self.hwdec = hwdec
+                except FileNotFoundError:
+                    raise
+                except (av.FFmpegError, OSError, ValueError, TypeError, ImportError) as e:
+                    gpu_error = reason(e)  # no device, or a PyAV without HWAccel
+            if self.hwdec == "none":
+                # Damaged or foreign files carry tags that are not UTF-8: never fail on a tag.
+                self.container = open_input(url, options=options)
         except FileNotFoundError:
             raise SourceNotFoundError(f"input {url} does not exist") from None
         except PermissionError:
@@ -74,6 +104,12 @@ class VideoSource(SourceBase):
             if network:
                 raise SourceError(f"cannot open {url}: {reason(e)}") from None
             raise SourceError(f"{url} is not a video or image file ({reason(e)})") from None
+        if gpu_error is not None:  # said once the file is known to open in software
+            log.warning(
+                "--hwdec %s: cannot decode on the GPU here (%s); decoding in software",
+                hwdec,
+                gpu_error,
+            )
         try:
             self._setup()
         except BaseException:
