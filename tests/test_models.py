@@ -137,6 +137,43 @@ def test_bad_downloads_leave_nothing(cli, store, tmp_path, mode, message):
 
 
 @pytest.mark.shared
+def test_a_model_without_a_published_hash_is_trusted_on_first_download_only(cli, store, tmp_path):
+    """The first download is kept and its sha256 printed and recorded; a later download of
+    other bytes under that name is refused, as for a model with a published hash."""
+    registry = tmp_path / "data" / "annotate" / "models.toml"
+    registry.write_text(
+        registry.read_text() + '\n[unhashed]\nfile = "yolox_nano.onnx"\n'
+        'url = "https://example.invalid/releases/yolox_nano.onnx"\nfamily = "yolox"\n'
+        "input = 416\n"
+    )
+    store("good")
+    r = cli("models", "pull", "unhashed")
+    assert r.code == 0, r.err
+    assert (
+        f"unhashed: no published sha256 to check it against, so this first download is "
+        f"trusted as it is (sha256 {good_sha()}); recorded in {registry}" in " ".join(r.err.split())
+    )
+    assert f'sha256 = "{good_sha()}"' in registry.read_text()
+    _cached(tmp_path).unlink()
+    store("corrupt")
+    r = cli("models", "pull", "unhashed")
+    assert r.code == 1 and f"expected {good_sha()}; the file was deleted" in r.err
+    assert not _cached(tmp_path).exists()
+
+
+def test_the_larger_yolox_releases_are_known_by_name():
+    from annotate.models import registry
+
+    known = registry()
+    for name, size in (("yolox-tiny", 416), ("yolox-s", 640), ("yolox-m", 640),
+                       ("yolox-l", 640), ("yolox-x", 640)):  # fmt: skip
+        entry = known[name]
+        assert entry.licence == "Apache-2.0" and entry.family == "yolox"
+        assert entry.input == size and entry.sha256 is None
+        assert entry.url is not None and entry.url.endswith(f"/0.1.1rc0/{entry.file}")
+
+
+@pytest.mark.shared
 def test_slow_server_times_out(cli, store, monkeypatch, tmp_path):
     import annotate.models.store as store_module
 

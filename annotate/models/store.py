@@ -13,6 +13,7 @@ import shutil
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from annotate.errors import ConfigError, ModelError, UsageError
@@ -108,6 +109,8 @@ def pull(
                 f"{entry.sha256}; the file was deleted"
             )
         os.replace(part, target)
+        if not entry.sha256:
+            trust(replace(entry, sha256=actual, size=done))
     except urllib.error.HTTPError as e:
         raise ModelError(
             f"cannot download {entry.name} from {url}: HTTP {e.code}{offline}"
@@ -128,8 +131,23 @@ def pull(
     finally:
         with contextlib.suppress(FileNotFoundError):
             part.unlink()
-    log.info("Saved %s (%d bytes, sha256 verified) to %s", entry.name, done, target)
+    checked = "sha256 verified" if entry.sha256 else "trusted on first download"
+    log.info("Saved %s (%d bytes, %s) to %s", entry.name, done, checked, target)
     return target
+
+
+def trust(entry: KnownModel) -> None:
+    """Record the hash of a model first downloaded without one to check against (the
+    registry could not list it: its publisher gives none, and it could not be fetched to
+    hash offline). Later downloads must match it, as for a model with a published hash."""
+    log.warning(
+        "%s: no published sha256 to check it against, so this first download is trusted "
+        "as it is (sha256 %s); recorded in %s, later downloads must match it",
+        entry.name,
+        entry.sha256,
+        user_registry_path(),
+    )
+    _save_user_entry(entry)
 
 
 def add(path: Path, name: str | None = None) -> KnownModel:
@@ -185,11 +203,13 @@ def _save_user_entry(entry: KnownModel) -> None:
     data = user_registry()
     fields = {
         "file": entry.file,
+        "url": entry.url,
         "sha256": entry.sha256,
         "size": entry.size,
         "licence": entry.licence,
         "family": entry.family,
-        "path": str(entry.path),
+        "input": entry.input,
+        "path": str(entry.path) if entry.path is not None else None,
     }
     data = {k: v for k, v in data.items() if k.lower() != entry.name}
     data[entry.name] = {k: v for k, v in fields.items() if v is not None}
