@@ -6,6 +6,7 @@ provider that ONNX Runtime silently replaced with the CPU is reported, never tim
 
 from __future__ import annotations
 
+import functools
 import gc
 import platform
 import tempfile
@@ -20,9 +21,9 @@ import numpy as np
 
 from annotate.detector import Detector, SessionSettings
 from annotate.detector.canvas import size_text
-from annotate.detector.session import open_session
+from annotate.detector.session import NVIDIA, open_session
 from annotate.errors import ProviderError, UsageError, check_at_least
-from annotate.providers import CPU, Resolution, canonical_name, usable
+from annotate.providers import BATCHING, CPU, Resolution, canonical_name, usable
 from annotate.sources import is_image
 
 #: A real photo shipped with the package (Grace Hopper, US Navy, public domain), so
@@ -43,11 +44,16 @@ class BenchConfig:
     source: str | None = None  # image or video for inference-only; a video enables end to end
     frames: int = 100  # end-to-end frames
     session: SessionSettings = field(default_factory=SessionSettings)
+    #: Batch sizes to time inference at, with the model's batch freed as the inference
+    #: service frees it; ``None``: :data:`GPU_BATCHES` on batching accelerators only.
+    batches: Sequence[int] | None = None
 
     def check(self) -> None:
         check_at_least("--iterations", self.iterations, 1)
         check_at_least("--warmup", self.warmup, 0)
         check_at_least("--frames", self.frames, 1)
+        for size in self.batches or ():
+            check_at_least("--batches", size, 1)
         self.session.check()
         if self.source is not None:
             from annotate.sources import input_paths
@@ -80,6 +86,20 @@ class Stats:
         )
 
 
+#: The batch sizes ``bench`` times on a GPU: one frame, a service's usual batch, and the
+#: most a GPU takes with gain for a small model.
+GPU_BATCHES = (1, 8, 32)
+
+
+@dataclass
+class BatchTiming:
+    """One inference call on ``size`` frames at once."""
+
+    size: int
+    call: Stats  # milliseconds per call
+    images_per_s: float  # frames per second at the median call
+
+
 @dataclass
 class EndToEnd:
     """One real ``annotate run`` of the video (frames decoded, detected, drawn, encoded)."""
@@ -90,6 +110,9 @@ class EndToEnd:
     loop_fps: float  # after the first frame: the steady rate, start-up excluded
     first_frame_s: float  # start-up: model load, opening input and output, first frame
     cpu_ms: dict[str, float]  # CPU time per frame in each stage (they overlap when concurrent)
+    #: The inference service's batches (GPU runs): its mean batch is the effective batch.
+    service: dict[str, float] | None = None
+    gpu_util: float | None = None  # mean GPU utilisation, %, where nvidia-ml-py reads it
 
 
 @dataclass
@@ -110,6 +133,8 @@ class ProviderResult:
     pipeline_settings: str = ""
     end_to_end: EndToEnd | None = None
     sequential: EndToEnd | None = None  # the same with ``--sequential``
+    batches: list[BatchTiming] = field(default_factory=list)
+    batch_note: str = ""  # why no batch was timed, where none was
 
 
 @dataclass
@@ -222,6 +247,12 @@ def run_bench(
         resolution = Resolution(chain, "bench")
         result = _bench_provider(config, resolution, image, session_factory, video)
         gc.collect()  # the timing sessions' thread pools are gone before the real runs
+        sizes = config.batches
+        if sizes is None:
+            sizes = GPU_BATCHES if provider in BATCHING else ()
+        if result.status == "ran" and sizes:
+            result.batches, result.batch_note = _batch_timings(config, resolution, image, sizes)
+            gc.collect()
         if result.status == "ran" and video:
             result.end_to_end = _end_to_end(config, resolution, sequential=False)
             result.sequential = _end_to_end(config, resolution, sequential=True)
@@ -322,6 +353,36 @@ def _bench_provider(
     return result
 
 
+def _batch_timings(
+    config: BenchConfig, resolution: Resolution, image: np.ndarray, sizes: Sequence[int]
+) -> tuple[list[BatchTiming], str]:
+    """Inference on ``sizes`` frames per call, through the model as the inference service
+    runs it (batch freed, and packed on a batching accelerator; IO binding there)."""
+    from annotate.detector.graph import Edits
+    from annotate.detector.session import BoundRun
+
+    if resolution.preferred in BATCHING:
+        detector = Detector.load(config.model, resolution, settings=config.session)
+        run: Callable[[Any], Any] = BoundRun(detector.session)
+    else:  # the CPU: the batch freed alone
+        session, info = open_session(config.model, resolution, config.session, Edits(batch=True))
+        detector = Detector(session, info, name=str(config.model))
+        run = detector._run_plain
+    largest = max(sizes)
+    limit, why = detector.batch_limit(largest)
+    if limit < largest:
+        return [], why
+    canvas = detector.preprocess(image)[0]
+    timings = []
+    for size in sizes:
+        blob = np.ascontiguousarray(np.repeat(canvas, size, axis=0))
+        for _ in range(config.warmup):
+            run(blob)
+        call = Stats.of(_timed(config.iterations, functools.partial(run, blob)))
+        timings.append(BatchTiming(size, call, 1000 * size / call.median))
+    return timings, ""
+
+
 def _time_inference(session: Any, feed: dict[str, Any], config: BenchConfig) -> Stats:
     for _ in range(config.warmup):
         session.run(None, feed)
@@ -343,6 +404,7 @@ def _end_to_end(config: BenchConfig, resolution: Resolution, sequential: bool) -
     from annotate.pipeline import RunOptions, run
     from annotate.pipeline.summary import STAGES
 
+    sampler = GpuSampler.start() if resolution.preferred in NVIDIA else None
     with tempfile.TemporaryDirectory(prefix="annotate-bench-") as tmp:
         options = RunOptions(
             source=str(config.source),
@@ -354,18 +416,57 @@ def _end_to_end(config: BenchConfig, resolution: Resolution, sequential: bool) -
             session=config.session,
             sequential=sequential,
         )
-        summary = run(options)
+        try:
+            summary = run(options)
+        finally:
+            util = sampler.stop() if sampler is not None else None
     frames = max(summary.frames, 1)
-    first = summary.first_frame_s or 0.0
-    loop_s = summary.wall_s - first
     return EndToEnd(
         mode=summary.mode,
         frames=summary.frames,
         fps=summary.fps,
-        loop_fps=(summary.frames - 1) / loop_s if summary.frames > 1 and loop_s > 0 else 0.0,
-        first_frame_s=first,
+        loop_fps=summary.loop_fps or 0.0,
+        first_frame_s=summary.first_frame_s or 0.0,
         cpu_ms={s: 1000 * summary.stage_s[s] / frames for s in STAGES},
+        service=summary.service,
+        gpu_util=util,
     )
+
+
+class GpuSampler:
+    """The GPU's utilisation every 0.1 s while a run goes, through NVML (``nvidia-ml-py``,
+    optional: without it, or without an NVIDIA driver, nothing is read)."""
+
+    def __init__(self, nvml: Any, handle: Any) -> None:
+        import threading
+
+        self.nvml, self.handle = nvml, handle
+        self.samples: list[int] = []
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._sample, name="gpu-sampler", daemon=True)
+        self.thread.start()
+
+    @classmethod
+    def start(cls, device: int = 0) -> GpuSampler | None:
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            return cls(pynvml, pynvml.nvmlDeviceGetHandleByIndex(device))
+        except Exception:  # not installed, no driver, no such device: NVML's own errors
+            return None
+
+    def _sample(self) -> None:
+        while not self.done.wait(0.1):
+            try:
+                self.samples.append(self.nvml.nvmlDeviceGetUtilizationRates(self.handle).gpu)
+            except Exception:  # NVML errors end the sampling, never the run
+                return
+
+    def stop(self) -> float | None:
+        self.done.set()
+        self.thread.join(timeout=1)
+        return float(np.mean(self.samples)) if self.samples else None
 
 
 def _compare(report: BenchReport) -> None:

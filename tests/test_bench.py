@@ -356,3 +356,48 @@ def test_the_session_gets_the_spinning_asked_for(monkeypatch):
         (entries,) = sessions
         assert entries.get("session.intra_op.allow_spinning") == expected
         assert entries.get("session.force_spinning_stop") == expected
+
+
+@pytest.mark.shared
+def test_gpu_bench_times_batches_and_reports_the_service(cli, monkeypatch):
+    """What bench reports on a GPU, with the CPU provider standing in for CUDA (the
+    batching set injected): inference at batch 1, 8 and 32 through the packed,
+    batch-freed model and IO binding; the end-to-end run through the inference service,
+    with its effective batch, FPS and FPS after the first frame."""
+    import annotate.bench
+    import annotate.detector
+    import annotate.pipeline.plan
+
+    batching = frozenset({CPU})
+    for module in (annotate.bench, annotate.detector, annotate.pipeline.plan):
+        monkeypatch.setattr(module, "BATCHING", batching)
+    r = cli(
+        "bench", "--json", "--iterations", "2", "--warmup", "1", "--providers", "cpu",
+        "--source", VIDEOS / "bottle-detection.mp4", "--frames", "40", "--model", MODEL,
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    (result,) = json.loads(r.out)["results"]
+    assert [b["size"] for b in result["batches"]] == [1, 8, 32]
+    for timing in result["batches"]:
+        assert timing["call"]["median"] > 0
+        assert timing["images_per_s"] == pytest.approx(
+            1000 * timing["size"] / timing["call"]["median"]
+        )
+    e2e = result["end_to_end"]
+    assert e2e["mode"].startswith("inference service: one session, batches of up to 16")
+    assert e2e["frames"] == 40 and e2e["loop_fps"] > e2e["fps"] > 0
+    assert 1 <= e2e["service"]["mean_batch"] <= e2e["service"]["largest"] <= 16
+    assert e2e["gpu_util"] is None  # no NVIDIA GPU here
+
+
+@pytest.mark.shared
+def test_batches_on_request_on_the_cpu_and_a_fixed_batch_says_why(cli, tmp_path):
+    common = ("--iterations", "2", "--warmup", "0", "--providers", "cpu", "--model", MODEL)
+    r = cli("bench", "--json", "--batches", "1,2", *common)
+    assert r.code == 0, r.err
+    (result,) = json.loads(r.out)["results"]
+    assert [b["size"] for b in result["batches"]] == [1, 2] and result["batch_note"] == ""
+    r = cli("bench", "--json", *common)
+    assert json.loads(r.out)["results"][0]["batches"] == []  # none by default on CPU
+    r = cli("bench", "--batches", "1,x", *common)
+    assert r.code == 2 and "takes whole numbers separated by commas, got '1,x'" in r.err

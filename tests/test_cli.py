@@ -60,7 +60,12 @@ def test_bottle_video_end_to_end(cli, tmp_path):
     )
     assert [int(n) for n, _ in fps_lines] == list(range(30, 1189, 30))
     assert "Using execution provider: CPUExecutionProvider (auto: Linux" in r.err
-    assert re.search(r"^Done: 1189 frames in [\d.]+ s \([\d.]+ FPS mean", r.err, re.M)
+    assert re.search(
+        r"^Done: 1189 frames in [\d.]+ s \([\d.]+ FPS; [\d.]+ FPS after the first frame; "
+        r"inference [\d.]+ ms mean\)",
+        r.err,
+        re.M,
+    )
     assert f"Wrote {out}, {dets}" in r.err
     assert r.out == ""
 

@@ -37,6 +37,14 @@ def bench(
     iterations: Annotated[int, typer.Option(help="Timed inference runs per provider.")] = 50,
     warmup: Annotated[int, typer.Option(help="Untimed runs first.")] = 5,
     frames: Annotated[int, typer.Option(help="Frames for the end-to-end run.")] = 100,
+    batches: Annotated[
+        str | None,
+        typer.Option(
+            help="Batch sizes to time inference at, e.g. 1,8,32 [default: 1,8,32 on a GPU, "
+            "none on CPU].",
+            show_default=False,
+        ),
+    ] = None,
     threads: o.declared_option("session.threads") = None,  # type: ignore[valid-type]
     graph_opt: Annotated[
         str, typer.Option(help="Graph optimisation: disable, basic, extended, all.")
@@ -91,6 +99,7 @@ def bench(
         source=source,
         frames=frames,
         session=settings,
+        batches=_sizes(batches) if batches is not None else None,
     )
     config.check()  # before the model is looked up (or downloaded)
     config = replace(
@@ -102,6 +111,15 @@ def bench(
         print(json.dumps(report.to_dict(), indent=2))
     else:
         print_bench(report)
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise typer.BadParameter(
+            f"takes whole numbers separated by commas, got {text!r}", param_hint="--batches"
+        ) from None
 
 
 def print_bench(report: BenchReport) -> None:
@@ -139,14 +157,30 @@ def print_bench(report: BenchReport) -> None:
             f"{report.baseline}"
         )
         console.print(table)
+        if r.batches:
+            calls = ", ".join(
+                f"{b.size}: {b.call.median:.2f} ms ({b.images_per_s:.0f} frames/s)"
+                for b in r.batches
+            )
+            console.print(f"  batches, median per call: {calls}")
+        elif r.batch_note:
+            console.print(f"  batches: not timed ({r.batch_note})")
         for label, e in (("end to end", r.end_to_end), ("sequential", r.sequential)):
             if e is None:
                 continue
             cpu = ", ".join(f"{k} {v:.1f}" for k, v in e.cpu_ms.items())
             console.print(
-                f"  {label}: [bold]{e.fps:.1f} FPS[/] over {e.frames} frames as "
-                f"annotate run reports it ({e.loop_fps:.1f} FPS after the first frame, "
-                f"which took {e.first_frame_s:.2f} s); {e.mode}"
+                f"  {label}: [bold]{e.fps:.1f} FPS; {e.loop_fps:.1f} FPS after the first "
+                f"frame[/] over {e.frames} frames, as annotate run reports them (the first "
+                f"frame took {e.first_frame_s:.2f} s); {e.mode}"
             )
             console.print(f"    CPU time per frame, ms (stages overlap when concurrent): {cpu}")
+            if e.service:
+                busy = ""
+                if e.gpu_util is not None:
+                    busy = f", GPU utilisation {e.gpu_util:.0f} %"
+                console.print(
+                    f"    inference service: {e.service['mean_batch']:.1f} frames per batch "
+                    f"on average (largest {e.service['largest']:.0f}){busy}"
+                )
     console.print(f"[bold]{report.recommendation}[/]")

@@ -75,11 +75,14 @@ def report(summary: RunSummary, spec: str, quiet: bool) -> None:
         extra = "" if summary.detected == summary.frames else f", {summary.detected} detected"
         if summary.tracks is not None:
             extra += f", {summary.tracks} track{'s' * (summary.tracks != 1)}"
+        loop = summary.loop_fps
+        steady = "" if loop is None else f"; {loop:.1f} FPS after the first frame"
         log.info(
-            "Done: %d frames in %.1f s (%.1f FPS mean, inference %.1f ms mean) on %s%s",
+            "Done: %d frames in %.1f s (%.1f FPS%s; inference %.1f ms mean) on %s%s",
             summary.frames,
             summary.wall_s,
             summary.fps,
+            steady,
             1000 * summary.inference_s / detected,
             summary.provider,
             extra,

@@ -221,7 +221,25 @@ def run(
         finally:
             summary.tracks = tracker.confirmed if tracker else None
             summary.counts = counter.as_json() if counter else None
+            if detector.service is not None:
+                stats = detector.service.stats
+                summary.service = {
+                    "batches": stats.batches,
+                    "mean_batch": round(stats.mean_batch, 2),
+                    "largest": stats.largest,
+                    "busy_s": round(stats.busy_s, 3),
+                }
     summary.wall_s = time.perf_counter() - started
+    if summary.service:
+        service = summary.service
+        log.debug(
+            "Inference service: %d batches of %.1f frames on average (largest %d); the "
+            "device's calls took %.0f%% of the run",
+            service["batches"],
+            service["mean_batch"],
+            service["largest"],
+            100 * service["busy_s"] / summary.wall_s,
+        )
     return summary
 
 

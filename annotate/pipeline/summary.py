@@ -34,9 +34,23 @@ class RunSummary:
     def inference_s(self) -> float:
         return self.stage_s["inference"]
 
+    #: What the inference service did (GPU runs): ``batches``, ``mean_batch``, ``largest``,
+    #: ``busy_s`` (seconds in the device's calls).
+    service: dict[str, float] | None = None
+
     @property
     def fps(self) -> float:
+        """Frames ÷ the whole run's wall clock, start-up included."""
         return self.frames / self.wall_s if self.wall_s > 0 else 0.0
+
+    @property
+    def loop_fps(self) -> float | None:
+        """The steady rate: frames after the first ÷ the time after it, start-up excluded
+        (what ``annotate bench`` and a warmed-up loop measure); ``None`` under two frames."""
+        if self.frames < 2 or self.first_frame_s is None:
+            return None
+        loop_s = self.wall_s - self.first_frame_s
+        return (self.frames - 1) / loop_s if loop_s > 0 else None
 
 
 class ProgressListener(Protocol):
