@@ -272,6 +272,7 @@ GRAPH_OPT_LEVELS = ("disable", "basic", "extended", "all")
 COREML_FORMATS = ("MLProgram", "NeuralNetwork")
 COREML_UNITS = ("ALL", "CPUAndNeuralEngine", "CPUAndGPU", "CPUOnly")
 OPENVINO_PRECISIONS = ("FP32", "FP16", "ACCURACY")
+CUDNN_SEARCHES = ("heuristic", "exhaustive", "default")
 
 
 def provider_cache_dir(name: str) -> Path:
@@ -314,10 +315,20 @@ class SessionSettings:
     #: encoding need between runs); ``None`` leaves ONNX Runtime's default, spinning for a
     #: while after each run too. The pipeline chooses per mode (``plan.spinning_for``).
     spinning: bool | None = None
-    #: How cuDNN picks each convolution's algorithm on CUDA: ``EXHAUSTIVE`` (ONNX Runtime's
-    #: default) times every candidate for each new input shape, ``HEURISTIC`` asks cuDNN's
-    #: heuristics, ``DEFAULT`` takes the first; ``None`` leaves ONNX Runtime's default.
-    cudnn_search: str | None = None
+    #: How cuDNN picks each convolution's algorithm on CUDA. ``exhaustive`` (ONNX Runtime's
+    #: default) times every candidate for each new input shape, and the inference service
+    #: runs up to six batch shapes; ``heuristic`` asks cuDNN's heuristics at no cost.
+    cudnn_search: str = setting(
+        "heuristic",
+        flags=("--cudnn-search",),
+        parse=str.lower,
+        commands=RUN_ONLY,
+        detector=True,
+        example="exhaustive",
+        panel=SPEED,
+        help="How cuDNN picks convolution algorithms on CUDA: heuristic (starts at once), "
+        "exhaustive (times each for every batch shape first), default",
+    )
 
     def check(self) -> None:
         from annotate.errors import UsageError, check_at_least
@@ -329,6 +340,7 @@ class SessionSettings:
             (self.coreml_format, COREML_FORMATS, "--coreml-format"),
             (self.coreml_units, COREML_UNITS, "--coreml-units"),
             (self.openvino_precision or "FP32", OPENVINO_PRECISIONS, "--openvino-precision"),
+            (self.cudnn_search, CUDNN_SEARCHES, "--cudnn-search"),
         ):
             if value not in allowed:
                 raise UsageError(f"{flag} must be one of {', '.join(allowed)}, got '{value}'")
@@ -338,7 +350,7 @@ class SessionSettings:
             chosen = (("device_type", self.openvino_device), ("precision", self.openvino_precision))
             return {key: value for key, value in chosen if value}
         if provider == "CUDAExecutionProvider":
-            return {"cudnn_conv_algo_search": self.cudnn_search} if self.cudnn_search else {}
+            return {"cudnn_conv_algo_search": self.cudnn_search.upper()}
         if provider == "TensorrtExecutionProvider":
             # Building an engine takes from seconds to minutes: kept for the next run.
             engines = provider_cache_dir("tensorrt")
@@ -370,4 +382,5 @@ class SessionSettings:
             "coreml_cache": str(self.coreml_cache or coreml_cache_dir()),
             "openvino_device": self.openvino_device or "default",
             "openvino_precision": self.openvino_precision or "default",
+            "cudnn_search": self.cudnn_search,
         }

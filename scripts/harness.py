@@ -127,13 +127,21 @@ def scaled(source: Path, target: Path, height: int, frames: int) -> Path:
 
 
 def hand_written(
-    source: Path, out: Path | None, frames: int, camera: Any = None, ages: list[float] | None = None
+    source: Path,
+    out: Path | None,
+    frames: int,
+    camera: Any = None,
+    ages: list[float] | None = None,
+    provider: str = "CPUExecutionProvider",
+    model: Path = MODEL,
+    size: int = 416,
 ) -> float:
     """The loop a user writes by hand; its FPS after the first frame.
 
     ``out`` ``None``: nothing is recorded (a live view). ``camera``: read from this capture
     device instead of the file (``scripts/live.py``); ``ages`` then gets each frame's age
-    when drawn, from the moment the camera had it (``camera.due``).
+    when drawn, from the moment the camera had it (``camera.due``). ``provider``, ``model``
+    and its square input ``size``: a YOLOX export on another provider (``scripts/gpu.py``).
     """
     import time
 
@@ -142,9 +150,11 @@ def hand_written(
     import numpy as np
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(MODEL), providers=["CPUExecutionProvider"])
+    providers = (
+        [provider] if provider == "CPUExecutionProvider" else [provider, "CPUExecutionProvider"]
+    )
+    session = ort.InferenceSession(str(model), providers=providers)
     name = session.get_inputs()[0].name
-    size = 416
     grids, strides = [], []
     for stride in (8, 16, 32):
         n = size // stride

@@ -172,7 +172,7 @@ def _cases(tmp: Path) -> list[tuple[str, list, int, str]]:
          "conf, iou, fps_every"),
         ("unknown model name", [VIDEO, "--model", "yolo-huge"], 2,
          "unknown model 'yolo-huge' (from --model); give a path to an .onnx file or one of: "
-         "yolox-nano"),
+         "yolox-l, yolox-m, yolox-nano, yolox-s, yolox-tiny, yolox-x"),
         ("start past the end", [VIDEO, "--start", "99", *M], 1,
          f"{VIDEO}: no video frame could be decoded after 99 s"),
         ("bad --serve", [VIDEO, "--serve", "web", *M], 2, "--serve takes [HOST:]PORT, got 'web'"),

@@ -1,0 +1,435 @@
+#!/usr/bin/env python3
+"""On an NVIDIA GPU box: ``annotate run`` with the inference service against the CPU provider
+of the same box, the same pipeline with the detector taken out (a passthrough), the loop a
+user writes by hand with ONNX Runtime's CUDA provider, and the code before the service.
+
+    python -m scripts.gpu --part setup|loop --media DIR --out DIR [--old DIR] [--rounds 2]
+                          [--quick]
+
+- ``--part setup``: makes the clips (the shared bottle footage, looped and scaled to 720p,
+  1,800 frames, and 1080p, 1,200 frames: H.264), builds a YOLOX-L-sized graph with random
+  weights (``yolox`` 0.3.0's Apache-licensed modules from its sdist in ``--media``, PyTorch;
+  objectness and class biases at the prior so nothing is found: the compute of YOLOX-L, none
+  of the post-processing of its boxes), then times cuDNN's algorithm searches, the packed
+  input against float, ``annotate bench`` and the YOLOX-L-sized runs.
+- ``--part loop``: the 720p and 1080p runs, alternating for ``--rounds`` rounds.
+
+Every ``annotate run`` is a fresh process, as a user's is: its start-up (first annotated
+frame, from the run's ``-v`` line, and from the process's start) and its FPS after the first
+frame. Every side writing video uses x264 ``ultrafast``. Results go to ``OUT/gpu-PART.json``
+after each step, so a cut-short call keeps what it measured. ``--quick``: the same on this
+machine's CPU provider with few frames, to check the script itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tarfile
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from scripts.harness import hand_written, machine
+
+NANO = "yolox_nano.onnx"
+LARGE = "yolox_l_sized.onnx"
+FOOTAGE = "bottle-detection.mp4"
+ENCODE = ("--preset", "ultrafast", "--codec", "h264")
+QUIET = ("-v", "--fps-every", "1000000")
+
+
+def make_clip(source: Path, target: Path, width: int, height: int, frames: int) -> Path:
+    """``source`` looped and scaled to ``width``×``height``, ``frames`` long, at 30 FPS."""
+    import av
+    import cv2
+
+    if target.exists():
+        return target
+    part = target.with_suffix(".part.mp4")
+    with av.open(str(part), "w") as dst:
+        out = dst.add_stream("libx264", rate=30)
+        out.width, out.height, out.pix_fmt = width, height, "yuv420p"
+        out.options = {"preset": "veryfast", "crf": "23"}
+        written = 0
+        while written < frames:
+            with av.open(str(source)) as src:
+                for frame in src.decode(video=0):
+                    if written == frames:
+                        break
+                    image = cv2.resize(frame.to_ndarray(format="bgr24"), (width, height))
+                    new = av.VideoFrame.from_ndarray(image, format="bgr24")
+                    new.pts, new.time_base = written, Fraction(1, 30)
+                    for packet in out.encode(new):
+                        dst.mux(packet)
+                    written += 1
+        for packet in out.encode(None):
+            dst.mux(packet)
+    part.rename(target)
+    return target
+
+
+def build_large(sdist: Path, target: Path) -> dict[str, Any]:
+    """A YOLOX-L-sized export (depth 1.0, width 1.0, 640×640) with random weights."""
+    import logging
+    import types
+
+    import torch
+
+    root = Path("/tmp/yolox-src")
+    if not root.exists():
+        with tarfile.open(sdist) as archive:
+            archive.extractall(root, filter="data")
+    sys.path.insert(0, str(next(root.glob("yolox-*"))))
+    # Only the model's modules are used: their training helpers' imports are stood in for.
+    loguru = types.ModuleType("loguru")
+    loguru.logger = logging.getLogger("yolox")  # type: ignore[attr-defined]
+    utils = types.ModuleType("yolox.utils")
+
+    def unused(*args: object, **kwargs: object) -> None:
+        raise NotImplementedError("training only")
+
+    utils.bboxes_iou = utils.meshgrid = unused  # type: ignore[attr-defined]
+    sys.modules.setdefault("loguru", loguru)
+    sys.modules["yolox.utils"] = utils
+    from yolox.models import YOLOPAFPN, YOLOX, YOLOXHead
+
+    channels = [256, 512, 1024]
+    model = YOLOX(YOLOPAFPN(1.0, 1.0, in_channels=channels), YOLOXHead(80, 1.0, channels))
+    model.eval()
+    model.head.decode_in_inference = False
+    with torch.no_grad():
+        for conv in (*model.head.obj_preds, *model.head.cls_preds):
+            conv.weight.zero_()
+            conv.bias.fill_(-4.6)  # sigmoid 0.01: YOLOX's own prior
+    params = sum(p.numel() for p in model.parameters())
+    started = time.perf_counter()
+    export: Any = torch.onnx.export
+    kwargs: dict[str, Any] = {"input_names": ["images"], "output_names": ["output"]}
+    try:
+        export(model, torch.zeros(1, 3, 640, 640), str(target), opset_version=13, dynamo=False,
+               **kwargs)  # fmt: skip
+    except TypeError:  # a torch without the dynamo switch
+        export(model, torch.zeros(1, 3, 640, 640), str(target), opset_version=13, **kwargs)
+    return {
+        "params_m": round(params / 1e6, 1),
+        "export_s": round(time.perf_counter() - started, 1),
+        "torch": torch.__version__,
+        "bytes": target.stat().st_size,
+    }
+
+
+def annotate(args: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    """One ``annotate run`` (or other command) as a user runs it: exit code, its start-up,
+    FPS and FPS after the first frame from its own lines, and the process's wall clock."""
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "annotate", *args], capture_output=True, text=True, env=env
+    )
+    wall = time.perf_counter() - started
+    err = done.stderr
+    result: dict[str, Any] = {"code": done.returncode, "process_s": round(wall, 3)}
+    first = re.search(r"First annotated frame after ([\d.]+) s", err)
+    line = re.search(r"Done: (\d+) frames in ([\d.]+) s", err)
+    if first and line:
+        frames, run_s, first_s = int(line[1]), float(line[2]), float(first[1])
+        result.update(
+            frames=frames,
+            first_frame_s=first_s,
+            # From the process's start: imports and everything before the run, plus its
+            # first frame (the process's end after the run is a few ms).
+            first_frame_process_s=round(wall - run_s + first_s, 3),
+            fps=round(frames / run_s, 1) if run_s else 0.0,
+            loop_fps=round((frames - 1) / (run_s - first_s), 1) if run_s > first_s else 0.0,
+        )
+    mode = re.search(r"Runner: (.*)", err)
+    if mode:
+        result["mode"] = mode[1]
+    notes = [ln for ln in err.splitlines() if "--codec auto" in ln or "--hwdec" in ln]
+    if notes:
+        result["notes"] = notes
+    if done.returncode:
+        result["error"] = err.strip().splitlines()[-3:]
+    return result
+
+
+def helper(*args: str) -> dict[str, Any]:
+    """This module's helpers in a fresh process (each holds its own CUDA context)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "scripts.gpu", *args], capture_output=True, text=True
+    )
+    if done.returncode:
+        return {"error": done.stderr.strip().splitlines()[-5:]}
+    parsed: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return parsed
+
+
+def passthrough(source: str, out: str, provider: str, model: str) -> dict[str, Any]:
+    """The run's own pipeline (plan, threads, decoder, converter, encoder) with the detector
+    taken out: every frame decoded, converted, drawn on (nothing) and written."""
+    from annotate.detector import Detector, StageTimes
+    from annotate.pipeline import RunOptions, run
+    from annotate.providers import resolve_here
+    from annotate.sinks.encoding import EncodeOptions
+    from annotate.types import Detections
+
+    resolution = resolve_here(provider, "study")
+    options = RunOptions(
+        source=source,
+        model=Path(model),
+        resolution=resolution,
+        output=None if out.endswith(".jsonl") else Path(out),
+        json_path=Path(out) if out.endswith(".jsonl") else None,
+        encode=EncodeOptions(preset="ultrafast", codec="h264"),
+        fps_every=10**9,
+    )
+    options = options.resolved()
+    detector = Detector.load(Path(model), resolution)
+    empty = Detections.empty(detector.labels)
+    detector.detect = lambda image: (empty, StageTimes())  # type: ignore[method-assign]
+    summary = run(options, detector=detector)
+    return {"frames": summary.frames, "loop_fps": round(summary.loop_fps or 0.0, 1),
+            "mode": summary.mode}  # fmt: skip
+
+
+def cudnn(model: str, quick: bool) -> dict[str, Any]:
+    """Start-up and batch-8 latency for each of cuDNN's algorithm searches."""
+    import numpy as np
+
+    from annotate.detector import Detector, SessionSettings
+    from annotate.detector.session import BoundRun
+    from annotate.providers import resolve_here
+
+    resolution = resolve_here("cpu" if quick else "cuda", "study")
+    out: dict[str, Any] = {}
+    for search in ("heuristic", "exhaustive"):
+        started = time.perf_counter()
+        detector = Detector.load(Path(model), resolution, settings=SessionSettings(
+            cudnn_search=search))  # fmt: skip
+        loaded = time.perf_counter() - started
+        run = BoundRun(detector.session)
+        firsts = {}
+        for size in (1, 2, 4, 8):
+            t = time.perf_counter()
+            run(detector.probe(size))
+            firsts[size] = round(1000 * (time.perf_counter() - t), 1)
+        blob = detector.probe(8)
+        times = []
+        for _ in range(5 if quick else 50):
+            t = time.perf_counter()
+            run(blob)
+            times.append(time.perf_counter() - t)
+        out[search] = {
+            "load_s": round(loaded, 3),
+            "first_call_ms": firsts,
+            "batch8_ms": round(1000 * float(np.median(times)), 2),
+        }
+        del detector, run
+    return out
+
+
+def packed(source: str, model: str, quick: bool) -> dict[str, Any]:
+    """The run (JSON only) with the canvas packed and prepared on the GPU, and with the
+    float blob made on the CPU, alternating."""
+    from annotate.detector import Detector
+    from annotate.pipeline import RunOptions, run
+    from annotate.providers import resolve_here
+
+    resolution = resolve_here("cpu" if quick else "cuda", "study")
+    seen: dict[str, list[float]] = {"packed": [], "float": []}
+    for _ in range(2):
+        for name in seen:
+            options = RunOptions(source=source, model=Path(model), resolution=resolution,
+                                 json_path=Path("/tmp/packed.jsonl"), fps_every=10**9)  # fmt: skip
+            detector = Detector.load(Path(model), resolution, packed=name == "packed")
+            summary = run(options.resolved(), detector=detector)
+            seen[name].append(round(summary.loop_fps or 0.0, 1))
+    return seen
+
+
+def hand(source: str, out: str, provider: str, model: str, size: int, frames: int) -> dict:
+    fps = hand_written(Path(source), None if out == "-" else Path(out), frames,
+                       provider=provider, model=Path(model), size=size)  # fmt: skip
+    return {"loop_fps": round(fps, 1)}
+
+
+class Study:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.media = Path(args.media)
+        self.out = Path(args.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.work = Path("/tmp/gpu-study") if not args.quick else Path("/tmp/gpu-study-quick")
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.results: dict[str, Any] = {"machine": machine(), "gpu": gpu_name()}
+        self.gpu = "cpu" if args.quick else "cuda"
+        self.jsonl = str(self.work / "out.jsonl")
+
+    def step(self, name: str, call: Any) -> Any:
+        print(f"[{time.strftime('%H:%M:%S')}] {name}", flush=True)
+        started = time.perf_counter()
+        try:
+            value = call()
+        except Exception as e:  # a step that fails is recorded; the others still run
+            value = {"error": f"{type(e).__name__}: {e}"}
+        self.results[name] = value
+        self.results.setdefault("step_s", {})[name] = round(time.perf_counter() - started, 1)
+        name_ = f"gpu-{self.args.part}-{self.args.heights.replace(',', '-')}"
+        (self.out / f"{name_}.json").write_text(json.dumps(self.results, indent=1))
+        print(json.dumps(value)[:600], flush=True)
+        return value
+
+    def clip(self, height: int) -> Path:
+        frames = {720: 1800, 1080: 1200}[height] if not self.args.quick else 60
+        width = height * 16 // 9
+        return make_clip(self.media / FOOTAGE, self.work / f"clip{height}.mp4", width, height,
+                         frames)  # fmt: skip
+
+    def model(self, name: str) -> str:
+        return str(self.media / NANO) if name == "nano" else str(self.work / LARGE)
+
+    def run(self, clip: Path, model: str, *extra: str, old: bool = False) -> dict[str, Any]:
+        env = None
+        if old:
+            env = {**os.environ, "PYTHONPATH": f"{self.args.old}:/tmp/site"}
+        return annotate(["run", str(clip), "--model", model, *QUIET, *extra], env)
+
+    def setup(self) -> None:
+        self.step("clip720", lambda: str(self.clip(720)))
+        self.step("clip1080", lambda: str(self.clip(1080)))
+        if not self.args.quick:
+            self.step("build_large", lambda: build_large(
+                self.media / "yolox-0.3.0.tar.gz", self.work / LARGE))  # fmt: skip
+        nano = self.model("nano")
+        self.step("cudnn_nano", lambda: helper("cudnn", nano, *self.flag()))
+        self.step("packed_nano", lambda: helper("packed", str(self.clip(720)), nano,
+                                                *self.flag()))  # fmt: skip
+        frames = "300" if not self.args.quick else "30"
+        self.step("bench_nano", lambda: json.loads(subprocess.run(
+            [sys.executable, "-m", "annotate", "bench", "--providers", f"{self.gpu},cpu",
+             "--source", str(self.clip(720)), "--frames", frames, "--json",
+             "--model", nano, "--batches", "1,8,32"],
+            capture_output=True, text=True).stdout or "{}"))  # fmt: skip
+        if self.args.quick:
+            return
+        large = self.model("large")
+        if not Path(large).exists():
+            return
+        self.step("cudnn_large", lambda: helper("cudnn", large))
+        self.step("bench_large", lambda: json.loads(subprocess.run(
+            [sys.executable, "-m", "annotate", "bench", "--providers", "cuda",
+             "--json", "--model", large, "--batches", "1,8,32", "--iterations", "20"],
+            capture_output=True, text=True).stdout or "{}"))  # fmt: skip
+        clip = self.clip(720)
+        for r in range(self.args.rounds):
+            self.step(
+                f"large_cuda_json_{r}",
+                lambda: self.run(clip, large, "--provider", "cuda", "--json", self.jsonl),
+            )
+            self.step(
+                f"large_cpu_json_{r}",
+                lambda: self.run(
+                    clip, large, "--provider", "cpu", "--json", self.jsonl, "--max-frames", "120"
+                ),
+            )
+            self.step(
+                f"large_cuda_out_{r}",
+                lambda: self.run(
+                    clip, large, "--provider", "cuda", "-o", str(self.work / "l.mp4"), *ENCODE
+                ),
+            )
+
+    def flag(self) -> list[str]:
+        return ["--quick"] if self.args.quick else []
+
+    def loop(self) -> None:
+        for height in (int(h) for h in self.args.heights.split(",")):
+            self.loop_at(height)
+
+    def loop_at(self, height: int) -> None:
+        nano = self.model("nano")
+        gpu, work = self.gpu, self.work
+        clip = self.clip(height)
+        out = str(work / f"o{height}.mp4")
+        runs: dict[str, Any] = {
+            "cuda_json": lambda: self.run(clip, nano, "--provider", gpu, "--json", self.jsonl),
+            "cpu_json": lambda: self.run(clip, nano, "--provider", "cpu", "--json", self.jsonl),
+            "cuda_out": lambda: self.run(clip, nano, "--provider", gpu, "-o", out, *ENCODE),
+            "cpu_out": lambda: self.run(clip, nano, "--provider", "cpu", "-o", out, *ENCODE),
+            "passthrough_out": lambda: helper("passthrough", str(clip), out, gpu, nano),
+            "passthrough_json": lambda: helper("passthrough", str(clip), self.jsonl, gpu, nano),
+            "hand_cuda_out": lambda: helper(
+                "hand", str(clip), out, provider_name(gpu), nano, "416", "100000"
+            ),
+            "hand_cuda_json": lambda: helper(
+                "hand", str(clip), "-", provider_name(gpu), nano, "416", "100000"
+            ),
+            "cuda_out_hwdec_none": lambda: self.run(
+                clip, nano, "--provider", gpu, "-o", out, "--hwdec", "none", *ENCODE
+            ),
+            "cuda_out_codec_auto": lambda: self.run(clip, nano, "--provider", gpu, "-o", out),
+        }
+        if self.args.old:
+            runs["old_cpu_out"] = lambda: self.run(
+                clip, nano, "--provider", "cpu", "-o", out, *ENCODE, old=True
+            )
+            runs["old_cpu_json"] = lambda: self.run(
+                clip, nano, "--provider", "cpu", "--json", self.jsonl, old=True
+            )
+            runs["old_cuda_out"] = lambda: self.run(
+                clip, nano, "--provider", gpu, "-o", out, *ENCODE, old=True
+            )
+        for r in range(self.args.rounds):
+            for name, call in runs.items():
+                self.step(f"{height}_{name}_{r}", call)
+
+
+def provider_name(short: str) -> str:
+    return {"cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}[short]
+
+
+def gpu_name() -> str:
+    try:
+        query = ["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"]
+        done = subprocess.run(query, capture_output=True, text=True)
+        return done.stdout.strip()
+    except OSError:
+        return "none"
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] in ("passthrough", "cudnn", "packed", "hand"):
+        name, rest = sys.argv[1], sys.argv[2:]
+        quick = "--quick" in rest
+        rest = [a for a in rest if a != "--quick"]
+        if name == "passthrough":
+            value = passthrough(*rest)
+        elif name == "cudnn":
+            value = cudnn(rest[0], quick)
+        elif name == "packed":
+            value = packed(rest[0], rest[1], quick)
+        else:
+            value = hand(rest[0], rest[1], rest[2], rest[3], int(rest[4]), int(rest[5]))
+        print(json.dumps(value))
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=("setup", "loop"), required=True)
+    parser.add_argument("--media", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--old", default="")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--heights", default="720,1080", help="the loop part's inputs")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    study = Study(args)
+    study.setup() if args.part == "setup" else study.loop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
