@@ -141,7 +141,7 @@ def test_batch_of_photos_matches_one_at_a_time(tmp_path):
 @pytest.mark.parametrize(
     ("fix", "message"),
     [(None, "--batch 4 ignored: the model's batch size is fixed at 1; one frame per inference"),
-     (False, "--batch 4 ignored: a batch of 2 gives output [1, 7098, 85], not [2, 3549, 85]; "
+     (False, "--batch 4 ignored: a batch of 4 gives output [1, 14196, 85], not [4, 3549, 85]; "
              "one frame per inference")],
 )  # fmt: skip
 @pytest.mark.shared

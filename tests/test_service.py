@@ -257,3 +257,38 @@ def test_a_run_through_the_service_finds_what_the_cpu_workers_find(tmp_path, mon
         assert [d["label"] for d in ra["detections"]] == [d["label"] for d in rb["detections"]]
         for da, db in zip(ra["detections"], rb["detections"]):
             assert da["box"] == pytest.approx(db["box"], abs=0.1)
+
+
+@pytest.mark.parametrize("fixed", [True, False])
+@pytest.mark.shared
+def test_the_service_starts_at_one_frame_and_widens_once_its_batch_checks_out(
+    tmp_path, caplog, fixed
+):
+    """The first frames go one at a time (the shape the model already ran); a background
+    warm-up runs and checks the full batch, then the service takes batches of it, padded to
+    that one shape. A model that mixes a batch's images up stays at one frame, saying why."""
+    import logging
+
+    from annotate.detector import Detector
+    from annotate.providers import CPU, Resolution
+    from annotate.testing.models import batchable_yolox
+    from tests.helpers import MODEL
+
+    caplog.set_level(logging.DEBUG, logger="annotate")
+    model = batchable_yolox(MODEL, tmp_path / "b.onnx", fixed)
+    detector = Detector.load(model, Resolution((CPU,), "test"))
+    service = detector.serve(4)
+    assert service.max_batch == 1 and service.sizes == (1,)
+    deadline = time.monotonic() + 30
+    expected = "Inference service: batches of up to 4" if fixed else "Batches of 4 ruled out"
+    while expected not in caplog.text and time.monotonic() < deadline:
+        time.sleep(0.05)
+    detector.close()
+    if fixed:
+        assert (service.max_batch, service.sizes) == (4, (4,))
+    else:
+        assert (service.max_batch, service.sizes) == (1, (1,))
+        assert (
+            "Batches of 4 ruled out: a batch of 4 gives output [1, 14196, 85], not "
+            "[4, 3549, 85]; one frame per inference" in caplog.text
+        )

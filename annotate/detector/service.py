@@ -101,6 +101,12 @@ class InferenceService:
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
         self._thread.start()
 
+    def widen(self, max_batch: int, sizes: Sequence[int] = ()) -> None:
+        """From the next batch on, up to ``max_batch`` canvases, padded to ``sizes``."""
+        with self._lock:
+            self.max_batch = max(1, max_batch)
+            self.sizes = tuple(s for s in sorted(set(sizes)) if s <= self.max_batch)
+
     def infer(self, canvas: npt.NDArray[np.generic]) -> npt.NDArray[np.float32]:
         """One image's output (its batch axis kept, of 1), computed in some batch."""
         if canvas.shape[0] != 1:

@@ -14,7 +14,7 @@ from annotate.analytics.geometry import parse_shapes
 from annotate.annotators import Annotator, BlurAnnotator, CountAnnotator, default_annotators
 from annotate.detector import Detector, class_ids
 from annotate.detector.canvas import size_text
-from annotate.detector.session import NVIDIA
+from annotate.detector.session import NVIDIA, cuda_environment
 from annotate.errors import Interrupted, OutputPathError, StopRequested, UsageError
 from annotate.pipeline.options import RunOptions
 from annotate.pipeline.plan import ThreadPlan, cpu_cores, plan_threads, spinning_for
@@ -145,6 +145,9 @@ def run(
     with ExitStack() as stack:
         cores = options.cores or cpu_cores()
         plan = plan_threads(options, cores)
+        resolution = options.resolution
+        if resolution is not None and NVIDIA & set(resolution.providers):
+            cuda_environment()
         if source is None:
             hwdec = decoder_for(options, plan)
             source = open_source(
@@ -165,13 +168,13 @@ def run(
             detector = load_detector(options, plan, tracker)
         summary.provider = detector.provider
         use_canvas(detector, options.canvas, source.info)
-        batch = batch_size(options, plan, detector)
         if plan.service_batch and plan.workers:
-            plan = replace(plan, service_batch=batch)
+            batch = plan.service_batch  # checked by the service's warm-up, beside the run
             detector.serve(batch)
             stack.callback(detector.close)
             summary.mode = plan.describe()
         else:
+            batch = batch_size(options, plan, detector)
             summary.mode = plan.describe() + (f", batches of up to {batch}" if batch > 1 else "")
         log.debug("Runner: %s", summary.mode)
         live = LiveStats(source.name, detector.provider)
