@@ -124,12 +124,18 @@ def build_large(sdist: Path, target: Path) -> dict[str, Any]:
     }
 
 
-def annotate(args: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+def annotate(
+    args: list[str], env: dict[str, str] | None = None, cwd: str | None = None
+) -> dict[str, Any]:
     """One ``annotate run`` (or other command) as a user runs it: exit code, its start-up,
     FPS and FPS after the first frame from its own lines, and the process's wall clock."""
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "annotate", *args], capture_output=True, text=True, env=env
+        [sys.executable, "-m", "annotate", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
     )
     wall = time.perf_counter() - started
     err = done.stderr
@@ -253,6 +259,48 @@ def packed(source: str, model: str, quick: bool) -> dict[str, Any]:
     return seen
 
 
+def diag(source: str, model: str, quick: bool) -> dict[str, Any]:
+    """Where the service's time goes: the run (JSON only) as shipped, with Python's default
+    GIL switch interval, with 8 and 32 CPU workers, and warmed up before the run."""
+    import annotate.detector as detector_module
+    from annotate.detector import Detector
+    from annotate.pipeline import RunOptions, run
+    from annotate.providers import resolve_here
+
+    resolution = resolve_here("cpu" if quick else "cuda", "study")
+    shipped = detector_module.SWITCH_S
+    out: dict[str, Any] = {}
+    configs: dict[str, dict[str, Any]] = {
+        "shipped": {},
+        "switch_5ms": {"switch": 0.005},
+        "workers_8": {"workers": 8},
+        "workers_32": {"workers": 32},
+        "prewarmed": {"prewarm": True},
+        "shipped_again": {},
+    }
+    for name, config in configs.items():
+        detector_module.SWITCH_S = config.get("switch", shipped)
+        options = RunOptions(source=source, model=Path(model), resolution=resolution,
+                             json_path=Path("/tmp/diag.jsonl"), fps_every=10**9,
+                             workers=config.get("workers")).resolved()  # fmt: skip
+        detector = Detector.load(Path(model), resolution)
+        if config.get("prewarm"):
+            detector.batch_limit(16)
+        summary = run(options, detector=detector)
+        service = summary.service or {}
+        batches = service.get("batches", 0) or 1
+        out[name] = {
+            "loop_fps": round(summary.loop_fps or 0.0, 1),
+            "first_frame_s": round(summary.first_frame_s or 0.0, 2),
+            "mean_batch": service.get("mean_batch"),
+            "ms_per_call": round(1000 * service.get("busy_s", 0.0) / batches, 2),
+            "batches": service.get("batches"),
+        }
+        print(name, out[name], file=sys.stderr, flush=True)
+    detector_module.SWITCH_S = shipped
+    return out
+
+
 def hand(source: str, out: str, provider: str, model: str, size: int, frames: int) -> dict:
     fps = hand_written(Path(source), None if out == "-" else Path(out), frames,
                        provider=provider, model=Path(model), size=size)  # fmt: skip
@@ -295,10 +343,11 @@ class Study:
         return str(self.media / NANO) if name == "nano" else str(self.work / LARGE)
 
     def run(self, clip: Path, model: str, *extra: str, old: bool = False) -> dict[str, Any]:
-        env = None
-        if old:
+        env, cwd = None, None
+        if old:  # ``-m`` puts the working directory first on the path: run from the old tree
             env = {**os.environ, "PYTHONPATH": f"{self.args.old}:/tmp/site"}
-        return annotate(["run", str(clip), "--model", model, *QUIET, *extra], env)
+            cwd = self.args.old
+        return annotate(["run", str(clip), "--model", model, *QUIET, *extra], env, cwd)
 
     def setup(self) -> None:
         self.step("clip720", lambda: str(self.clip(720)))
@@ -410,7 +459,7 @@ def gpu_name() -> str:
 
 
 def main() -> int:
-    if len(sys.argv) > 1 and sys.argv[1] in ("passthrough", "cudnn", "packed", "hand"):
+    if len(sys.argv) > 1 and sys.argv[1] in ("passthrough", "cudnn", "packed", "hand", "diag"):
         name, rest = sys.argv[1], sys.argv[2:]
         quick = "--quick" in rest
         rest = [a for a in rest if a != "--quick"]
@@ -420,12 +469,14 @@ def main() -> int:
             value = cudnn(rest[0], quick)
         elif name == "packed":
             value = packed(rest[0], rest[1], quick)
+        elif name == "diag":
+            value = diag(rest[0], rest[1], quick)
         else:
             value = hand(rest[0], rest[1], rest[2], rest[3], int(rest[4]), int(rest[5]))
         print(json.dumps(value))
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=("setup", "loop"), required=True)
+    parser.add_argument("--part", choices=("setup", "loop", "diag"), required=True)
     parser.add_argument("--media", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--old", default="")
@@ -434,7 +485,12 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     study = Study(args)
-    study.setup() if args.part == "setup" else study.loop()
+    if args.part == "diag":
+        study.step("clip720", lambda: str(study.clip(720)))
+        study.step("diag", lambda: helper("diag", str(study.clip(720)), study.model("nano"),
+                                          *study.flag()))  # fmt: skip
+    else:
+        study.setup() if args.part == "setup" else study.loop()
     return 0
 
 
