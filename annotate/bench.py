@@ -86,6 +86,9 @@ class Stats:
         )
 
 
+#: ``--batch`` of the inference service's end-to-end run on a GPU: of 4, 8 and 16 the best
+#: for YOLOX-Nano on the H200 (docs/performance.md, "GPU").
+SERVICE_BATCH = 4
 #: The batch sizes ``bench`` times on a GPU: one frame, a service's usual batch, and the
 #: most a GPU takes with gain for a small model.
 GPU_BATCHES = (1, 8, 32)
@@ -133,6 +136,7 @@ class ProviderResult:
     pipeline_settings: str = ""
     end_to_end: EndToEnd | None = None
     sequential: EndToEnd | None = None  # the same with ``--sequential``
+    service: EndToEnd | None = None  # a GPU's: with the batching inference service
     batches: list[BatchTiming] = field(default_factory=list)
     batch_note: str = ""  # why no batch was timed, where none was
 
@@ -256,6 +260,8 @@ def run_bench(
         if result.status == "ran" and video:
             result.end_to_end = _end_to_end(config, resolution, sequential=False)
             result.sequential = _end_to_end(config, resolution, sequential=True)
+            if provider in BATCHING:
+                result.service = _end_to_end(config, resolution, batch=SERVICE_BATCH)
         results.append(result)
     report = BenchReport(
         machine=machine_info(),
@@ -398,7 +404,9 @@ def _timed(n: int, call: Callable[[], object]) -> list[float]:
     return times
 
 
-def _end_to_end(config: BenchConfig, resolution: Resolution, sequential: bool) -> EndToEnd:
+def _end_to_end(
+    config: BenchConfig, resolution: Resolution, sequential: bool = False, batch: int | None = None
+) -> EndToEnd:
     """The video through the real ``annotate run`` (the runner it would pick, or the
     sequential loop), encoding to a throw-away file; FPS by the wall clock, as run reports."""
     from annotate.pipeline import RunOptions, run
@@ -415,6 +423,7 @@ def _end_to_end(config: BenchConfig, resolution: Resolution, sequential: bool) -
             fps_every=10**9,
             session=config.session,
             sequential=sequential,
+            batch=batch,
         )
         try:
             summary = run(options)

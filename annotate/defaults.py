@@ -22,8 +22,3 @@ BATCH_CORES_PER_JOB = 2
 #: ... but at most one per this many inputs: a batch's last videos run on their job's share
 #: of the cores while the rest idle, so a few long videos go faster one after another.
 BATCH_INPUTS_PER_JOB = 4
-
-#: The most frames the inference service of a GPU run puts in one call (``--batch``): on the
-#: H200, YOLOX-Nano's images/s barely grow past 16 (1,313/s at 8, 1,637/s at 32) while each
-#: batch's latency does (docs/performance.md, "GPU").
-SERVICE_BATCH = 16

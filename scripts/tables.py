@@ -30,8 +30,32 @@ def _throughput(data: dict[str, Any]) -> str:
     return head + "\n\n" + table(headers, rows)
 
 
+def _gpu(data: dict[str, Any]) -> str:
+    m = data["machine"]
+
+    def values(v: list[float | None] | None) -> str:
+        return " / ".join("–" if x is None else f"{x:g}" for x in v) if v else "–"
+
+    rows = [
+        (r["model"], r["run"], values(r["loop_fps"]), values(r["first_frame_s"]), r["note"])
+        for r in data["results"]["runs"]
+    ]
+    head = (
+        f"`python -m scripts.gpu`, {m['date']}, {m['gpu'].split(',')[0]}, {m['cores']} cores, "
+        f"Python {m['python']}, {m['onnxruntime']}, PyAV {m['pyav']}; {m['input']}; x264 "
+        "ultrafast wherever video is written. Two rounds each, in the order run, unless noted:"
+    )
+    headers = ("model", "run", "FPS after the first frame", "first frame, s", "note")
+    batch_rows = [
+        (name, *(f"{t['ms']} ms ({t['images_per_s']}/s)" for t in sizes.values()))
+        for name, sizes in data["results"]["batches"].items()
+    ]
+    batches = table(("`annotate bench` inference", "batch 1", "batch 8", "batch 32"), batch_rows)
+    return head + "\n\n" + table(headers, rows) + "\n\n" + batches
+
+
 #: How each study's results become a table.
-RENDER: dict[str, Callable[[dict[str, Any]], str]] = {"throughput": _throughput}
+RENDER: dict[str, Callable[[dict[str, Any]], str]] = {"throughput": _throughput, "gpu": _gpu}
 
 
 def sections() -> dict[str, str]:

@@ -165,7 +165,8 @@ def print_bench(report: BenchReport) -> None:
             console.print(f"  batches, median per call: {calls}")
         elif r.batch_note:
             console.print(f"  batches: not timed ({r.batch_note})")
-        for label, e in (("end to end", r.end_to_end), ("sequential", r.sequential)):
+        runs = (("end to end", r.end_to_end), ("sequential", r.sequential), ("service", r.service))
+        for label, e in runs:
             if e is None:
                 continue
             cpu = ", ".join(f"{k} {v:.1f}" for k, v in e.cpu_ms.items())

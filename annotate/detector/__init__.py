@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -62,10 +61,6 @@ def class_ids(labels: Sequence[str], classes: Sequence[str], flag: str) -> froze
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise UsageError(f"unknown class '{item.strip()}' in {flag}{hint}")
     return frozenset(ids)
-
-
-#: Python's GIL switch interval while the inference service runs (see :meth:`Detector.serve`).
-SWITCH_S = 0.0005
 
 
 def packing(family: str | None) -> Packing:
@@ -262,11 +257,6 @@ class Detector:
         run = BoundRun(self.session) if self.provider in BATCHING else self._run_plain
         service = InferenceService(run, 1, WAIT_S if wait_s is None else wait_s, [1])
         self.service = service
-        # The service's one thread takes the GIL back after every device call, from
-        # workers that each hold it for a while; at Python's default 5 ms switch interval
-        # it waits that long each time, and every frame with it.
-        self._switch = sys.getswitchinterval()
-        sys.setswitchinterval(min(self._switch, SWITCH_S))
         if max_batch > 1:
             threading.Thread(
                 target=self._widen, args=(service, max_batch), name="warm-up", daemon=True
@@ -295,7 +285,6 @@ class Detector:
         if self.service is not None:
             self.service.close()
             self.service = None
-            sys.setswitchinterval(self._switch)
 
     def postprocess(self, output: npt.NDArray[np.float32], box: Letterbox) -> Detections:
         found = self.spec.family.decode_output(

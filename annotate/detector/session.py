@@ -7,7 +7,6 @@ its declarations without loading numpy); it is imported here for the session's c
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,23 +64,10 @@ def ort_errors() -> tuple[type[BaseException], ...]:
 NVIDIA = frozenset({"CUDAExecutionProvider", "TensorrtExecutionProvider"})
 
 
-#: The CUDA driver's cache of kernels it compiled from PTX for this GPU, kept across runs;
-#: its default 256 MiB can be too small for ONNX Runtime's and cuDNN's kernels together, so
-#: each run compiles them again (docs/performance.md, "GPU"). A user's own setting wins.
-CUDA_CACHE_BYTES = 4 << 30
-
-
-def cuda_environment() -> None:
-    """What the CUDA driver reads when it starts: set before anything in the process starts
-    it (ONNX Runtime's session, or NVDEC opening the source)."""
-    os.environ.setdefault("CUDA_CACHE_MAXSIZE", str(CUDA_CACHE_BYTES))
-
-
 def preload_cuda(ort: Any) -> None:
     """Load CUDA and cuDNN where the onnxruntime-gpu wheel finds them (the ``nvidia-*`` pip
     packages, or PyTorch's), as its documentation asks before a CUDA session; older builds
     have no such call and find them on the system's library path."""
-    cuda_environment()
     preload = getattr(ort, "preload_dlls", None)
     if preload is None:
         return

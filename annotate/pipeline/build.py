@@ -14,7 +14,7 @@ from annotate.analytics.geometry import parse_shapes
 from annotate.annotators import Annotator, BlurAnnotator, CountAnnotator, default_annotators
 from annotate.detector import Detector, class_ids
 from annotate.detector.canvas import size_text
-from annotate.detector.session import NVIDIA, cuda_environment
+from annotate.detector.session import NVIDIA
 from annotate.errors import Interrupted, OutputPathError, StopRequested, UsageError
 from annotate.pipeline.options import RunOptions
 from annotate.pipeline.plan import ThreadPlan, cpu_cores, plan_threads, spinning_for
@@ -145,9 +145,6 @@ def run(
     with ExitStack() as stack:
         cores = options.cores or cpu_cores()
         plan = plan_threads(options, cores)
-        resolution = options.resolution
-        if resolution is not None and NVIDIA & set(resolution.providers):
-            cuda_environment()
         if source is None:
             hwdec = decoder_for(options, plan)
             source = open_source(

@@ -230,8 +230,9 @@ class RunOptions:
         example=4,
         panel=SPEED,
         show_default=False,
-        help="Most frames per inference call for video files, if the model takes a batch "
-        f"[default: {defaults.SERVICE_BATCH} on a GPU, 1 on CPU, where batches are no faster]",
+        help="Most frames per inference call for video files, if the model takes a batch; on "
+        "a GPU (CUDA, TensorRT …) one batching inference service runs them: faster for heavy "
+        "models [default: 1]",
     )
     serve: tuple[str, int] | None = setting(
         None,

@@ -93,14 +93,17 @@ def plan_threads(options: RunOptions, cores: int) -> ThreadPlan:
     - x264: two threads on 2-3 cores, one per two cores from 4 to 16, one per core above
       (below its own default of 1.5 per core).
     - OpenCV's calls on their calling thread: the stages are already parallel.
-    - A batching accelerator (CUDA, TensorRT …: :data:`annotate.providers.BATCHING`): one
-      inference service runs every frame on the device, so the cores go to the CPU side
-      (:func:`plan_service`).
+    - ``--batch N`` on a batching accelerator (CUDA, TensorRT …:
+      :data:`annotate.providers.BATCHING`): one inference service runs every frame on the
+      device in batches, so the cores go to the CPU side (:func:`plan_service`). Without
+      it the GPU gets the workers' plan: on the H200 that beat the service for YOLOX-Nano
+      (docs/performance.md, "GPU").
     Live and still sources switch to the sequential loop once opened (see ``run``).
     """
     session, encode = options.session, options.encode
     resolution = options.resolution
-    if resolution is not None and resolution.preferred in BATCHING and not options.sequential:
+    batching = resolution is not None and resolution.preferred in BATCHING
+    if batching and (options.batch or 1) > 1 and not options.sequential:
         return plan_service(options, cores)
     if cores == 1 and options.workers is None:
         return ThreadPlan(
@@ -132,7 +135,7 @@ def plan_service(options: RunOptions, cores: int) -> ThreadPlan:
     decode = options.decode_threads or max(2, min(4, cores // 4))
     encode_threads = encode.threads or (max(2, cores // 2) if cores <= 16 else cores)
     intra_op = session.threads or max(1, min(4, cores // 4))
-    batch = options.batch or defaults.SERVICE_BATCH
+    batch = options.batch or 1
     return ThreadPlan(workers, intra_op, decode, encode_threads, 1, service_batch=batch)
 
 
