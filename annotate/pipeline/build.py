@@ -45,6 +45,7 @@ def make_sinks(
     source: Source,
     stack: ExitStack,
     live: LiveStats | None = None,
+    labels: tuple[str, ...] = (),
 ) -> list[Sink]:
     """Open each output, registering it on ``stack`` at once so a later failure closes it.
 
@@ -79,6 +80,14 @@ def make_sinks(
         from annotate.sinks.mot import MotSink
 
         sinks.append(stack.enter_context(MotSink(options.mot)))
+    if options.exports:
+        from annotate.sinks.exports import open_export
+
+        fps = float(source.info.fps or 0)
+        every = options.export_every or (1 if source.info.still else max(1, round(fps)))
+        for spec in options.export_specs:
+            export = open_export(spec, labels, fps, every, options.export_frames)
+            sinks.append(stack.enter_context(export))
     if options.show:
         from annotate.sinks.window import WindowSink
 
@@ -141,7 +150,8 @@ def run(
         options = options.resolved(download)
     started = time.perf_counter()
     named = (options.output, options.json_path, options.mot)
-    summary = RunSummary(outputs=[str(p) for p in named if p])
+    exported = [str(spec.path) for spec in options.export_specs]
+    summary = RunSummary(outputs=[str(p) for p in named if p] + exported)
     with ExitStack() as stack:
         cores = options.cores or cpu_cores()
         plan = plan_threads(options, cores)
@@ -186,7 +196,7 @@ def run(
             from annotate.sinks.video import pick_codec
 
             encode = pick_codec(encode, nvidia=detector.provider in NVIDIA)
-        sinks = make_sinks(replace(options, encode=encode), source, stack, live)
+        sinks = make_sinks(replace(options, encode=encode), source, stack, live, detector.labels)
         if progress is not None:
             progress.start(expected_frames(source.info, options))
             stack.callback(progress.stop)

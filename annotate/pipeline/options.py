@@ -29,6 +29,7 @@ from annotate.sinks.encoding import EncodeOptions
 if TYPE_CHECKING:
     from annotate.models import KnownModel
     from annotate.providers import Resolution
+    from annotate.sinks.exports import ExportSpec
 
 
 #: The longest trail (--trails) in points: many seconds of video at any frame rate.
@@ -114,6 +115,41 @@ class RunOptions:
         panel=OUTPUT,
         example="d.jsonl",
         help="Detections as JSON Lines, one record per frame ('-' for stdout)",
+    )
+    exports: list[str] = setting(
+        default_factory=list,
+        flags=("--export",),
+        cli_type=list[str],
+        cli_default=None,
+        parse=_list,
+        commands=RUN_ONLY,
+        panel=OUTPUT,
+        example=["cvat=tracks.xml"],
+        show_default=False,
+        metavar="FORMAT=PATH",
+        help="Annotations a labelling tool imports: cvat (CVAT for video XML), labelstudio "
+        "(tasks JSON and its config), coco (COCO JSON), yolo (a dataset folder); repeatable",
+    )
+    export_every: int | None = setting(
+        None,
+        flags=("--export-every",),
+        commands=RUN_ONLY,
+        panel=OUTPUT,
+        example=5,
+        show_default=False,
+        requires="exports",
+        does="samples frames for --export yolo",
+        help="Frames between those --export yolo keeps [default: one a second; every image]",
+    )
+    export_frames: bool = setting(
+        False,
+        flags=("--export-frames",),
+        commands=RUN_ONLY,
+        panel=OUTPUT,
+        example=True,
+        requires="exports",
+        does="writes the frames of --export coco",
+        help="With --export coco, also write each frame as the JPEG it names",
     )
     show: bool = setting(
         False,
@@ -484,7 +520,14 @@ class RunOptions:
     def outputs(self) -> list[tuple[str, Path]]:
         """The named output files (not ``-`` for stdout), with the flag that names each."""
         named = (("-o", self.output), ("--json", self.json_path), ("--mot", self.mot))
-        return [(flag, Path(p)) for flag, p in named if p and str(p) != "-"]
+        files = [(flag, Path(p)) for flag, p in named if p and str(p) != "-"]
+        return files + [(spec.flag, spec.path) for spec in self.export_specs]
+
+    @property
+    def export_specs(self) -> list[ExportSpec]:
+        from annotate.sinks.exports import parse_export
+
+        return [parse_export(text) for text in self.exports]
 
     def validate(self) -> None:
         """Refuse bad values and combinations before any model lookup or I/O, so nothing is
@@ -508,6 +551,10 @@ class RunOptions:
         if self.cores is not None:
             check_at_least("cores", self.cores, 1)
         check_at_least("--fps-every", self.fps_every, 1)
+        if self.export_every is not None:
+            check_at_least("--export-every", self.export_every, 1)
+        if self.export_frames and not any(s.format == "coco" for s in self.export_specs):
+            raise UsageError("--export-frames writes the frames of --export coco=PATH; add it")
         if self.batch is not None:
             check_at_least("--batch", self.batch, 1)
         check_at_least("--reconnect", self.reconnect, 0)
@@ -600,7 +647,9 @@ class RunOptions:
                 is_dir = out.is_dir()
             except OSError as e:  # a name too long for the file system, say
                 raise OutputPathError(f"cannot write {_short(out)}: {e.strerror}") from None
-            if is_dir and (flag != "-o" or not images_in):
+            if is_dir and flag == "--export yolo":
+                pass  # a dataset folder
+            elif is_dir and (flag != "-o" or not images_in):
                 raise OutputPathError(f"cannot write {out}: it is a directory")
             if flag == "-o" and images_in and (is_dir or not out.suffix):
                 # One file per input image, under its own name: none may be an input.
