@@ -241,3 +241,36 @@ def test_an_export_never_overwrites_the_input(cli, tmp_path):
     r = cli("run", clip, "--export", f"cvat={clip}", *M)
     assert r.code == 2 and f"output {clip} is the input" in r.err
     assert clip.read_bytes() == before
+
+
+@pytest.mark.shared
+def test_batch_writes_each_export_beside_each_video(cli, tmp_path):
+    """``annotate batch --export FORMAT``: per video, ``<name>.cvat.xml`` and a
+    ``<name>.yolo`` folder, complete (no partial names left), matching that video's JSON
+    Lines; ``--resume`` then finds them and skips the videos."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for name in ("bottle-detection.mp4", "car-detection.mp4"):
+        (inputs / name).write_bytes((VIDEOS / name).read_bytes())
+    out = tmp_path / "out"
+    common = ("--json", "--export", "cvat", "--export", "yolo", "--export-every", "10",
+              "--max-frames", "30", "--no-video", *M)  # fmt: skip
+    r = cli("batch", inputs, "-o", out, *common)
+    assert r.code == 0, r.err
+    for stem in ("bottle-detection", "car-detection"):
+        expected, frames = from_jsonl(out / f"{stem}.jsonl")
+        got, meta = read_cvat(out / f"{stem}.cvat.xml")
+        assert meta["size"] == str(frames) == "30"
+        same(expected, got, tracks=False)
+        labels = sorted(p.stem for p in (out / f"{stem}.yolo" / "labels").glob("*.txt"))
+        assert labels == ["frame_000000", "frame_000010", "frame_000020"]
+        assert "names:" in (out / f"{stem}.yolo" / "data.yaml").read_text()
+    assert not [p for p in out.rglob("*") if p.name.startswith(".annotate-partial-")]
+    r = cli("batch", inputs, "-o", out, "--resume", *common)
+    assert r.code == 0 and "Resuming: 2 inputs done before, 0 to do" in r.err, r.err
+    import shutil
+
+    shutil.rmtree(out / "car-detection.yolo")  # a missing export is work to do again
+    r = cli("batch", inputs, "-o", out, "--resume", *common)
+    assert r.code == 0 and "Resuming: 1 input done before, 1 to do" in r.err, r.err
+    assert (out / "car-detection.yolo" / "data.yaml").is_file()

@@ -42,7 +42,7 @@ def test_every_setting_reaches_the_help_of_its_commands(cli, command):
     r = cli(command, "--help")
     assert r.code == 0
     shown = r.out + r.err
-    own = {"--output", "--json"}  # batch's own: an output directory, and a switch
+    own = {"--output", "--json", "--export"}  # batch's own: an output directory, a switch, formats
     for d in DECLARED:
         flag = d.setting.flags[0].split("/")[0]
         present = f"{flag} " in shown or f"{flag}\n" in shown

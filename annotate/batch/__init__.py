@@ -19,7 +19,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Protocol
 
 from annotate.batch.events import NOT_STARTED, STOPPED, Event, Finished, Progress, Started
-from annotate.batch.inputs import Job, check_outputs, find_jobs
+from annotate.batch.inputs import EXPORTS, Job, check_outputs, find_jobs
 from annotate.batch.job import Batch, job_key, remove_partials
 from annotate.batch.manifest import (
     Manifest,
@@ -55,6 +55,8 @@ class BatchOptions:
     #: ``None``: worker processes here; ``"local"``: a Ray started here; ``"auto"`` or an
     #: address (``ray://host:10001``, ``host:6379``): join that cluster.
     ray: str | None = None
+    #: ``--export`` formats (:mod:`annotate.sinks.exports`), each beside each video.
+    exports: tuple[str, ...] = ()
 
 
 class BatchListener(Protocol):
@@ -98,8 +100,14 @@ def run_batch(
         check_at_least("--jobs", options.jobs, 1)
     if outdir.exists() and not outdir.is_dir():
         raise OutputPathError(f"-o {outdir} is a file; give a directory for the outputs")
-    if not options.video and not options.json:
-        raise UsageError("nothing to write: --no-video needs --json")
+    if not options.video and not options.json and not options.exports:
+        raise UsageError("nothing to write: --no-video needs --json or --export")
+    for fmt in options.exports:
+        if fmt not in EXPORTS:
+            raise UsageError(
+                f"batch --export takes a FORMAT (each written beside each video): one of "
+                f"{', '.join(EXPORTS)}; got {fmt!r}"
+            )
     template = replace(options.run, source="", output=None, json_path=None, show=False, serve=None)
     template.validate()
     if options.video:
@@ -111,7 +119,7 @@ def run_batch(
 
         check_address(options.ray)
     jobs = find_jobs(options.inputs, outdir)
-    check_outputs(jobs, outdir, options.video, options.json)
+    check_outputs(jobs, outdir, options.video, options.json, options.exports)
     check_manifest_path(outdir, jobs)
     cluster = None
     if options.ray is not None:
@@ -139,6 +147,8 @@ def _run(
     _check_classes(resolved)
     model_sha256 = sha256_of(resolved.model)
     chosen = settings(resolved, model_sha256, options.video, options.json)
+    if options.exports:  # (absent otherwise: earlier manifests' settings stay the same)
+        chosen["exports"] = sorted(options.exports)
     wanted = settings_id(chosen)
     outdir = options.outdir
     try:
@@ -149,7 +159,10 @@ def _run(
     todo = jobs
     if options.resume:
         latest = manifest.latest()
-        outputs = {job.index: job.outputs(outdir, options.video, options.json) for job in jobs}
+        outputs = {
+            job.index: job.outputs(outdir, options.video, options.json, options.exports)
+            for job in jobs
+        }
         todo = [
             job
             for job in jobs
@@ -168,7 +181,13 @@ def _run(
         summary.wall_s = time.perf_counter() - started
         return summary
     batch = Batch(
-        replace(resolved, cores=per_job), outdir, options.video, options.json, wanted, model_sha256
+        replace(resolved, cores=per_job),
+        outdir,
+        options.video,
+        options.json,
+        wanted,
+        model_sha256,
+        tuple(options.exports),
     )
     if cluster is not None:
         backend: Backend = cluster.pool(batch, per_job)

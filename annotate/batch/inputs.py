@@ -22,6 +22,15 @@ VIDEO_EXTENSIONS = frozenset(
 IMAGES_JSON = "images.jsonl"
 #: Outputs are written under a name starting with this and renamed when complete.
 PARTIAL = ".annotate-partial-"
+#: What each ``--export`` format writes beside a job's video, by suffix (the first is the
+#: file ``--export`` names; Label Studio writes its labelling config beside it; YOLO's is a
+#: dataset folder).
+EXPORTS = {
+    "cvat": (".cvat.xml",),
+    "labelstudio": (".labelstudio.json", ".labelstudio.config.xml"),
+    "coco": (".coco.json",),
+    "yolo": (".yolo",),
+}
 
 
 @dataclass(frozen=True)
@@ -53,15 +62,33 @@ class Job:
             return f"{self.source}{os.sep} ({len(self.images)} image{'s' * (len(self.images) > 1)})"
         return str(self.source)
 
-    def outputs(self, outdir: Path, video: bool, json: bool) -> list[Path]:
-        """The final output files, images first for an image set."""
+    def outputs(
+        self, outdir: Path, video: bool, json: bool, exports: Sequence[str] = ()
+    ) -> list[Path]:
+        """The final output files: the video (or images, for an image set) first, then each
+        export's (:meth:`export_paths`), the JSON Lines last."""
         if self.image_set:
             folder = outdir / self.relative
             paths = [folder / p.name for p in self.images] if video else []
-            return paths + ([folder / IMAGES_JSON] if json else [])
-        stem = outdir / self.relative
-        paths = [stem.with_name(stem.name + ".mp4")] if video else []
-        return paths + ([stem.with_name(stem.name + ".jsonl")] if json else [])
+            stem = folder / "images"
+            json_path = folder / IMAGES_JSON
+        else:
+            stem = outdir / self.relative
+            paths = [stem.with_name(stem.name + ".mp4")] if video else []
+            json_path = stem.with_name(stem.name + ".jsonl")
+        for fmt in exports:
+            paths += [stem.with_name(stem.name + suffix) for suffix in EXPORTS[fmt]]
+        return paths + ([json_path] if json else [])
+
+    def export_paths(self, outdir: Path, exports: Sequence[str]) -> list[tuple[str, Path]]:
+        """``(format, file)`` for each export: the file ``--export FORMAT=`` writes (Label
+        Studio's config beside it is its second output)."""
+        finals = self.outputs(outdir, False, False, exports)
+        found = []
+        for fmt in exports:
+            suffix = EXPORTS[fmt][0]
+            found.append((fmt, next(p for p in finals if p.name.endswith(suffix))))
+        return found
 
 
 def find_jobs(specs: Sequence[str], outdir: Path) -> list[Job]:
@@ -95,12 +122,14 @@ def find_jobs(specs: Sequence[str], outdir: Path) -> list[Job]:
     return [Job(i, source, relative, images) for i, (source, relative, images) in enumerate(items)]
 
 
-def check_outputs(jobs: Iterable[Job], outdir: Path, video: bool, json: bool) -> None:
+def check_outputs(
+    jobs: Iterable[Job], outdir: Path, video: bool, json: bool, exports: Sequence[str] = ()
+) -> None:
     """No two jobs may write the same file, and no output may be an input."""
     owner: dict[Path, Job] = {}
     inputs = {p.resolve(): p for job in jobs for p in job.inputs}
     for job in jobs:
-        for out in job.outputs(outdir, video, json):
+        for out in job.outputs(outdir, video, json, exports):
             key = out.resolve()
             if key in inputs:
                 raise OutputPathError(

@@ -41,6 +41,10 @@ class Batch:
     json: bool
     settings_id: str
     model_sha256: str  # names the model in each Ray node's cache
+    exports: tuple[str, ...] = ()  # --export formats, each written beside the video
+
+    def outputs(self, job: Job) -> list[Path]:
+        return job.outputs(self.outdir, self.video, self.json, self.exports)
 
 
 class _Reporter:
@@ -112,8 +116,12 @@ def images_dir(job: Job, outdir: Path) -> Path | None:
 
 def remove_partials(job: Job, batch: Batch) -> None:
     """What an unfinished run of ``job`` left (a crash, a stop, a killed worker)."""
-    for final in job.outputs(batch.outdir, batch.video, batch.json):
-        partial_name(final).unlink(missing_ok=True)
+    for final in batch.outputs(job):
+        partial = partial_name(final)
+        if partial.is_dir() and not partial.is_symlink():  # a YOLO dataset folder
+            shutil.rmtree(partial, ignore_errors=True)
+        else:
+            partial.unlink(missing_ok=True)
     image_dir = images_dir(job, batch.outdir)
     if image_dir is not None:
         shutil.rmtree(image_dir, ignore_errors=True)
@@ -126,7 +134,7 @@ def run_job(job: Job, batch: Batch, stop: StopFlag | None, report: Report | None
 
     started = time.perf_counter()
     record = Record(input=job_key(job), status="failed", settings_id=batch.settings_id)
-    finals = job.outputs(batch.outdir, batch.video, batch.json)
+    finals = batch.outputs(job)
     image_dir = images_dir(job, batch.outdir)
     warnings = _Warnings()
     log.addHandler(warnings)
@@ -185,15 +193,27 @@ def _job_options(job: Job, batch: Batch, finals: list[Path], image_dir: Path | N
     if batch.video:
         output = image_dir if job.image_set else partial_name(finals[0])
     json_path = str(partial_name(finals[-1])) if batch.json else None
-    return replace(batch.options, source=str(job.source), output=output, json_path=json_path)
+    exports = [
+        f"{fmt}={partial_name(path)}" for fmt, path in job.export_paths(batch.outdir, batch.exports)
+    ]
+    return replace(
+        batch.options, source=str(job.source), output=output, json_path=json_path, exports=exports
+    )
 
 
 def _put_in_place(job: Job, batch: Batch, image_dir: Path | None, finals: list[Path]) -> None:
     """Rename each complete output to its final name (a rename within a folder: atomic)."""
+    images = {p.name for p in job.images} if batch.video else set()
     for final in finals:
-        if job.image_set and final.name != IMAGES_JSON and image_dir is not None:
+        if (
+            image_dir is not None
+            and final.parent == batch.outdir / job.relative
+            and (final.name in images and final.name != IMAGES_JSON)
+        ):
             os.replace(image_dir / final.name, final)
         else:
+            if final.is_dir() and not final.is_symlink():  # an earlier run's dataset folder
+                shutil.rmtree(final)
             os.replace(partial_name(final), final)
     if image_dir is not None:
         shutil.rmtree(image_dir, ignore_errors=True)

@@ -167,5 +167,5 @@ def is_done(record: dict[str, Any] | None, job: Job, outputs: list[Path], wanted
         and record.get("status") == "done"
         and record.get("settings_id") == wanted
         and record.get("identity") == identity(job)
-        and all(p.is_file() for p in outputs)
+        and all(p.exists() for p in outputs)  # files, and a YOLO export's folder
     )

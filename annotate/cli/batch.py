@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -53,6 +54,17 @@ def batch(
     video: Annotated[
         bool, typer.Option("--video/--no-video", help="Write the annotated video (or images).")
     ] = True,
+    exports: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--export",
+            metavar="FORMAT",
+            help="Also write annotations a labelling tool imports beside each video: cvat "
+            "(<name>.cvat.xml), labelstudio (<name>.labelstudio.json and its config), coco "
+            "(<name>.coco.json), yolo (a <name>.yolo dataset folder); repeatable.",
+            show_default=False,
+        ),
+    ] = None,
     jobs: Annotated[
         int | None,
         typer.Option(
@@ -85,7 +97,8 @@ def batch(
 
     console.setup_logging(quiet, verbose)
     run = o.run_options("", ctx.params, Config.load())
-    o.check_needed(ctx, run)
+    # --export is the batch's own option (a format, not FORMAT=PATH): seen as on here.
+    o.check_needed(ctx, replace(run, exports=[f"{fmt}=" for fmt in exports or ()]))
     options = BatchOptions(
         inputs=list(inputs),
         outdir=outdir,
@@ -95,6 +108,7 @@ def batch(
         video=video,
         json=json_lines,
         ray=ray,
+        exports=tuple(dict.fromkeys(f.strip().lower() for f in exports or ())),
     )
     display = BatchDisplay(quiet)
     try:

@@ -133,7 +133,7 @@ class RunOptions:
     export_every: int | None = setting(
         None,
         flags=("--export-every",),
-        commands=RUN_ONLY,
+        outputs=True,
         panel=OUTPUT,
         example=5,
         show_default=False,

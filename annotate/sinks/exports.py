@@ -379,7 +379,7 @@ class YoloExport(ExportSink):
         text = (
             f"# annotate: every {self.every} frame(s) of {self.collected.source}, "
             f"{self.kept} images\n"
-            f"path: {json.dumps(str(self.path.resolve()))}\n"
+            "# no path: Ultralytics takes this file's folder as the dataset's root\n"
             "train: images\nval: images\n"
             f"names:\n{names}\n"
         )
