@@ -54,8 +54,40 @@ def _gpu(data: dict[str, Any]) -> str:
     return head + "\n\n" + table(headers, rows) + "\n\n" + batches
 
 
+def _mot_eval(data: dict[str, Any]) -> str:
+    m = data["machine"]
+    rows = [
+        (r["sequence"], r["tracker"], f"{r['idf1']:.3f}", r["idsw"], f"{r['mota']:.3f}", r["fp"],
+         r["fn"], r["boxes"])
+        for r in data["results"]["rows"]
+    ]  # fmt: skip
+    head = f"`python -m scripts.mot_eval`, {m['date']}, YOLOX-Nano, IoU 0.5 (motmetrics):"
+    headers = ("sequence", "tracker", "IDF1", "ID switches", "MOTA", "FP", "FN", "true boxes")
+    return head + "\n\n" + table(headers, rows)
+
+
+def _memory(data: dict[str, Any]) -> str:
+    m, results = data["machine"], data["results"]
+    rows = [
+        (r["run"], f"{r['median_mb']:.0f} MB", f"{r['max_mb']:.0f} MB", f"{r['min_mb']:.0f} MB")
+        for r in results["rows"]
+    ]
+    runs = results["rows"][0]["runs"]
+    head = (
+        f"`python -m scripts.memory`, {m['date']}, {m['cores']} cores, Python {m['python']}: "
+        f"peak RSS of `annotate run` on {results['frames']} frames of 1080p H.264, writing "
+        f"1080p H.264 and JSON Lines; {runs} runs of each, taking turns:"
+    )
+    return head + "\n\n" + table(("run", "median", "maximum", "minimum"), rows)
+
+
 #: How each study's results become a table.
-RENDER: dict[str, Callable[[dict[str, Any]], str]] = {"throughput": _throughput, "gpu": _gpu}
+RENDER: dict[str, Callable[[dict[str, Any]], str]] = {
+    "throughput": _throughput,
+    "gpu": _gpu,
+    "mot_eval": _mot_eval,
+    "memory": _memory,
+}
 
 
 def sections() -> dict[str, str]:

@@ -167,3 +167,16 @@ def test_metrics_count_switches_misses_and_identity_agreement():
     assert evaluate(truth, switched).idf1 == pytest.approx(0.75)
     score = evaluate(truth, missing)
     assert (score.misses, score.false_positives, score.mota) == (4, 0, 0.5)
+
+
+def test_a_box_under_the_start_threshold_is_shown_but_starts_no_track():
+    """ByteTrack's det_thresh: boxes from --conf (0.3) up are returned, but only those from
+    ``start`` (0.6) up start a track; the others stay without an identity however long they
+    last (on TUD-Campus most boxes of 0.3-0.6 were not people: docs/tracking.md)."""
+    tracker = Tracker(TrackerSettings(high=0.3, low=0.1, start=0.6))
+    boxes = [[10, 10, 50, 90], [200, 10, 240, 90]]
+    for i in range(6):
+        out = tracker.update(Detections(boxes, [0.9, 0.45], [0, 0]), i * 0.04)
+    assert out.xyxy.tolist() == boxes
+    assert out.track_id.tolist() == [1, -1]
+    assert tracker.confirmed == 1

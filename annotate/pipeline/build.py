@@ -402,10 +402,13 @@ def make_tracker(options: RunOptions) -> Tracker | None:
         return None
     from annotate.tracking import Tracker, TrackerSettings
 
+    # Boxes from --conf up match first; new tracks start from ByteTrack's det_thresh (or
+    # --conf, if higher): see TrackerSettings.start.
     return Tracker(
         TrackerSettings(
             high=options.conf,
             low=min(options.conf, TrackerSettings.low),
+            start=max(options.conf, TrackerSettings.start),
             buffer_s=options.track_buffer,
         )
     )
