@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 from pathlib import Path
@@ -103,7 +104,14 @@ def tracked(tmp_path_factory):
         "--export", f"coco={tmp / 'c.json'}", "--export", f"yolo={tmp / 'ds'}",
         "--export-every", "5", "--export-frames", "-q", *M,
     ]  # fmt: skip
-    result = CliRunner().invoke(app, args)
+    # Module-scoped, so outside the per-test logger restore (conftest): the CLI's logging
+    # set-up would otherwise stay for every later test.
+    log = logging.getLogger("annotate")
+    saved = (list(log.handlers), log.level, log.propagate)
+    try:
+        result = CliRunner().invoke(app, args)
+    finally:
+        log.handlers[:], log.level, log.propagate = saved
     assert result.exit_code == 0, result.output
     return tmp
 

@@ -4,8 +4,6 @@ run goes on in software — or, for an NVENC codec asked for by name, a one-line
 
 from __future__ import annotations
 
-import logging
-
 import pytest
 
 from annotate.sinks.encoding import EncodeOptions
@@ -22,20 +20,28 @@ def _no_nvenc_here():
         pytest.skip("NVENC opens on this machine: the fallback cannot be seen here")
 
 
-def test_auto_codec_uses_x264_where_nvenc_does_not_open_and_says_why(caplog):
-    caplog.set_level(logging.INFO, logger="annotate")
+@pytest.fixture
+def said(monkeypatch):
+    """What the codec choice logs (whatever earlier tests did to the logger's handlers)."""
+    import annotate.sinks.video as video
+
+    lines: list[str] = []
+    monkeypatch.setattr(video.log, "info", lambda msg, *args: lines.append(msg % args))
+    return lines
+
+
+def test_auto_codec_uses_x264_where_nvenc_does_not_open_and_says_why(said):
     chosen = pick_codec(EncodeOptions(), nvidia=True)
     assert chosen.codec == "h264"
-    (line,) = [r.getMessage() for r in caplog.records]
+    (line,) = said
     assert line.startswith("--codec auto: NVENC does not open here (")
     assert line.endswith("A100, H100 and H200 have no NVENC); encoding with x264")
 
 
-def test_auto_codec_off_an_nvidia_gpu_is_x264_without_a_word(caplog):
-    caplog.set_level(logging.INFO, logger="annotate")
+def test_auto_codec_off_an_nvidia_gpu_is_x264_without_a_word(said):
     assert pick_codec(EncodeOptions(), nvidia=False).codec == "h264"
     assert pick_codec(EncodeOptions(preset="ultrafast"), nvidia=True).codec == "h264"
-    assert caplog.records == []
+    assert said == []
     assert pick_codec(EncodeOptions(codec="hevc"), nvidia=True).codec == "hevc"
 
 
