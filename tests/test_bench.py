@@ -410,9 +410,11 @@ def test_batches_on_request_on_the_cpu_and_a_fixed_batch_says_why(cli, tmp_path)
 @pytest.mark.parametrize("frames", [60, 600])
 def test_bench_and_run_agree_like_for_like_on_a_short_and_a_long_clip(cli, tmp_path, frames):
     """What bench reports and what ``annotate run`` prints, measured the same way: the FPS
-    after the first frame, best of three alternating rounds, within 10 %. (FPS over the
-    whole run differ on a short clip by the run's start-up: model load, imports, the canvas
-    probe; that is why both print both.)"""
+    after the first frame, with no FPS lines on either side (bench prints none), best of
+    five alternating rounds (one run to the next varies by ±10 % on a shared 2-core
+    machine; the best of several does not), within 10 %. (FPS over the whole run differ on
+    a short clip by the run's start-up: model load, imports, the canvas probe; that is why
+    both print both.)"""
     import re
 
     from annotate.bench import _end_to_end
@@ -421,11 +423,11 @@ def test_bench_and_run_agree_like_for_like_on_a_short_and_a_long_clip(cli, tmp_p
     clip = VIDEOS / "bottle-detection.mp4"
     config = BenchConfig(model=MODEL, source=str(clip), frames=frames)
     bench_fps, run_fps = [], []
-    for _ in range(3):
+    for _ in range(5):
         bench_fps.append(_end_to_end(config, Resolution((CPU,), "bench")).loop_fps)
         r = cli(
             "run", clip, "-o", tmp_path / "o.mp4", "--max-frames", str(frames),
-            "--provider", "cpu", "--model", MODEL,
+            "--provider", "cpu", "--fps-every", "1000000", "--model", MODEL,
         )  # fmt: skip
         assert r.code == 0, r.err
         found = re.search(
