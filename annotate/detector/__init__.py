@@ -234,8 +234,7 @@ class Detector:
     def infer(self, blob: npt.NDArray[np.generic]) -> npt.NDArray[np.float32]:
         if self.service is not None and blob.shape[0] == 1:
             return self.service.infer(blob)
-        output: npt.NDArray[np.float32] = self.session.run(None, {self.input_name: blob})[0]
-        return output
+        return self._run_plain(blob)
 
     def probe(self, n: int = 1) -> npt.NDArray[np.generic]:
         """``n`` blank model inputs of this detector's canvas, as :meth:`infer` takes them."""
