@@ -365,11 +365,10 @@ def _batch_timings(
     """Inference on ``sizes`` frames per call, through the model as the inference service
     runs it (batch freed, and packed on a batching accelerator; IO binding there)."""
     from annotate.detector.graph import Edits
-    from annotate.detector.session import BoundRun
 
     if resolution.preferred in BATCHING:
         detector = Detector.load(config.model, resolution, settings=config.session)
-        run: Callable[[Any], Any] = BoundRun(detector.session)
+        run: Callable[[Any], Any] = detector.bound_run()
     else:  # the CPU: the batch freed alone
         session, info = open_session(config.model, resolution, config.session, Edits(batch=True))
         detector = Detector(session, info, name=str(config.model))

@@ -259,6 +259,71 @@ def packed(source: str, model: str, quick: bool) -> dict[str, Any]:
     return seen
 
 
+def scored(source: str, model: str, quick: bool) -> dict[str, Any]:
+    """The run (JSON only) with the class scores reduced in the graph (the scored output)
+    and with the model's own output copied back, alternating, in both GPU plans: the
+    workers' (each worker runs the one session) and the service at batch 16."""
+    from annotate.detector import Detector
+    from annotate.pipeline import RunOptions, run
+    from annotate.providers import resolve_here
+
+    resolution = resolve_here("cpu" if quick else "cuda", "study")
+    seen: dict[str, Any] = {}
+    for _ in range(2):
+        for plan in ("workers", "service16"):
+            for name in ("scored", "full"):
+                options = RunOptions(source=source, model=Path(model), resolution=resolution,
+                                     json_path=Path("/tmp/scored.jsonl"), fps_every=10**9,
+                                     batch=16 if plan == "service16" else None)  # fmt: skip
+                detector = Detector.load(Path(model), resolution, scored=name == "scored")
+                summary = run(options.resolved(), detector=detector)
+                service = summary.service or {}
+                batches = service.get("batches", 0) or 1
+                seen.setdefault(f"{plan}_{name}", []).append({
+                    "loop_fps": round(summary.loop_fps or 0.0, 1),
+                    "mean_batch": service.get("mean_batch"),
+                    "ms_per_call": round(1000 * service.get("busy_s", 0.0) / batches, 2),
+                })  # fmt: skip
+                print(plan, name, seen[f"{plan}_{name}"][-1], file=sys.stderr, flush=True)
+    return seen
+
+
+def startup(model: str, source: str, quick: bool) -> dict[str, Any]:
+    """Where a fresh process's first frame goes: importing ONNX Runtime, loading CUDA and
+    cuDNN (``preload_dlls``), creating the session (graph edits, the family probe), the first
+    frame's detection."""
+    marks: dict[str, float] = {}
+    started = time.perf_counter()
+    import onnxruntime as ort
+
+    marks["import_onnxruntime"] = time.perf_counter()
+    from annotate.detector.session import preload_cuda
+
+    if not quick:
+        preload_cuda(ort)
+    marks["preload_dlls"] = time.perf_counter()
+    import av
+
+    from annotate.detector import Detector
+    from annotate.providers import resolve_here
+
+    with av.open(source) as container:
+        image = next(container.decode(video=0)).to_ndarray(format="bgr24")
+    marks["first_frame_decoded"] = time.perf_counter()
+    detector = Detector.load(Path(model), resolve_here("cpu" if quick else "cuda", "study"))
+    marks["session_and_probe"] = time.perf_counter()
+    detector.detect(image)
+    marks["first_detection"] = time.perf_counter()
+    detector.detect(image)
+    marks["second_detection"] = time.perf_counter()
+    out, last = {}, started
+    for name, at in marks.items():
+        out[name] = round(at - last, 3)
+        last = at
+    out["total"] = round(last - started, 3)
+    return out
+
+
 def diag(source: str, model: str, quick: bool) -> dict[str, Any]:
     """Where the service's time goes: the run (JSON only, ``--batch 16``) as shipped, with 8
     and 32 CPU workers, and warmed up before the run. (Run 2026-12-02 also with the GIL's
@@ -396,6 +461,34 @@ class Study:
                 ),
             )
 
+    def large(self) -> None:
+        """The YOLOX-L-sized model in both GPU plans, with the passthrough beside it."""
+        clip = self.clip(720)
+        large = self.model("large")
+        if not self.args.quick:
+            self.step("build_large", lambda: build_large(
+                self.media / "yolox-0.3.0.tar.gz", self.work / LARGE))  # fmt: skip
+        else:
+            large = self.model("nano")
+        out = str(self.work / "l.mp4")
+        gpu = self.gpu
+        json_, video = ("--json", self.jsonl), ("-o", out, *ENCODE)
+        served = ("--batch", "16")
+        runs: dict[str, Any] = {
+            "large_cuda_json": (*json_,),
+            "large_cuda_json_b16": (*json_, *served),
+            "large_cuda_out_b16": (*video, *served),
+            "large_cuda_out": (*video,),
+        }
+        for r in range(self.args.rounds):
+            for name, extra in runs.items():
+                self.step(f"{name}_{r}", lambda e=extra: self.run(clip, large, "--provider",
+                                                                   gpu, *e))  # fmt: skip
+            self.step(f"passthrough_out_{r}", lambda: helper("passthrough", str(clip), out, gpu,
+                                                              large))  # fmt: skip
+        self.step("large_cpu_json", lambda: self.run(clip, large, "--provider", "cpu",
+                  "--json", self.jsonl, "--max-frames", "120"))  # fmt: skip
+
     def flag(self) -> list[str]:
         return ["--quick"] if self.args.quick else []
 
@@ -425,6 +518,15 @@ class Study:
                 clip, nano, "--provider", gpu, "-o", out, "--hwdec", "none", *ENCODE
             ),
             "cuda_out_codec_auto": lambda: self.run(clip, nano, "--provider", gpu, "-o", out),
+            "cuda_json_b16": lambda: self.run(
+                clip, nano, "--provider", gpu, "--json", self.jsonl, "--batch", "16"
+            ),
+            "cuda_json_b8": lambda: self.run(
+                clip, nano, "--provider", gpu, "--json", self.jsonl, "--batch", "8"
+            ),
+            "cuda_out_b16": lambda: self.run(
+                clip, nano, "--provider", gpu, "-o", out, *ENCODE, "--batch", "16"
+            ),
         }
         if self.args.old:
             runs["old_cpu_out"] = lambda: self.run(
@@ -436,6 +538,8 @@ class Study:
             runs["old_cuda_out"] = lambda: self.run(
                 clip, nano, "--provider", gpu, "-o", out, *ENCODE, old=True
             )
+        if self.args.only:
+            runs = {name: runs[name] for name in self.args.only.split(",")}
         for r in range(self.args.rounds):
             for name, call in runs.items():
                 self.step(f"{height}_{name}_{r}", call)
@@ -455,7 +559,8 @@ def gpu_name() -> str:
 
 
 def main() -> int:
-    if len(sys.argv) > 1 and sys.argv[1] in ("passthrough", "cudnn", "packed", "hand", "diag"):
+    helpers = ("passthrough", "cudnn", "packed", "hand", "diag", "scored", "startup")
+    if len(sys.argv) > 1 and sys.argv[1] in helpers:
         name, rest = sys.argv[1], sys.argv[2:]
         quick = "--quick" in rest
         rest = [a for a in rest if a != "--quick"]
@@ -467,24 +572,36 @@ def main() -> int:
             value = packed(rest[0], rest[1], quick)
         elif name == "diag":
             value = diag(rest[0], rest[1], quick)
+        elif name == "scored":
+            value = scored(rest[0], rest[1], quick)
+        elif name == "startup":
+            value = startup(rest[0], rest[1], quick)
         else:
             value = hand(rest[0], rest[1], rest[2], rest[3], int(rest[4]), int(rest[5]))
         print(json.dumps(value))
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=("setup", "loop", "diag"), required=True)
+    parser.add_argument(
+        "--part", choices=("setup", "loop", "diag", "scored", "large"), required=True
+    )
     parser.add_argument("--media", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--old", default="")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--heights", default="720,1080", help="the loop part's inputs")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", default="", help="the loop part's runs, by name")
     args = parser.parse_args()
     study = Study(args)
-    if args.part == "diag":
+    if args.part in ("diag", "scored"):
         study.step("clip720", lambda: str(study.clip(720)))
-        study.step("diag", lambda: helper("diag", str(study.clip(720)), study.model("nano"),
-                                          *study.flag()))  # fmt: skip
+        nano = study.model("nano")
+        study.step("startup", lambda: helper("startup", nano, str(study.clip(720)),
+                                             *study.flag()))  # fmt: skip
+        study.step(args.part, lambda: helper(args.part, str(study.clip(720)), nano,
+                                             *study.flag()))  # fmt: skip
+    elif args.part == "large":
+        study.large()
     else:
         study.setup() if args.part == "setup" else study.loop()
     return 0

@@ -441,3 +441,45 @@ def test_quantized_variants_are_registered_and_run(cli, store, tmp_path, kind):
 def test_quantize_needs_one_kind(cli, store):
     r = cli("models", "quantize", MODEL)
     assert r.code == 2 and r.err.startswith("Error: give exactly one of --int8 and --fp16")
+
+
+@pytest.mark.parametrize("opset", [13, 18])
+@pytest.mark.parametrize("family", ["yolox", "yolov5", "yolov8"])
+def test_the_scored_output_decodes_to_the_same_boxes_as_the_models_own(tmp_path, family, opset):
+    """On an accelerator the graph reduces the class scores itself (a second output of six
+    numbers per candidate); decoding it gives exactly the boxes, scores and classes the CPU
+    reads from the model's own output, for every family's layout (and both forms of
+    ReduceMax)."""
+    import onnx
+    import onnxruntime as ort
+
+    from annotate.detector.families import FAMILIES
+    from annotate.detector.graph import SCORED_OUTPUT, Edits, edited_model
+    from annotate.detector.preprocess import Letterbox
+
+    chosen = FAMILIES[family]
+    hw = (128, 192)
+    n = anchor_count(hw) * (3 if family == "yolov5" else 1)
+    rng = np.random.default_rng(7)
+    rows = np.zeros((n, (4 if family == "yolov8" else 5) + 6), np.float32)
+    rows[:, :2] = rng.uniform(0, 1, (n, 2)) if family == "yolox" else rng.uniform(0, 128, (n, 2))
+    rows[:, 2:4] = rng.uniform(-1, 1, (n, 2)) if family == "yolox" else rng.uniform(4, 60, (n, 2))
+    rows[:, 4:] = rng.uniform(0, 1, (n, rows.shape[1] - 4)) ** 3
+    out = (rows.T if chosen.transposed else rows)[None]
+    model = constant_model(tmp_path / "m.onnx", out, [1, 3, *hw])
+    proto = onnx.load(str(model))
+    proto.opset_import[0].version = opset
+    onnx.save(proto, str(model))
+    edited = edited_model(model, Edits(scored=lambda i, o: (chosen.objectness, chosen.transposed)))
+    assert edited is not None
+    session = ort.InferenceSession(edited, providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == ["output", SCORED_OUTPUT]
+    own, scored = session.run(None, {"images": np.zeros((1, 3, *hw), np.float32)})
+    assert scored.shape == (1, n, 6)
+    box = Letterbox(ratio=0.5, source_width=384, source_height=192, canvas_hw=hw, pad_y=16)
+    a = chosen.decode_output(own, box, hw, 0.3, 0.45, classes={1, 2, 4})
+    b = chosen.decode_scored(scored, box, hw, 0.3, 0.45, classes={1, 2, 4})
+    assert len(a) > 20 and set(a.class_ids) == {1, 2, 4}
+    np.testing.assert_array_equal(a.class_ids, b.class_ids)
+    np.testing.assert_allclose(a.scores, b.scores, rtol=1e-6)
+    np.testing.assert_allclose(a.xyxy, b.xyxy, atol=1e-4)

@@ -266,7 +266,9 @@ def test_the_service_starts_at_one_frame_and_widens_once_its_batch_checks_out(
 ):
     """The first frames go one at a time (the shape the model already ran); a background
     warm-up runs and checks the full batch, then the service takes batches of it, padded to
-    that one shape. A model that mixes a batch's images up stays at one frame, saying why."""
+    that one shape, then the smaller powers of two as each is run once (a batch of 3 pads to
+    4, not to the largest). A model that mixes a batch's images up stays at one frame,
+    saying why."""
     import logging
 
     from annotate.detector import Detector
@@ -277,18 +279,19 @@ def test_the_service_starts_at_one_frame_and_widens_once_its_batch_checks_out(
     caplog.set_level(logging.DEBUG, logger="annotate")
     model = batchable_yolox(MODEL, tmp_path / "b.onnx", fixed)
     detector = Detector.load(model, Resolution((CPU,), "test"))
-    service = detector.serve(4)
+    service = detector.serve(8)
     assert service.max_batch == 1 and service.sizes == (1,)
     deadline = time.monotonic() + 30
-    expected = "Inference service: batches of up to 4" if fixed else "Batches of 4 ruled out"
+    expected = "batch sizes [1, 2, 4, 8] warmed" if fixed else "Batches of 8 ruled out"
     while expected not in caplog.text and time.monotonic() < deadline:
         time.sleep(0.05)
     detector.close()
     if fixed:
-        assert (service.max_batch, service.sizes) == (4, (4,))
+        assert "Inference service: batches of up to 8" in caplog.text
+        assert (service.max_batch, service.sizes) == (8, (1, 2, 4, 8))
     else:
         assert (service.max_batch, service.sizes) == (1, (1,))
         assert (
-            "Batches of 4 ruled out: a batch of 4 gives output [1, 14196, 85], not "
-            "[4, 3549, 85]; one frame per inference" in caplog.text
+            "Batches of 8 ruled out: a batch of 8 gives output [1, 28392, 85], not "
+            "[8, 3549, 85]; one frame per inference" in caplog.text
         )

@@ -16,7 +16,7 @@ import numpy.typing as npt
 from annotate import defaults
 from annotate.detector.canvas import STRIDE, fitted
 from annotate.detector.families import FAMILIES, Family, ModelSpec, classify, read_spec
-from annotate.detector.graph import PACKED_INPUT, Edits, Packing
+from annotate.detector.graph import PACKED_INPUT, SCORED_OUTPUT, Edits, Packing, Scoring
 from annotate.detector.labels import COCO_LABELS
 from annotate.detector.postprocess import anchor_count
 from annotate.detector.preprocess import Letterbox, letterbox, place
@@ -63,24 +63,43 @@ def class_ids(labels: Sequence[str], classes: Sequence[str], flag: str) -> froze
     return frozenset(ids)
 
 
+def _exported_family(
+    family: str | None, inputs: list[int | str], outputs: list[int | str]
+) -> Family | None:
+    """The family a model's exported shapes say (``None`` where they are not all fixed or
+    name no family): the graph edits are chosen from it before the session exists."""
+    if family is not None and family not in FAMILIES:
+        return None  # read_spec says so
+    dims = [*inputs[2:], *outputs]
+    if len(inputs) != 4 or not all(isinstance(d, int) and d > 0 for d in dims):
+        return None
+    try:
+        chosen, _ = classify(
+            tuple(int(d) for d in outputs), (int(inputs[2]), int(inputs[3])), family
+        )
+    except ModelError:
+        return None
+    return chosen
+
+
 def packing(family: str | None) -> Packing:
-    """How a packed input is prepared for this model (:mod:`annotate.detector.graph`), from
-    its exported shapes: its family's channel order and scale, or ``None`` (left as it is)
-    where the shapes are not all fixed or name no family."""
+    """How a packed input is prepared for this model (:mod:`annotate.detector.graph`): its
+    family's channel order and scale."""
 
     def choose(inputs: list[int | str], outputs: list[int | str]) -> tuple[bool, float] | None:
-        if family is not None and family not in FAMILIES:
-            return None  # read_spec says so
-        dims = [*inputs[2:], *outputs]
-        if len(inputs) != 4 or not all(isinstance(d, int) and d > 0 for d in dims):
-            return None
-        try:
-            chosen, _ = classify(
-                tuple(int(d) for d in outputs), (int(inputs[2]), int(inputs[3])), family
-            )
-        except ModelError:
-            return None
-        return chosen.preprocessing.rgb, chosen.preprocessing.scale
+        chosen = _exported_family(family, inputs, outputs)
+        return None if chosen is None else (chosen.preprocessing.rgb, chosen.preprocessing.scale)
+
+    return choose
+
+
+def scoring(family: str | None) -> Scoring:
+    """How the scored output is computed for this model: its family's objectness and
+    layout (:mod:`annotate.detector.graph`)."""
+
+    def choose(inputs: list[int | str], outputs: list[int | str]) -> tuple[bool, bool] | None:
+        chosen = _exported_family(family, inputs, outputs)
+        return None if chosen is None else (chosen.objectness, chosen.transposed)
 
     return choose
 
@@ -135,6 +154,10 @@ class Detector:
         self.input_name, self.input_hw = self.spec.input_name, self.spec.input_hw
         #: The model takes the ``uint8`` canvas and prepares it in its graph (on the GPU).
         self.packed = self.input_name == PACKED_INPUT
+        #: The graph reduces the classes itself: inference fetches its scored output.
+        outputs = [o.name for o in session.get_outputs()]
+        self.scored = SCORED_OUTPUT in outputs[1:]
+        self._fetch = [SCORED_OUTPUT] if self.scored else None
         #: The process's inference service, once :meth:`serve` starts it.
         self.service: InferenceService | None = None
         #: What to keep besides the score threshold: ``--classes`` (as ids), ``--min-area``
@@ -162,6 +185,7 @@ class Detector:
         max_det: int = defaults.MAX_DET,
         free_size: bool = False,
         packed: bool = True,
+        scored: bool = True,
     ) -> Detector:
         """``free_size``: make the model take canvases fitted to the frame if it can, on the
         CPU provider (:mod:`annotate.detector.canvas`); :attr:`fit` then turns them on.
@@ -169,10 +193,16 @@ class Detector:
         On a batching accelerator (CUDA, TensorRT …) the model's batch axis is freed for
         :meth:`serve` and, with ``packed``, it takes the ``uint8`` canvas and prepares it
         on the device (:mod:`annotate.detector.graph`); accelerators keep the fixed canvas
-        they plan for.
+        they plan for. With ``scored`` the graph reduces the class scores itself there, so
+        what comes back to the host is six numbers per anchor (on the CPU provider it
+        measured the same as numpy's reduction, so the model is left as it is).
         """
         if resolution.preferred in BATCHING:
-            edits = Edits(batch=True, packed=packing(family) if packed else None)
+            edits = Edits(
+                batch=True,
+                packed=packing(family) if packed else None,
+                scored=scoring(family) if scored else None,
+            )
         else:
             edits = Edits(sizes=free_size)
         session, info = open_session(model, resolution, settings, edits)
@@ -197,7 +227,7 @@ class Detector:
             return False
         hw = (self.input_hw[0] - STRIDE, self.input_hw[1] - STRIDE)
         try:
-            output = self.infer(np.zeros((1, 3, *hw), dtype=np.float32))
+            output = self._run_plain(np.zeros((1, 3, *hw), dtype=np.float32))
         except Exception as e:  # the runtime's own error types vary by provider
             log.debug("The model takes only %s inputs (%s)", self.input_hw, str(e)[:120])
             return False
@@ -234,7 +264,7 @@ class Detector:
     def infer(self, blob: npt.NDArray[np.generic]) -> npt.NDArray[np.float32]:
         if self.service is not None and blob.shape[0] == 1:
             return self.service.infer(blob)
-        return self._run_plain(blob)
+        return self._run(blob)
 
     def probe(self, n: int = 1) -> npt.NDArray[np.generic]:
         """``n`` blank model inputs of this detector's canvas, as :meth:`infer` takes them."""
@@ -250,10 +280,12 @@ class Detector:
         frame waits for nothing more; a background thread meanwhile runs the full batch
         once (on CUDA a new input shape costs seconds the first time: cuDNN plans it) and
         checks it (:meth:`batch_limit`), then widens the service to batches of
-        ``max_batch``, padded to that one shape, so no call later meets a new one.
+        ``max_batch``, padded to that one shape, so no call later meets a new one. It then
+        runs the powers of two below it once each, and adds each to the sizes a batch is
+        padded to, so a batch of 5 copies 8 canvases, not ``max_batch``.
         """
         self.close()
-        run = BoundRun(self.session) if self.provider in BATCHING else self._run_plain
+        run = self.bound_run() if self.provider in BATCHING else self._run
         service = InferenceService(run, 1, WAIT_S if wait_s is None else wait_s, [1])
         self.service = service
         if max_batch > 1:
@@ -262,20 +294,39 @@ class Detector:
             ).start()
         return service
 
+    def bound_run(self) -> BoundRun:
+        """What the service calls on an accelerator: :meth:`infer`'s output, IO-bound."""
+        return BoundRun(self.session, self._fetch)
+
     def _widen(self, service: InferenceService, batch: int) -> None:
         started = time.perf_counter()
         limit, why = self.batch_limit(batch)
         if limit < batch:
             log.info("Batches of %d ruled out: %s; one frame per inference", batch, why)
             return
-        service.widen(batch, [batch])
+        sizes = [1, batch]
+        service.widen(batch, sizes)
         log.debug(
             "Inference service: batches of up to %d after %.2f s of warm-up",
             batch,
             time.perf_counter() - started,
         )
+        probe = self.probe(batch)
+        size = 2
+        while size < batch and self.service is service:
+            self._run(probe[:size])  # the shape planned before any frame meets it
+            sizes.append(size)
+            service.widen(batch, sizes)
+            size *= 2
+        log.debug("Inference service: batch sizes %s warmed", sorted(sizes))
+
+    def _run(self, blob: npt.NDArray[np.generic]) -> npt.NDArray[np.float32]:
+        """The output :meth:`postprocess` reads (the scored one where the graph has it)."""
+        output: npt.NDArray[np.float32] = self.session.run(self._fetch, {self.input_name: blob})[0]
+        return output
 
     def _run_plain(self, blob: npt.NDArray[np.generic]) -> npt.NDArray[np.float32]:
+        """The model's own first output."""
         output: npt.NDArray[np.float32] = self.session.run(None, {self.input_name: blob})[0]
         return output
 
@@ -286,9 +337,9 @@ class Detector:
             self.service = None
 
     def postprocess(self, output: npt.NDArray[np.float32], box: Letterbox) -> Detections:
-        found = self.spec.family.decode_output(
-            output, box, box.canvas_hw, self.conf, self.iou, self.labels, self.classes
-        )
+        family = self.spec.family
+        decode = family.decode_scored if self.scored else family.decode_output
+        found = decode(output, box, box.canvas_hw, self.conf, self.iou, self.labels, self.classes)
         return found.filter(min_area=self.min_area, max_det=self.max_det)
 
     def batch_limit(self, wanted: int) -> tuple[int, str]:

@@ -41,6 +41,10 @@ class Family:
     name: ClassVar[str]
     layout: ClassVar[str]  # for messages
     preprocessing: ClassVar[Preprocessing]
+    #: Scores are objectness × class score (else the class score alone).
+    objectness: ClassVar[bool] = True
+    #: The output is ``[1, 4+C, N]``, one column per candidate (else one row).
+    transposed: ClassVar[bool] = False
 
     def classes(self, shape: tuple[int, int], anchors: int, forced: bool = False) -> int | None:
         """The number of classes if one image's output ``shape`` has this family's layout
@@ -109,6 +113,31 @@ class Family:
             centres, sizes, scores[kept], class_ids[kept], box, conf, iou, labels
         )
 
+    def decode_scored(
+        self,
+        output: npt.NDArray[np.float32],
+        box: Letterbox,
+        input_hw: tuple[int, int],
+        conf: float,
+        iou: float,
+        labels: tuple[str, ...] = (),
+        classes: Collection[int] | None = None,
+    ) -> Detections:
+        """:meth:`decode_output` for the graph's scored output ``[1, N, 6]`` (box terms, the
+        score and class :meth:`scores` would give; :mod:`annotate.detector.graph`)."""
+        rows = output[0]
+        mask = rows[:, 4] >= conf
+        class_ids = rows[:, 5].astype(np.int64)
+        if classes is not None:
+            mask &= np.isin(class_ids, list(classes))
+        if not mask.any():
+            return Detections.empty(labels)
+        kept = np.flatnonzero(mask)
+        centres, sizes = self.geometry(rows[kept], kept, input_hw)
+        return boxes_in_source(
+            centres, sizes, rows[kept, 4], class_ids[kept], box, conf, iou, labels
+        )
+
 
 class YoloX(Family):
     """``[1, N, 5+C]``: raw grid terms (``xy = (p + grid) * stride``, ``wh = exp(p) * stride``),
@@ -149,6 +178,8 @@ class YoloV8(Family):
     name = "yolov8"
     layout = "YOLOv8/11 [1, 4+C, N]"
     preprocessing = Preprocessing(centered=True, rgb=True, scale=1 / 255)
+    objectness = False
+    transposed = True
 
     def classes(self, shape: tuple[int, int], anchors: int, forced: bool = False) -> int | None:
         a, b = shape

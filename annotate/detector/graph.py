@@ -11,6 +11,10 @@ is never changed).
 - **Packed input**: the model takes the letterboxed canvas as it is, ``uint8`` ``[N, H, W,
   3]`` in OpenCV's BGR order, and casts, reorders channels, transposes and scales inside the
   graph, on the accelerator: a quarter of the bytes to copy, and no float work on the CPU.
+- **Scored output**: a second output ``[N, anchors, 6]`` (box, best class score, its class)
+  beside the model's own, reduced over the classes inside the graph: what leaves the
+  accelerator is 6 numbers an anchor rather than 85 for COCO, and the CPU skips the scan of
+  every class score (:meth:`annotate.detector.families.Family.decode_scored`).
 """
 
 from __future__ import annotations
@@ -25,11 +29,15 @@ log = logging.getLogger("annotate")
 
 #: Name of the packed (uint8 NHWC) input of an edited graph.
 PACKED_INPUT = "canvas_u8"
+#: Name of the scored output of an edited graph: box (4), score, class id, per anchor.
+SCORED_OUTPUT = "scored"
 
 
 #: Given the model's input and output shapes as exported (ints, or names for free axes), how
 #: a packed input is to be prepared: (RGB?, scale), or ``None`` to leave the input as it is.
 Packing = Callable[[list[int | str], list[int | str]], "tuple[bool, float] | None"]
+#: The same for a scored output: (objectness?, classes on axis 1 rather than 2?), or ``None``.
+Scoring = Callable[[list[int | str], list[int | str]], "tuple[bool, bool] | None"]
 
 
 @dataclass(frozen=True)
@@ -39,9 +47,10 @@ class Edits:
     sizes: bool = False
     batch: bool = False
     packed: Packing | None = None
+    scored: Scoring | None = None
 
     def __bool__(self) -> bool:
-        return self.sizes or self.batch or self.packed is not None
+        return self.sizes or self.batch or self.packed is not None or self.scored is not None
 
 
 def _load(model: Path) -> Any | None:
@@ -181,11 +190,78 @@ def packed_input(proto: Any, rgb: bool, scale: float) -> bool:
     return True
 
 
+def scored_output(proto: Any, objectness: bool, transposed: bool) -> bool:
+    """Add :data:`SCORED_OUTPUT`: each anchor's box terms, its best class score (times the
+    objectness, for families that have one) and that class, as the CPU would compute them
+    from the first output (:meth:`annotate.detector.families.Family.scores`)."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = proto.graph
+    if not graph.output or any(o.name == SCORED_OUTPUT for o in graph.output):
+        return False
+    first = graph.output[0]
+    dims = first.type.tensor_type.shape.dim
+    if len(dims) != 3:
+        return False
+    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
+    if opset < 10:  # Slice takes its bounds as inputs from 10 on
+        return False
+
+    def constant(name: str, values: list[int]) -> str:
+        graph.initializer.append(numpy_helper.from_array(np.array(values, np.int64), name))
+        return name
+
+    rows = first.name
+    nodes = []
+    if transposed:
+        nodes.append(helper.make_node("Transpose", [rows], ["scored_rows"], perm=[0, 2, 1]))
+        rows = "scored_rows"
+    axis = constant("scored_axis", [2])
+    first_class = 5 if objectness else 4
+    spans = {"box": (0, 4), "classes": (first_class, 2**62), "objectness": (4, 5)}
+    for name, (start, end) in spans.items():
+        if name == "objectness" and not objectness:
+            continue
+        bounds = [constant(f"scored_{name}_start", [start]), constant(f"scored_{name}_end", [end])]
+        nodes.append(helper.make_node("Slice", [rows, *bounds, axis], [f"scored_{name}"]))
+    if opset >= 18:  # axes became an input
+        reduce = helper.make_node(
+            "ReduceMax", ["scored_classes", axis], ["scored_best"], keepdims=1
+        )
+    else:
+        reduce = helper.make_node(
+            "ReduceMax", ["scored_classes"], ["scored_best"], axes=[2], keepdims=1
+        )
+    nodes += [
+        reduce,
+        helper.make_node("ArgMax", ["scored_classes"], ["scored_argmax"], axis=2, keepdims=1),
+        helper.make_node("Cast", ["scored_argmax"], ["scored_class"], to=TensorProto.FLOAT),
+    ]
+    score = "scored_best"
+    if objectness:
+        nodes.append(
+            helper.make_node("Mul", ["scored_objectness", "scored_best"], ["scored_score"])
+        )
+        score = "scored_score"
+    nodes.append(
+        helper.make_node("Concat", ["scored_box", score, "scored_class"], [SCORED_OUTPUT], axis=2)
+    )
+    graph.node.extend(nodes)
+    batch = dims[0].dim_param or dims[0].dim_value
+    anchors = dims[2] if transposed else dims[1]
+    count = anchors.dim_param or anchors.dim_value
+    graph.output.append(
+        helper.make_tensor_value_info(SCORED_OUTPUT, TensorProto.FLOAT, [batch, count, 6])
+    )
+    return True
+
+
 def _dims(value: Any) -> list[int | str]:
     return [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
 
 
-def _packing(proto: Any, choose: Packing) -> tuple[bool, float] | None:
+def _choice(proto: Any, choose: Packing | Scoring) -> tuple[bool, float] | tuple[bool, bool] | None:
     image = _input(proto)
     if image is None or not proto.graph.output:
         return None
@@ -202,13 +278,17 @@ def edited_model(model: Path, edits: Edits, stride: int = 32) -> bytes | None:
     if proto is None:
         return None
     done = []
-    packing = _packing(proto, edits.packed) if edits.packed is not None else None
+    # Read before any edit: the choices look at the shapes as exported.
+    packing = _choice(proto, edits.packed) if edits.packed is not None else None
+    scoring = _choice(proto, edits.scored) if edits.scored is not None else None
     if edits.sizes and free_sizes(proto, stride):
         done.append("free sizes")
     if edits.batch and free_batch(proto):
         done.append("free batch")
     if packing is not None and packed_input(proto, *packing):
         done.append("uint8 NHWC input")
+    if scoring is not None and scored_output(proto, bool(scoring[0]), bool(scoring[1])):
+        done.append("scored output")
     if not done:
         return None
     # Shapes inferred for the original would contradict the edited ones.

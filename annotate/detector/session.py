@@ -155,13 +155,15 @@ class BoundRun:
 
     For accelerator providers: the input is copied once from the caller's (reused) host
     buffer, and the output lands in a buffer kept for that shape, so a call allocates
-    nothing on the host. The first output only (every detector family has one).
+    nothing on the host. One output: the first, or the first of ``outputs``.
     """
 
-    def __init__(self, session: onnxruntime.InferenceSession) -> None:
+    def __init__(
+        self, session: onnxruntime.InferenceSession, outputs: list[str] | None = None
+    ) -> None:
         self.session = session
         self.input_name = session.get_inputs()[0].name
-        self.output_name = session.get_outputs()[0].name
+        self.output_name = outputs[0] if outputs else session.get_outputs()[0].name
         self._outputs: dict[tuple[int, ...], tuple[Any, Any]] = {}
 
     def __call__(self, blob: npt.NDArray[np.generic]) -> npt.NDArray[np.float32]:
