@@ -366,8 +366,9 @@ def _batch_timings(
     runs it (batch freed, and packed on a batching accelerator; IO binding there)."""
     from annotate.detector.graph import Edits
 
-    if resolution.preferred in BATCHING:
-        detector = Detector.load(config.model, resolution, settings=config.session)
+    if resolution.preferred in BATCHING:  # the accelerator's own session, timed alone
+        settings = replace(config.session, cpu_start=False)
+        detector = Detector.load(config.model, resolution, settings=settings)
         run: Callable[[Any], Any] = detector.bound_run()
     else:  # the CPU: the batch freed alone
         session, info = open_session(config.model, resolution, config.session, Edits(batch=True))

@@ -329,6 +329,19 @@ class SessionSettings:
         help="How cuDNN picks convolution algorithms on CUDA: heuristic (starts at once), "
         "exhaustive (times each for every batch shape first), default",
     )
+    #: On a batching accelerator, a CPU session detects the first frames while the
+    #: accelerator's own session starts (seconds on CUDA, minutes for TensorRT's engines).
+    cpu_start: bool = setting(
+        True,
+        flags=("--cpu-start/--no-cpu-start",),
+        commands=RUN_ONLY,
+        detector=True,
+        cli_type=bool,
+        example=False,
+        panel=SPEED,
+        help="On a GPU, detect on the CPU until the GPU's session is ready, so the first "
+        "frames come at once",
+    )
 
     def check(self) -> None:
         from annotate.errors import UsageError, check_at_least
@@ -383,4 +396,5 @@ class SessionSettings:
             "openvino_device": self.openvino_device or "default",
             "openvino_precision": self.openvino_precision or "default",
             "cudnn_search": self.cudnn_search,
+            "cpu_start": self.cpu_start,
         }

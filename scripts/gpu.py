@@ -217,7 +217,7 @@ def cudnn(model: str, quick: bool) -> dict[str, Any]:
     for search in ("heuristic", "exhaustive"):
         started = time.perf_counter()
         detector = Detector.load(Path(model), resolution, settings=SessionSettings(
-            cudnn_search=search))  # fmt: skip
+            cudnn_search=search, cpu_start=False))  # fmt: skip
         loaded = time.perf_counter() - started
         run = BoundRun(detector.session)
         firsts = {}
@@ -304,13 +304,14 @@ def startup(model: str, source: str, quick: bool) -> dict[str, Any]:
     marks["preload_dlls"] = time.perf_counter()
     import av
 
-    from annotate.detector import Detector
+    from annotate.detector import Detector, SessionSettings
     from annotate.providers import resolve_here
 
     with av.open(source) as container:
         image = next(container.decode(video=0)).to_ndarray(format="bgr24")
     marks["first_frame_decoded"] = time.perf_counter()
-    detector = Detector.load(Path(model), resolve_here("cpu" if quick else "cuda", "study"))
+    detector = Detector.load(Path(model), resolve_here("cpu" if quick else "cuda", "study"),
+                             settings=SessionSettings(cpu_start=False))  # fmt: skip
     marks["session_and_probe"] = time.perf_counter()
     detector.detect(image)
     marks["first_detection"] = time.perf_counter()
@@ -474,11 +475,14 @@ class Study:
         gpu = self.gpu
         json_, video = ("--json", self.jsonl), ("-o", out, *ENCODE)
         served = ("--batch", "16")
+        waits = ("--no-cpu-start",)
         runs: dict[str, Any] = {
             "large_cuda_json": (*json_,),
             "large_cuda_json_b16": (*json_, *served),
             "large_cuda_out_b16": (*video, *served),
             "large_cuda_out": (*video,),
+            "large_cuda_json_b16_no_cpu_start": (*json_, *served, *waits),
+            "large_cuda_out_b16_no_cpu_start": (*video, *served, *waits),
         }
         for r in range(self.args.rounds):
             for name, extra in runs.items():
@@ -526,6 +530,9 @@ class Study:
             ),
             "cuda_out_b16": lambda: self.run(
                 clip, nano, "--provider", gpu, "-o", out, *ENCODE, "--batch", "16"
+            ),
+            "cuda_json_no_cpu_start": lambda: self.run(
+                clip, nano, "--provider", gpu, "--json", self.jsonl, "--no-cpu-start"
             ),
         }
         if self.args.old:

@@ -21,9 +21,9 @@ from annotate.detector.labels import COCO_LABELS
 from annotate.detector.postprocess import anchor_count
 from annotate.detector.preprocess import Letterbox, letterbox, place
 from annotate.detector.service import WAIT_S, InferenceService
-from annotate.detector.session import BoundRun, SessionInfo, open_session
+from annotate.detector.session import BoundRun, SessionInfo, announce_provider, edit, open_session
 from annotate.errors import ModelError, UsageError
-from annotate.providers import BATCHING, Resolution, SessionSettings
+from annotate.providers import BATCHING, CPU, Resolution, SessionSettings
 from annotate.types import Detections
 
 if TYPE_CHECKING:
@@ -113,6 +113,13 @@ class StageTimes:
     postprocess: float = 0.0
 
 
+def open_accelerator(
+    model: Path, resolution: Resolution, settings: SessionSettings, prepared: bytes | None
+) -> tuple[onnxruntime.InferenceSession, SessionInfo]:
+    """The accelerator's session, opened beside a CPU stand-in (tests replace this)."""
+    return open_session(model, resolution, settings, prepared=prepared, announce=False)
+
+
 def check_thresholds(conf: float, iou: float) -> None:
     if not 0.0 <= conf <= 1.0:
         raise UsageError(f"--conf must be between 0 and 1, got {conf}")
@@ -169,6 +176,15 @@ class Detector:
         self.can_fit = free_size and self._takes_other_sizes()
         self.fit = False
         self._canvases: dict[tuple[int, int], tuple[int, int]] = {}
+        #: What the service calls on an accelerator once its session runs (IO-bound).
+        self._bound: BoundRun | None = None
+        #: While a CPU session stands in (:meth:`start_accelerator`): the provider starting,
+        #: the thread starting it, and how many inferences the stand-in ran meanwhile.
+        self._starting: str | None = None
+        self._starter: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._ready.set()
+        self.stand_in_frames = 0
 
     @classmethod
     def load(
@@ -197,7 +213,9 @@ class Detector:
         what comes back to the host is six numbers per anchor (on the CPU provider it
         measured the same as numpy's reduction, so the model is left as it is).
         """
-        if resolution.preferred in BATCHING:
+        settings = settings or SessionSettings()
+        batching = resolution.preferred in BATCHING
+        if batching:
             edits = Edits(
                 batch=True,
                 packed=packing(family) if packed else None,
@@ -205,8 +223,14 @@ class Detector:
             )
         else:
             edits = Edits(sizes=free_size)
-        session, info = open_session(model, resolution, settings, edits)
-        return cls(
+        prepared = edit(model, edits)
+        stand_in = batching and settings.cpu_start and CPU not in resolution.providers[:1]
+        if stand_in:
+            cpu = Resolution((CPU,), f"standing in while {resolution.preferred} starts")
+            session, info = open_session(model, cpu, settings, prepared=prepared, announce=False)
+        else:
+            session, info = open_session(model, resolution, settings, prepared=prepared)
+        detector = cls(
             session,
             info,
             conf,
@@ -219,6 +243,86 @@ class Detector:
             max_det,
             free_size,
         )
+        if stand_in:
+            detector.start_accelerator(model, resolution, settings, prepared)
+        return detector
+
+    def start_accelerator(
+        self,
+        model: Path,
+        resolution: Resolution,
+        settings: SessionSettings,
+        prepared: bytes | None,
+    ) -> None:
+        """Start the accelerator's session in a background thread while this detector's
+        CPU session detects, and switch to it once it has run a frame.
+
+        On CUDA the libraries, the context and cuDNN's first plans take seconds (TensorRT's
+        engines, minutes): meanwhile the first frames are detected on the CPU, so a live
+        source shows annotated frames at once and a file's frames keep flowing. The same
+        edited model runs on both, so the detections differ only by float rounding.
+        """
+        self._starting = resolution.preferred
+        self._ready.clear()
+        log.info(
+            "Detecting on the CPU while %s starts (--no-cpu-start waits for it instead)",
+            resolution.preferred,
+        )
+        self._starter = threading.Thread(
+            target=self._accelerate,
+            args=(model, resolution, settings, prepared),
+            name="accelerator-start",
+            daemon=True,
+        )
+        self._starter.start()
+
+    def _accelerate(
+        self,
+        model: Path,
+        resolution: Resolution,
+        settings: SessionSettings,
+        prepared: bytes | None,
+    ) -> None:
+        started = time.perf_counter()
+        try:
+            session, info = open_accelerator(model, resolution, settings, prepared)
+            same = [(i.name, i.type) for i in session.get_inputs()] == [
+                (i.name, i.type) for i in self.session.get_inputs()
+            ] and [o.name for o in session.get_outputs()] == [
+                o.name for o in self.session.get_outputs()
+            ]
+            if not same:
+                raise RuntimeError("it took the model only unedited, unlike the CPU")
+            bound = BoundRun(session, self._fetch) if info.provider in BATCHING else None
+            probe = self.probe(1)
+            if bound is not None:
+                bound(probe)  # its first plans, before any frame waits for them
+            else:
+                session.run(self._fetch, {self.input_name: probe})
+        except Exception as e:  # the stand-in goes on; the run still works
+            detail = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
+            log.warning("%s did not start (%s); detecting on the CPU", resolution.preferred, detail)
+            self._starting = None
+            self._ready.set()
+            return
+        announce_provider(info, resolution)
+        self._bound = bound
+        self.session, self.info = session, info
+        self._starting = None
+        # Where ONNX Runtime fell back to the CPU itself, it has said so (announce_provider).
+        log.log(
+            logging.DEBUG if info.fell_back else logging.INFO,
+            "%s took over after %.2f s; the CPU detected %d frame%s meanwhile",
+            info.provider,
+            time.perf_counter() - started,
+            self.stand_in_frames,
+            "" if self.stand_in_frames == 1 else "s",
+        )
+        self._ready.set()
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Wait for the accelerator's session (at once where none is starting)."""
+        return self._ready.wait(timeout)
 
     def _takes_other_sizes(self) -> bool:
         """One inference a stride smaller each way: does the output have that canvas's grid?"""
@@ -251,7 +355,8 @@ class Detector:
 
     @property
     def provider(self) -> str:
-        return self.info.provider
+        """The provider running the model, or the one starting while the CPU stands in."""
+        return self._starting or self.info.provider
 
     def preprocess(self, image: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.generic], Letterbox]:
         p = self.spec.family.preprocessing
@@ -284,9 +389,10 @@ class Detector:
         runs the powers of two below it once each, and adds each to the sizes a batch is
         padded to, so a batch of 5 copies 8 canvases, not ``max_batch``.
         """
-        self.close()
-        run = self.bound_run() if self.provider in BATCHING else self._run
-        service = InferenceService(run, 1, WAIT_S if wait_s is None else wait_s, [1])
+        self._stop_service()
+        if self._ready.is_set() and self.info.provider in BATCHING:
+            self._bound = self.bound_run()
+        service = InferenceService(self._serve_run, 1, WAIT_S if wait_s is None else wait_s, [1])
         self.service = service
         if max_batch > 1:
             threading.Thread(
@@ -298,7 +404,13 @@ class Detector:
         """What the service calls on an accelerator: :meth:`infer`'s output, IO-bound."""
         return BoundRun(self.session, self._fetch)
 
+    def _serve_run(self, blob: npt.NDArray[np.generic]) -> npt.NDArray[np.float32]:
+        """The service's call: IO-bound on an accelerator, else the session's own run."""
+        bound = self._bound
+        return bound(blob) if bound is not None else self._run(blob)
+
     def _widen(self, service: InferenceService, batch: int) -> None:
+        self._ready.wait()  # the accelerator's shapes are what the warm-up prepares
         started = time.perf_counter()
         limit, why = self.batch_limit(batch)
         if limit < batch:
@@ -322,6 +434,8 @@ class Detector:
 
     def _run(self, blob: npt.NDArray[np.generic]) -> npt.NDArray[np.float32]:
         """The output :meth:`postprocess` reads (the scored one where the graph has it)."""
+        if self._starting is not None:
+            self.stand_in_frames += blob.shape[0]
         output: npt.NDArray[np.float32] = self.session.run(self._fetch, {self.input_name: blob})[0]
         return output
 
@@ -331,7 +445,13 @@ class Detector:
         return output
 
     def close(self) -> None:
-        """Stop the inference service, if one runs."""
+        """Stop the inference service, if one runs, and wait for an accelerator that is
+        still starting (a process must not exit in the middle of CUDA's set-up)."""
+        self._stop_service()
+        if self._starter is not None:
+            self._starter.join()
+
+    def _stop_service(self) -> None:
         if self.service is not None:
             self.service.close()
             self.service = None

@@ -82,11 +82,16 @@ def open_session(
     resolution: Resolution,
     settings: SessionSettings | None = None,
     edits: Edits | None = None,
+    *,
+    prepared: bytes | None = None,
+    announce: bool = True,
 ) -> tuple[onnxruntime.InferenceSession, SessionInfo]:
     """Create the session, then log which provider really runs it and warn on fallback.
 
     ``edits``: the graph edits to try (:mod:`annotate.detector.graph`); where the edited
-    model does not load, the file is loaded as it is.
+    model does not load, the file is loaded as it is. ``prepared``: the edited model's bytes
+    already made (:func:`edit`), for a second session of the same model. ``announce=False``
+    keeps quiet about the provider: a stand-in session's caller says what it stands in for.
     """
     import onnxruntime as ort
 
@@ -116,16 +121,12 @@ def open_session(
     providers = [(p, settings.provider_options(p)) for p in resolution.providers]
     started = time.perf_counter()
     session = None
-    if edits:
-        from annotate.detector.graph import edited_model
-
-        with signals_held():  # protobuf's bare excepts would swallow a KeyboardInterrupt
-            edited = edited_model(model, edits)
-        if edited is not None:
-            try:
-                session = ort.InferenceSession(edited, sess_options=options, providers=providers)
-            except ort_errors() as e:  # as the file it is, below
-                log.debug("%s edited does not load (%s)", model, e)
+    edited = prepared if prepared is not None else edit(model, edits)
+    if edited is not None:
+        try:
+            session = ort.InferenceSession(edited, sess_options=options, providers=providers)
+        except ort_errors() as e:  # as the file it is, below
+            log.debug("%s edited does not load (%s)", model, e)
     try:
         if session is None:
             session = ort.InferenceSession(str(model), sess_options=options, providers=providers)
@@ -138,6 +139,13 @@ def open_session(
         reason=resolution.reason,
         startup_s=time.perf_counter() - started,
     )
+    if announce:
+        announce_provider(info, resolution)
+    return session, info
+
+
+def announce_provider(info: SessionInfo, resolution: Resolution) -> None:
+    """The start-up lines users read: which provider runs the model, and any fallback."""
     for note in resolution.notes:
         log.info(note)
     log.info("Using execution provider: %s (%s)", info.provider, info.reason)
@@ -147,7 +155,16 @@ def open_session(
             info.requested[0],
             info.provider,
         )
-    return session, info
+
+
+def edit(model: Path, edits: Edits | None) -> bytes | None:
+    """The model with ``edits`` made, as bytes (``None``: load the file as it is)."""
+    if not edits:
+        return None
+    from annotate.detector.graph import edited_model
+
+    with signals_held():  # protobuf's bare excepts would swallow a KeyboardInterrupt
+        return edited_model(model, edits)
 
 
 class BoundRun:

@@ -173,6 +173,7 @@ def run(
         tracker = make_tracker(options)
         if detector is None:
             detector = load_detector(options, plan, tracker)
+        stack.callback(detector.close)  # an accelerator still starting is waited for
         summary.provider = detector.provider
         use_canvas(detector, options.canvas, source.info)
         if plan.service_batch and plan.workers:
@@ -229,6 +230,7 @@ def run(
         except Interrupted as e:
             summary.stopped = e.name
         finally:
+            summary.provider = live.provider = detector.provider  # the CPU's, if it failed
             summary.tracks = tracker.confirmed if tracker else None
             summary.counts = counter.as_json() if counter else None
             if detector.service is not None:

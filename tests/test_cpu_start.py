@@ -1,0 +1,147 @@
+"""The CPU stands in while a GPU's session starts: the first frames are detected at once, the
+accelerator takes over when it has run a frame, and one that cannot start leaves the CPU
+detecting. There is no GPU here: the accelerator's opening is replaced (CUDA requested from a
+CPU-only ONNX Runtime falls back to the CPU, as a broken CUDA install does for a user)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import annotate.detector as detector_module
+from annotate.detector import Detector, SessionSettings
+from annotate.providers import CPU, Resolution
+
+pytestmark = pytest.mark.shared
+
+CUDA = Resolution(("CUDAExecutionProvider", CPU), "test")
+
+
+def boxes(found):
+    return sorted(zip(found.class_ids.tolist(), np.round(found.xyxy, 0).tolist()))
+
+
+@pytest.fixture
+def gate(monkeypatch):
+    """The accelerator opens only once the gate is set."""
+    opened = threading.Event()
+    real = detector_module.open_accelerator
+
+    def gated(*args):
+        assert opened.wait(30), "the test never opened the gate"
+        return real(*args)
+
+    monkeypatch.setattr(detector_module, "open_accelerator", gated)
+    return opened
+
+
+def test_the_cpu_detects_until_the_accelerator_has_started(gate, caplog):
+    from tests.helpers import MODEL, read_image
+
+    caplog.set_level(logging.DEBUG, logger="annotate")
+    image = read_image("astronaut")
+    detector = Detector.load(MODEL, CUDA)
+    stand_in = detector.session
+    assert detector.provider == "CUDAExecutionProvider"  # what is starting, for the summary
+    assert "Detecting on the CPU while CUDAExecutionProvider starts" in caplog.text
+    found = detector(image)
+    assert "person" in [detector.labels[i] for i in found.class_ids]
+    assert detector.stand_in_frames == 1 and not detector.wait_ready(0)
+    gate.set()
+    assert detector.wait_ready(30)
+    assert detector.session is not stand_in
+    assert "the CPU detected 1 frame meanwhile" in caplog.text
+    # This ONNX Runtime has no CUDA, so it fell back, and says so, as a broken install would.
+    assert "could not start CUDAExecutionProvider and fell back" in caplog.text
+    assert detector.provider == CPU
+    assert boxes(detector(image)) == boxes(found)
+    assert detector.stand_in_frames == 1
+    detector.close()
+
+
+def test_an_accelerator_that_cannot_start_leaves_the_cpu_detecting(monkeypatch, caplog):
+    from tests.helpers import MODEL, read_image
+
+    def broken(*args):
+        raise RuntimeError("libcudnn.so.9: cannot open shared object file\nmore detail")
+
+    monkeypatch.setattr(detector_module, "open_accelerator", broken)
+    detector = Detector.load(MODEL, CUDA)
+    assert detector.wait_ready(30)
+    assert detector.provider == CPU
+    assert (
+        "CUDAExecutionProvider did not start (libcudnn.so.9: cannot open shared object file); "
+        "detecting on the CPU"
+    ) in caplog.text
+    assert "person" in [detector.labels[i] for i in detector(read_image("astronaut")).class_ids]
+
+
+def test_no_cpu_start_waits_for_the_accelerator(monkeypatch, caplog):
+    from tests.helpers import MODEL
+
+    def unused(*args):
+        raise AssertionError("no stand-in, no accelerator opened beside it")
+
+    caplog.set_level(logging.INFO, logger="annotate")
+    monkeypatch.setattr(detector_module, "open_accelerator", unused)
+    detector = Detector.load(MODEL, CUDA, settings=SessionSettings(cpu_start=False))
+    assert detector.wait_ready(0) and detector.stand_in_frames == 0
+    assert "Detecting on the CPU" not in caplog.text
+    assert "Using execution provider: CPUExecutionProvider" in caplog.text
+
+
+@pytest.mark.parametrize("batch", [None, 4])
+def test_a_run_hands_over_mid_stream_and_loses_no_frame(tmp_path, monkeypatch, caplog, batch):
+    """The whole run, the accelerator ready after some frames: every frame is in the JSON,
+    in order, with the boxes the CPU alone finds; with ``--batch`` the service widens only
+    once the accelerator is there."""
+    from annotate.pipeline.build import run
+    from annotate.pipeline.options import RunOptions
+    from tests.helpers import MODEL, VIDEOS
+
+    caplog.set_level(logging.DEBUG, logger="annotate")
+    common = {
+        "source": str(VIDEOS / "bottle-detection.mp4"),
+        "model": MODEL,
+        "max_frames": 60,
+        "canvas": "square",  # as an accelerator plans it
+    }
+    plain, handed = tmp_path / "plain.jsonl", tmp_path / "handed.jsonl"
+    run(RunOptions(json_path=plain, resolution=Resolution((CPU,), "test"), **common))
+    real = detector_module.open_accelerator
+    seen: list[Detector] = []
+    load = Detector.load.__func__  # type: ignore[attr-defined]
+
+    def keep(cls, *args, **kwargs):
+        seen.append(load(cls, *args, **kwargs))
+        return seen[-1]
+
+    def after_ten_frames(*args):
+        deadline = time.monotonic() + 30
+        while (not seen or seen[0].stand_in_frames < 10) and time.monotonic() < deadline:
+            time.sleep(0.002)
+        return real(*args)
+
+    monkeypatch.setattr(Detector, "load", classmethod(keep))
+    monkeypatch.setattr(detector_module, "open_accelerator", after_ten_frames)
+    summary = run(RunOptions(json_path=handed, resolution=CUDA, batch=batch, **common))
+    assert summary.frames == 60
+    meanwhile = int(caplog.text.split("the CPU detected ")[1].split()[0])
+    assert 10 <= meanwhile < 60
+    a = [json.loads(line) for line in plain.read_text().splitlines()]
+    b = [json.loads(line) for line in handed.read_text().splitlines()]
+    assert [r["frame"] for r in b] == list(range(60))
+    assert sum(len(r["detections"]) for r in a) > 60
+    for ra, rb in zip(a, b):
+        assert [d["label"] for d in ra["detections"]] == [d["label"] for d in rb["detections"]]
+        for da, db in zip(ra["detections"], rb["detections"]):
+            assert da["box"] == pytest.approx(db["box"], abs=0.5)
+    if batch:
+        assert "Inference service: batch sizes [1, 2, 4] warmed" in caplog.text or (
+            "Inference service: batches of up to 4" in caplog.text
+        )
