@@ -363,6 +363,63 @@ def diag(source: str, model: str, quick: bool) -> dict[str, Any]:
     return out
 
 
+def svc(source: str, model: str, quick: bool) -> dict[str, Any]:
+    """The service's call at batch 16 alone (IO-bound, plain, alternating with batch 1), with
+    and without the scored output, then runs (JSON, ``--batch 16``, 240 frames) with each of
+    scored and the CPU start on and off: where a batch's time goes."""
+    from annotate.detector import Detector, SessionSettings
+    from annotate.pipeline import RunOptions, run
+    from annotate.providers import resolve_here
+
+    resolution = resolve_here("cpu" if quick else "cuda", "study")
+    out: dict[str, Any] = {}
+
+    def ms(call: Any, n: int = 6) -> list[float]:
+        times = []
+        for _ in range(n):
+            t = time.perf_counter()
+            call()
+            times.append(round(1000 * (time.perf_counter() - t), 1))
+        return times
+
+    def calls(scored_: bool) -> dict[str, list[float]]:
+        detector = Detector.load(Path(model), resolution, scored=scored_,
+                                 settings=SessionSettings(cpu_start=False))  # fmt: skip
+        bound, one = detector.bound_run(), detector.probe(1)
+        big = one if quick else detector.probe(16)  # the CPU's model keeps its batch of 1
+        return {
+            "bound16": ms(lambda: bound(big)),
+            "run16": ms(lambda: detector._run(big)),
+            "bound1": ms(lambda: bound(one)),
+            "alternating": ms(lambda: (bound(one), bound(big))),
+        }
+
+    for scored_ in (True, False):
+        out[f"calls_scored_{scored_}"] = calls(scored_)
+        print(scored_, out[f"calls_scored_{scored_}"], file=sys.stderr, flush=True)
+    for scored_ in (True, False):
+        for start in (False, True):
+            options = RunOptions(source=source, model=Path(model), resolution=resolution,
+                                 json_path=Path("/tmp/svc.jsonl"), fps_every=10**9, batch=16,
+                                 max_frames=240).resolved()  # fmt: skip
+            detector = Detector.load(Path(model), resolution, scored=scored_,
+                                     settings=SessionSettings(cpu_start=start))  # fmt: skip
+            t = time.perf_counter()
+            summary = run(options, detector=detector)
+            service = summary.service or {}
+            batches = service.get("batches", 0) or 1
+            key = f"run_scored_{scored_}_cpu_start_{start}"
+            busy = service.get("busy_s", 0.0)
+            out[key] = {
+                "s": round(time.perf_counter() - t, 2),
+                "loop_fps": round(summary.loop_fps or 0.0, 1),
+                "mean_batch": service.get("mean_batch"),
+                "ms_per_call": round(1000 * busy / batches, 2),
+            }
+            print(key, out[key], file=sys.stderr, flush=True)
+    return out
+
+
 def hand(source: str, out: str, provider: str, model: str, size: int, frames: int) -> dict:
     fps = hand_written(Path(source), None if out == "-" else Path(out), frames,
                        provider=provider, model=Path(model), size=size)  # fmt: skip
@@ -566,7 +623,7 @@ def gpu_name() -> str:
 
 
 def main() -> int:
-    helpers = ("passthrough", "cudnn", "packed", "hand", "diag", "scored", "startup")
+    helpers = ("passthrough", "cudnn", "packed", "hand", "diag", "scored", "startup", "svc")
     if len(sys.argv) > 1 and sys.argv[1] in helpers:
         name, rest = sys.argv[1], sys.argv[2:]
         quick = "--quick" in rest
@@ -583,6 +640,8 @@ def main() -> int:
             value = scored(rest[0], rest[1], quick)
         elif name == "startup":
             value = startup(rest[0], rest[1], quick)
+        elif name == "svc":
+            value = svc(rest[0], rest[1], quick)
         else:
             value = hand(rest[0], rest[1], rest[2], rest[3], int(rest[4]), int(rest[5]))
         print(json.dumps(value))

@@ -249,7 +249,7 @@ def test_a_run_through_the_service_finds_what_the_cpu_workers_find(tmp_path, mon
     monkeypatch.setattr(InferenceService, "_serve", watched)
     summary = run(RunOptions(json_path=served, batch=4, **common))
     assert summary.mode.startswith("inference service: one session, batches of up to 4")
-    assert max(sizes) > 1 and set(sizes) <= {1, 2, 4}
+    assert max(sizes) > 1 and set(sizes) <= {1, 4}
     a, b = records(plain), records(served)
     assert [r["frame"] for r in b] == list(range(90))
     assert sum(len(r["detections"]) for r in a) > 150
@@ -265,10 +265,9 @@ def test_the_service_starts_at_one_frame_and_widens_once_its_batch_checks_out(
     tmp_path, caplog, fixed
 ):
     """The first frames go one at a time (the shape the model already ran); a background
-    warm-up runs and checks the full batch, then the service takes batches of it, padded to
-    that one shape, then the smaller powers of two as each is run once (a batch of 3 pads to
-    4, not to the largest). A model that mixes a batch's images up stays at one frame,
-    saying why."""
+    warm-up runs and checks the full batch, then the service takes batches of it, every one
+    padded to that one shape (on CUDA a new shape costs seconds each time it changes). A
+    model that mixes a batch's images up stays at one frame, saying why."""
     import logging
 
     from annotate.detector import Detector
@@ -282,16 +281,52 @@ def test_the_service_starts_at_one_frame_and_widens_once_its_batch_checks_out(
     service = detector.serve(8)
     assert service.max_batch == 1 and service.sizes == (1,)
     deadline = time.monotonic() + 30
-    expected = "batch sizes [1, 2, 4, 8] warmed" if fixed else "Batches of 8 ruled out"
+    expected = "batches of up to 8 after" if fixed else "Batches of 8 ruled out"
     while expected not in caplog.text and time.monotonic() < deadline:
         time.sleep(0.05)
     detector.close()
     if fixed:
-        assert "Inference service: batches of up to 8" in caplog.text
-        assert (service.max_batch, service.sizes) == (8, (1, 2, 4, 8))
+        assert (service.max_batch, service.sizes) == (8, (8,))
     else:
         assert (service.max_batch, service.sizes) == (1, (1,))
         assert (
             "Batches of 8 ruled out: a batch of 8 gives output [1, 28392, 85], not "
             "[8, 3549, 85]; one frame per inference" in caplog.text
         )
+
+
+@pytest.mark.shared
+def test_an_accelerator_run_pads_every_call_to_its_one_batch(monkeypatch):
+    """What the service calls on an accelerator: a lone frame and a batch of three both run
+    as a batch of four, and each gets back its own images' outputs, the padding dropped."""
+    from annotate.detector import Detector
+    from annotate.detector.session import BoundRun
+    from annotate.providers import CPU, Resolution
+    from tests.helpers import MODEL, read_image
+
+    detector = Detector.load(MODEL, Resolution((CPU,), "test"))
+    image = read_image("astronaut")
+    one = detector.preprocess(image)[0]
+    other = detector.preprocess(image[::-1].copy())[0]
+    shapes: list[int] = []
+    real = BoundRun._call
+
+    def watched(self, blob):
+        shapes.append(blob.shape[0])
+        return real(self, blob)
+
+    monkeypatch.setattr(BoundRun, "_call", watched)
+    # The model with its batch freed, as an accelerator gets it.
+    from annotate.detector.graph import Edits
+    from annotate.detector.session import open_session
+
+    session, _ = open_session(MODEL, Resolution((CPU,), "test"), edits=Edits(batch=True))
+    bound = BoundRun(session, batch=4)
+    alone = bound(one)
+    three = bound(np.concatenate([one, other, one]))
+    assert shapes == [4, 4]
+    assert alone.shape == (1, 3549, 85) and three.shape == (3, 3549, 85)
+    plain = detector._run_plain
+    np.testing.assert_allclose(alone, plain(one), atol=1e-3)
+    np.testing.assert_allclose(three[1:2], plain(other), atol=1e-3)
+    assert not np.allclose(three[0], three[1], atol=1e-3)

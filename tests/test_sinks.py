@@ -171,3 +171,33 @@ def test_x264_lookahead_is_capped_for_large_frames(tmp_path, size, preset, looka
             sink.write(frame, frame.image, Detections.empty())
     assert f"rc_lookahead={lookahead} ".encode() in path.read_bytes()
     assert len(decode_video(path)[2]) == 3
+
+
+@pytest.mark.shared
+def test_a_run_that_writes_no_picture_draws_nothing(tmp_path):
+    """JSON and MOT outputs take the boxes, not the drawing: with only those the annotators
+    are skipped; with a video they draw every frame."""
+    from annotate.pipeline.build import run
+    from annotate.pipeline.options import RunOptions
+    from annotate.providers import CPU, Resolution
+    from tests.helpers import MODEL, VIDEOS
+
+    class Counting:
+        calls = 0
+
+        def annotate(self, image, detections):
+            Counting.calls += 1
+            return image
+
+    common = {
+        "source": str(VIDEOS / "bottle-detection.mp4"),
+        "model": MODEL,
+        "resolution": Resolution((CPU,), "test"),
+        "max_frames": 12,
+    }
+    jsonl = tmp_path / "a.jsonl"
+    only_boxes = RunOptions(json_path=jsonl, mot=tmp_path / "a.txt", track=True, **common)
+    run(only_boxes, annotators=[Counting()])
+    assert Counting.calls == 0 and len(jsonl.read_text().splitlines()) == 12
+    run(RunOptions(json_path=jsonl, output=tmp_path / "a.mp4", **common), annotators=[Counting()])
+    assert Counting.calls == 12

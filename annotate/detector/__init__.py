@@ -176,8 +176,10 @@ class Detector:
         self.can_fit = free_size and self._takes_other_sizes()
         self.fit = False
         self._canvases: dict[tuple[int, int], tuple[int, int]] = {}
-        #: What the service calls on an accelerator once its session runs (IO-bound).
+        #: What the service calls on an accelerator once its session runs (IO-bound), and
+        #: the batch asked for, with the one allowed and why if less (:meth:`batch_limit`).
         self._bound: BoundRun | None = None
+        self._limit: tuple[int, int, str] | None = None
         #: While a CPU session stands in (:meth:`start_accelerator`): the provider starting,
         #: the thread starting it, and how many inferences the stand-in ran meanwhile.
         self._starting: str | None = None
@@ -202,6 +204,7 @@ class Detector:
         free_size: bool = False,
         packed: bool = True,
         scored: bool = True,
+        batch: int = 1,
     ) -> Detector:
         """``free_size``: make the model take canvases fitted to the frame if it can, on the
         CPU provider (:mod:`annotate.detector.canvas`); :attr:`fit` then turns them on.
@@ -212,6 +215,9 @@ class Detector:
         they plan for. With ``scored`` the graph reduces the class scores itself there, so
         what comes back to the host is six numbers per anchor (on the CPU provider it
         measured the same as numpy's reduction, so the model is left as it is).
+
+        ``batch``: the one batch size the accelerator will run (:meth:`serve`'s), which a
+        CPU stand-in lets it prepare before it takes over.
         """
         settings = settings or SessionSettings()
         batching = resolution.preferred in BATCHING
@@ -244,7 +250,7 @@ class Detector:
             free_size,
         )
         if stand_in:
-            detector.start_accelerator(model, resolution, settings, prepared)
+            detector.start_accelerator(model, resolution, settings, prepared, batch)
         return detector
 
     def start_accelerator(
@@ -253,9 +259,11 @@ class Detector:
         resolution: Resolution,
         settings: SessionSettings,
         prepared: bytes | None,
+        batch: int = 1,
     ) -> None:
         """Start the accelerator's session in a background thread while this detector's
-        CPU session detects, and switch to it once it has run a frame.
+        CPU session detects, and switch to it once it has run a batch of ``batch`` frames
+        (checked on the CPU first: :meth:`batch_limit`), the one shape it will run.
 
         On CUDA the libraries, the context and cuDNN's first plans take seconds (TensorRT's
         engines, minutes): meanwhile the first frames are detected on the CPU, so a live
@@ -270,7 +278,7 @@ class Detector:
         )
         self._starter = threading.Thread(
             target=self._accelerate,
-            args=(model, resolution, settings, prepared),
+            args=(model, resolution, settings, prepared, batch),
             name="accelerator-start",
             daemon=True,
         )
@@ -282,9 +290,12 @@ class Detector:
         resolution: Resolution,
         settings: SessionSettings,
         prepared: bytes | None,
+        batch: int,
     ) -> None:
         started = time.perf_counter()
         try:
+            if batch > 1:  # a graph property: the CPU's answer is the accelerator's
+                self._limit = (batch, *self.batch_limit(batch))
             session, info = open_accelerator(model, resolution, settings, prepared)
             same = [(i.name, i.type) for i in session.get_inputs()] == [
                 (i.name, i.type) for i in self.session.get_inputs()
@@ -293,8 +304,9 @@ class Detector:
             ]
             if not same:
                 raise RuntimeError("it took the model only unedited, unlike the CPU")
-            bound = BoundRun(session, self._fetch) if info.provider in BATCHING else None
-            probe = self.probe(1)
+            size = self._limit[1] if self._limit else 1
+            bound = BoundRun(session, self._fetch, size) if info.provider in BATCHING else None
+            probe = self.probe(size)
             if bound is not None:
                 bound(probe)  # its first plans, before any frame waits for them
             else:
@@ -381,16 +393,15 @@ class Detector:
         """Start the process's inference service (:mod:`annotate.detector.service`): from
         now on every thread's :meth:`detect` goes through it. :meth:`close` stops it.
 
-        It starts at one frame per call, the shape the model already ran, so the first
-        frame waits for nothing more; a background thread meanwhile runs the full batch
-        once (on CUDA a new input shape costs seconds the first time: cuDNN plans it) and
-        checks it (:meth:`batch_limit`), then widens the service to batches of
-        ``max_batch``, padded to that one shape, so no call later meets a new one. It then
-        runs the powers of two below it once each, and adds each to the sizes a batch is
-        padded to, so a batch of 5 copies 8 canvases, not ``max_batch``.
+        On an accelerator every call runs at one batch size, ``max_batch``, a smaller
+        batch padded up to it: on CUDA each change of input shape costs seconds (cuDNN
+        plans the model again; docs/performance.md, "GPU"). It starts at one frame per call
+        while a background thread checks that the model takes the batch
+        (:meth:`batch_limit`) and prepares it; a CPU stand-in (:meth:`start_accelerator`)
+        covers that time where there is one.
         """
         self._stop_service()
-        if self._ready.is_set() and self.info.provider in BATCHING:
+        if self._ready.is_set() and self.info.provider in BATCHING and self._bound is None:
             self._bound = self.bound_run()
         service = InferenceService(self._serve_run, 1, WAIT_S if wait_s is None else wait_s, [1])
         self.service = service
@@ -400,9 +411,9 @@ class Detector:
             ).start()
         return service
 
-    def bound_run(self) -> BoundRun:
+    def bound_run(self, batch: int | None = None) -> BoundRun:
         """What the service calls on an accelerator: :meth:`infer`'s output, IO-bound."""
-        return BoundRun(self.session, self._fetch)
+        return BoundRun(self.session, self._fetch, batch)
 
     def _serve_run(self, blob: npt.NDArray[np.generic]) -> npt.NDArray[np.float32]:
         """The service's call: IO-bound on an accelerator, else the session's own run."""
@@ -410,27 +421,27 @@ class Detector:
         return bound(blob) if bound is not None else self._run(blob)
 
     def _widen(self, service: InferenceService, batch: int) -> None:
-        self._ready.wait()  # the accelerator's shapes are what the warm-up prepares
+        self._ready.wait()  # the accelerator's shape is what the warm-up prepares
         started = time.perf_counter()
-        limit, why = self.batch_limit(batch)
+        if self._limit is not None and self._limit[0] == batch:
+            _, limit, why = self._limit  # checked while the CPU stood in
+        else:
+            limit, why = self.batch_limit(batch)
         if limit < batch:
             log.info("Batches of %d ruled out: %s; one frame per inference", batch, why)
             return
-        sizes = [1, batch]
-        service.widen(batch, sizes)
+        if self.info.provider in BATCHING:
+            bound = self._bound
+            if bound is None or bound.batch != batch:
+                bound = self.bound_run(batch)
+                bound(self.probe(batch))  # planned here, before any frame waits for it
+                self._bound = bound
+        service.widen(batch, [batch])
         log.debug(
             "Inference service: batches of up to %d after %.2f s of warm-up",
             batch,
             time.perf_counter() - started,
         )
-        probe = self.probe(batch)
-        size = 2
-        while size < batch and self.service is service:
-            self._run(probe[:size])  # the shape planned before any frame meets it
-            sizes.append(size)
-            service.widen(batch, sizes)
-            size *= 2
-        log.debug("Inference service: batch sizes %s warmed", sorted(sizes))
 
     def _run(self, blob: npt.NDArray[np.generic]) -> npt.NDArray[np.float32]:
         """The output :meth:`postprocess` reads (the scored one where the graph has it)."""

@@ -172,18 +172,37 @@ class BoundRun:
 
     For accelerator providers: the input is copied once from the caller's (reused) host
     buffer, and the output lands in a buffer kept for that shape, so a call allocates
-    nothing on the host. One output: the first, or the first of ``outputs``.
+    nothing on the host. One output: the first, or the first of ``outputs``. With ``batch``
+    every call runs that many images, a smaller batch padded with copies of its last image
+    (whose outputs are dropped), so the accelerator only ever meets one shape.
     """
 
     def __init__(
-        self, session: onnxruntime.InferenceSession, outputs: list[str] | None = None
+        self,
+        session: onnxruntime.InferenceSession,
+        outputs: list[str] | None = None,
+        batch: int | None = None,
     ) -> None:
         self.session = session
+        self.batch = batch
         self.input_name = session.get_inputs()[0].name
         self.output_name = outputs[0] if outputs else session.get_outputs()[0].name
         self._outputs: dict[tuple[int, ...], tuple[Any, Any]] = {}
+        self._padded: dict[tuple[int, ...], npt.NDArray[np.generic]] = {}
 
     def __call__(self, blob: npt.NDArray[np.generic]) -> npt.NDArray[np.float32]:
+        n = blob.shape[0]
+        if self.batch is not None and n < self.batch:
+            key = (*blob.shape[1:], blob.dtype.num)
+            padded = self._padded.get(key)
+            if padded is None:
+                padded = self._padded[key] = np.empty((self.batch, *blob.shape[1:]), blob.dtype)
+            padded[:n] = blob
+            padded[n:] = blob[n - 1]
+            return self._call(padded)[:n]
+        return self._call(blob)
+
+    def _call(self, blob: npt.NDArray[np.generic]) -> npt.NDArray[np.float32]:
         import onnxruntime as ort
 
         binding = self.session.io_binding()

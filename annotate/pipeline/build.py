@@ -303,6 +303,7 @@ def load_detector(options: RunOptions, plan: ThreadPlan, tracker: Tracker | None
         min_area=options.min_area,
         max_det=options.max_det,
         free_size=options.canvas != "square",
+        batch=plan.service_batch if plan.workers else 1,
     )
 
 

@@ -98,6 +98,8 @@ class Emitter:
 
     def __post_init__(self) -> None:
         self.fps = RollingFps(self.fps_every)
+        #: Whether any output shows the picture: a run writing only JSON or MOT draws nothing.
+        self.draw = any(getattr(sink, "pixels", True) for sink in self.sinks)
 
     def emit(
         self, frame: Frame, detections: Detections | None, times: StageTimes, decode_s: float
@@ -120,7 +122,7 @@ class Emitter:
         elif detections is None:
             detections = Detections.empty()
         image = frame.image
-        for annotator in self.annotators:
+        for annotator in self.annotators if self.draw else ():
             image = annotator.annotate(image, detections)
         t1 = time.perf_counter()
         summary = self.summary

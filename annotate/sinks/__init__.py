@@ -26,6 +26,9 @@ _S = TypeVar("_S", bound="SinkBase")
 class SinkBase:
     """Context-manager plumbing; subclasses make ``close`` safe to call twice."""
 
+    #: Whether :meth:`write` uses the annotated picture: where no sink does, nothing is drawn.
+    pixels = True
+
     def close(self) -> None:  # pragma: no cover - overridden
         pass
 

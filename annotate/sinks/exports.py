@@ -135,6 +135,8 @@ def _replace(path: Path, write: Any) -> None:
 class ExportSink(SinkBase):
     """Collects the run's boxes; subclasses write their format on :meth:`close`."""
 
+    pixels = False  # boxes and frames as they are, never the drawing
+
     def __init__(self, path: Path, labels: tuple[str, ...], fps: float) -> None:
         self.path, self.labels, self.fps = path, labels, fps or 30.0
         self.collected = Collected()

@@ -35,6 +35,8 @@ class JsonLinesSink(SinkBase):
     """Writes to a file, or to stdout for ``-``. Each line is written whole and flushed, so an
     interrupted run leaves a file that ends on a complete record."""
 
+    pixels = False  # boxes and frames as they are, never the drawing
+
     def __init__(self, path: Path | str) -> None:
         self.out = TextOutput(path)
         self.path = self.out.path

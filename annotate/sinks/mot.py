@@ -21,6 +21,8 @@ class MotSink(SinkBase):
     frame, so an interrupted run leaves whole lines; ``-`` is stdout, as for ``--json``.
     """
 
+    pixels = False  # boxes and frames as they are, never the drawing
+
     def __init__(self, path: Path) -> None:
         self.out = TextOutput(path, encoding="ascii")  # '-': stdout
         self.path = path
