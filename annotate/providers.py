@@ -331,16 +331,20 @@ class SessionSettings:
     )
     #: On a batching accelerator, a CPU session detects the first frames while the
     #: accelerator's own session starts (seconds on CUDA, minutes for TensorRT's engines).
-    cpu_start: bool = setting(
-        True,
+    #: ``None``: for live sources, where the first frame is what counts; a file's run is
+    #: faster overall waiting for the GPU (docs/performance.md, "GPU").
+    cpu_start: bool | None = setting(
+        None,
         flags=("--cpu-start/--no-cpu-start",),
         commands=RUN_ONLY,
         detector=True,
         cli_type=bool,
-        example=False,
+        cli_default=None,
+        show_default=False,
+        example=True,
         panel=SPEED,
         help="On a GPU, detect on the CPU until the GPU's session is ready, so the first "
-        "frames come at once",
+        "frames come at once [default: for cameras and streams]",
     )
 
     def check(self) -> None:
@@ -396,5 +400,5 @@ class SessionSettings:
             "openvino_device": self.openvino_device or "default",
             "openvino_precision": self.openvino_precision or "default",
             "cudnn_search": self.cudnn_search,
-            "cpu_start": self.cpu_start,
+            "cpu_start": "auto" if self.cpu_start is None else self.cpu_start,
         }

@@ -43,14 +43,17 @@ def _gpu(data: dict[str, Any]) -> str:
     head = (
         f"`python -m scripts.gpu`, {m['date']}, {m['gpu'].split(',')[0]}, {m['cores']} cores, "
         f"Python {m['python']}, {m['onnxruntime']}, PyAV {m['pyav']}; {m['input']}; x264 "
-        "ultrafast wherever video is written. Two rounds each, in the order run, unless noted:"
+        "ultrafast wherever video is written. "
+        f"{m.get('rounds', 'Two rounds each, in the order run, unless noted')}:"
     )
     headers = ("model", "run", "FPS after the first frame", "first frame, s", "note")
     batch_rows = [
         (name, *(f"{t['ms']} ms ({t['images_per_s']}/s)" for t in sizes.values()))
         for name, sizes in data["results"]["batches"].items()
     ]
-    batches = table(("`annotate bench` inference", "batch 1", "batch 8", "batch 32"), batch_rows)
+    when = data["results"].get("batches_date", m["date"])
+    batches = table((f"`annotate bench` inference ({when})", "batch 1", "batch 8", "batch 32"),
+                    batch_rows)  # fmt: skip
     return head + "\n\n" + table(headers, rows) + "\n\n" + batches
 
 

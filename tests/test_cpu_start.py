@@ -20,6 +20,7 @@ from annotate.providers import CPU, Resolution
 pytestmark = pytest.mark.shared
 
 CUDA = Resolution(("CUDAExecutionProvider", CPU), "test")
+STAND_IN = SessionSettings(cpu_start=True)
 
 
 def boxes(found):
@@ -45,7 +46,7 @@ def test_the_cpu_detects_until_the_accelerator_has_started(gate, caplog):
 
     caplog.set_level(logging.DEBUG, logger="annotate")
     image = read_image("astronaut")
-    detector = Detector.load(MODEL, CUDA)
+    detector = Detector.load(MODEL, CUDA, settings=STAND_IN)
     stand_in = detector.session
     assert detector.provider == "CUDAExecutionProvider"  # what is starting, for the summary
     assert "Detecting on the CPU while CUDAExecutionProvider starts" in caplog.text
@@ -71,7 +72,7 @@ def test_an_accelerator_that_cannot_start_leaves_the_cpu_detecting(monkeypatch, 
         raise RuntimeError("libcudnn.so.9: cannot open shared object file\nmore detail")
 
     monkeypatch.setattr(detector_module, "open_accelerator", broken)
-    detector = Detector.load(MODEL, CUDA)
+    detector = Detector.load(MODEL, CUDA, settings=STAND_IN)
     assert detector.wait_ready(30)
     assert detector.provider == CPU
     assert (
@@ -81,7 +82,8 @@ def test_an_accelerator_that_cannot_start_leaves_the_cpu_detecting(monkeypatch, 
     assert "person" in [detector.labels[i] for i in detector(read_image("astronaut")).class_ids]
 
 
-def test_no_cpu_start_waits_for_the_accelerator(monkeypatch, caplog):
+@pytest.mark.parametrize("cpu_start", [None, False])
+def test_without_cpu_start_the_accelerator_is_waited_for(monkeypatch, caplog, cpu_start):
     from tests.helpers import MODEL
 
     def unused(*args):
@@ -89,10 +91,35 @@ def test_no_cpu_start_waits_for_the_accelerator(monkeypatch, caplog):
 
     caplog.set_level(logging.INFO, logger="annotate")
     monkeypatch.setattr(detector_module, "open_accelerator", unused)
-    detector = Detector.load(MODEL, CUDA, settings=SessionSettings(cpu_start=False))
+    detector = Detector.load(MODEL, CUDA, settings=SessionSettings(cpu_start=cpu_start))
     assert detector.wait_ready(0) and detector.stand_in_frames == 0
     assert "Detecting on the CPU" not in caplog.text
     assert "Using execution provider: CPUExecutionProvider" in caplog.text
+
+
+@pytest.mark.parametrize(("live", "cpu_start", "stands_in"), [
+    (True, None, True), (False, None, False), (False, True, True), (True, False, False)
+])  # fmt: skip
+def test_by_default_live_sources_get_the_stand_in_and_files_wait(
+    monkeypatch, live, cpu_start, stands_in
+):
+    """A camera's first frame is what its user waits for; a file's run is over sooner
+    without the CPU taking cores while the GPU starts (docs/performance.md, "GPU")."""
+    from annotate.pipeline.build import load_detector
+    from annotate.pipeline.options import RunOptions
+    from annotate.pipeline.plan import plan_threads
+    from tests.helpers import MODEL
+
+    gate = threading.Event()
+    real = detector_module.open_accelerator
+    monkeypatch.setattr(detector_module, "open_accelerator", lambda *a: gate.wait(30) and real(*a))
+    options = RunOptions(
+        "clip.mp4", MODEL, CUDA, session=SessionSettings(cpu_start=cpu_start)
+    ).resolved()
+    detector = load_detector(options, plan_threads(options, 2), None, live=live)
+    assert detector.wait_ready(0) is not stands_in
+    gate.set()
+    detector.close()
 
 
 @pytest.mark.parametrize("batch", [None, 4])
@@ -129,7 +156,9 @@ def test_a_run_hands_over_mid_stream_and_loses_no_frame(tmp_path, monkeypatch, c
 
     monkeypatch.setattr(Detector, "load", classmethod(keep))
     monkeypatch.setattr(detector_module, "open_accelerator", after_ten_frames)
-    summary = run(RunOptions(json_path=handed, resolution=CUDA, batch=batch, **common))
+    summary = run(
+        RunOptions(json_path=handed, resolution=CUDA, batch=batch, session=STAND_IN, **common)
+    )
     assert summary.frames == 60
     meanwhile = int(caplog.text.split("the CPU detected ")[1].split()[0])
     assert 10 <= meanwhile < 60

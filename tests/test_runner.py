@@ -7,6 +7,7 @@ import json
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -198,6 +199,10 @@ def test_thread_plan_from_core_count():
         "concurrent: 2 inference workers × 1 ONNX Runtime thread, decoder 1 thread, "
         "encoder 2 threads, OpenCV 1 thread"
     )
+    # On a GPU the model leaves the cores: the decoder gets frame threads (2 to 4).
+    on_gpu = replace(default, resolution=Resolution(("CUDAExecutionProvider", CPU), "test"))
+    assert plan_threads(on_gpu, 16) == ThreadPlan(8, 1, 4, 8, 1)
+    assert plan_threads(on_gpu, 4) == ThreadPlan(2, 1, 2, 2, 1)
 
 
 @pytest.mark.shared

@@ -9,9 +9,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from rich.console import Console
 
     from annotate.models import KnownModel
+    from annotate.pipeline.many import SourceResult
 
 log = logging.getLogger("annotate")
 
@@ -149,5 +152,30 @@ def print_counts(counts: dict[str, Any]) -> None:
             f"{c['now']} now",
             f"{c['entered']} entered",
             printable(by_class) or "–",
+        )
+    stderr_console().print(table)
+
+
+def print_sources(results: Sequence[SourceResult]) -> None:
+    """One row per source of a multi-source run, on stderr."""
+    from rich.table import Table
+
+    table = Table(title="Sources", title_justify="left")
+    for column in ("source", "frames", "FPS", "detected", "dropped", "tracks", "ended"):
+        table.add_column(column)
+    for r in results:
+        s = r.summary
+        if s is None:
+            table.add_row(printable(r.name), "0", "–", "–", "–", "–", printable(r.error or ""))
+            continue
+        ended = r.error or s.stopped or "done"
+        table.add_row(
+            printable(r.name),
+            str(s.frames),
+            f"{s.fps:.1f}",
+            str(s.detected),
+            str(s.dropped),
+            "–" if s.tracks is None else str(s.tracks),
+            printable(ended),
         )
     stderr_console().print(table)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -13,6 +14,7 @@ from annotate.cli import options as o
 from annotate.cli.app import app
 from annotate.config import Config
 from annotate.errors import UsageError
+from annotate.settings import OUTPUT
 
 if TYPE_CHECKING:
     from annotate.pipeline import RunSummary
@@ -24,15 +26,26 @@ log = logging.getLogger("annotate")
 @o.with_settings("run")
 def run(
     ctx: typer.Context,
-    source_arg: Annotated[
-        str | None,
+    source_args: Annotated[
+        list[str] | None,
         typer.Argument(
             metavar="SOURCE",
-            help="Video file, URL, camera (camera, camera:N or N), image, image directory or glob.",
+            help="Video file, URL, camera (camera, camera:N or N), image, image directory or "
+            "glob; several run at once through one model.",
             show_default=False,
         ),
     ] = None,
     source: o.Source = None,
+    sources_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--sources",
+            help="A TOML file of sources, one [[source]] table each: url, and optionally "
+            "name, line, zone, blur, detect_every.",
+            show_default=False,
+            rich_help_panel=OUTPUT,
+        ),
+    ] = None,
     duration: o.Duration = None,
     quiet: o.Quiet = False,
     verbose: o.Verbose = False,
@@ -43,9 +56,13 @@ def run(
     from annotate.sources import camera_index, check_exists
 
     console.setup_logging(quiet, verbose)
-    if source_arg and source and source_arg != source:
+    given = list(source_args or [])
+    if source and given and given != [source]:
         raise UsageError("give the source once, either as SOURCE or as --source")
-    spec = source_arg or source
+    if sources_file is not None or len(given) > 1:
+        run_several(ctx, given, sources_file, quiet)
+        return
+    spec = given[0] if given else source
     if not spec:
         raise UsageError(
             "no source given; try 'annotate run video.mp4' or 'annotate run --source camera'"
@@ -66,6 +83,32 @@ def run(
     bar = console.FrameProgressBar() if not quiet and console.stderr_console().is_terminal else None
     summary = run_pipeline(options, progress=bar, download=console.download)
     report(summary, spec, quiet)
+
+
+def run_several(
+    ctx: typer.Context, given: list[str], sources_file: Path | None, quiet: bool
+) -> None:
+    """Several sources through one model (:mod:`annotate.pipeline.many`)."""
+    from annotate.pipeline.many import SourceSpec, exit_code, read_sources, run_many
+
+    specs = read_sources(sources_file) if sources_file is not None else []
+    specs += [SourceSpec(url) for url in given]
+    options = o.run_options(specs[0].url, ctx.params, Config.load())
+    o.check_needed(ctx, options)
+    results = run_many(options, specs, download=console.download)
+    console.print_sources(results)
+    if not quiet:
+        for result in results:
+            if result.summary and result.summary.outputs:
+                log.info("%s: wrote %s", result.name, ", ".join(result.summary.outputs))
+    code = exit_code(results)
+    if code > 128:
+        log.warning("stopped by a signal; outputs hold every frame processed")
+    elif code:
+        failed = [r.name for r in results if r.error]
+        log.error("%d of %d sources failed: %s", len(failed), len(results), ", ".join(failed))
+    if code:
+        raise typer.Exit(code)
 
 
 def report(summary: RunSummary, spec: str, quiet: bool) -> None:

@@ -230,7 +230,7 @@ class Detector:
         else:
             edits = Edits(sizes=free_size)
         prepared = edit(model, edits)
-        stand_in = batching and settings.cpu_start and CPU not in resolution.providers[:1]
+        stand_in = batching and bool(settings.cpu_start) and resolution.preferred != CPU
         if stand_in:
             cpu = Resolution((CPU,), f"standing in while {resolution.preferred} starts")
             session, info = open_session(model, cpu, settings, prepared=prepared, announce=False)

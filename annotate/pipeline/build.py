@@ -75,7 +75,7 @@ def make_sinks(
     if options.json_path is not None:
         from annotate.sinks.jsonl import JsonLinesSink
 
-        sinks.append(stack.enter_context(JsonLinesSink(options.json_path)))
+        sinks.append(stack.enter_context(JsonLinesSink(options.json_path, options.name)))
     if options.mot is not None:
         from annotate.sinks.mot import MotSink
 
@@ -172,14 +172,15 @@ def run(
             cv2.setNumThreads(plan.opencv)
         tracker = make_tracker(options)
         if detector is None:
-            detector = load_detector(options, plan, tracker)
-        stack.callback(detector.close)  # an accelerator still starting is waited for
+            detector = load_detector(options, plan, tracker, source.info.live)
+            stack.callback(detector.close)  # an accelerator still starting is waited for
         summary.provider = detector.provider
         use_canvas(detector, options.canvas, source.info)
         if plan.service_batch and plan.workers:
             batch = plan.service_batch  # checked by the service's warm-up, beside the run
-            detector.serve(batch)
-            stack.callback(detector.close)
+            if detector.service is None:  # else shared with other sources (many.py)
+                detector.serve(batch)
+                stack.callback(detector.close)
             summary.mode = plan.describe()
         else:
             batch = batch_size(options, plan, detector)
@@ -213,6 +214,7 @@ def run(
             live=live,
             stages=stages,
             stop=stop,
+            label=options.name or "",
         )
         every = detection_cadence(options, source.info)
         try:
@@ -281,14 +283,23 @@ def detection_cadence(options: RunOptions, info: SourceInfo) -> int | None:
     return every
 
 
-def load_detector(options: RunOptions, plan: ThreadPlan, tracker: Tracker | None) -> Detector:
-    """The resolved model on the resolved provider, with the session tuned to the plan."""
+def load_detector(
+    options: RunOptions, plan: ThreadPlan, tracker: Tracker | None, live: bool = False
+) -> Detector:
+    """The resolved model on the resolved provider, with the session tuned to the plan; on
+    a GPU, a CPU stand-in while it starts for a live source unless told otherwise."""
     assert isinstance(options.model, Path) and options.resolution is not None  # resolved()
     spinning = options.session.spinning
     if spinning is None:
         spinning = spinning_for(plan)
     log.debug("ONNX Runtime's threads %s", "spin during runs" if spinning else "sleep")
-    settings = replace(options.session, threads=plan.intra_op, spinning=spinning)
+    cpu_start = options.session.cpu_start
+    settings = replace(
+        options.session,
+        threads=plan.intra_op,
+        spinning=spinning,
+        cpu_start=live if cpu_start is None else cpu_start,
+    )
     # The tracker's second round keeps tracks alive on boxes below --conf (ByteTrack).
     conf = min(options.conf, tracker.settings.low) if tracker else options.conf
     return Detector.load(

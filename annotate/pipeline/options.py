@@ -259,6 +259,9 @@ class RunOptions:
     #: The cores this run may use (``annotate batch`` gives each job its share); ``None``: all
     #: this process may run on.
     cores: int | None = None
+    #: The source's name in a run of several (``annotate run A B``): its outputs' names, its
+    #: JSON records' ``source`` and its FPS lines' label. ``None``: one source.
+    name: str | None = None
     batch: int | None = setting(
         None,
         flags=("--batch",),

@@ -89,7 +89,10 @@ def plan_threads(options: RunOptions, cores: int) -> ThreadPlan:
       several threads on a model this small: two on 2-3 cores, then one per two cores up to
       sixteen; beyond 32 cores the sixteen get more threads each.
     - One decoder thread: the decoder already has a thread of its own, and FFmpeg's frame
-      threads add memory and take cores from inference while decoding is far faster.
+      threads add memory and take cores from inference while decoding is far faster. On a
+      GPU the cores are free of the model and one decoding thread is what binds (on the
+      H200 it was busy 83 % of a ``--json`` run, the workers waiting on it): it gets the
+      service plan's frame threads.
     - x264: two threads on 2-3 cores, one per two cores from 4 to 16, one per core above
       (below its own default of 1.5 per core).
     - OpenCV's calls on their calling thread: the stages are already parallel.
@@ -115,7 +118,13 @@ def plan_threads(options: RunOptions, cores: int) -> ThreadPlan:
     workers = options.workers or max(2, min(MAX_WORKERS, cores // 2))
     intra_op = session.threads or max(1, (cores - 1) // workers)
     encode_threads = encode.threads or (max(2, cores // 2) if cores <= 16 else cores)
-    return ThreadPlan(workers, intra_op, options.decode_threads or 1, encode_threads, 1)
+    decode = options.decode_threads or (service_decoder(cores) if batching else 1)
+    return ThreadPlan(workers, intra_op, decode, encode_threads, 1)
+
+
+def service_decoder(cores: int) -> int:
+    """FFmpeg's frame threads where a GPU runs the model: one per four cores, 2 to 4."""
+    return max(2, min(4, cores // 4))
 
 
 def plan_service(options: RunOptions, cores: int) -> ThreadPlan:
@@ -132,7 +141,7 @@ def plan_service(options: RunOptions, cores: int) -> ThreadPlan:
     """
     session, encode = options.session, options.encode
     workers = options.workers or max(4, min(32, cores))
-    decode = options.decode_threads or max(2, min(4, cores // 4))
+    decode = options.decode_threads or service_decoder(cores)
     encode_threads = encode.threads or (max(2, cores // 2) if cores <= 16 else cores)
     intra_op = session.threads or max(1, min(4, cores // 4))
     batch = options.batch or 1

@@ -95,6 +95,7 @@ class Emitter:
     #: on its workers but emits strictly by sequence number, so a tracker sees frames in order.
     stages: Sequence[Stage] = ()
     stop: StopFlag | None = None  # checked before each frame
+    label: str = ""  # the source's name in a run of several, before each FPS line
 
     def __post_init__(self) -> None:
         self.fps = RollingFps(self.fps_every)
@@ -156,7 +157,7 @@ class Emitter:
                 line += f", age {1000 * summary.ages[-1]:.0f}ms"
             if summary.dropped:
                 line += f", {summary.dropped} dropped"
-            log.info(line)
+            log.info("%s: %s" if self.label else "%s%s", self.label, line)
         if self.progress is not None:
             self.progress.update(summary.frames)
         if self.live is not None:

@@ -37,12 +37,17 @@ class JsonLinesSink(SinkBase):
 
     pixels = False  # boxes and frames as they are, never the drawing
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, source: str | None = None) -> None:
         self.out = TextOutput(path)
         self.path = self.out.path
+        #: The source's name in a run of several, for each record's ``source``.
+        self.source = source
 
     def write(self, frame: Frame, annotated: npt.NDArray[np.uint8], detections: Detections) -> None:
-        self.out.write(json.dumps(record(frame, detections), ensure_ascii=False) + "\n")
+        line = record(frame, detections)
+        if self.source is not None:
+            line["source"] = self.source
+        self.out.write(json.dumps(line, ensure_ascii=False) + "\n")
 
     def close(self) -> None:
         self.out.close()

@@ -1,0 +1,298 @@
+"""Many sources in one process: one model for every camera, each source's pipeline its own.
+
+Each source runs the same pipeline as a single one (:func:`annotate.pipeline.build.run`) on
+a thread of its own, with its own tracker, lines and zones, blur and outputs, so nothing
+leaks from one to another. They share the one detector (one session: on a GPU, one context
+and one inference service that batches frames from every source), and split the cores.
+
+A source that fails (cannot open, or gives up reconnecting) is reported and the others go
+on; Ctrl-C or SIGTERM stops every source, each finalising its outputs.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from annotate.errors import AnnotateError, Interrupted, UsageError
+
+if TYPE_CHECKING:
+    from annotate.models import KnownModel
+    from annotate.pipeline.options import RunOptions
+    from annotate.pipeline.summary import RunSummary
+
+log = logging.getLogger("annotate")
+
+#: What a table of a sources file may set for its source alone, and the option it stands for.
+PER_SOURCE = {
+    "line": "--line",
+    "zone": "--zone",
+    "blur": "--blur",
+    "detect_every": "--detect-every",
+}
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """One source of a multi-source run: where to read it, its name (``None``: from the
+    address) and its own settings (:data:`PER_SOURCE`), as a sources file gives them."""
+
+    url: str
+    name: str | None = None
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SourceResult:
+    """How one source's run ended: its summary, or the one line that says why it failed."""
+
+    name: str
+    url: str
+    summary: RunSummary | None = None
+    error: str | None = None
+
+
+def read_sources(path: Path) -> list[SourceSpec]:
+    """A sources file: TOML, one ``[[source]]`` table per source with ``url`` and optionally
+    ``name``, ``line``, ``zone``, ``blur`` and ``detect_every``."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.10 only
+        import tomli as tomllib
+
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise UsageError(f"cannot read --sources {path}: {e.strerror or e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise UsageError(f"--sources {path} is not valid TOML: {e}") from None
+    tables = data.get("source")
+    if not isinstance(tables, list) or not tables:
+        raise UsageError(
+            f"--sources {path} lists no sources; give each one a [[source]] table with a url"
+        )
+    specs = []
+    for i, table in enumerate(tables, 1):
+        where = f"--sources {path}, source {i}"
+        if not isinstance(table, dict) or not isinstance(table.get("url"), str):
+            raise UsageError(f'{where}: give it a url, e.g. url = "rtsp://camera/stream"')
+        unknown = sorted(set(table) - {"url", "name", *PER_SOURCE})
+        if unknown:
+            allowed = ", ".join(["url", "name", *PER_SOURCE])
+            raise UsageError(f"{where}: unknown key {unknown[0]!r} (allowed: {allowed})")
+        name = table.get("name")
+        if name is not None and (not isinstance(name, str) or not safe_name(name)):
+            raise UsageError(f"{where}: name must be text of letters, digits, '-', '_' or '.'")
+        settings = {k: v for k, v in table.items() if k in PER_SOURCE}
+        specs.append(SourceSpec(table["url"], name, settings))
+    return specs
+
+
+def safe_name(text: str) -> str:
+    """``text`` as a file name: runs of other characters become one ``_``."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._")
+
+
+def default_name(url: str) -> str:
+    """A source's name where none is given: a file's stem, ``cameraN``, or a stream's host
+    and path made safe for file names."""
+    from annotate.sources import STREAM_SCHEMES, camera_index
+
+    index = camera_index(url)
+    if index is not None:
+        return f"camera{index}"
+    if url.lower().startswith(STREAM_SCHEMES):
+        rest = url.split("://", 1)[1].split("?", 1)[0]
+        rest = rest.rsplit("@", 1)[-1]  # no credentials in a file name
+        return safe_name(rest) or "stream"
+    return safe_name(Path(url).stem) or "source"
+
+
+def unique_names(specs: Sequence[SourceSpec]) -> list[str]:
+    """Each source's name; a name already taken gets ``-2``, ``-3`` …"""
+    names: list[str] = []
+    taken: set[str] = set()
+    for spec in specs:
+        base = spec.name or default_name(spec.url)
+        name, n = base, 1
+        while name in taken:
+            n += 1
+            name = f"{base}-{n}"
+        taken.add(name)
+        names.append(name)
+    return names
+
+
+def per_source(template: Any, name: str, suffix: str, flag: str) -> Any:
+    """An output option for one source: ``{name}`` filled in, or the file ``NAME.suffix``
+    in a directory (one that exists, or a path ending in ``/``). ``-`` (standard output)
+    is shared: each record names its source."""
+    if template is None:
+        return None
+    text = str(template)
+    if text == "-":
+        return text
+    if "{name}" in text:
+        filled = text.replace("{name}", name)
+        return Path(filled) if isinstance(template, Path) else filled
+    if text.endswith(("/", "\\")) or Path(text).is_dir():
+        return Path(text) / f"{name}{suffix}"
+    raise UsageError(
+        f"{flag} {text}: with several sources, give a directory ({flag} out/) or a "
+        f"template with {{name}} ({flag} 'out/{{name}}{suffix}')"
+    )
+
+
+def source_options(base: RunOptions, spec: SourceSpec, name: str, cores: int) -> RunOptions:
+    """``base`` for one source: its address, name, outputs, share of the cores and its own
+    settings."""
+    from annotate.pipeline.options import parse_detect_every
+
+    overrides: dict[str, Any] = {}
+    for key, value in spec.settings.items():
+        flag = PER_SOURCE[key]
+        if key in ("line", "zone"):
+            values = [value] if isinstance(value, str) else value
+            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+                raise UsageError(f"source {name}: {key} takes text or a list of texts")
+            overrides[f"{key}s"] = list(values)
+        elif key == "blur":
+            if value is True:
+                value = ""
+            if not isinstance(value, str):
+                raise UsageError(f'source {name}: blur takes class names, e.g. "person,car"')
+            from annotate import defaults
+
+            classes = [c for c in value.split(",") if c.strip()]
+            overrides["blur"] = classes or defaults.BLUR_CLASSES.split(",")
+        else:
+            overrides["detect_every"] = parse_detect_every(str(value))
+        log.debug("Source %s: %s %s", name, flag, value)
+    options = replace(
+        base,
+        source=spec.url,
+        name=name,
+        cores=cores,
+        output=per_source(base.output, name, ".mp4", "-o"),
+        json_path=per_source(base.json_path, name, ".jsonl", "--json"),
+        mot=per_source(base.mot, name, ".txt", "--mot"),
+        **overrides,
+    )
+    if options.tracker_flags and not options.track:
+        options = replace(options, track=True)
+    return options
+
+
+def check_many(base: RunOptions) -> None:
+    """What a multi-source run cannot do yet, said before anything opens."""
+    if base.show:
+        raise UsageError("--show takes one source; with several, write -o, --json or --mot")
+    if base.serve is not None:
+        raise UsageError("--serve takes one source; with several, write -o, --json or --mot")
+    if base.exports:
+        raise UsageError("--export takes one source; run each source on its own to export it")
+
+
+def run_many(
+    base: RunOptions,
+    specs: Sequence[SourceSpec],
+    download: Callable[[KnownModel], Path] | None = None,
+    stop: threading.Event | None = None,
+    cores: int | None = None,
+) -> list[SourceResult]:
+    """Run every source at once through one detector; one result per source, in order.
+
+    Every source's options are checked before any source opens. Ctrl-C or SIGTERM (in the
+    main thread) stops all of them; each summary then says which signal.
+    """
+    from annotate.pipeline.build import load_detector, make_tracker, run
+    from annotate.pipeline.plan import cpu_cores, plan_threads
+    from annotate.sources import STREAM_SCHEMES, camera_index
+
+    if not specs:
+        raise UsageError("no sources given")
+    check_many(base)
+    # Output options are templates here: each source's own are checked below.
+    replace(base, output=None, json_path=None, mot=None).validate()
+    base = base.resolved(download)
+    names = unique_names(specs)
+    share = max(1, (cores or base.cores or cpu_cores()) // len(specs))
+    options = [source_options(base, s, n, share) for s, n in zip(specs, names)]
+    outputs: dict[str, str] = {}
+    for o in options:
+        o.validate()
+        for _, path in o.outputs:
+            if str(path) in outputs:
+                raise UsageError(f"sources {outputs[str(path)]} and {o.name} both write {path}")
+            outputs[str(path)] = str(o.name)
+    live = any(camera_index(s.url) is not None or s.url.startswith(STREAM_SCHEMES) for s in specs)
+    first = options[0]
+    plan = plan_threads(first, share)
+    detector = load_detector(first, plan, make_tracker(first), live)
+    if plan.service_batch and plan.workers:
+        detector.serve(plan.service_batch)
+    stop = stop or threading.Event()
+    results = [SourceResult(n, s.url) for s, n in zip(specs, names)]
+    log.info(
+        "%d sources, one %s session; %d core%s each",
+        len(specs),
+        detector.provider,
+        share,
+        "" if share == 1 else "s",
+    )
+
+    def one(result: SourceResult, opts: RunOptions) -> None:
+        try:
+            result.summary = run(opts, detector=detector, stop=stop)
+        except AnnotateError as e:
+            result.error = str(e)
+        except Exception as e:  # one source's bug must not take the others down
+            log.debug("source %s failed", result.name, exc_info=True)
+            result.error = f"{type(e).__name__}: {e}"
+        finally:
+            done[result.name].set()
+        if result.error:
+            log.error("%s: %s", result.name, result.error)
+
+    # Each source says when it is done: before Python 3.13, a signal that interrupts
+    # Thread.join can leave the thread taken for finished while it still runs.
+    done = {r.name: threading.Event() for r in results}
+    threads = [
+        threading.Thread(target=one, args=(r, o), name=f"source {r.name}", daemon=True)
+        for r, o in zip(results, options)
+    ]
+    signalled: str | None = None
+    try:
+        for thread in threads:
+            thread.start()
+    finally:
+        for event in done.values():
+            while not event.is_set():
+                try:
+                    event.wait(timeout=0.2)
+                except (KeyboardInterrupt, Interrupted) as e:
+                    signalled = signalled or getattr(e, "name", "SIGINT")
+                    stop.set()
+        stop.set()
+        detector.close()
+    for result in results:
+        if signalled and result.summary is not None:
+            result.summary.stopped = signalled
+    return results
+
+
+def exit_code(results: Sequence[SourceResult]) -> int:
+    """128 + the signal that stopped the run, else 1 if any source failed, else 0."""
+    import signal
+
+    for result in results:
+        stopped = result.summary.stopped if result.summary else None
+        if stopped in ("SIGINT", "SIGTERM", "SIGHUP"):
+            return 128 + int(getattr(signal, str(stopped)))
+    return 1 if any(r.error for r in results) else 0

@@ -1,0 +1,196 @@
+"""Several sources in one process: names, output templates and the sources file (fast), then
+real runs on the shared clips: each source's outputs are what a run of its own gives, a
+source that fails fails alone, and Ctrl-C leaves every output playable."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from annotate.errors import UsageError
+from annotate.pipeline.many import (
+    SourceSpec,
+    default_name,
+    per_source,
+    read_sources,
+    unique_names,
+)
+
+
+def test_names_come_from_the_address_and_clashes_are_numbered():
+    assert default_name("videos/door.mp4") == "door"
+    assert default_name("camera:2") == "camera2" and default_name("0") == "camera0"
+    assert (
+        default_name("rtsp://admin:secret@cam.local:554/live/ch1?tcp") == "cam.local_554_live_ch1"
+    )
+    specs = [SourceSpec("a/door.mp4"), SourceSpec("b/door.mp4"), SourceSpec("x", "door"),
+             SourceSpec("camera")]  # fmt: skip
+    assert unique_names(specs) == ["door", "door-2", "door-3", "camera0"]
+
+
+def test_outputs_are_a_directory_or_a_name_template(tmp_path):
+    assert per_source(tmp_path, "door", ".mp4", "-o") == tmp_path / "door.mp4"
+    assert per_source("rec/", "door", ".jsonl", "--json") == Path("rec/door.jsonl")
+    assert per_source("out/{name}-boxes.jsonl", "door", ".jsonl", "--json") == (
+        "out/door-boxes.jsonl"
+    )
+    assert per_source("-", "door", ".jsonl", "--json") == "-"  # records name their source
+    with pytest.raises(UsageError, match=r"-o out.mp4: with several sources, give a directory"):
+        per_source(Path("out.mp4"), "door", ".mp4", "-o")
+
+
+def test_a_sources_file_names_each_source_and_its_own_settings(tmp_path):
+    path = tmp_path / "cams.toml"
+    path.write_text(
+        '[[source]]\nurl = "rtsp://cam1/live"\nname = "door"\nline = "0,0.5,1,0.5"\n'
+        'detect_every = 2\n\n[[source]]\nurl = "yard.mp4"\nblur = "person,car"\n'
+    )
+    door, yard = read_sources(path)
+    assert door == SourceSpec(
+        "rtsp://cam1/live", "door", {"line": "0,0.5,1,0.5", "detect_every": 2}
+    )
+    assert yard.name is None and yard.settings == {"blur": "person,car"}
+    path.write_text('[[source]]\nurl = "a.mp4"\nzoom = 2\n')
+    with pytest.raises(UsageError, match="source 1: unknown key 'zoom'"):
+        read_sources(path)
+    path.write_text('[[source]]\nname = "a"\n')
+    with pytest.raises(UsageError, match="source 1: give it a url"):
+        read_sources(path)
+    path.write_text("[[source]\n")
+    with pytest.raises(UsageError, match="is not valid TOML"):
+        read_sources(path)
+
+
+def _records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.mark.shared
+def test_two_sources_give_what_two_separate_runs_give(tmp_path):
+    """The same scene twice, tracked and counted: each source's records, MOT file and counts
+    are those of a run of its own (identities from 1 each), its records named by source."""
+    from annotate.pipeline import RunOptions, run
+    from annotate.pipeline.many import run_many
+    from annotate.providers import CPU, Resolution
+    from tests.helpers import MODEL, VIDEOS
+
+    clip = str(VIDEOS / "one-by-one-person-detection.mp4")
+    common = {
+        "model": MODEL,
+        "resolution": Resolution((CPU,), "test"),
+        "max_frames": 90,
+        "track": True,
+        "lines": ["door=0.5,0,0.5,1"],
+        "sequential": True,  # frame for frame the same on either side
+    }
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    single = run(RunOptions(clip, json_path=alone / "a.jsonl", mot=alone / "a.txt", **common))
+    out = tmp_path / "out"
+    out.mkdir()
+    base = RunOptions(clip, json_path=out, mot=str(out / "{name}.txt"), **common)
+    results = run_many(base, [SourceSpec(clip, "left"), SourceSpec(clip, "right")])
+    assert [r.error for r in results] == [None, None]
+    expected = _records(alone / "a.jsonl")
+    assert sum(len(r["detections"]) for r in expected) > 40
+    for name, result in zip(("left", "right"), results):
+        assert result.summary is not None and result.summary.frames == 90
+        got = _records(out / f"{name}.jsonl")
+        assert {r["source"] for r in got} == {name}
+        for r in got + expected:
+            r.pop("source", None)
+        assert got == expected
+        assert (out / f"{name}.txt").read_text() == (alone / "a.txt").read_text()
+        assert result.summary.counts == single.counts
+        assert result.summary.tracks == single.tracks
+
+
+@pytest.mark.shared
+def test_a_source_that_cannot_open_fails_alone(tmp_path, cli):
+    from tests.helpers import MODEL, VIDEOS
+
+    good = VIDEOS / "bottle-detection.mp4"
+    r = cli("run", good, tmp_path / "missing.mp4", "--json", f"{tmp_path}/{{name}}.jsonl",
+            "--max-frames", "20", "--model", MODEL)  # fmt: skip
+    assert r.code == 1
+    assert len(_records(tmp_path / "bottle-detection.jsonl")) == 20
+    assert not (tmp_path / "missing.jsonl").exists()
+    assert "missing:" in r.err and "1 of 2 sources failed: missing" in r.err
+    assert "Traceback" not in r.err
+
+
+@pytest.mark.shared
+def test_the_cli_takes_a_sources_file_with_a_line_for_one_source(tmp_path, cli):
+    from tests.helpers import MODEL, VIDEOS
+
+    clip = VIDEOS / "one-by-one-person-detection.mp4"
+    cams = tmp_path / "cams.toml"
+    cams.write_text(
+        f'[[source]]\nurl = "{clip}"\nname = "door"\nline = "door=0.5,0,0.5,1"\n\n'
+        f'[[source]]\nurl = "{clip}"\nname = "plain"\n'
+    )
+    r = cli("run", "--sources", cams, "--json", f"{tmp_path}/", "--track",
+            "--max-frames", "60", "--model", MODEL)  # fmt: skip
+    assert r.code == 0, r.err
+    door, plain = _records(tmp_path / "door.jsonl"), _records(tmp_path / "plain.jsonl")
+    assert len(door) == len(plain) == 60
+    assert "door" in door[-1]["counts"]["lines"] and "counts" not in plain[-1]
+    assert "Sources" in r.err and "door" in r.err and "plain" in r.err
+    bad = cli("run", "--sources", cams, "-o", tmp_path / "one.mp4", "--model", MODEL)
+    assert bad.code == 2 and "with several sources, give a directory" in bad.err
+
+
+@pytest.mark.shared
+def test_ctrl_c_stops_every_source_and_leaves_each_video_playable(tmp_path):
+    from tests.helpers import MODEL, ROOT, VIDEOS, decode_video
+
+    clip = str(VIDEOS / "one-by-one-person-detection.mp4")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "annotate", "run", clip, clip, "-o", f"{tmp_path}/",
+         "--json", f"{tmp_path}/", "--fps-every", "10", "--model", str(MODEL)],
+        stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    for text in proc.stderr:
+        if "Frame 30:" in text:
+            break
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=30) == 130, rest
+    assert "Traceback" not in rest and "stopped by a signal" in rest
+    for name in ("one-by-one-person-detection", "one-by-one-person-detection-2"):
+        records = _records(tmp_path / f"{name}.jsonl")
+        images = decode_video(tmp_path / f"{name}.mp4")[2]
+        assert 10 <= len(records) < 1394 and len(images) == len(records)
+
+
+@pytest.mark.shared
+def test_on_a_gpu_every_source_feeds_the_one_inference_service(tmp_path, monkeypatch):
+    """CUDA asked for (here it falls back to the CPU) with --batch: one service is started
+    for both sources, and each source's records are whole."""
+    from annotate.detector import Detector
+    from annotate.pipeline import RunOptions
+    from annotate.pipeline.many import run_many
+    from annotate.providers import CPU, Resolution
+    from tests.helpers import MODEL, VIDEOS
+
+    served: list[int] = []
+    real = Detector.serve
+
+    def serve(self, max_batch, wait_s=None):
+        served.append(max_batch)
+        return real(self, max_batch, wait_s)
+
+    monkeypatch.setattr(Detector, "serve", serve)
+    clip = str(VIDEOS / "bottle-detection.mp4")
+    base = RunOptions(clip, MODEL, Resolution(("CUDAExecutionProvider", CPU), "test"),
+                      json_path=f"{tmp_path}/", batch=4, max_frames=40)  # fmt: skip
+    results = run_many(base, [SourceSpec(clip, "a"), SourceSpec(clip, "b")], cores=4)
+    assert served == [4]
+    assert [r.summary.frames for r in results if r.summary] == [40, 40]
+    assert [len(_records(tmp_path / f"{n}.jsonl")) for n in "ab"] == [40, 40]
