@@ -135,6 +135,7 @@ def hand_written(
     provider: str = "CPUExecutionProvider",
     model: Path = MODEL,
     size: int = 416,
+    session: Any = None,
 ) -> float:
     """The loop a user writes by hand; its FPS after the first frame.
 
@@ -142,6 +143,7 @@ def hand_written(
     device instead of the file (``scripts/live.py``); ``ages`` then gets each frame's age
     when drawn, from the moment the camera had it (``camera.due``). ``provider``, ``model``
     and its square input ``size``: a YOLOX export on another provider (``scripts/gpu.py``).
+    ``session``: one shared with other threads' loops (``scripts/streams.py``).
     """
     import time
 
@@ -153,7 +155,7 @@ def hand_written(
     providers = (
         [provider] if provider == "CPUExecutionProvider" else [provider, "CPUExecutionProvider"]
     )
-    session = ort.InferenceSession(str(model), providers=providers)
+    session = session or ort.InferenceSession(str(model), providers=providers)
     name = session.get_inputs()[0].name
     grids, strides = [], []
     for stride in (8, 16, 32):

@@ -194,3 +194,42 @@ def test_on_a_gpu_every_source_feeds_the_one_inference_service(tmp_path, monkeyp
     assert served == [4]
     assert [r.summary.frames for r in results if r.summary] == [40, 40]
     assert [len(_records(tmp_path / f"{n}.jsonl")) for n in "ab"] == [40, 40]
+
+
+@pytest.fixture
+def rtsp(request):
+    """GStreamer's RTSP server serving the shared bottle clip at /a and /b."""
+    import os
+
+    from annotate.testing import rtsp_server
+    from tests.helpers import VIDEOS
+
+    why = rtsp_server.available()
+    if why:
+        if os.environ.get("ANNOTATE_EXPECT_RTSP"):
+            pytest.fail(why)
+        pytest.skip(why)
+    proc, port = rtsp_server.start(VIDEOS / "bottle-detection.mp4", ["a", "b"])
+    yield f"rtsp://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.mark.shared
+def test_two_rtsp_streams_run_at_once_and_a_missing_one_fails_alone(tmp_path, cli, rtsp):
+    """Real streams from a real RTSP server: each stream's records under its own name, and
+    a path the server does not have is that source's error only."""
+    from tests.helpers import MODEL
+
+    r = cli("run", f"{rtsp}/a", f"{rtsp}/b", f"{rtsp}/nope", "--json", f"{tmp_path}/",
+            "--max-frames", "25", "--model", MODEL, "--track")  # fmt: skip
+    assert r.code == 1, r.err
+    port = rtsp.rsplit(":", 1)[1]
+    for path in ("a", "b"):
+        name = f"127.0.0.1_{port}_{path}"
+        records = _records(tmp_path / f"{name}.jsonl")
+        assert len(records) == 25 and {x["source"] for x in records} == {name}
+        assert sum(len(x["detections"]) for x in records) > 25  # the bottles
+    assert f"127.0.0.1_{port}_nope:" in r.err
+    assert f"1 of 3 sources failed: 127.0.0.1_{port}_nope" in r.err
+    assert "Traceback" not in r.err

@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""How many live 720p cameras at 30 FPS one machine keeps in real time: ``annotate run`` with
+all of them in one process, against one ``annotate run`` process per camera and a
+hand-written loop of one thread per camera sharing one ONNX Runtime session.
+
+    python -m scripts.streams [--seconds 20] [--max-k 6] [--height 720]
+
+Each camera is a stand-in fed from the shared pedestrian footage scaled to ``--height``,
+released at 30 FPS by the clock and, like a webcam's driver, losing frames a slow reader
+leaves behind (``scripts/live.py``'s ``DriverCamera``); ``annotate`` reads it through its
+real camera path. Every side detects every frame it draws; ``annotate`` also tracks and
+writes JSON Lines (the hand-written loop draws boxes, no tracking). A camera is **kept** when
+at least 95 % of its frames are drawn and 95 % of them are drawn within 1.5 frame intervals
+(50 ms) of capture; K is the most cameras all kept, for each side, counting up from one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from scripts.harness import FOOTAGE, MODEL, hand_written, save, scaled
+from scripts.live import DriverCamera
+
+RATE = 30.0
+KEPT_SHARE = 0.95
+STALE_S = 1.5 / RATE
+
+
+def p95(values: list[float]) -> float:
+    return statistics.quantiles(values, n=20)[-1] if len(values) > 1 else float("inf")
+
+
+def verdict(drawn_fps: float, ages_s: list[float]) -> dict[str, Any]:
+    ages = ages_s[10:]  # after the first frames
+    share = drawn_fps / RATE
+    stale = p95(ages)
+    return {"drawn_share": round(share, 3), "age_p95_ms": round(1000 * stale, 1),
+            "kept": share >= KEPT_SHARE and stale <= STALE_S}  # fmt: skip
+
+
+def cameras(clip: Path) -> None:
+    """Every camera index the pipeline opens becomes a stand-in playing ``clip``."""
+    import annotate.sources.camera as camera
+
+    camera.open_capture = lambda _index: DriverCamera(clip, RATE)  # type: ignore[assignment]
+
+
+def ours(clip: Path, k: int, seconds: float) -> list[dict[str, Any]]:
+    """``annotate run camera:0 … camera:K-1 --track --json DIR`` in this process."""
+    from annotate.pipeline import RunOptions
+    from annotate.pipeline.many import SourceSpec, run_many
+    from annotate.providers import CPU, Resolution
+
+    cameras(clip)
+    stop = threading.Event()
+    threading.Timer(seconds, stop.set).start()
+    with tempfile.TemporaryDirectory() as tmp:
+        base = RunOptions("camera:0", MODEL, Resolution((CPU,), "streams"), json_path=f"{tmp}/",
+                          track=True, fps_every=10**9, show=False)  # fmt: skip
+        specs = [SourceSpec(f"camera:{i}") for i in range(k)]
+        results = run_many(base, specs, stop=stop)
+    return [one_summary(r.summary) for r in results]
+
+
+def one_summary(summary: Any) -> dict[str, Any]:
+    if summary is None:
+        return {"kept": False, "error": "failed"}
+    loop_s = summary.wall_s - (summary.first_frame_s or 0)
+    return verdict((summary.frames - 1) / loop_s, list(summary.ages))
+
+
+def single(clip: Path, seconds: float) -> dict[str, Any]:
+    """One ``annotate run --source camera --track --json`` process's camera."""
+    from annotate.pipeline import RunOptions, run
+    from annotate.providers import CPU, Resolution
+
+    cameras(clip)
+    stop = threading.Event()
+    threading.Timer(seconds, stop.set).start()
+    with tempfile.TemporaryDirectory() as tmp:
+        options = RunOptions("camera:0", MODEL, Resolution((CPU,), "streams"),
+                             json_path=f"{tmp}/d.jsonl", track=True, fps_every=10**9,
+                             show=False)  # fmt: skip
+        return one_summary(run(options, stop=stop))
+
+
+def separate(clip: Path, k: int, seconds: float) -> list[dict[str, Any]]:
+    """K processes at once, each one camera, each planning its threads for the machine."""
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "scripts.streams", "--single", str(clip),
+                          "--seconds", str(seconds)], stdout=subprocess.PIPE, text=True)
+        for _ in range(k)
+    ]  # fmt: skip
+    return [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+
+
+def hand(clip: Path, k: int, seconds: float) -> list[dict[str, Any]]:
+    """K threads, each a hand-written camera loop, sharing one session."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(MODEL), providers=["CPUExecutionProvider"])
+    out: list[dict[str, Any]] = [{} for _ in range(k)]
+
+    def loop(i: int) -> None:
+        ages: list[float] = []
+        fps = hand_written(clip, None, int(seconds * RATE), camera=DriverCamera(clip, RATE),
+                           ages=ages, session=session)  # fmt: skip
+        out[i] = verdict(fps, ages)
+
+    threads = [threading.Thread(target=loop, args=(i,)) for i in range(k)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--max-k", type=int, default=6)
+    parser.add_argument("--height", type=int, default=720)
+    parser.add_argument("--single", default="", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.single:
+        print(json.dumps(single(Path(args.single), args.seconds)))
+        return 0
+    work = Path(tempfile.gettempdir()) / "annotate-streams"
+    work.mkdir(exist_ok=True)
+    clip = work / f"cam{args.height}.mp4"
+    if not clip.exists():
+        scaled(FOOTAGE, clip, args.height, int((args.seconds + 5) * RATE))
+    sides = {"annotate, one process": ours, "annotate, a process per camera": separate,
+             "hand-written, a thread per camera, one session": hand}  # fmt: skip
+    results: dict[str, Any] = {"seconds": args.seconds, "height": args.height, "sides": {}}
+    for name, side in sides.items():
+        runs: dict[str, Any] = {}
+        k_kept = 0
+        for k in range(1, args.max_k + 1):
+            started = time.perf_counter()
+            cams = side(clip, k, args.seconds)
+            runs[str(k)] = cams
+            kept = all(c.get("kept") for c in cams)
+            print(f"{name}: K={k} {'kept' if kept else 'not kept'} "
+                  f"({time.perf_counter() - started:.0f} s) {cams}", flush=True)  # fmt: skip
+            if not kept:
+                break
+            k_kept = k
+        results["sides"][name] = {"k": k_kept, "runs": runs}
+    print(json.dumps({n: s["k"] for n, s in results["sides"].items()}))
+    save("streams", results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
