@@ -84,12 +84,32 @@ def _memory(data: dict[str, Any]) -> str:
     return head + "\n\n" + table(("run", "median", "maximum", "minimum"), rows)
 
 
+def _streams(data: dict[str, Any]) -> str:
+    m, results = data["machine"], data["results"]
+    rows = []
+    for side, found in results["sides"].items():
+        for k, cams in found["runs"].items():
+            shares = ", ".join(f"{100 * c.get('drawn_share', 0):.0f} %" for c in cams)
+            ages = ", ".join(f"{c.get('age_p95_ms', 0):g}" for c in cams)
+            kept = "yes" if all(c.get("kept") for c in cams) else "no"
+            rows.append((side, k, shares, ages, kept))
+    head = (
+        f"`python -m scripts.streams`, {m['date']}, {m['cores']} cores, Python {m['python']}: "
+        f"{results['height']}p cameras at 30 FPS, {results['seconds']:g} s each run; K = "
+        + ", ".join(f"{side}: **{found['k']}**" for side, found in results["sides"].items())
+        + ":"
+    )
+    headers = ("side", "cameras", "frames drawn, each", "age p95 ms, each", "all kept")
+    return head + "\n\n" + table(headers, rows)
+
+
 #: How each study's results become a table.
 RENDER: dict[str, Callable[[dict[str, Any]], str]] = {
     "throughput": _throughput,
     "gpu": _gpu,
     "mot_eval": _mot_eval,
     "memory": _memory,
+    "streams": _streams,
 }
 
 
