@@ -233,3 +233,26 @@ def test_two_rtsp_streams_run_at_once_and_a_missing_one_fails_alone(tmp_path, cl
     assert f"127.0.0.1_{port}_nope:" in r.err
     assert f"1 of 3 sources failed: 127.0.0.1_{port}_nope" in r.err
     assert "Traceback" not in r.err
+
+
+@pytest.mark.shared
+def test_a_terminal_shows_one_progress_line_per_source(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from annotate.cli.console import SourcesProgress
+    from annotate.pipeline import RunOptions
+    from annotate.pipeline.many import run_many
+    from annotate.providers import CPU, Resolution
+    from tests.helpers import MODEL, VIDEOS
+
+    screen = io.StringIO()
+    bars = SourcesProgress(Console(file=screen, force_terminal=True, width=100))
+    clip = str(VIDEOS / "bottle-detection.mp4")
+    base = RunOptions(clip, MODEL, Resolution((CPU,), "test"), json_path=f"{tmp_path}/",
+                      max_frames=30)  # fmt: skip
+    run_many(base, [SourceSpec(clip, "left"), SourceSpec(clip, "right")], progress=bars)
+    bars.stop()
+    shown = screen.getvalue()
+    assert "left" in shown and "right" in shown and "30 frames" in shown

@@ -71,6 +71,57 @@ class FrameProgressBar:
         self._bar.stop()
 
 
+class SourcesProgress:
+    """One progress line per source of a multi-source run, in one Rich display: each line
+    its frames, FPS and, for live sources, the frames dropped as stale."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        from rich.progress import Progress, TextColumn, TimeElapsedColumn
+
+        self._bar = Progress(
+            TextColumn("{task.description}"),
+            TextColumn("{task.completed} frames"),
+            TextColumn("{task.fields[fps]} FPS"),
+            TimeElapsedColumn(),
+            console=console or stderr_console(),
+            transient=True,
+        )
+        self._started = False
+
+    def __call__(self, name: str) -> _SourceLine:
+        return _SourceLine(self, name)
+
+    def _add(self, name: str) -> int:
+        if not self._started:
+            self._bar.start()
+            self._started = True
+        return int(self._bar.add_task(printable(name), total=None, fps="-"))
+
+    def stop(self) -> None:
+        if self._started:
+            self._bar.stop()
+
+
+class _SourceLine:
+    """What one source's pipeline reports to :class:`SourcesProgress`."""
+
+    def __init__(self, owner: SourcesProgress, name: str) -> None:
+        self._owner, self._name = owner, name
+        self._task = -1
+        self._started = 0.0
+
+    def start(self, total: int | None) -> None:
+        self._task = self._owner._add(self._name)
+        self._started = time.perf_counter()
+
+    def update(self, frames: int) -> None:
+        fps = frames / max(time.perf_counter() - self._started, 1e-9)
+        self._owner._bar.update(self._task, completed=frames, fps=f"{fps:.1f}")  # type: ignore[arg-type]
+
+    def stop(self) -> None:
+        pass  # the line stays until the whole display stops
+
+
 def download(entry: KnownModel) -> Path:
     """Fetch a known model on first use, with a progress bar on terminals."""
     from annotate.models.store import pull

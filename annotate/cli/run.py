@@ -95,7 +95,14 @@ def run_several(
     specs += [SourceSpec(url) for url in given]
     options = o.run_options(specs[0].url, ctx.params, Config.load())
     o.check_needed(ctx, options)
-    results = run_many(options, specs, download=console.download)
+    bars = None
+    if not quiet and console.stderr_console().is_terminal:
+        bars = console.SourcesProgress()
+    try:
+        results = run_many(options, specs, download=console.download, progress=bars)
+    finally:
+        if bars is not None:
+            bars.stop()
     console.print_sources(results)
     if not quiet:
         for result in results:

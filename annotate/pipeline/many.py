@@ -25,7 +25,7 @@ from annotate.errors import AnnotateError, Interrupted, UsageError
 if TYPE_CHECKING:
     from annotate.models import KnownModel
     from annotate.pipeline.options import RunOptions
-    from annotate.pipeline.summary import RunSummary
+    from annotate.pipeline.summary import ProgressListener, RunSummary
 
 log = logging.getLogger("annotate")
 
@@ -205,11 +205,13 @@ def run_many(
     download: Callable[[KnownModel], Path] | None = None,
     stop: threading.Event | None = None,
     cores: int | None = None,
+    progress: Callable[[str], ProgressListener] | None = None,
 ) -> list[SourceResult]:
     """Run every source at once through one detector; one result per source, in order.
 
     Every source's options are checked before any source opens. Ctrl-C or SIGTERM (in the
-    main thread) stops all of them; each summary then says which signal.
+    main thread) stops all of them; each summary then says which signal. ``progress`` gives
+    each source's pipeline its progress listener, by name.
     """
     from annotate.pipeline.build import load_detector, make_tracker, run
     from annotate.pipeline.plan import cpu_cores, plan_threads
@@ -249,7 +251,8 @@ def run_many(
 
     def one(result: SourceResult, opts: RunOptions) -> None:
         try:
-            result.summary = run(opts, detector=detector, stop=stop)
+            listener = progress(result.name) if progress is not None else None
+            result.summary = run(opts, detector=detector, stop=stop, progress=listener)
         except AnnotateError as e:
             result.error = str(e)
         except Exception as e:  # one source's bug must not take the others down

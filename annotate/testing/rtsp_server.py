@@ -40,7 +40,9 @@ def free_port() -> int:
         return port
 
 
-def start(clip: Path, names: list[str], port: int | None = None) -> tuple[subprocess.Popen, int]:
+def start(
+    clip: Path, names: list[str], port: int | None = None
+) -> tuple[subprocess.Popen[bytes], int]:
     """The server process and its port, once it accepts connections."""
     port = port or free_port()
     proc = subprocess.Popen(
