@@ -256,3 +256,54 @@ def test_a_terminal_shows_one_progress_line_per_source(tmp_path):
     bars.stop()
     shown = screen.getvalue()
     assert "left" in shown and "right" in shown and "30 frames" in shown
+
+
+@pytest.mark.shared
+def test_a_stream_that_drops_for_good_fails_alone_while_the_others_go_on(tmp_path, cli):
+    """Two RTSP servers; the second is killed mid-run. Its source tries to reconnect, gives
+    up and is reported; the first goes on to its last frame; the run exits 1."""
+    import os
+    import threading
+    import time
+
+    from annotate.testing import rtsp_server
+    from tests.helpers import MODEL, VIDEOS
+
+    why = rtsp_server.available()
+    if why:
+        if os.environ.get("ANNOTATE_EXPECT_RTSP"):
+            pytest.fail(why)
+        pytest.skip(why)
+    clip = VIDEOS / "bottle-detection.mp4"
+    steady, steady_port = rtsp_server.start(clip, ["a"])
+    doomed, doomed_port = rtsp_server.start(clip, ["live"])
+    first = tmp_path / "a.jsonl"
+
+    def kill_once_running() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if first.exists() and len(first.read_text().splitlines()) >= 20:
+                break
+            time.sleep(0.05)
+        doomed.kill()
+
+    killer = threading.Thread(target=kill_once_running)
+    killer.start()
+    try:
+        cams = tmp_path / "cams.toml"
+        cams.write_text(
+            f'[[source]]\nurl = "rtsp://127.0.0.1:{steady_port}/a"\nname = "a"\n\n'
+            f'[[source]]\nurl = "rtsp://127.0.0.1:{doomed_port}/live"\nname = "b"\n'
+        )
+        r = cli("run", "--sources", cams, "--json", f"{tmp_path}/", "--max-frames", "150",
+                "--reconnect", "1", "--model", MODEL)  # fmt: skip
+    finally:
+        killer.join()
+        steady.terminate()
+        steady.wait(timeout=10)
+    assert r.code == 1, r.err
+    assert len(_records(tmp_path / "a.jsonl")) == 150
+    assert 1 <= len(_records(tmp_path / "b.jsonl")) < 150  # stale frames dropped
+    assert "reconnecting in 0.5 s (attempt 1/1)" in r.err
+    assert "gave up after 1 reconnect attempts" in r.err
+    assert "1 of 2 sources failed: b" in r.err

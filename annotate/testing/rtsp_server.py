@@ -1,8 +1,9 @@
 """A real RTSP server for end-to-end tests of streams: GStreamer's (``gst-rtsp-server``),
-serving an H.264 MP4 file at ``rtsp://127.0.0.1:PORT/NAME`` for each NAME given, looping.
+serving an H.264 MP4 file at ``rtsp://127.0.0.1:PORT/NAME`` for each NAME given, or, for a
+NAME starting with ``live``, a camera-like stream without end (a synthetic moving ball).
 
 It runs under the system's Python, which has GStreamer's bindings (Debian:
-``python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-{good,bad}``), not the
+``python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-{good,bad,ugly}``), not the
 project's virtual environment; :func:`start` starts it so and waits until it serves.
 
     /usr/bin/python3 annotate/testing/rtsp_server.py FILE PORT NAME [NAME ...]
@@ -26,11 +27,18 @@ def available() -> str:
     """Why no server can start here (empty: one can)."""
     if not Path(SYSTEM_PYTHON).exists():
         return f"no {SYSTEM_PYTHON}"
-    probe = "import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import GstRtspServer"  # noqa: E501
-    done = subprocess.run([SYSTEM_PYTHON, "-c", probe], capture_output=True, text=True)
+    done = subprocess.run([SYSTEM_PYTHON, "-c", PROBE], capture_output=True, text=True)
     if done.returncode:
-        return "GStreamer's RTSP server is not installed (.ci/run installs it)"
+        return "GStreamer's RTSP server or x264enc is not installed (.ci/run installs them)"
     return ""
+
+
+#: Imports the server and finds the elements its streams use, or fails.
+PROBE = (
+    "import gi; gi.require_version('Gst', '1.0'); gi.require_version('GstRtspServer', '1.0');"
+    "from gi.repository import Gst, GstRtspServer; Gst.init(None);"
+    "assert all(Gst.ElementFactory.find(e) for e in ('x264enc', 'qtdemux', 'rtph264pay'))"
+)
 
 
 def free_port() -> int:
@@ -78,11 +86,17 @@ def serve(clip: str, port: int, names: list[str]) -> None:  # pragma: no cover -
     mounts = server.get_mount_points()
     for name in names:
         factory = GstRtspServer.RTSPMediaFactory()
-        # The file's own H.264, sent at its real rate (the server syncs to the clock).
-        factory.set_launch(
-            f'( filesrc location="{clip}" ! qtdemux ! h264parse config-interval=-1 '
-            "! rtph264pay name=pay0 pt=96 )"
-        )
+        if name.startswith("live"):  # a camera's stream: no end, no duration
+            factory.set_launch(
+                "( videotestsrc is-live=true pattern=ball ! video/x-raw,width=640,height=360,"
+                "framerate=30/1 ! x264enc tune=zerolatency speed-preset=ultrafast "
+                "key-int-max=30 ! rtph264pay name=pay0 pt=96 )"
+            )
+        else:  # the file's own H.264, sent at its real rate (the server syncs to the clock)
+            factory.set_launch(
+                f'( filesrc location="{clip}" ! qtdemux ! h264parse config-interval=-1 '
+                "! rtph264pay name=pay0 pt=96 )"
+            )
         mounts.add_factory(f"/{name}", factory)
     server.attach(None)
     GLib.MainLoop().run()
