@@ -84,3 +84,49 @@ def test_soak(tmp_path, monkeypatch):
     print(f"allocated blocks {early_b:.0f} → {late_b:.0f}")
     assert late_b - early_b < 2000, (early_b, late_b)  # no per-frame objects kept
     assert last_age < first_age + 0.05
+
+
+@pytest.mark.slow
+@pytest.mark.shared
+def test_soak_with_eight_sources(tmp_path, monkeypatch):
+    """Eight stand-in cameras in one process, tracked, JSON out: memory stays flat once all
+    eight run (the first third is their start: sessions, decoders, arenas; on 2 cores RSS
+    was 300-309 MB from 2.5 s to 40 s on 2026-12-03) and what each keeps stays bounded."""
+    import sys
+
+    import annotate.pipeline.summary
+    import annotate.sources.camera as camera
+    from annotate.pipeline.many import SourceSpec, run_many
+
+    monkeypatch.setattr(camera, "open_capture", lambda _i: LoopingCamera())
+    monkeypatch.setattr(annotate.pipeline.summary, "AGES_KEPT", 100)
+    base = RunOptions(source="camera:0", model=MODEL, resolution=Resolution((CPU,), "soak"),
+                      json_path=f"{tmp_path}/", track=True, fps_every=10**6)  # fmt: skip
+    stop = threading.Event()
+    results: list = []
+    specs = [SourceSpec(f"camera:{i}") for i in range(8)]
+    worker = threading.Thread(
+        target=lambda: results.extend(run_many(base, specs, stop=stop)), daemon=True
+    )
+    worker.start()
+    samples, blocks = [], []
+    seconds = max(SECONDS, 20.0)
+    threading.Timer(seconds, stop.set).start()
+    while worker.is_alive():
+        worker.join(timeout=max(0.5, seconds / 24))
+        samples.append(rss_mb())
+        blocks.append(sys.getallocatedblocks())
+    assert [r.error for r in results] == [None] * 8
+    third = max(1, len(samples) // 3)
+    early = sum(samples[third : 2 * third]) / third  # after the start
+    late = sum(samples[-third:-1]) / (third - 1)  # the last: while the sources close
+    early_b = sum(blocks[third : 2 * third]) / third
+    late_b = sum(blocks[-third:-1]) / (third - 1)
+    frames = [r.summary.frames for r in results]
+    trace = [round(s) for s in samples]
+    print(f"soak of 8 sources {seconds:g} s: frames {frames}, RSS {early:.0f} → {late:.0f} MB, "
+          f"allocated blocks {early_b:.0f} → {late_b:.0f}; RSS {trace}")  # fmt: skip
+    assert min(frames) > 30  # every source was served
+    assert all(len(r.summary.ages) <= 100 for r in results)
+    assert late - early < 25
+    assert late_b - early_b < 8 * 2000, (early_b, late_b)
