@@ -307,3 +307,16 @@ def test_a_stream_that_drops_for_good_fails_alone_while_the_others_go_on(tmp_pat
     assert "reconnecting in 0.5 s (attempt 1/1)" in r.err
     assert "gave up after 1 reconnect attempts" in r.err
     assert "1 of 2 sources failed: b" in r.err
+
+
+def test_output_templates_are_checked_before_the_model_is_fetched(cli, monkeypatch):
+    import annotate.cli.console as console
+
+    def no_download(entry):
+        raise AssertionError("the model was fetched before the options were checked")
+
+    monkeypatch.setattr(console, "download", no_download)
+    r = cli("run", "a.mp4", "b.mp4", "--json", "x.jsonl")
+    assert r.code == 2
+    assert "--json x.jsonl: with several sources, give a directory" in r.err
+    assert "Traceback" not in r.err

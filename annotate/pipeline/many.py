@@ -222,7 +222,6 @@ def run_many(
     check_many(base)
     # Output options are templates here: each source's own are checked below.
     replace(base, output=None, json_path=None, mot=None).validate()
-    base = base.resolved(download)
     names = unique_names(specs)
     share = max(1, (cores or base.cores or cpu_cores()) // len(specs))
     options = [source_options(base, s, n, share) for s, n in zip(specs, names)]
@@ -233,6 +232,8 @@ def run_many(
             if str(path) in outputs:
                 raise UsageError(f"sources {outputs[str(path)]} and {o.name} both write {path}")
             outputs[str(path)] = str(o.name)
+    # Only once every source's options are right: the model (fetched once, then found).
+    options = [o.resolved(download) for o in options]
     live = any(camera_index(s.url) is not None or s.url.startswith(STREAM_SCHEMES) for s in specs)
     first = options[0]
     plan = plan_threads(first, share)
