@@ -320,3 +320,81 @@ def test_output_templates_are_checked_before_the_model_is_fetched(cli, monkeypat
     assert r.code == 2
     assert "--json x.jsonl: with several sources, give a directory" in r.err
     assert "Traceback" not in r.err
+
+
+@pytest.mark.shared
+def test_serve_shows_a_grid_of_every_source_and_a_page_each(tmp_path, monkeypatch, caplog):
+    """--serve with two stand-in cameras: the grid page, every source's stats by name, each
+    source's own page and picture (a name with a space, quoted in its address), 404 for a
+    name that is not there, and a stop from the page that ends both."""
+    import logging
+    import threading
+
+    import annotate.sources.camera as camera
+    from annotate.pipeline import RunOptions
+    from annotate.pipeline.many import run_many
+    from annotate.providers import CPU, Resolution
+    from tests.helpers import MODEL, VIDEOS, FileCamera
+
+    caplog.set_level(logging.INFO, logger="annotate")
+    monkeypatch.setattr(
+        camera, "open_capture", lambda _i: FileCamera(VIDEOS / "bottle-detection.mp4")
+    )
+    base = RunOptions("camera:0", MODEL, Resolution((CPU,), "test"), json_path=f"{tmp_path}/",
+                      serve=("127.0.0.1", 0), fps_every=10**6)  # fmt: skip
+    results: list = []
+    specs = [SourceSpec("camera:0", "door"), SourceSpec("camera:1", "yard 2")]
+    ended = threading.Event()  # whatever happens below, the run is ended
+    worker = threading.Thread(
+        target=lambda: results.extend(run_many(base, specs, stop=ended)), daemon=True
+    )
+    worker.start()
+    try:
+        check_grid(caplog, results, worker)
+    finally:
+        ended.set()
+        worker.join(timeout=30)
+
+
+def check_grid(caplog, results, worker) -> None:
+    import re
+    import time
+    import urllib.error
+    import urllib.request
+
+    import cv2
+    import numpy as np
+
+    deadline = time.monotonic() + 30
+    while "Preview at" not in caplog.text and time.monotonic() < deadline:
+        time.sleep(0.05)
+    url = re.search(r"Preview at (\S+)", caplog.text).group(1)
+
+    def get(path: str, headers: dict | None = None) -> tuple[bytes, str]:
+        request = urllib.request.Request(url + path, headers=headers or {})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.read(), response.headers.get("Content-Type", "")
+
+    grid, kind = get("")
+    assert kind.startswith("text/html") and b"Stop all" in grid
+    while time.monotonic() < deadline:
+        sources = json.loads(get("stats")[0])["sources"]
+        if set(sources) == {"door", "yard 2"} and all(s["frames"] > 5 for s in sources.values()):
+            break
+        time.sleep(0.1)
+    assert set(sources) == {"door", "yard 2"}
+    assert b"annotate - 2 sources - yard 2" in get("source/yard%202/")[0]
+    picture, kind = get("source/yard%202/frame.jpg")
+    assert kind == "image/jpeg"
+    assert cv2.imdecode(np.frombuffer(picture, np.uint8), cv2.IMREAD_COLOR).shape == (360, 640, 3)
+    assert json.loads(get("source/door/stats")[0])["frames"] > 5
+    for missing in ("source/nope/frame.jpg", "frame.jpg"):
+        with pytest.raises(urllib.error.HTTPError) as e:
+            get(missing)
+        assert e.value.code == 404
+    token = re.search(r'"X-Annotate-Token": "([^"]+)"', grid.decode()).group(1)
+    stop = urllib.request.Request(url + "stop", method="POST", headers={"X-Annotate-Token": token})
+    urllib.request.urlopen(stop, timeout=10).read()
+    worker.join(timeout=30)
+    assert not worker.is_alive()
+    assert [r.summary.stopped for r in results] == ["stopped from the web page"] * 2

@@ -35,6 +35,7 @@ from annotate.types import SourceInfo
 if TYPE_CHECKING:
     from annotate.analytics.counting import Counter
     from annotate.models import KnownModel
+    from annotate.sinks.web import WebPreview
     from annotate.tracking import Tracker
 
 log = logging.getLogger("annotate")
@@ -46,6 +47,7 @@ def make_sinks(
     stack: ExitStack,
     live: LiveStats | None = None,
     labels: tuple[str, ...] = (),
+    grid: WebPreview | None = None,
 ) -> list[Sink]:
     """Open each output, registering it on ``stack`` at once so a later failure closes it.
 
@@ -92,7 +94,9 @@ def make_sinks(
         from annotate.sinks.window import WindowSink
 
         displays.append(stack.enter_context(WindowSink(f"annotate - {source.name}", live)))
-    if options.serve is not None:
+    if grid is not None:  # one source of several, on the run's shared page
+        displays.append(grid.add_source(options.name or source.name, live or LiveStats()))
+    elif options.serve is not None:
         from annotate.sinks.web import WebPreview
 
         host, port = options.serve
@@ -135,6 +139,7 @@ def run(
     detector: Detector | None = None,
     stop: StopFlag | None = None,
     source: Source | None = None,
+    grid: WebPreview | None = None,
 ) -> RunSummary:
     """Build the pipeline from ``options`` and run it to the end of the source.
 
@@ -143,7 +148,8 @@ def run(
     of loading ``options.model``. Ctrl-C, SIGTERM (as :class:`Interrupted`), a closed window
     or ``stop`` being set (from another thread or process) end the run early; every output
     is finalised either way and the summary says why. A ``source`` given here (opened, not
-    yet entered) is read instead of opening ``options.source``.
+    yet entered) is read instead of opening ``options.source``. ``grid``: the web preview
+    of a multi-source run, which this source joins instead of serving its own.
     """
     options.validate()
     if detector is None:
@@ -198,7 +204,9 @@ def run(
             from annotate.sinks.video import pick_codec
 
             encode = pick_codec(encode, nvidia=detector.provider in NVIDIA)
-        sinks = make_sinks(replace(options, encode=encode), source, stack, live, detector.labels)
+        sinks = make_sinks(
+            replace(options, encode=encode), source, stack, live, detector.labels, grid
+        )
         if progress is not None:
             progress.start(expected_frames(source.info, options))
             stack.callback(progress.stop)

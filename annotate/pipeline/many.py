@@ -16,6 +16,7 @@ import re
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -190,11 +191,10 @@ def source_options(base: RunOptions, spec: SourceSpec, name: str, cores: int) ->
 
 
 def check_many(base: RunOptions) -> None:
-    """What a multi-source run cannot do yet, said before anything opens."""
+    """What a multi-source run cannot do yet, said before anything opens (``--serve`` shows
+    a grid of every source)."""
     if base.show:
         raise UsageError("--show takes one source; with several, write -o, --json or --mot")
-    if base.serve is not None:
-        raise UsageError("--serve takes one source; with several, write -o, --json or --mot")
     if base.exports:
         raise UsageError("--export takes one source; run each source on its own to export it")
 
@@ -235,56 +235,65 @@ def run_many(
     # Only once every source's options are right: the model (fetched once, then found).
     options = [o.resolved(download) for o in options]
     live = any(camera_index(s.url) is not None or s.url.startswith(STREAM_SCHEMES) for s in specs)
-    first = options[0]
-    plan = plan_threads(first, share)
-    detector = load_detector(first, plan, make_tracker(first), live)
-    if plan.service_batch and plan.workers:
-        detector.serve(plan.service_batch)
     stop = stop or threading.Event()
     results = [SourceResult(n, s.url) for s, n in zip(specs, names)]
-    log.info(
-        "%d sources, one %s session; %d core%s each",
-        len(specs),
-        detector.provider,
-        share,
-        "" if share == 1 else "s",
-    )
-
-    def one(result: SourceResult, opts: RunOptions) -> None:
-        try:
-            listener = progress(result.name) if progress is not None else None
-            result.summary = run(opts, detector=detector, stop=stop, progress=listener)
-        except AnnotateError as e:
-            result.error = str(e)
-        except Exception as e:  # one source's bug must not take the others down
-            log.debug("source %s failed", result.name, exc_info=True)
-            result.error = f"{type(e).__name__}: {e}"
-        finally:
-            done[result.name].set()
-        if result.error:
-            log.error("%s: %s", result.name, result.error)
-
     # Each source says when it is done: before Python 3.13, a signal that interrupts
     # Thread.join can leave the thread taken for finished while it still runs.
     done = {r.name: threading.Event() for r in results}
-    threads = [
-        threading.Thread(target=one, args=(r, o), name=f"source {r.name}", daemon=True)
-        for r, o in zip(results, options)
-    ]
     signalled: str | None = None
-    try:
-        for thread in threads:
-            thread.start()
-    finally:
-        for event in done.values():
-            while not event.is_set():
-                try:
-                    event.wait(timeout=0.2)
-                except (KeyboardInterrupt, Interrupted) as e:
-                    signalled = signalled or getattr(e, "name", "SIGINT")
-                    stop.set()
-        stop.set()
-        detector.close()
+    with ExitStack() as stack:
+        grid = None
+        if base.serve is not None:  # one page, a tile per source
+            from annotate.sinks.web import WebPreview
+
+            host, port = base.serve
+            title = f"annotate - {len(specs)} sources"
+            grid = stack.enter_context(WebPreview(host, port, None, title, base.serve_hosts))
+        first = options[0]
+        plan = plan_threads(first, share)
+        detector = load_detector(first, plan, make_tracker(first), live)
+        stack.callback(detector.close)
+        if plan.service_batch and plan.workers:
+            detector.serve(plan.service_batch)
+        log.info(
+            "%d sources, one %s session; %d core%s each",
+            len(specs),
+            detector.provider,
+            share,
+            "" if share == 1 else "s",
+        )
+
+        def one(result: SourceResult, opts: RunOptions) -> None:
+            try:
+                listener = progress(result.name) if progress is not None else None
+                result.summary = run(
+                    opts, detector=detector, stop=stop, progress=listener, grid=grid
+                )
+            except AnnotateError as e:
+                result.error = str(e)
+            except Exception as e:  # one source's bug must not take the others down
+                log.debug("source %s failed", result.name, exc_info=True)
+                result.error = f"{type(e).__name__}: {e}"
+            finally:
+                done[result.name].set()
+            if result.error:
+                log.error("%s: %s", result.name, result.error)
+
+        started: list[str] = []
+        try:
+            for result, opts in zip(results, options):
+                name = f"source {result.name}"
+                threading.Thread(target=one, args=(result, opts), name=name, daemon=True).start()
+                started.append(result.name)
+        finally:
+            for name in started:
+                while not done[name].is_set():
+                    try:
+                        done[name].wait(timeout=0.2)
+                    except (KeyboardInterrupt, Interrupted) as e:
+                        signalled = signalled or getattr(e, "name", "SIGINT")
+                        stop.set()
+            stop.set()
     for result in results:
         if signalled and result.summary is not None:
             result.summary.stopped = signalled

@@ -10,6 +10,9 @@ One small HTTP server in the same process (the standard library's; no framework 
                    identities so far with ``--track``, line and zone counts (JSON);
 - ``/stop``       (POST) ends the run cleanly, as ``q`` does in the window.
 
+With several sources (``annotate run A B --serve``) ``/`` is a grid of them, and each
+source's own page and addresses sit under ``/source/NAME/``.
+
 It answers only its own page: a request whose ``Host`` is not this server (an IP address,
 ``localhost``, this machine's name, or one allowed with ``extra_hosts``) gets 403, so a web
 page on another domain that re-resolves to this machine (DNS rebinding) cannot watch; a stop
@@ -36,6 +39,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib.resources import files
 from typing import Any
+from urllib.parse import unquote
 
 import numpy as np
 import numpy.typing as npt
@@ -96,77 +100,34 @@ def is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
-class WebPreview(SinkBase):
-    """Serves the annotated stream; ``address`` is where it really listens (port 0 picks one)."""
+class _Channel:
+    """One source's pictures: the newest annotated frame, and its JPEG, encoded on this
+    channel's own thread only while someone watches."""
 
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        stats: LiveStats,
-        title: str = "annotate",
-        extra_hosts: tuple[str, ...] = (),
-    ) -> None:
-        self.stats = stats
-        self.title = title
-        self.token = secrets.token_urlsafe(16)  # in the page; a stop must carry it
-        # Names a browser may use for this server. IP addresses are always fine: rebinding
-        # needs a domain name that the attacker controls.
-        self.hosts = {"localhost", *(h.lower() for h in extra_hosts)}
-        if not is_loopback(host):
-            self.hosts |= {socket.gethostname().lower(), socket.getfqdn().lower()}
-        self._viewers = threading.BoundedSemaphore(MAX_VIEWERS)
+    def __init__(self, name: str, stats: LiveStats) -> None:
+        self.name, self.stats = name, stats
         self._cond = threading.Condition()
         self._image: npt.NDArray[np.uint8] | None = None
         self._image_id = 0
         self._jpeg: bytes | None = None
         self._jpeg_id = 0
         self._wanted_at = 0.0
-        self._stop_asked = False
-        self._closed = False
-        try:
-            self.server = _server_for(host, self)((host, port), self._handler())
-        except OSError as e:
-            raise UsageError(f"cannot serve the preview on {host}:{port}: {e.strerror}") from None
-        self.server.daemon_threads = True
-        bound_host, bound_port = (str(part) for part in self.server.server_address[:2])
-        shown = f"[{bound_host}]" if ":" in str(bound_host) else bound_host
-        self.url = f"http://{shown}:{bound_port}/"
-        self.address = (str(bound_host), int(bound_port))
-        if not is_loopback(host):
-            log.warning(
-                "the preview on %s is open to your network: anyone who can reach "
-                "this machine can watch; use --serve PORT to keep it on 127.0.0.1",
-                self.url,
-            )
-        self._threads = [
-            threading.Thread(target=self.server.serve_forever, name="preview-http", daemon=True),
-            threading.Thread(target=self._encode_loop, name="preview-jpeg", daemon=True),
-        ]
-        for thread in self._threads:
-            thread.start()
-        log.info("Preview at %s", self.url)
+        self.closed = False
+        self._thread = threading.Thread(
+            target=self._encode_loop, name=f"preview-jpeg {name}".strip(), daemon=True
+        )
+        self._thread.start()
 
-    # Pipeline side
-
-    def write(self, frame: Frame, annotated: npt.NDArray[np.uint8], detections: Detections) -> None:
-        if self._stop_asked:
-            raise StopRequested("stopped from the web page")
+    def put(self, image: npt.NDArray[np.uint8]) -> None:
         with self._cond:
-            self._image = annotated
+            self._image = image
             self._image_id += 1
             self._cond.notify_all()
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
         with self._cond:
+            self.closed = True
             self._cond.notify_all()
-        self.server.shutdown()
-        self.server.server_close()
-
-    # Preview side
 
     def _encode_loop(self) -> None:
         import cv2
@@ -175,12 +136,12 @@ class WebPreview(SinkBase):
 
         def ready(done: int) -> bool:
             watched = time.monotonic() - self._wanted_at < VIEWER_IDLE_S
-            return self._closed or (self._image_id > done and watched)
+            return self.closed or (self._image_id > done and watched)
 
-        while not self._closed:
+        while not self.closed:
             with self._cond:
                 self._cond.wait_for(lambda: ready(encoded), timeout=0.5)  # noqa: B023
-                if self._closed or self._image is None or self._image_id == encoded:
+                if self.closed or self._image is None or self._image_id == encoded:
                     continue
                 image, encoded = self._image, self._image_id
             ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
@@ -195,12 +156,104 @@ class WebPreview(SinkBase):
             self._wanted_at = time.monotonic()
             self._cond.notify_all()
             ready = self._cond.wait_for(
-                lambda: self._closed or (self._jpeg is not None and self._jpeg_id > after),
+                lambda: self.closed or (self._jpeg is not None and self._jpeg_id > after),
                 timeout=timeout,
             )
             if not ready or self._jpeg is None or self._jpeg_id <= after:
                 return None
             return self._jpeg_id, self._jpeg
+
+
+class WebPreview(SinkBase):
+    """Serves the annotated stream; ``address`` is where it really listens (port 0 picks one).
+
+    With ``stats`` it serves one source, written through :meth:`write`. Without, it serves
+    a grid of several (a multi-source run): each source's pipeline writes through the sink
+    :meth:`add_source` gives it; ``/`` is then the grid, ``/source/NAME/`` each source's own
+    page (its picture, ``stats``, ``frame.jpg``, ``stream.mjpg``), ``/stats`` every source's
+    stats by name, and a stop from any page stops them all.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        stats: LiveStats | None,
+        title: str = "annotate",
+        extra_hosts: tuple[str, ...] = (),
+    ) -> None:
+        self.title = title
+        self.token = secrets.token_urlsafe(16)  # in the page; a stop must carry it
+        # Names a browser may use for this server. IP addresses are always fine: rebinding
+        # needs a domain name that the attacker controls.
+        self.hosts = {"localhost", *(h.lower() for h in extra_hosts)}
+        if not is_loopback(host):
+            self.hosts |= {socket.gethostname().lower(), socket.getfqdn().lower()}
+        self._viewers = threading.BoundedSemaphore(MAX_VIEWERS)
+        self.grid = stats is None
+        self._channels: dict[str, _Channel] = {}
+        if stats is not None:
+            self.stats = stats
+            self._channels[""] = _Channel("", stats)
+        self._stop_asked = False
+        self._closed = False
+        try:
+            self.server = _server_for(host, self)((host, port), self._handler())
+        except OSError as e:
+            for channel in self._channels.values():
+                channel.close()
+            raise UsageError(f"cannot serve the preview on {host}:{port}: {e.strerror}") from None
+        self.server.daemon_threads = True
+        bound_host, bound_port = (str(part) for part in self.server.server_address[:2])
+        shown = f"[{bound_host}]" if ":" in str(bound_host) else bound_host
+        self.url = f"http://{shown}:{bound_port}/"
+        self.address = (str(bound_host), int(bound_port))
+        if not is_loopback(host):
+            log.warning(
+                "the preview on %s is open to your network: anyone who can reach "
+                "this machine can watch; use --serve PORT to keep it on 127.0.0.1",
+                self.url,
+            )
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, name="preview-http", daemon=True
+        )
+        self._thread.start()
+        log.info("Preview at %s", self.url)
+
+    # Pipeline side
+
+    def add_source(self, name: str, stats: LiveStats) -> SourceView:
+        """The sink one source of a grid writes to."""
+        channel = self._channels[name] = _Channel(name, stats)
+        return SourceView(self, channel)
+
+    def write(self, frame: Frame, annotated: npt.NDArray[np.uint8], detections: Detections) -> None:
+        if self._stop_asked:
+            raise StopRequested("stopped from the web page")
+        self._channels[""].put(annotated)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for channel in self._channels.values():
+            channel.close()
+        self.server.shutdown()
+        self.server.server_close()
+
+    # Preview side
+
+    def channel(self, name: str) -> _Channel | None:
+        return self._channels.get(name)
+
+    def next_jpeg(self, after: int, timeout: float = 5.0) -> tuple[int, bytes] | None:
+        """The single source's newest JPEG newer than ``after`` (see :class:`_Channel`)."""
+        return self._channels[""].next_jpeg(after, timeout)
+
+    def snapshot(self) -> dict[str, Any]:
+        if not self.grid:
+            return self._channels[""].stats.snapshot()
+        return {"sources": {n: c.stats.snapshot() for n, c in list(self._channels.items())}}
 
     def stop(self) -> None:
         self._stop_asked = True
@@ -239,13 +292,31 @@ class WebPreview(SinkBase):
                 self.end_headers()
                 self.wfile.write(body)
 
-            def do_GET(self) -> None:
+            def _route(self) -> tuple[_Channel | None, str]:
+                """(the source a path is about, the rest): ``/source/NAME/REST`` in a grid,
+                else the one source's; (``None``, path) for the grid's own pages."""
                 path = self.path.split("?", 1)[0]
+                if path.startswith("/source/"):
+                    name, _, rest = path[len("/source/") :].partition("/")
+                    channel = preview.channel(unquote(name)) if preview.grid else None
+                    return channel, "/" + rest if channel is not None else "/missing"
+                return (None if preview.grid else preview.channel("")), path
+
+            def do_GET(self) -> None:
                 try:
                     if self._refused():
                         return
-                    if path == "/":
-                        body = page(preview.title, preview.token).encode()
+                    channel, path = self._route()
+                    if path == "/" and channel is None:
+                        body = grid_page(preview.title, preview.token).encode()
+                        self._send(body, "text/html; charset=utf-8")
+                    elif path == "/stats" and channel is None:
+                        self._send(json.dumps(preview.snapshot()).encode(), "application/json")
+                    elif channel is None:
+                        self._send(b"not found", "text/plain", 404)
+                    elif path == "/":
+                        title = preview.title + (f" - {channel.name}" if channel.name else "")
+                        body = page(title, preview.token).encode()
                         self._send(body, "text/html; charset=utf-8")
                     elif path == "/frame.jpg":
                         text = (self.headers.get("X-After-Frame") or "0").strip()
@@ -253,15 +324,15 @@ class WebPreview(SinkBase):
                             log.debug("preview: bad X-After-Frame %r", text[:40])
                             self._send(b"X-After-Frame must be a frame number", "text/plain", 400)
                             return
-                        got = preview.next_jpeg(int(text))
+                        got = channel.next_jpeg(int(text))
                         if got is None:
                             self._send(b"no new frame", "text/plain", 503)
                         else:
                             self._send(got[1], "image/jpeg", extra={"X-Frame": str(got[0])})
                     elif path == "/stream.mjpg":
-                        self._stream()
+                        self._stream(channel)
                     elif path == "/stats":
-                        body = json.dumps(preview.stats.snapshot()).encode()
+                        body = json.dumps(channel.stats.snapshot()).encode()
                         self._send(body, "application/json")
                     else:
                         self._send(b"not found", "text/plain", 404)
@@ -272,7 +343,8 @@ class WebPreview(SinkBase):
                 try:
                     if self._refused():
                         return
-                    if self.path != "/stop":
+                    channel, path = self._route()
+                    if path != "/stop" or (channel is None and not preview.grid):
                         self._send(b"not found", "text/plain", 404)
                         return
                     origin = self.headers.get("Origin")
@@ -289,14 +361,14 @@ class WebPreview(SinkBase):
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
-            def _stream(self) -> None:
+            def _stream(self, channel: _Channel) -> None:
                 self.send_response(200)
                 self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
                 self.send_header("Cache-Control", "no-store")
                 self.end_headers()
                 last = 0
-                while not preview._closed:
-                    got = preview.next_jpeg(last, timeout=1.0)
+                while not preview._closed and not channel.closed:
+                    got = channel.next_jpeg(last, timeout=1.0)
                     if got is None:
                         continue
                     last, data = got
@@ -343,7 +415,27 @@ def _server_for(host: str, preview: WebPreview) -> type[ThreadingHTTPServer]:
     return Server
 
 
-def page(title: str, token: str = "") -> str:
+def page(title: str, token: str = "", name: str = "preview.html") -> str:
     """The preview page. Names from the source reach it escaped, or as JSON via textContent."""
-    text = files("annotate.sinks").joinpath("preview.html").read_text(encoding="utf-8")
+    text = files("annotate.sinks").joinpath(name).read_text(encoding="utf-8")
     return text.replace("{{title}}", html.escape(title)).replace("{{token}}", html.escape(token))
+
+
+def grid_page(title: str, token: str = "") -> str:
+    """The page of every source of a multi-source run, a tile each."""
+    return page(title, token, "grid.html")
+
+
+class SourceView(SinkBase):
+    """What one source of a grid writes to: its channel of the shared preview."""
+
+    def __init__(self, preview: WebPreview, channel: _Channel) -> None:
+        self.preview, self.channel = preview, channel
+
+    def write(self, frame: Frame, annotated: npt.NDArray[np.uint8], detections: Detections) -> None:
+        if self.preview._stop_asked:
+            raise StopRequested("stopped from the web page")
+        self.channel.put(annotated)
+
+    def close(self) -> None:
+        pass  # the preview outlives its sources; whoever made it closes it
