@@ -71,3 +71,34 @@ def test_key_stops_the_run_and_finalises_output(display, tmp_path, key):
     assert "Stopped early: key pressed" in err
     frames = len(decode_video(out)[2])
     assert 10 < frames < 1394
+
+
+@pytest.mark.skipif(not TOOLS, reason="needs Debian's xvfb and xdotool (.ci/run installs them)")
+@pytest.mark.shared
+def test_several_sources_share_one_window_and_q_stops_them_all(display, tmp_path):
+    env = {**os.environ, "DISPLAY": display}
+    clip = str(VIDEOS / "one-by-one-person-detection.mp4")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "annotate", "run", clip, clip, "--show", "-o", f"{tmp_path}/",
+         "--model", str(MODEL)],
+        stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env,
+    )  # fmt: skip
+    window = ""
+    deadline = time.monotonic() + 30
+    while not window and time.monotonic() < deadline:
+        time.sleep(0.3)
+        found = subprocess.run(["xdotool", "search", "--name", "annotate - 2 sources"], env=env,
+                               capture_output=True, text=True)  # fmt: skip
+        window = found.stdout.split()[0] if found.stdout.split() else ""
+    assert window, "no window appeared"
+    geometry = subprocess.run(["xdotool", "getwindowgeometry", window], env=env,
+                              capture_output=True, text=True).stdout  # fmt: skip
+    time.sleep(1)
+    subprocess.run(["xdotool", "windowfocus", "--sync", window], env=env, capture_output=True)
+    subprocess.run(["xdotool", "key", "--window", window, "q"], env=env, check=True)
+    err = proc.communicate(timeout=30)[1]
+    assert proc.returncode == 0, err
+    assert "Geometry: 1280x360" in geometry  # two 640x360 tiles side by side
+    for name in ("one-by-one-person-detection", "one-by-one-person-detection-2"):
+        assert 10 < len(decode_video(tmp_path / f"{name}.mp4")[2]) < 1394
+    assert err.count("key pressed") == 2, err  # each source's row says what stopped it

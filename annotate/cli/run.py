@@ -95,6 +95,13 @@ def run_several(
     specs += [SourceSpec(url) for url in given]
     options = o.run_options(specs[0].url, ctx.params, Config.load())
     o.check_needed(ctx, options)
+    if options.show:
+        from annotate.sinks.window import display_problem
+
+        problem = display_problem()
+        if problem:
+            log.info("Not showing a window: %s", problem)
+            options.show = False
     bars = None
     if not quiet and console.stderr_console().is_terminal:
         bars = console.SourcesProgress()

@@ -35,7 +35,7 @@ from annotate.types import SourceInfo
 if TYPE_CHECKING:
     from annotate.analytics.counting import Counter
     from annotate.models import KnownModel
-    from annotate.sinks.web import WebPreview
+    from annotate.sinks import SharedDisplay
     from annotate.tracking import Tracker
 
 log = logging.getLogger("annotate")
@@ -47,7 +47,7 @@ def make_sinks(
     stack: ExitStack,
     live: LiveStats | None = None,
     labels: tuple[str, ...] = (),
-    grid: WebPreview | None = None,
+    shared: Sequence[SharedDisplay] = (),
 ) -> list[Sink]:
     """Open each output, registering it on ``stack`` at once so a later failure closes it.
 
@@ -90,13 +90,13 @@ def make_sinks(
         for spec in options.export_specs:
             export = open_export(spec, labels, fps, every, options.export_frames)
             sinks.append(stack.enter_context(export))
-    if options.show:
+    for display in shared:  # one source of several, in the run's shared window and page
+        displays.append(display.add_source(options.name or source.name, live or LiveStats()))
+    if options.show and not shared:
         from annotate.sinks.window import WindowSink
 
         displays.append(stack.enter_context(WindowSink(f"annotate - {source.name}", live)))
-    if grid is not None:  # one source of several, on the run's shared page
-        displays.append(grid.add_source(options.name or source.name, live or LiveStats()))
-    elif options.serve is not None:
+    if options.serve is not None and not shared:
         from annotate.sinks.web import WebPreview
 
         host, port = options.serve
@@ -139,7 +139,7 @@ def run(
     detector: Detector | None = None,
     stop: StopFlag | None = None,
     source: Source | None = None,
-    grid: WebPreview | None = None,
+    shared: Sequence[SharedDisplay] = (),
 ) -> RunSummary:
     """Build the pipeline from ``options`` and run it to the end of the source.
 
@@ -148,8 +148,8 @@ def run(
     of loading ``options.model``. Ctrl-C, SIGTERM (as :class:`Interrupted`), a closed window
     or ``stop`` being set (from another thread or process) end the run early; every output
     is finalised either way and the summary says why. A ``source`` given here (opened, not
-    yet entered) is read instead of opening ``options.source``. ``grid``: the web preview
-    of a multi-source run, which this source joins instead of serving its own.
+    yet entered) is read instead of opening ``options.source``. ``shared``: the window and
+    web page of a multi-source run, which this source joins instead of opening its own.
     """
     options.validate()
     if detector is None:
@@ -205,7 +205,7 @@ def run(
 
             encode = pick_codec(encode, nvidia=detector.provider in NVIDIA)
         sinks = make_sinks(
-            replace(options, encode=encode), source, stack, live, detector.labels, grid
+            replace(options, encode=encode), source, stack, live, detector.labels, shared
         )
         if progress is not None:
             progress.start(expected_frames(source.info, options))

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from annotate.models import KnownModel
     from annotate.pipeline.options import RunOptions
     from annotate.pipeline.summary import ProgressListener, RunSummary
+    from annotate.sinks import SharedDisplay
 
 log = logging.getLogger("annotate")
 
@@ -191,10 +192,8 @@ def source_options(base: RunOptions, spec: SourceSpec, name: str, cores: int) ->
 
 
 def check_many(base: RunOptions) -> None:
-    """What a multi-source run cannot do yet, said before anything opens (``--serve`` shows
-    a grid of every source)."""
-    if base.show:
-        raise UsageError("--show takes one source; with several, write -o, --json or --mot")
+    """What a multi-source run cannot do yet, said before anything opens (``--show`` and
+    ``--serve`` show a grid of every source)."""
     if base.exports:
         raise UsageError("--export takes one source; run each source on its own to export it")
 
@@ -242,13 +241,21 @@ def run_many(
     done = {r.name: threading.Event() for r in results}
     signalled: str | None = None
     with ExitStack() as stack:
-        grid = None
+        title = f"annotate - {len(specs)} sources"
+        shared: list[SharedDisplay] = []
+        window = None
+        if base.show:  # one window, a tile per source, drawn by this (the main) thread
+            from annotate.sinks.window import WindowGrid
+
+            window = stack.enter_context(WindowGrid(title))
+            shared.append(window)
         if base.serve is not None:  # one page, a tile per source
             from annotate.sinks.web import WebPreview
 
             host, port = base.serve
-            title = f"annotate - {len(specs)} sources"
-            grid = stack.enter_context(WebPreview(host, port, None, title, base.serve_hosts))
+            shared.append(
+                stack.enter_context(WebPreview(host, port, None, title, base.serve_hosts))
+            )
         first = options[0]
         plan = plan_threads(first, share)
         detector = load_detector(first, plan, make_tracker(first), live)
@@ -267,7 +274,7 @@ def run_many(
             try:
                 listener = progress(result.name) if progress is not None else None
                 result.summary = run(
-                    opts, detector=detector, stop=stop, progress=listener, grid=grid
+                    opts, detector=detector, stop=stop, progress=listener, shared=shared
                 )
             except AnnotateError as e:
                 result.error = str(e)
@@ -289,14 +296,20 @@ def run_many(
             for name in started:
                 while not done[name].is_set():
                     try:
-                        done[name].wait(timeout=0.2)
+                        if window is not None:
+                            window.show()  # waits for a key up to 30 ms
+                            if window.stop_reason is not None:
+                                stop.set()
+                        else:
+                            done[name].wait(timeout=0.2)
                     except (KeyboardInterrupt, Interrupted) as e:
                         signalled = signalled or getattr(e, "name", "SIGINT")
                         stop.set()
             stop.set()
+    reason = signalled or (window.stop_reason if window is not None else None)
     for result in results:
-        if signalled and result.summary is not None:
-            result.summary.stopped = signalled
+        if reason and result.summary is not None:
+            result.summary.stopped = reason  # what stopped them all, not how each heard
     return results
 
 

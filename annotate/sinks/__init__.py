@@ -9,6 +9,7 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
+    from annotate.stats import LiveStats
     from annotate.types import Detections, Frame
 
 
@@ -18,6 +19,13 @@ class Sink(Protocol):
     ) -> None: ...
 
     def close(self) -> None: ...
+
+
+class SharedDisplay(Protocol):
+    """A window or web page that shows every source of a multi-source run: each source's
+    pipeline writes to the sink it gets from :meth:`add_source`."""
+
+    def add_source(self, name: str, stats: LiveStats) -> Sink: ...
 
 
 _S = TypeVar("_S", bound="SinkBase")

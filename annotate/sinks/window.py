@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
+import threading
 
 import numpy as np
 import numpy.typing as npt
@@ -108,3 +110,106 @@ class WindowSink(SinkBase):
             self._opened = False
             cv2.destroyWindow(self.title)
             cv2.waitKey(1)
+
+
+class WindowGrid:
+    """One window for every source of a multi-source run, a tile each with its name, FPS
+    and dropped frames. OpenCV's windows belong to one thread: the sources' pipelines only
+    hand over their newest picture, and :meth:`show`, called from the run's main thread,
+    draws the grid; ``q``/Esc or closing the window sets :attr:`stop_reason`."""
+
+    TILE_WIDTH = 640  # at most; narrower so that the grid fits 1280 pixels across
+
+    def __init__(self, title: str = "annotate") -> None:
+        self.title = title
+        self.stop_reason: str | None = None
+        self._lock = threading.Lock()
+        self._tiles: dict[str, tuple[npt.NDArray[np.uint8] | None, LiveStats]] = {}
+        self._changed = False
+        self._opened = False
+        self._shape: tuple[int, ...] = ()
+
+    def add_source(self, name: str, stats: LiveStats) -> GridTile:
+        with self._lock:
+            self._tiles[name] = (None, stats)
+        return GridTile(self, name)
+
+    def put(self, name: str, image: npt.NDArray[np.uint8]) -> None:
+        with self._lock:
+            self._tiles[name] = (image, self._tiles[name][1])
+            self._changed = True
+
+    def compose(self) -> npt.NDArray[np.uint8]:
+        """The grid: tiles of 16:9, each source's picture fitted in, its facts on top."""
+        import cv2
+
+        with self._lock:
+            tiles = list(self._tiles.items())
+            self._changed = False
+        cols = max(1, math.ceil(math.sqrt(len(tiles))))
+        rows = max(1, math.ceil(len(tiles) / cols))
+        width = min(self.TILE_WIDTH, 1280 // cols) // 2 * 2
+        height = width * 9 // 16 // 2 * 2
+        grid = np.zeros((rows * height, cols * width, 3), np.uint8)
+        for i, (name, (image, stats)) in enumerate(tiles):
+            tile = np.zeros((height, width, 3), np.uint8)
+            if image is not None:
+                scale = min(width / image.shape[1], height / image.shape[0])
+                w, h = max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale))
+                x, y = (width - w) // 2, (height - h) // 2
+                tile[y : y + h, x : x + w] = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+            s = stats.snapshot()
+            tile = draw_overlay(tile, [name, f"{s['fps']:.1f} FPS, dropped {s['dropped']}"])
+            r, c = divmod(i, cols)
+            grid[r * height : (r + 1) * height, c * width : (c + 1) * width] = tile
+        return as_image(grid)
+
+    def show(self, wait_ms: int = 30) -> None:
+        """Draw the grid if a picture changed, and take keys and a closed window (main thread)."""
+        import cv2
+
+        if self.stop_reason is not None:
+            return
+        if self._opened and cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
+            self.stop_reason = "window closed"
+            return
+        if self._changed or not self._opened:
+            shown = self.compose()
+            if not self._opened:
+                cv2.namedWindow(self.title, cv2.WINDOW_NORMAL)
+                self._opened = True
+            if shown.shape != self._shape:  # a source joined: the grid grew
+                cv2.resizeWindow(self.title, shown.shape[1], shown.shape[0])
+                self._shape = shown.shape
+            cv2.imshow(self.title, shown)
+        if (cv2.waitKey(wait_ms) & 0xFF) in QUIT_KEYS:
+            self.stop_reason = "key pressed"
+
+    def close(self) -> None:
+        if self._opened:
+            import cv2
+
+            self._opened = False
+            cv2.destroyWindow(self.title)
+            cv2.waitKey(1)
+
+    def __enter__(self) -> WindowGrid:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class GridTile(SinkBase):
+    """What one source of a :class:`WindowGrid` writes to."""
+
+    def __init__(self, grid: WindowGrid, name: str) -> None:
+        self.grid, self.name = grid, name
+
+    def write(self, frame: Frame, annotated: npt.NDArray[np.uint8], detections: Detections) -> None:
+        if self.grid.stop_reason is not None:
+            raise StopRequested(self.grid.stop_reason)
+        self.grid.put(self.name, annotated)
+
+    def close(self) -> None:
+        pass  # the window outlives its sources; the run closes it
