@@ -398,3 +398,23 @@ def check_grid(caplog, results, worker) -> None:
     worker.join(timeout=30)
     assert not worker.is_alive()
     assert [r.summary.stopped for r in results] == ["stopped from the web page"] * 2
+
+
+@pytest.mark.shared
+def test_exports_go_to_a_file_or_folder_per_source(tmp_path, cli):
+    from tests.helpers import MODEL, VIDEOS
+
+    out, ds = tmp_path / "out", tmp_path / "ds"
+    out.mkdir()
+    ds.mkdir()
+    bottles, cars = VIDEOS / "bottle-detection.mp4", VIDEOS / "car-detection.mp4"
+    r = cli("run", bottles, cars, "--export", f"coco={out}/", "--export",
+            f"cvat={out}/{{name}}.xml", "--export", f"yolo={ds}/", "--max-frames", "20",
+            "--track", "--model", MODEL)  # fmt: skip
+    assert r.code == 0, r.err
+    for name in ("bottle-detection", "car-detection"):
+        coco = json.loads((out / f"{name}-coco.json").read_text())
+        assert len(coco["images"]) == 20
+        assert (out / f"{name}.xml").read_text().startswith("<?xml")
+        assert (ds / name / "data.yaml").exists()
+    assert json.loads((out / "bottle-detection-coco.json").read_text())["annotations"]

@@ -110,8 +110,8 @@ def run_several(
     finally:
         if bars is not None:
             bars.stop()
-    console.print_sources(results)
     if not quiet:
+        console.print_sources(results)
         for result in results:
             if result.summary and result.summary.outputs:
                 log.info("%s: wrote %s", result.name, ", ".join(result.summary.outputs))

@@ -40,6 +40,11 @@ PER_SOURCE = {
 }
 
 
+#: Each export's file (or, for YOLO, folder) in a directory given for several sources.
+EXPORT_NAMES = {"cvat": ".xml", "labelstudio": "-labelstudio.json", "coco": "-coco.json",
+                "yolo": ""}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class SourceSpec:
     """One source of a multi-source run: where to read it, its name (``None``: from the
@@ -176,9 +181,14 @@ def source_options(base: RunOptions, spec: SourceSpec, name: str, cores: int) ->
         else:
             overrides["detect_every"] = parse_detect_every(str(value))
         log.debug("Source %s: %s %s", name, flag, value)
+    exports = [
+        f"{e.format}={per_source(e.path, name, EXPORT_NAMES[e.format], e.flag)}"
+        for e in base.export_specs
+    ]
     options = replace(
         base,
         source=spec.url,
+        exports=exports,
         name=name,
         cores=cores,
         output=per_source(base.output, name, ".mp4", "-o"),
@@ -189,13 +199,6 @@ def source_options(base: RunOptions, spec: SourceSpec, name: str, cores: int) ->
     if options.tracker_flags and not options.track:
         options = replace(options, track=True)
     return options
-
-
-def check_many(base: RunOptions) -> None:
-    """What a multi-source run cannot do yet, said before anything opens (``--show`` and
-    ``--serve`` show a grid of every source)."""
-    if base.exports:
-        raise UsageError("--export takes one source; run each source on its own to export it")
 
 
 def run_many(
@@ -218,9 +221,8 @@ def run_many(
 
     if not specs:
         raise UsageError("no sources given")
-    check_many(base)
     # Output options are templates here: each source's own are checked below.
-    replace(base, output=None, json_path=None, mot=None).validate()
+    replace(base, output=None, json_path=None, mot=None, exports=[]).validate()
     names = unique_names(specs)
     share = max(1, (cores or base.cores or cpu_cores()) // len(specs))
     options = [source_options(base, s, n, share) for s, n in zip(specs, names)]
