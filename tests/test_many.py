@@ -418,3 +418,52 @@ def test_exports_go_to_a_file_or_folder_per_source(tmp_path, cli):
         assert (out / f"{name}.xml").read_text().startswith("<?xml")
         assert (ds / name / "data.yaml").exists()
     assert json.loads((out / "bottle-detection-coco.json").read_text())["annotations"]
+
+
+@pytest.mark.shared
+def test_each_source_keeps_its_own_detection_cadence(tmp_path):
+    from annotate.pipeline import RunOptions
+    from annotate.pipeline.many import run_many
+    from annotate.providers import CPU, Resolution
+    from tests.helpers import MODEL, VIDEOS
+
+    clip = str(VIDEOS / "bottle-detection.mp4")
+    base = RunOptions(clip, MODEL, Resolution((CPU,), "test"), json_path=f"{tmp_path}/",
+                      track=True, max_frames=60)  # fmt: skip
+    every, plain = run_many(
+        base, [SourceSpec(clip, "every", {"detect_every": 3}), SourceSpec(clip, "plain")]
+    )
+    assert (every.summary.frames, every.summary.detected) == (60, 20)
+    assert (plain.summary.frames, plain.summary.detected) == (60, 60)
+
+
+@pytest.mark.shared
+def test_a_fast_camera_does_not_starve_a_slow_one(tmp_path, monkeypatch):
+    """A camera at 30 FPS beside one at 5 FPS, on a machine the fast one alone keeps busy:
+    the slow one still gets nearly every frame drawn, soon after capture."""
+    import threading
+
+    import annotate.sources.camera as camera
+    from annotate.pipeline import RunOptions
+    from annotate.pipeline.many import run_many
+    from annotate.providers import CPU, Resolution
+    from tests.helpers import MODEL, VIDEOS, FileCamera
+
+    def at(rate: float) -> FileCamera:
+        device = FileCamera(VIDEOS / "one-by-one-person-detection.mp4")
+        device.fps = rate
+        return device
+
+    rates = {0: 30.0, 1: 5.0}
+    monkeypatch.setattr(camera, "open_capture", lambda i: at(rates[i]))
+    stop = threading.Event()
+    threading.Timer(8.0, stop.set).start()
+    base = RunOptions("camera:0", MODEL, Resolution((CPU,), "test"), json_path=f"{tmp_path}/",
+                      fps_every=10**6)  # fmt: skip
+    fast, slow = run_many(base, [SourceSpec("camera:0", "fast"), SourceSpec("camera:1", "slow")],
+                          stop=stop)  # fmt: skip
+    assert fast.summary.frames > 60  # it was served too
+    loop_s = slow.summary.wall_s - slow.summary.first_frame_s
+    assert (slow.summary.frames - 1) / loop_s > 0.9 * 5.0
+    ages = sorted(list(slow.summary.ages)[2:])
+    assert ages[len(ages) // 2] < 0.2  # drawn within a fraction of its 200 ms interval
