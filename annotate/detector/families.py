@@ -102,16 +102,8 @@ class Family:
         if index is not None:
             rows = rows[index]
         class_ids, scores = self.scores(rows)
-        mask = scores >= conf
-        if classes is not None:
-            mask &= np.isin(class_ids, list(classes))
-        if not mask.any():
-            return Detections.empty(labels)
-        kept = np.flatnonzero(mask)
-        centres, sizes = self.geometry(rows[kept], kept if index is None else index[kept], input_hw)
-        return boxes_in_source(
-            centres, sizes, scores[kept], class_ids[kept], box, conf, iou, labels
-        )
+        found = (rows, index, scores, class_ids)
+        return self._boxes(found, box, input_hw, conf, iou, labels, classes)
 
     def decode_scored(
         self,
@@ -126,16 +118,31 @@ class Family:
         """:meth:`decode_output` for the graph's scored output ``[1, N, 6]`` (box terms, the
         score and class :meth:`scores` would give; :mod:`annotate.detector.graph`)."""
         rows = output[0]
-        mask = rows[:, 4] >= conf
-        class_ids = rows[:, 5].astype(np.int64)
+        found = (rows, None, rows[:, 4], rows[:, 5].astype(np.int64))
+        return self._boxes(found, box, input_hw, conf, iou, labels, classes)
+
+    def _boxes(
+        self,
+        found: tuple[Any, npt.NDArray[np.int64] | None, Any, npt.NDArray[np.int64]],
+        box: Letterbox,
+        input_hw: tuple[int, int],
+        conf: float,
+        iou: float,
+        labels: tuple[str, ...],
+        classes: Collection[int] | None,
+    ) -> Detections:
+        """Rows with their score and class (``index``: where each row sits in the output,
+        ``None`` where they are the whole output) → boxes over ``conf`` of ``classes``."""
+        rows, index, scores, class_ids = found
+        mask = scores >= conf
         if classes is not None:
             mask &= np.isin(class_ids, list(classes))
         if not mask.any():
             return Detections.empty(labels)
         kept = np.flatnonzero(mask)
-        centres, sizes = self.geometry(rows[kept], kept, input_hw)
+        centres, sizes = self.geometry(rows[kept], kept if index is None else index[kept], input_hw)
         return boxes_in_source(
-            centres, sizes, rows[kept, 4], class_ids[kept], box, conf, iou, labels
+            centres, sizes, scores[kept], class_ids[kept], box, conf, iou, labels
         )
 
 
