@@ -382,3 +382,40 @@ def test_ipv6_address(caplog):
         assert json.loads(running.get("/stats"))["running"]
     finally:
         running.stop()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)")
+@pytest.mark.shared
+def test_grid_page_of_several_sources_in_headless_chromium(caplog, monkeypatch, tmp_path):
+    """``annotate run A B --serve``: a real browser shows a tile per source, each with new
+    frames arriving and its stats."""
+    import annotate.sources.camera as camera
+    from annotate.pipeline.many import SourceSpec, run_many
+    from tests.helpers import FileCamera
+
+    caplog.set_level(logging.INFO, logger="annotate")
+    monkeypatch.setattr(camera, "open_capture", lambda _i: FileCamera(PERSON))
+    base = RunOptions("camera:0", MODEL, Resolution((CPU,), "test"), json_path=f"{tmp_path}/",
+                      serve=("127.0.0.1", 0), fps_every=10**6)  # fmt: skip
+    ended = threading.Event()
+    specs = [SourceSpec("camera:0", "door"), SourceSpec("camera:1", "<yard>")]
+    worker = threading.Thread(target=lambda: run_many(base, specs, stop=ended), daemon=True)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 30
+        while "Preview at" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.05)
+        url = re.search(r"Preview at (\S+)", caplog.text).group(1)
+        dom = subprocess.run(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000",
+             "--timeout=20000", "--dump-dom", url],
+            capture_output=True, text=True, timeout=60,
+        ).stdout  # fmt: skip
+    finally:
+        ended.set()
+        worker.join(timeout=30)
+    tiles = re.findall(r'<div class="tile" data-source="([^"]*)">.*?data-shown="(\d+)"', dom)
+    assert sorted(name for name, _ in tiles) == ["&lt;yard&gt;", "door"], dom[-2000:]
+    assert all(int(shown) >= 3 for _, shown in tiles), tiles
+    assert "FPS" in dom and "<yard>" not in dom  # names only as text
