@@ -467,3 +467,30 @@ def test_a_fast_camera_does_not_starve_a_slow_one(tmp_path, monkeypatch):
     assert (slow.summary.frames - 1) / loop_s > 0.9 * 5.0
     ages = sorted(list(slow.summary.ages)[2:])
     assert ages[len(ages) // 2] < 0.2  # drawn within a fraction of its 200 ms interval
+
+
+@pytest.mark.shared
+def test_a_source_that_does_not_track_keeps_its_own_threshold(tmp_path):
+    """One source counts a line (so it tracks, and the shared detector keeps the tracker's
+    low boxes); the other does not track, and its records are a plain run's."""
+    from annotate.pipeline import RunOptions, run
+    from annotate.pipeline.many import run_many
+    from annotate.providers import CPU, Resolution
+    from tests.helpers import MODEL, VIDEOS
+
+    clip = str(VIDEOS / "one-by-one-person-detection.mp4")
+    common = {"model": MODEL, "resolution": Resolution((CPU,), "test"), "max_frames": 40,
+              "sequential": True}  # fmt: skip
+    alone = tmp_path / "alone.jsonl"
+    run(RunOptions(clip, json_path=alone, **common))
+    out = tmp_path / "out"
+    out.mkdir()
+    specs = [SourceSpec(clip, "counted", {"line": "0.5,0,0.5,1"}), SourceSpec(clip, "plain")]
+    counted, plain = run_many(RunOptions(clip, json_path=f"{out}/", **common), specs)
+    assert counted.summary.tracks is not None and plain.summary.tracks is None
+    got = _records(out / "plain.jsonl")
+    for r in got:
+        r.pop("source")
+    expected = [{k: v for k, v in r.items() if k != "source"} for r in _records(alone)]
+    assert got == expected
+    assert min(d["score"] for r in got for d in r["detections"]) >= 0.3

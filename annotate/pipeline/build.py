@@ -25,7 +25,7 @@ from annotate.pipeline.runner import (
     StopFlag,
     run_sequential,
 )
-from annotate.pipeline.stages import CountStage, HideStage, Stage, TrackStage
+from annotate.pipeline.stages import CountStage, HideStage, ScoreStage, Stage, TrackStage
 from annotate.pipeline.summary import ProgressListener, RunSummary
 from annotate.sinks import Sink
 from annotate.sources import Source, is_image, open_source
@@ -376,6 +376,9 @@ def make_stages(
     """This source's per-frame stages, in order: tracker, counter, the keeper of boxes to
     hide (which reads the tracker's lost tracks)."""
     stages: list[Stage] = []
+    shared = options.name is not None  # one source of several, one detector for all
+    if shared and tracker is None and detector.conf < options.conf:  # lowered for a tracker
+        stages.append(ScoreStage(options.conf))
     if tracker is not None:
         stages.append(TrackStage(tracker))
     if counter is not None:

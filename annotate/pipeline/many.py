@@ -258,7 +258,9 @@ def run_many(
             shared.append(
                 stack.enter_context(WebPreview(host, port, None, title, base.serve_hosts))
             )
-        first = options[0]
+        # A source that tracks needs the tracker's low boxes: the shared detector keeps them,
+        # and the sources that do not track drop them again (build.make_stages).
+        first = next((o for o in options if o.track), options[0])
         plan = plan_threads(first, share)
         detector = load_detector(first, plan, make_tracker(first), live)
         stack.callback(detector.close)

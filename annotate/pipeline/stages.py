@@ -44,6 +44,19 @@ def run_stages(
     return current
 
 
+class ScoreStage:
+    """Boxes at ``conf`` or more: a source that does not track, sharing a detector whose
+    threshold is lower for another source's tracker (:mod:`annotate.pipeline.many`)."""
+
+    def __init__(self, conf: float) -> None:
+        self.conf = conf
+
+    def process(self, detections: Detections, context: FrameContext) -> Detections:
+        if not len(detections) or detections.scores.min() >= self.conf:
+            return detections
+        return detections[detections.scores >= self.conf]
+
+
 class TrackStage:
     """Identities: the tracker's update on a detected frame, its prediction on the others."""
 
