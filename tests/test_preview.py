@@ -159,9 +159,15 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)")
 @pytest.mark.shared
-def test_page_in_headless_chromium(caplog, tmp_path):
-    """A real browser loads the page: frames arrive and change, stats fill in, screenshot."""
-    running = Running(caplog, sequential=True)
+def test_page_in_headless_chromium(caplog, tmp_path, monkeypatch):
+    """A real browser loads the page: frames arrive and change, stats fill in, screenshot.
+    The source is a (stand-in) camera, which runs until stopped however slow the browser is
+    (a file could end first on a busy machine: it did once in CI, 2026-12-03)."""
+    import annotate.sources.camera as camera
+    from tests.helpers import FileCamera
+
+    monkeypatch.setattr(camera, "open_capture", lambda _i: FileCamera(PERSON))
+    running = Running(caplog, source="camera")
     flags = [
         CHROMIUM,
         "--headless",
