@@ -196,11 +196,13 @@ def test_headless_camera_explains_why_no_window(cli, tmp_path, monkeypatch):
     assert "Not showing a window: no display" in r.err
     records = [json.loads(line) for line in dets.read_text().splitlines()]
     assert len(records) == 25 and records[0]["source"] == "camera:0"
-    # Stamped with the capture clock: 80 ms per captured frame at 12.5 FPS. ("frame" counts
-    # captured frames, so one dropped as stale while a slow first inference ran shows as a
-    # gap, and the time still matches it.)
-    assert records[-1]["frame"] >= 24
-    assert records[-1]["time"] == pytest.approx(records[-1]["frame"] / 12.5, abs=0.3)
+    # Stamped with the capture clock from the first frame taken: 80 ms per captured frame at
+    # 12.5 FPS. ("frame" counts captured frames, so one dropped as stale while a slow first
+    # inference ran shows as a gap, and the time still matches it; frames that a slow start
+    # let newer ones replace come before the first, which the video starts with too.)
+    assert records[-1]["frame"] >= 24 and records[0]["time"] == 0.0
+    gone = records[0]["frame"]
+    assert records[-1]["time"] == pytest.approx((records[-1]["frame"] - gone) / 12.5, abs=0.3)
     _facts, times, images = decode_video(out)
     assert len(images) == 25 and times[-1] == pytest.approx(records[-1]["time"], abs=0.01)
 

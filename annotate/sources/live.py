@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 
 from annotate.sources.base import SourceBase
 from annotate.types import Frame
@@ -78,10 +79,19 @@ class LiveSource(SourceBase):
             self._slot.close()
 
     def __iter__(self) -> Iterator[Frame]:
+        """The newest frames, timed from the first one taken: where a slow start let newer
+        frames replace the first captured ones, the JSON's times still start where a
+        recording of the run starts (a video starts at its first frame)."""
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name=f"read {self.name}", daemon=True)
             self._thread.start()
+        zero: float | None = None
         while (frame := self._slot.get()) is not None:
+            if frame.time is not None:
+                if zero is None:
+                    zero = frame.time
+                if zero:
+                    frame = replace(frame, time=frame.time - zero)
             yield frame
 
     def close(self) -> None:
