@@ -193,7 +193,6 @@ class WebPreview(SinkBase):
         self.grid = stats is None
         self._channels: dict[str, _Channel] = {}
         if stats is not None:
-            self.stats = stats
             self._channels[""] = _Channel("", stats)
         self._stop_asked = False
         self._closed = False
@@ -245,10 +244,6 @@ class WebPreview(SinkBase):
 
     def channel(self, name: str) -> _Channel | None:
         return self._channels.get(name)
-
-    def next_jpeg(self, after: int, timeout: float = 5.0) -> tuple[int, bytes] | None:
-        """The single source's newest JPEG newer than ``after`` (see :class:`_Channel`)."""
-        return self._channels[""].next_jpeg(after, timeout)
 
     def snapshot(self) -> dict[str, Any]:
         if not self.grid:
