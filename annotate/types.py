@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
@@ -266,9 +267,10 @@ class Detections:
             parts[0].meta,
         )
 
-    def to_records(self) -> list[dict[str, Any]]:
+    def to_records(self, landmarks: bool = False) -> list[dict[str, Any]]:
         """One JSON-ready dict per box: label, class id, score and box (source pixels, to
-        0.01 px); with tracking, ``track_id`` (``None`` until confirmed) and ``predicted``."""
+        0.01 px); with tracking, ``track_id`` (``None`` until confirmed) and ``predicted``;
+        with ``landmarks``, a face's five points (eyes, nose, mouth corners) as ``[x, y]``."""
         records: list[dict[str, Any]] = [
             {
                 "label": self.class_name(c),
@@ -285,6 +287,11 @@ class Detections:
             for item, track, guess in zip(records, self.track_id.tolist(), predicted):
                 item["track_id"] = track if track > 0 else None
                 item["predicted"] = guess
+        marks = self.data.get("landmarks")
+        if landmarks and marks is not None:  # faces' (n, 5, 2); NaN for other classes
+            for item, points in zip(records, marks.tolist()):
+                if all(math.isfinite(v) for point in points for v in point):
+                    item["landmarks"] = [[round(x, 2), round(y, 2)] for x, y in points]
         return records
 
 

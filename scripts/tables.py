@@ -84,23 +84,74 @@ def _memory(data: dict[str, Any]) -> str:
     return head + "\n\n" + table(("run", "median", "maximum", "minimum"), rows)
 
 
+def _provider(results: dict[str, Any]) -> str:
+    provider = results.get("provider", "CPUExecutionProvider")
+    gpu = f" on {results['gpu']}" if results.get("gpu") else ""
+    return "" if provider == "CPUExecutionProvider" else f", {provider}{gpu}"
+
+
 def _streams(data: dict[str, Any]) -> str:
     m, results = data["machine"], data["results"]
     rows = []
     for side, found in results["sides"].items():
         for k, cams in found["runs"].items():
-            shares = ", ".join(f"{100 * c.get('drawn_share', 0):.0f} %" for c in cams)
-            ages = ", ".join(f"{c.get('age_p95_ms', 0):g}" for c in cams)
+            share = [100 * c.get("drawn_share", 0) for c in cams]
+            age = [c.get("age_p95_ms", 0) for c in cams]
+            if len(cams) <= 4:
+                shares = ", ".join(f"{v:.0f} %" for v in share)
+                ages = ", ".join(f"{v:g}" for v in age)
+            else:  # the range over the cameras
+                shares = f"{min(share):.0f}–{max(share):.0f} %"
+                ages = f"{min(age):g}–{max(age):g}"
             kept = "yes" if all(c.get("kept") for c in cams) else "no"
             rows.append((side, k, shares, ages, kept))
     head = (
-        f"`python -m scripts.streams`, {m['date']}, {m['cores']} cores, Python {m['python']}: "
-        f"{results['height']}p cameras at 30 FPS, {results['seconds']:g} s each run; K = "
+        f"`python -m scripts.streams`, {m['date']}, {m['cores']} cores, Python {m['python']}"
+        f"{_provider(results)}: {results['height']}p cameras at 30 FPS, "
+        f"{results['seconds']:g} s each run; K = "
         + ", ".join(f"{side}: **{found['k']}**" for side, found in results["sides"].items())
         + ":"
     )
     headers = ("side", "cameras", "frames drawn, each", "age p95 ms, each", "all kept")
     return head + "\n\n" + table(headers, rows)
+
+
+def _faces(data: dict[str, Any]) -> str:
+    m, results = data["machine"], data["results"]
+    photos = results["photos"]
+    rows = [
+        (r["tool"], r["canvas"], f"{r['ap50']:.3f}", f"{r['recall']:.3f}",
+         *(f"{v:.3f}" for v in r["recall_by_height"].values()), f"{r['ms']:.0f}")
+        for r in photos["rows"]
+    ]  # fmt: skip
+    head = (
+        f"`python -m scripts.faces`, {m['date']}, {m['cores']} cores, Python {m['python']}: "
+        f"{photos['photos']} WIDER FACE photos ({photos['faces']} faces), threshold 0.2; "
+        "canvas = the longer side at most this (full: the photo's own size):"
+    )
+    headers = ("tool", "canvas", "AP50", "recall", "recall 10-20 px", "20-40 px", "40+ px",
+               "ms / photo")  # fmt: skip
+    out = head + "\n\n" + table(headers, rows)
+    runs = [k for k in results["video"][0] if k not in ("input", "ratio")]
+    video = [
+        (r["input"], *(f"{r[k]:.1f}" for k in runs), f"{r['ratio']:.2f}×") for r in results["video"]
+    ]
+    out += (
+        "\n\nVideo, end to end (start-up included), FPS, best of the rounds; each tool writes "
+        "an H.264 file with every face hidden:\n\n"
+        + table(("input", *runs, "annotate ÷ deface"), video)
+    )
+    flicker = [
+        (r["input"], r["frames"],
+         *(f"{r[k]['frames']} ({100 * r[k]['rate']:.1f} %)" for k in ("deface", "annotate")))
+        for r in results["flicker"]
+    ]  # fmt: skip
+    out += (
+        "\n\nFlicker: frames where a face hidden in the frames before and after shows "
+        "(scripts/faces.py, `flicker_rate`):\n\n"
+        + table(("input", "frames", "deface", "annotate --blur faces"), flicker)
+    )
+    return out
 
 
 #: How each study's results become a table.
@@ -110,6 +161,9 @@ RENDER: dict[str, Callable[[dict[str, Any]], str]] = {
     "mot_eval": _mot_eval,
     "memory": _memory,
     "streams": _streams,
+    "streams-16": _streams,
+    "streams-gpu": _streams,
+    "faces": _faces,
 }
 
 

@@ -494,3 +494,35 @@ def test_a_source_that_does_not_track_keeps_its_own_threshold(tmp_path):
     expected = [{k: v for k, v in r.items() if k != "source"} for r in _records(alone)]
     assert got == expected
     assert min(d["score"] for r in got for d in r["detections"]) >= 0.3
+
+
+@pytest.mark.shared
+def test_one_source_blurs_faces_and_the_other_sees_none(tmp_path):
+    """A sources file's ``blur = "faces"`` for one camera: its records hide every face; the
+    other source shares the detector (which finds faces for both) and its records are a
+    plain run's, with no face in them."""
+    from annotate.pipeline import RunOptions, run
+    from annotate.pipeline.many import run_many
+    from annotate.providers import CPU, Resolution
+    from tests.helpers import MODEL, SHARED
+
+    clip = str(SHARED / "data" / "mot" / "TUD-Stadtmitte" / "TUD-Stadtmitte.mp4")
+    common = {"model": MODEL, "resolution": Resolution((CPU,), "test"), "max_frames": 20,
+              "sequential": True, "face_model": SHARED / "models" / "centerface.onnx"}  # fmt: skip
+    alone = tmp_path / "alone.jsonl"
+    run(RunOptions(clip, json_path=alone, **common))
+    out = tmp_path / "out"
+    out.mkdir()
+    specs = [SourceSpec(clip, "private", {"blur": "faces"}), SourceSpec(clip, "plain")]
+    private, plain = run_many(RunOptions(clip, json_path=f"{out}/", **common), specs)
+    assert private.error is None and plain.error is None
+    hidden = _records(out / "private.jsonl")
+    assert sum(len(r["hidden"]) for r in hidden) >= 20
+    for r in hidden:
+        faces = [d["box"] for d in r["detections"] if d["label"] == "face"]
+        assert all(box in r["hidden"] for box in faces)
+        assert all(d["label"] != "person" or d["box"] not in r["hidden"] for d in r["detections"])
+    got = _records(out / "plain.jsonl")
+    for r in got:
+        r.pop("source")
+    assert got == [{k: v for k, v in r.items() if k != "source"} for r in _records(alone)]

@@ -143,10 +143,13 @@ def _run(
     started: float,
 ) -> BatchSummary:
     resolved = template.resolved(download)
-    assert isinstance(resolved.model, Path)
     _check_classes(resolved)
-    model_sha256 = sha256_of(resolved.model)
+    # The face model alone (--blur faces --no-boxes) never looks the object model up.
+    model_sha256 = sha256_of(resolved.model) if isinstance(resolved.model, Path) else ""
     chosen = settings(resolved, model_sha256, options.video, options.json)
+    if isinstance(resolved.face_model, Path) and resolved.wants_faces:
+        chosen["face_model"] = resolved.face_model.name
+        chosen["face_model_sha256"] = sha256_of(resolved.face_model)
     if options.exports:  # (absent otherwise: earlier manifests' settings stay the same)
         chosen["exports"] = sorted(options.exports)
     wanted = settings_id(chosen)
@@ -247,7 +250,7 @@ def _check_classes(options: RunOptions) -> None:
     work, as ``run`` checks them: a misspelt class is one usage error, not every input
     failing. A one-thread CPU session reads the classes; a model that does not load is left
     to the jobs, which say so per input."""
-    if not (options.classes or options.blur or options.labels):
+    if not (options.classes or options.blur or options.labels) or options.faces_only:
         return
     import onnxruntime as ort
 

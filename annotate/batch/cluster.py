@@ -28,6 +28,7 @@ from annotate.batch.inputs import Job
 from annotate.batch.job import Batch, job_key, run_job, worker_logging
 from annotate.batch.manifest import Record
 from annotate.errors import AnnotateError, UsageError
+from annotate.models.store import sha256_of
 from annotate.pipeline.plan import cpu_cores
 
 log = logging.getLogger("annotate")
@@ -168,8 +169,13 @@ class RayPool:
         from ray.util.queue import Empty, Queue
 
         options = self.batch.options
-        assert isinstance(options.model, Path) and options.resolution is not None
-        model = ray.put(options.model.read_bytes())  # once; each node pulls it once
+        assert options.resolution is not None
+        # Each model once in the object store; each node pulls it once.
+        models = [
+            (field, ray.put(path.read_bytes()), sha256_of(path), path.name)
+            for field, path in (("model", options.model), ("face_model", options.face_model))
+            if isinstance(path, Path) and (field == "model" or options.wants_faces)
+        ]
         gpus = 1 if options.resolution.preferred in GPU_PROVIDERS else 0
         task = ray.remote(_ray_job).options(
             num_cpus=self.cores, num_gpus=gpus, max_retries=MAX_RETRIES
@@ -185,7 +191,7 @@ class RayPool:
             while (todo or running) and not self.stopping:
                 while todo and len(running) < limit:
                     job = todo.pop(0)
-                    ref = task.remote(job, batch, [model], options.model.name, updates)
+                    ref = task.remote(job, batch, models, updates)
                     running[ref] = job
                 done, _ = ray.wait(list(running), num_returns=1, timeout=POLL_S)
                 yield from _drain(updates, Empty)
@@ -232,12 +238,17 @@ def _drain(updates: Any, empty: type[Exception]) -> Iterator[Event]:
         yield from_update(*update)
 
 
-def _ray_job(job: Job, batch: Batch, model: list[Any], name: str, updates: Any) -> Record:
-    """The task: the model from the node's cache (fetched from the object store the first
-    time on this node), the provider resolved for this node, then the same job as locally."""
+def _ray_job(
+    job: Job, batch: Batch, models: list[tuple[str, Any, str, str]], updates: Any
+) -> Record:
+    """The task: the models from the node's cache (each fetched from the object store the
+    first time on this node), the provider resolved for this node, then the same job as
+    locally. ``models``: (option, object ref, sha256, file name) each."""
     worker_logging()
-    path = _node_model(model[0], batch.model_sha256, name)
-    options = replace(batch.options, model=path).resolved()
+    paths = {field: _node_model(ref, sha, name) for field, ref, sha, name in models}
+    model = paths.get("model", batch.options.model)
+    faces = paths.get("face_model", batch.options.face_model)
+    options = replace(batch.options, model=model, face_model=faces).resolved()
     updates.put_nowait(started(job.index))
 
     def report(index: int, frames: int, total: int | None) -> None:

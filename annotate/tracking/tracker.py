@@ -41,6 +41,9 @@ class TrackerSettings:
     lost_expand: float = 0.5  # lost tracks match boxes grown by this much of their height
     confirm_hits: int = 3  # detection rounds in a row before a track gets an identity
     buffer_s: float = 1.0  # how long a lost track waits to be found again
+    #: (class id, threshold) pairs whose boxes are confident, and start tracks, from their
+    #: own threshold rather than ``high`` and ``start``: faces, at the face model's score.
+    class_high: tuple[tuple[int, float], ...] = ()
 
 
 def iou_matrix(a: npt.NDArray[np.floating], b: npt.NDArray[np.floating]) -> npt.NDArray[np.float64]:
@@ -180,10 +183,15 @@ class Tracker:
         self._advance(time)
         self.labels = detections.labels
         scores = detections.scores
-        high = np.flatnonzero(scores >= s.high)
-        low = np.flatnonzero((scores >= s.low) & (scores < s.high))
-        predicted = kalman.state_to_xyxy(self.mean)
         boxes, classes = detections.xyxy, detections.class_ids
+        confident = np.full(len(scores), s.high, np.float32)
+        starts = np.full(len(scores), s.start, np.float32)
+        for class_id, threshold in s.class_high:
+            own = classes == class_id
+            confident[own] = starts[own] = threshold
+        high = np.flatnonzero(scores >= confident)
+        low = np.flatnonzero((scores >= s.low) & (scores < confident))
+        predicted = kalman.state_to_xyxy(self.mean)
 
         confirmed = self.ids > 0
         pairs: list[tuple[int, int]] = []
@@ -243,7 +251,7 @@ class Tracker:
         self._drop(keep, det_track)
 
         new = np.array(
-            [d for d in high.tolist() if d not in det_track and scores[d] >= s.start], np.int64
+            [d for d in high.tolist() if d not in det_track and scores[d] >= starts[d]], np.int64
         )
         if len(new):
             first = len(self.ids)
@@ -283,6 +291,7 @@ class Tracker:
             track_id=np.where(ids > 0, ids, -1),
             predicted=np.zeros(len(rows), bool),
             labels=self.labels,
+            data=out.data,
         )
 
     def _drop(self, keep: npt.NDArray[np.bool_], det_track: dict[int, int]) -> None:
