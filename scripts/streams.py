@@ -4,6 +4,7 @@ all of them in one process, against one ``annotate run`` process per camera and 
 hand-written loop of one thread per camera sharing one ONNX Runtime session.
 
     python -m scripts.streams [--seconds 20] [--max-k 6] [--height 720]
+    python -m scripts.streams --provider cuda --search --max-k 64 --save-as streams-gpu
 
 Each camera is a stand-in fed from the shared pedestrian footage scaled to ``--height``,
 released at 30 FPS by the clock and, like a webcam's driver, losing frames a slow reader
@@ -11,7 +12,8 @@ leaves behind (``scripts/live.py``'s ``DriverCamera``); ``annotate`` reads it th
 real camera path. Every side detects every frame it draws; ``annotate`` also tracks and
 writes JSON Lines (the hand-written loop draws boxes, no tracking). A camera is **kept** when
 at least 95 % of its frames are drawn and 95 % of them are drawn within 1.5 frame intervals
-(50 ms) of capture; K is the most cameras all kept, for each side, counting up from one.
+(50 ms) of capture; K is the most cameras all kept, for each side, counting up from one
+(``--search``: doubling, then halving the gap, for machines that keep dozens).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from scripts.harness import FOOTAGE, MODEL, hand_written, save, scaled
 from scripts.live import DriverCamera
 
 RATE = 30.0
+#: The provider every side runs (``--provider``).
+PROVIDER = ["CPUExecutionProvider"]
 KEPT_SHARE = 0.95
 STALE_S = 1.5 / RATE
 
@@ -58,13 +62,14 @@ def ours(clip: Path, k: int, seconds: float) -> list[dict[str, Any]]:
     """``annotate run camera:0 … camera:K-1 --track --json DIR`` in this process."""
     from annotate.pipeline import RunOptions
     from annotate.pipeline.many import SourceSpec, run_many
-    from annotate.providers import CPU, Resolution
+    from annotate.providers import Resolution
 
     cameras(clip)
     stop = threading.Event()
     threading.Timer(seconds, stop.set).start()
     with tempfile.TemporaryDirectory() as tmp:
-        base = RunOptions("camera:0", MODEL, Resolution((CPU,), "streams"), json_path=f"{tmp}/",
+        resolution = Resolution(tuple(PROVIDER), "streams")
+        base = RunOptions("camera:0", MODEL, resolution, json_path=f"{tmp}/",
                           track=True, fps_every=10**9, show=False)  # fmt: skip
         specs = [SourceSpec(f"camera:{i}") for i in range(k)]
         results = run_many(base, specs, stop=stop)
@@ -81,13 +86,13 @@ def one_summary(summary: Any) -> dict[str, Any]:
 def single(clip: Path, seconds: float) -> dict[str, Any]:
     """One ``annotate run --source camera --track --json`` process's camera."""
     from annotate.pipeline import RunOptions, run
-    from annotate.providers import CPU, Resolution
+    from annotate.providers import Resolution
 
     cameras(clip)
     stop = threading.Event()
     threading.Timer(seconds, stop.set).start()
     with tempfile.TemporaryDirectory() as tmp:
-        options = RunOptions("camera:0", MODEL, Resolution((CPU,), "streams"),
+        options = RunOptions("camera:0", MODEL, Resolution(tuple(PROVIDER), "streams"),
                              json_path=f"{tmp}/d.jsonl", track=True, fps_every=10**9,
                              show=False)  # fmt: skip
         return one_summary(run(options, stop=stop))
@@ -97,7 +102,8 @@ def separate(clip: Path, k: int, seconds: float) -> list[dict[str, Any]]:
     """K processes at once, each one camera, each planning its threads for the machine."""
     procs = [
         subprocess.Popen([sys.executable, "-m", "scripts.streams", "--single", str(clip),
-                          "--seconds", str(seconds)], stdout=subprocess.PIPE, text=True)
+                          "--seconds", str(seconds), "--provider", PROVIDER[0]],
+                         stdout=subprocess.PIPE, text=True)
         for _ in range(k)
     ]  # fmt: skip
     return [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
@@ -107,13 +113,13 @@ def hand(clip: Path, k: int, seconds: float) -> list[dict[str, Any]]:
     """K threads, each a hand-written camera loop, sharing one session."""
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(MODEL), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(MODEL), providers=PROVIDER)
     out: list[dict[str, Any]] = [{} for _ in range(k)]
 
     def loop(i: int) -> None:
         ages: list[float] = []
         fps = hand_written(clip, None, int(seconds * RATE), camera=DriverCamera(clip, RATE),
-                           ages=ages, session=session)  # fmt: skip
+                           ages=ages, session=session, provider=PROVIDER[0])  # fmt: skip
         out[i] = verdict(fps, ages)
 
     threads = [threading.Thread(target=loop, args=(i,)) for i in range(k)]
@@ -124,13 +130,39 @@ def hand(clip: Path, k: int, seconds: float) -> list[dict[str, Any]]:
     return out
 
 
+def probes(max_k: int, search: bool) -> Any:
+    """The K to try next, given whether the last was kept (sent in): one by one, or doubling
+    then halving the gap (``search``) until it is within an eighth of the K kept."""
+    if not search:
+        for k in range(1, max_k + 1):
+            if not (yield k):
+                return
+        return
+    kept, failed, k = 0, max_k + 1, 1
+    while k < failed:
+        if (yield k):
+            kept = k
+            k = min(2 * k, failed - 1) if failed > max_k else (k + failed) // 2
+        else:
+            failed = k
+            k = (kept + failed) // 2
+        if k <= kept or (failed <= max_k and failed - kept <= max(1, kept // 8)):
+            return
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--max-k", type=int, default=6)
     parser.add_argument("--height", type=int, default=720)
+    parser.add_argument("--provider", default="cpu", help="cpu or cuda")
+    parser.add_argument("--search", action="store_true", help="double, then bisect")
+    parser.add_argument("--sides", default="", help="only these sides (ours,separate,hand)")
+    parser.add_argument("--save-as", default="streams")
     parser.add_argument("--single", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.provider.lower() in ("cuda", "cudaexecutionprovider"):
+        PROVIDER[:] = ["CUDAExecutionProvider", "CPUExecutionProvider"]
     if args.single:
         print(json.dumps(single(Path(args.single), args.seconds)))
         return 0
@@ -139,25 +171,35 @@ def main() -> int:
     clip = work / f"cam{args.height}.mp4"
     if not clip.exists():
         scaled(FOOTAGE, clip, args.height, int((args.seconds + 5) * RATE))
-    sides = {"annotate, one process": ours, "annotate, a process per camera": separate,
-             "hand-written, a thread per camera, one session": hand}  # fmt: skip
-    results: dict[str, Any] = {"seconds": args.seconds, "height": args.height, "sides": {}}
-    for name, side in sides.items():
+    sides = {"annotate, one process": ("ours", ours),
+             "annotate, a process per camera": ("separate", separate),
+             "hand-written, a thread per camera, one session": ("hand", hand)}  # fmt: skip
+    chosen = set(args.sides.split(",")) if args.sides else {key for key, _ in sides.values()}
+    results: dict[str, Any] = {"seconds": args.seconds, "height": args.height,
+                               "provider": PROVIDER[0], "sides": {}}  # fmt: skip
+    for name, (key, side) in sides.items():
+        if key not in chosen:
+            continue
         runs: dict[str, Any] = {}
         k_kept = 0
-        for k in range(1, args.max_k + 1):
+        tries = probes(args.max_k, args.search)
+        k = next(tries)
+        while True:
             started = time.perf_counter()
             cams = side(clip, k, args.seconds)
             runs[str(k)] = cams
             kept = all(c.get("kept") for c in cams)
             print(f"{name}: K={k} {'kept' if kept else 'not kept'} "
                   f"({time.perf_counter() - started:.0f} s) {cams}", flush=True)  # fmt: skip
-            if not kept:
+            if kept:
+                k_kept = max(k_kept, k)
+            try:
+                k = tries.send(kept)
+            except StopIteration:
                 break
-            k_kept = k
         results["sides"][name] = {"k": k_kept, "runs": runs}
     print(json.dumps({n: s["k"] for n, s in results["sides"].items()}))
-    save("streams", results)
+    save(args.save_as, results)
     return 0
 
 
