@@ -46,6 +46,24 @@ def run(
             rich_help_panel=OUTPUT,
         ),
     ] = None,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            metavar="[ADDRESS]",
+            help="Several sources on Ray, in groups of --group, each a long-lived actor that "
+            "Ray restarts if it dies: alone, a local Ray; 'auto' or ray://HOST:10001, a cluster.",
+            show_default=False,
+            rich_help_panel=OUTPUT,
+        ),
+    ] = None,
+    group: Annotated[
+        int,
+        typer.Option(
+            "--group",
+            help="Sources per Ray actor (one GPU, or this many cores, each)",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = 8,
     duration: o.Duration = None,
     quiet: o.Quiet = False,
     verbose: o.Verbose = False,
@@ -59,8 +77,8 @@ def run(
     given = list(source_args or [])
     if source and given and given != [source]:
         raise UsageError("give the source once, either as SOURCE or as --source")
-    if sources_file is not None or len(given) > 1:
-        run_several(ctx, given, sources_file, quiet)
+    if sources_file is not None or len(given) > 1 or ray is not None:
+        run_several(ctx, given, sources_file, quiet, (ray, group))
         return
     spec = given[0] if given else source
     if not spec:
@@ -86,13 +104,20 @@ def run(
 
 
 def run_several(
-    ctx: typer.Context, given: list[str], sources_file: Path | None, quiet: bool
+    ctx: typer.Context,
+    given: list[str],
+    sources_file: Path | None,
+    quiet: bool,
+    ray: tuple[str | None, int] = (None, 8),
 ) -> None:
-    """Several sources through one model (:mod:`annotate.pipeline.many`)."""
+    """Several sources through one model (:mod:`annotate.pipeline.many`), or in groups on
+    Ray (``ray``: its address and the sources per group; :mod:`annotate.pipeline.groups`)."""
     from annotate.pipeline.many import SourceSpec, exit_code, read_sources, run_many
 
     specs = read_sources(sources_file) if sources_file is not None else []
     specs += [SourceSpec(url) for url in given]
+    if not specs:
+        raise UsageError("no source given; --ray runs the sources given or in --sources FILE")
     options = o.run_options(specs[0].url, ctx.params, Config.load())
     o.check_needed(ctx, options)
     if options.show:
@@ -102,14 +127,24 @@ def run_several(
         if problem:
             log.info("Not showing a window: %s", problem)
             options.show = False
-    bars = None
-    if not quiet and console.stderr_console().is_terminal:
-        bars = console.SourcesProgress()
-    try:
-        results = run_many(options, specs, download=console.download, progress=bars)
-    finally:
-        if bars is not None:
-            bars.stop()
+    address, size = ray
+    if address is not None:
+        from annotate.batch.cluster import check_address
+        from annotate.pipeline.groups import run_groups
+
+        check_address(address)
+        if options.show or options.serve is not None:
+            raise UsageError("--show and --serve are for one machine; with --ray, write outputs")
+        results = run_groups(options, specs, address, size, download=console.download)
+    else:
+        bars = None
+        if not quiet and console.stderr_console().is_terminal:
+            bars = console.SourcesProgress()
+        try:
+            results = run_many(options, specs, download=console.download, progress=bars)
+        finally:
+            if bars is not None:
+                bars.stop()
     if not quiet:
         console.print_sources(results)
         for result in results:
