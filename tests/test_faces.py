@@ -312,3 +312,91 @@ def test_blur_faces_keeps_the_audio_and_the_time_span(cli, tmp_path):
     assert set(streams) == {"video", "audio"}
     assert streams["video"]["duration"] == pytest.approx(2.0, abs=0.1)
     assert streams["audio"]["duration"] == pytest.approx(2.0, abs=0.15)
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_both_models_through_the_inference_service_find_what_the_cpu_plan_finds(
+    tmp_path, monkeypatch
+):
+    """The service plan chosen for the CPU provider by injection, as CUDA would choose it:
+    the object model and the face model each get their own batching session (the face
+    model's batch and sizes freed, its canvas packed), fed by the workers; frame for frame
+    the same people and faces as the CPU plan."""
+    import annotate.detector as detector_module
+    import annotate.pipeline.plan as plan_module
+    from annotate.detector.graph import PACKED_INPUT
+    from annotate.pipeline.build import run
+    from annotate.pipeline.options import RunOptions
+    from annotate.providers import CPU, Resolution
+
+    def records(path: Path) -> list[dict]:
+        return [json.loads(line) for line in path.read_text().splitlines()]
+
+    plain, served = tmp_path / "plain.jsonl", tmp_path / "served.jsonl"
+    common = {
+        "source": str(STREET),
+        "model": MODEL,
+        "face_model": FACE_MODEL,
+        "resolution": Resolution((CPU,), "test"),
+        "max_frames": 40,
+        "faces": True,
+        "canvas": "square",  # the object model's, as an accelerator keeps it
+    }
+    run(RunOptions(json_path=plain, **common))
+    batching = frozenset({CPU})
+    monkeypatch.setattr(detector_module, "BATCHING", batching)
+    monkeypatch.setattr(plan_module, "BATCHING", batching)
+    inputs: list[str] = []
+    real_serve = detector_module.Detector.serve
+
+    def serve(self, max_batch, wait_s=None):  # type: ignore[no-untyped-def]
+        inputs.append(self.input_name)
+        return real_serve(self, max_batch, wait_s)
+
+    monkeypatch.setattr(detector_module.Detector, "serve", serve)
+    summary = run(RunOptions(json_path=served, batch=4, **common))
+    assert summary.mode.startswith("inference service")
+    assert inputs == [PACKED_INPUT, PACKED_INPUT]  # both models, their canvases packed
+    a, b = records(plain), records(served)
+    assert [r["frame"] for r in b] == list(range(40))
+    faces = sum(d["label"] == "face" for r in a for d in r["detections"])
+    assert faces > 100
+    for ra, rb in zip(a, b):
+        assert sorted(d["label"] for d in ra["detections"]) == sorted(
+            d["label"] for d in rb["detections"]
+        )
+        for da, db in zip(
+            sorted(ra["detections"], key=lambda d: d["box"]),
+            sorted(rb["detections"], key=lambda d: d["box"]),
+        ):
+            assert da["box"] == pytest.approx(db["box"], abs=0.5)
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("export", ["coco", "yolo"])
+def test_exported_frames_are_hidden_as_the_video_is(cli, tmp_path, export):
+    """A dataset's frames leave the process too: with --blur faces, the face in the frame a
+    COCO or YOLO export writes is hidden (and no box is drawn on it)."""
+    import cv2
+
+    target = tmp_path / ("c.json" if export == "coco" else "yolo")
+    frames = ["--export-frames"] if export == "coco" else []
+    record = tmp_path / "a.jsonl"
+    result = cli(
+        "run", IMAGES / "astronaut.png", "--blur", "faces", "--face-model", FACE_MODEL,
+        "--no-boxes", "--export", f"{export}={target}", *frames, "--json", record, "-q",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    (written,) = list(tmp_path.rglob("*.jpg"))
+    original, saved = cv2.imread(str(IMAGES / "astronaut.png")), cv2.imread(str(written))
+    (x1, y1, x2, y2), *_ = json.loads(record.read_text())["hidden"]
+    face = (slice(int(y1), int(y2)), slice(int(x1), int(x2)))
+
+    def sharpness(image: np.ndarray) -> float:
+        gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        return float(cv2.Laplacian(gray, cv2.CV_64F).var())
+
+    assert sharpness(saved[face]) < 0.1 * sharpness(original[face])
+    away = (slice(300, 500), slice(0, 150))
+    assert np.abs(saved[away].astype(int) - original[away]).mean() < 3  # JPEG noise only

@@ -118,6 +118,18 @@ def make_sinks(
     return displays + sinks
 
 
+def hide_exported_frames(sinks: Sequence[Sink], annotators: Sequence[Annotator]) -> None:
+    """Exports that write frames (COCO's, YOLO's) hide what ``--blur`` hides in them."""
+    blur = next((a for a in annotators if isinstance(a, BlurAnnotator)), None)
+    if blur is None:
+        return
+    from annotate.sinks.exports import ExportSink
+
+    for sink in sinks:
+        if isinstance(sink, ExportSink):
+            sink.hide = blur
+
+
 def decoder_for(options: RunOptions, plan: ThreadPlan) -> str:
     """``--hwdec``: auto decodes with NVDEC when the model runs on an NVIDIA GPU through the
     inference service, where the CPU side is what binds (docs/performance.md, "GPU")."""
@@ -219,6 +231,7 @@ def run(
         sinks = make_sinks(
             replace(options, encode=encode), source, stack, live, detector.labels, shared
         )
+        hide_exported_frames(sinks, annotators)
         if progress is not None:
             progress.start(expected_frames(source.info, options))
             stack.callback(progress.stop)

@@ -141,6 +141,16 @@ class ExportSink(SinkBase):
         self.path, self.labels, self.fps = path, labels, fps or 30.0
         self.collected = Collected()
         self._closed = False
+        #: With ``--blur``, the blur (an annotator): frames written are hidden as the video
+        #: is, never the original (but no box is drawn on them).
+        self.hide: Any = None
+
+    def picture(self, frame: Frame, detections: Detections) -> npt.NDArray[np.uint8]:
+        """The frame as it may leave the process: hidden where ``--blur`` hides."""
+        if self.hide is None:
+            return frame.image
+        hidden: npt.NDArray[np.uint8] = self.hide.annotate(frame.image.copy(), detections)
+        return hidden
 
     def label(self, class_id: int) -> str:
         return self.labels[class_id] if 0 <= class_id < len(self.labels) else str(class_id)
@@ -312,7 +322,7 @@ class CocoExport(ExportSink):
 
     def frame_done(self, frame: Frame, index: int, detections: Detections) -> None:
         if self.images_dir is not None:
-            save_jpeg(self.images_dir / f"{frame_name(index)}.jpg", frame.image)
+            save_jpeg(self.images_dir / f"{frame_name(index)}.jpg", self.picture(frame, detections))
 
     def finish(self) -> None:
         c = self.collected
@@ -371,7 +381,7 @@ class YoloExport(ExportSink):
             cx, cy = (x1 + x2) / 2 / width, (y1 + y2) / 2 / height
             w, h = (x2 - x1) / width, (y2 - y1) / height
             lines.append(f"{int(class_id)} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}\n")
-        save_jpeg(self.path / "images" / f"{name}.jpg", frame.image)
+        save_jpeg(self.path / "images" / f"{name}.jpg", self.picture(frame, detections))
         label = self.path / "labels" / f"{name}.txt"
         _replace(label, lambda tmp: tmp.write_text("".join(lines), encoding="utf-8"))
         self.kept += 1
