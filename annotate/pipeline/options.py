@@ -469,8 +469,9 @@ class RunOptions:
         example=["car"],
         panel=PRIVACY,
         show_default=False,
-        help=f"Hide these classes (names or ids: --blur person,car; --blur alone, before "
-        f"another option or last: {defaults.BLUR_CLASSES}); implies --track",
+        help=f"Hide these classes (names or ids: --blur person,car; 'faces' for the face "
+        f"model's: --blur faces; --blur alone, before another option or last: "
+        f"{defaults.BLUR_CLASSES}); implies --track",
     )
     blur_style: str = setting(
         defaults.BLUR_STYLE,
