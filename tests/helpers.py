@@ -37,6 +37,13 @@ def read_image(name: str) -> np.ndarray:
     return image
 
 
+def sharpness(image: np.ndarray) -> float:
+    """Detail in a BGR image (variance of its Laplacian): what blurring takes away."""
+    import cv2
+
+    return float(cv2.Laplacian(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), cv2.CV_64F).var())
+
+
 def make_clip(
     path: Path,
     frames: int,

@@ -17,7 +17,7 @@ from annotate.detector.preprocess import Letterbox
 from annotate.pipeline.stages import FrameContext, HideStage
 from annotate.tracking import Tracker, TrackerSettings
 from annotate.types import Detections, Frame
-from tests.helpers import IMAGES, MODEL, SHARED, decode_video
+from tests.helpers import IMAGES, MODEL, SHARED, decode_video, sharpness
 
 FACE_MODEL = SHARED / "models" / "centerface.onnx"
 STREET = SHARED / "data" / "mot" / "TUD-Stadtmitte" / "TUD-Stadtmitte.mp4"
@@ -161,10 +161,6 @@ def test_blur_faces_hides_the_face_and_nothing_else(cli, tmp_path):
     (x1, y1, x2, y2), *_ = json.loads(record.read_text())["hidden"]
     face = (slice(int(y1), int(y2)), slice(int(x1), int(x2)))
 
-    def sharpness(image: np.ndarray) -> float:
-        gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-        return float(cv2.Laplacian(gray, cv2.CV_64F).var())
-
     assert sharpness(hidden[face]) < 0.1 * sharpness(original[face])
     away = (slice(300, 500), slice(0, 150))  # her suit and the background: untouched
     assert np.array_equal(hidden[away], original[away])
@@ -246,22 +242,11 @@ def _faces_folder(root: Path) -> Path:
     """A photo with a face and a short street clip."""
     import shutil
 
-    import av
+    from scripts.harness import scaled
 
     root.mkdir()
     shutil.copy(IMAGES / "astronaut.png", root / "astronaut.png")
-    with av.open(str(STREET)) as src, av.open(str(root / "street.mp4"), "w") as dst:
-        stream = src.streams.video[0]
-        out = dst.add_stream("libx264", rate=stream.average_rate)
-        out.width, out.height, out.pix_fmt = stream.width, stream.height, "yuv420p"
-        for i, frame in enumerate(src.decode(stream)):
-            if i == 12:
-                break
-            image = av.VideoFrame.from_ndarray(frame.to_ndarray(format="bgr24"), format="bgr24")
-            for packet in out.encode(image):
-                dst.mux(packet)
-        for packet in out.encode(None):
-            dst.mux(packet)
+    scaled(STREET, root / "street.mp4", 480, 12)  # its own size, its first 12 frames
     return root
 
 
@@ -392,10 +377,6 @@ def test_exported_frames_are_hidden_as_the_video_is(cli, tmp_path, export):
     original, saved = cv2.imread(str(IMAGES / "astronaut.png")), cv2.imread(str(written))
     (x1, y1, x2, y2), *_ = json.loads(record.read_text())["hidden"]
     face = (slice(int(y1), int(y2)), slice(int(x1), int(x2)))
-
-    def sharpness(image: np.ndarray) -> float:
-        gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-        return float(cv2.Laplacian(gray, cv2.CV_64F).var())
 
     assert sharpness(saved[face]) < 0.1 * sharpness(original[face])
     away = (slice(300, 500), slice(0, 150))

@@ -14,16 +14,10 @@ from annotate.pipeline.runner import Emitter
 from annotate.providers import CPU, Resolution
 from annotate.testing.scenes import Scene, Walker, write_scene
 from annotate.types import Detections
-from tests.helpers import MODEL, decode_video
+from tests.helpers import MODEL, decode_video, sharpness
 from tests.test_preview import Running
 
 pytestmark = pytest.mark.slow
-
-
-def _sharpness(image: np.ndarray) -> float:
-    import cv2
-
-    return float(cv2.Laplacian(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), cv2.CV_64F).var())
 
 
 @pytest.mark.parametrize("sequential", [True, False])
@@ -84,7 +78,7 @@ def test_no_frame_shows_a_person_the_detector_missed(tmp_path, monkeypatch, sequ
         ((_k, box),) = truth
         x1, y1, x2, y2 = (round(v) for v in box)
         region = (slice(y1, y2), slice(x1, x2))
-        assert _sharpness(image[region]) * 4 <= _sharpness(original[region]), f"frame {i}"
+        assert sharpness(image[region]) * 4 <= sharpness(original[region]), f"frame {i}"
         outside = np.ones(image.shape[:2], bool)
         pad_x, pad_y = round(0.3 * (x2 - x1)), round(0.3 * (y2 - y1))  # blur pad + motion
         outside[max(0, y1 - pad_y) : y2 + pad_y, max(0, x1 - pad_x) : x2 + pad_x] = False
@@ -118,7 +112,7 @@ def test_the_web_preview_shows_the_blurred_picture(tmp_path, caplog):
     x1, y1, x2, y2 = (round(v) for v in box)
     region = (slice(y1, y2), slice(x1, x2))
     assert shot.shape == original.shape
-    assert _sharpness(shot[region]) * 4 <= _sharpness(original[region])
+    assert sharpness(shot[region]) * 4 <= sharpness(original[region])
 
 
 # --- Reliability round 3 (#33): people entering the real footage ------------------------------

@@ -20,7 +20,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from annotate import defaults
 from annotate.batch.events import GRACE_S, STOPPED, Event, Finished, from_update, started
@@ -30,6 +30,9 @@ from annotate.batch.manifest import Record
 from annotate.errors import AnnotateError, UsageError
 from annotate.models.store import sha256_of
 from annotate.pipeline.plan import cpu_cores
+
+if TYPE_CHECKING:
+    from annotate.pipeline.options import RunOptions
 
 log = logging.getLogger("annotate")
 
@@ -170,12 +173,7 @@ class RayPool:
 
         options = self.batch.options
         assert options.resolution is not None
-        # Each model once in the object store; each node pulls it once.
-        models = [
-            (field, ray.put(path.read_bytes()), sha256_of(path), path.name)
-            for field, path in (("model", options.model), ("face_model", options.face_model))
-            if isinstance(path, Path) and (field == "model" or options.wants_faces)
-        ]
+        models = ship_models(ray, options)
         gpus = 1 if options.resolution.preferred in GPU_PROVIDERS else 0
         task = ray.remote(_ray_job).options(
             num_cpus=self.cores, num_gpus=gpus, max_retries=MAX_RETRIES
@@ -238,17 +236,12 @@ def _drain(updates: Any, empty: type[Exception]) -> Iterator[Event]:
         yield from_update(*update)
 
 
-def _ray_job(
-    job: Job, batch: Batch, models: list[tuple[str, Any, str, str]], updates: Any
-) -> Record:
+def _ray_job(job: Job, batch: Batch, models: list[Shipped], updates: Any) -> Record:
     """The task: the models from the node's cache (each fetched from the object store the
     first time on this node), the provider resolved for this node, then the same job as
     locally. ``models``: (option, object ref, sha256, file name) each."""
     worker_logging()
-    paths = {field: _node_model(ref, sha, name) for field, ref, sha, name in models}
-    model = paths.get("model", batch.options.model)
-    faces = paths.get("face_model", batch.options.face_model)
-    options = replace(batch.options, model=model, face_model=faces).resolved()
+    options = with_node_models(batch.options, models).resolved()
     updates.put_nowait(started(job.index))
 
     def report(index: int, frames: int, total: int | None) -> None:
@@ -256,6 +249,28 @@ def _ray_job(
             updates.put_nowait((index, frames, total))
 
     return run_job(job, replace(batch, options=options), None, report)
+
+
+#: A model shipped to the nodes: (its option, object ref, sha256, file name).
+Shipped = tuple[str, Any, str, str]
+
+
+def ship_models(ray: Any, options: RunOptions) -> list[Shipped]:
+    """The run's models (the object model, and the face model where it runs), each put in
+    Ray's object store once; each node pulls it once (:func:`with_node_models`)."""
+    return [
+        (field, ray.put(path.read_bytes()), sha256_of(path), path.name)
+        for field, path in (("model", options.model), ("face_model", options.face_model))
+        if isinstance(path, Path) and (field == "model" or options.wants_faces)
+    ]
+
+
+def with_node_models(options: RunOptions, models: list[Shipped]) -> RunOptions:
+    """``options`` with the shipped models' paths in this node's cache."""
+    paths = {field: _node_model(ref, sha, name) for field, ref, sha, name in models}
+    model = paths.get("model", options.model)
+    faces = paths.get("face_model", options.face_model)
+    return replace(options, model=model, face_model=faces)
 
 
 def _node_model(ref: Any, sha: str, name: str) -> Path:

@@ -26,6 +26,7 @@ from annotate.errors import UsageError
 from annotate.pipeline.many import SourceResult, SourceSpec, unique_names
 
 if TYPE_CHECKING:
+    from annotate.batch.cluster import Shipped
     from annotate.models import KnownModel
     from annotate.pipeline.options import RunOptions
 
@@ -81,21 +82,15 @@ class StreamGroup:
         specs: list[SourceSpec],
         group: int,
         ledger: Any,
-        models: list[tuple[str, Any, str, str]],
+        models: list[Shipped],
     ) -> list[SourceResult]:
         import ray
 
-        from annotate.batch.cluster import _node_model
+        from annotate.batch.cluster import with_node_models
         from annotate.pipeline.many import run_many
 
         part = ray.get(ledger.start.remote(group))
-        paths = {field: _node_model(ref, sha, name) for field, ref, sha, name in models}
-        options = replace(
-            base,
-            model=paths.get("model", base.model),
-            face_model=paths.get("face_model", base.face_model),
-            resolution=None,  # this node's providers
-        )
+        options = replace(with_node_models(base, models), resolution=None)  # this node's
         return run_many(options, specs, stop=self.stop, part=part)
 
     def halt(self) -> None:
@@ -112,8 +107,7 @@ def run_groups(
 ) -> list[SourceResult]:
     """Every source, in groups on Ray's nodes; one result per source, in the order given.
     Ctrl-C (or ``stop``) stops every group, which finalises its outputs."""
-    from annotate.batch.cluster import GPU_PROVIDERS, RayCluster
-    from annotate.models.store import sha256_of
+    from annotate.batch.cluster import GPU_PROVIDERS, RayCluster, ship_models
     from annotate.pipeline.many import source_options
 
     groups = split(specs, size)
@@ -138,11 +132,7 @@ def run_groups(
             "" if len(groups) == 1 else "s",
             cluster.describe(),
         )
-        models = [
-            (field, ray.put(path.read_bytes()), sha256_of(path), path.name)
-            for field, path in (("model", resolved.model), ("face_model", resolved.face_model))
-            if isinstance(path, Path) and (field == "model" or resolved.wants_faces)
-        ]
+        models = ship_models(ray, resolved)
         ledger = ray.remote(Ledger).options(num_cpus=0).remote()
         actors, refs = [], []
         template = replace(resolved, resolution=None)

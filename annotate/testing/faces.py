@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from annotate.testing import SHARED
+from annotate.tracking.tracker import iou_matrix as iou
 
 FACES = SHARED / "data" / "faces"
 #: Face heights the recall is broken down by, in pixels: [low, high).
@@ -32,18 +33,6 @@ def load_truth(root: Path = FACES) -> tuple[dict[str, Boxes], dict[str, Boxes]]:
     truth = read("faces.json")
     invalid = read("faces_invalid.json") if (root / "faces_invalid.json").exists() else {}
     return truth, {k: invalid.get(k, np.zeros((0, 4), np.float32)) for k in truth}
-
-
-def iou(a: Boxes, b: Boxes) -> npt.NDArray[np.float64]:
-    """``(len(a), len(b))`` intersection over union."""
-    if not len(a) or not len(b):
-        return np.zeros((len(a), len(b)))
-    tl = np.maximum(a[:, None, :2], b[None, :, :2])
-    br = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(br - tl, 0, None), axis=2)
-    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
-    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
-    return np.asarray(inter / (area_a[:, None] + area_b[None, :] - inter + 1e-9), np.float64)
 
 
 @dataclass
