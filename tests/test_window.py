@@ -102,3 +102,20 @@ def test_several_sources_share_one_window_and_q_stops_them_all(display, tmp_path
     for name in ("one-by-one-person-detection", "one-by-one-person-detection-2"):
         assert 10 < len(decode_video(tmp_path / f"{name}.mp4")[2]) < 1394
     assert err.count("key pressed") == 2, err  # each source's row says what stopped it
+
+
+def test_the_grid_has_its_final_size_before_every_source_has_started():
+    """The window is laid out for every source at once: a second camera that opens later
+    does not make it jump (read from outside, the first size is the one a user sees)."""
+    import numpy as np
+
+    from annotate.sinks.window import WindowGrid
+    from annotate.stats import LiveStats
+
+    grid = WindowGrid("annotate - 2 sources", slots=2)
+    grid.add_source("front", LiveStats())
+    grid.put("front", np.full((720, 1280, 3), 200, np.uint8))
+    first = grid.compose()
+    grid.add_source("back", LiveStats())
+    assert first.shape == grid.compose().shape == (360, 1280, 3)
+    assert first[200, 320].mean() > 150 and first[200, 960].max() == 0  # the second is empty

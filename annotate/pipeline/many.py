@@ -258,7 +258,7 @@ def run_many(
         if base.show:  # one window, a tile per source, drawn by this (the main) thread
             from annotate.sinks.window import WindowGrid
 
-            window = stack.enter_context(WindowGrid(title))
+            window = stack.enter_context(WindowGrid(title, len(specs)))
             shared.append(window)
         if base.serve is not None:  # one page, a tile per source
             from annotate.sinks.web import WebPreview

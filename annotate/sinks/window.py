@@ -120,8 +120,9 @@ class WindowGrid:
 
     TILE_WIDTH = 640  # at most; narrower so that the grid fits 1280 pixels across
 
-    def __init__(self, title: str = "annotate") -> None:
+    def __init__(self, title: str = "annotate", slots: int = 1) -> None:
         self.title = title
+        self.slots = slots  # sources expected: the grid has its final size from the first draw
         self.stop_reason: str | None = None
         self._lock = threading.Lock()
         self._tiles: dict[str, tuple[npt.NDArray[np.uint8] | None, LiveStats]] = {}
@@ -146,8 +147,9 @@ class WindowGrid:
         with self._lock:
             tiles = list(self._tiles.items())
             self._changed = False
-        cols = max(1, math.ceil(math.sqrt(len(tiles))))
-        rows = max(1, math.ceil(len(tiles) / cols))
+        count = max(len(tiles), self.slots)
+        cols = max(1, math.ceil(math.sqrt(count)))
+        rows = max(1, math.ceil(count / cols))
         width = min(self.TILE_WIDTH, 1280 // cols) // 2 * 2
         height = width * 9 // 16 // 2 * 2
         grid = np.zeros((rows * height, cols * width, 3), np.uint8)
@@ -178,7 +180,7 @@ class WindowGrid:
             if not self._opened:
                 cv2.namedWindow(self.title, cv2.WINDOW_NORMAL)
                 self._opened = True
-            if shown.shape != self._shape:  # a source joined: the grid grew
+            if shown.shape != self._shape:  # first draw, or more sources than expected joined
                 cv2.resizeWindow(self.title, shown.shape[1], shown.shape[0])
                 self._shape = shown.shape
             cv2.imshow(self.title, shown)
