@@ -14,6 +14,23 @@ HELD_SIGNALS = tuple(
     getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
 )
 
+#: The ending signals the command's handlers saw, first first. The handler raises at once;
+#: this is the backstop for when that exception is swallowed on the way (ONNX Runtime turns
+#: a KeyboardInterrupt during its import into ImportError, and code that treats an
+#: ImportError as "not installed" would go on): the run looks here before each frame.
+RECEIVED: list[int] = []
+
+
+def raise_received() -> None:
+    """Raise the first signal recorded in :data:`RECEIVED` as the exception its handler raised."""
+    if RECEIVED:
+        from annotate.errors import Interrupted
+
+        number = RECEIVED[0]
+        if number == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise Interrupted(signal.Signals(number).name, 128 + number)
+
 
 @contextlib.contextmanager
 def signals_held() -> Iterator[None]:

@@ -15,6 +15,7 @@ from annotate.cli import batch, bench, models, providers, run  # noqa: F401 - th
 from annotate.cli.app import app
 from annotate.cli.console import print_error, printable
 from annotate.errors import AnnotateError, Interrupted
+from annotate.signals import RECEIVED
 
 __all__ = ["app", "main"]
 
@@ -23,18 +24,28 @@ EXIT_INTERRUPTED = 130
 
 #: Signals received, so an error a signal caused inside a C extension's start-up (ONNX
 #: Runtime turns a KeyboardInterrupt during its import into ImportError) is still reported
-#: as the interruption it was.
-_received: list[int] = []
+#: as the interruption it was, and a run whose signal was swallowed still stops.
+_received = RECEIVED
 
 
-def _terminated(signum: int, _frame: FrameType | None) -> None:
+def _in_importlib(frame: FrameType | None) -> bool:
+    """Is the main thread inside the import machinery's own code? An exception raised
+    there can land in a weakref callback of a module lock, where Python prints "Exception
+    ignored" with a traceback and drops it. The run then acts on :data:`RECEIVED` at its
+    next frame instead."""
+    return frame is not None and frame.f_code.co_filename.startswith("<frozen importlib")
+
+
+def _terminated(signum: int, frame: FrameType | None) -> None:
     _received.append(signum)
-    raise Interrupted(signal.Signals(signum).name, 128 + signum)
+    if not _in_importlib(frame):
+        raise Interrupted(signal.Signals(signum).name, 128 + signum)
 
 
-def _interrupted(signum: int, _frame: FrameType | None) -> None:
+def _interrupted(signum: int, frame: FrameType | None) -> None:
     _received.append(signum)
-    raise KeyboardInterrupt
+    if not _in_importlib(frame):
+        raise KeyboardInterrupt
 
 
 def _usage_error_class() -> type[Exception]:
@@ -83,4 +94,10 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print_error("interrupted")
         return 128 + _received[0]
-    return result if isinstance(result, int) else 0
+    finally:
+        received, _received[:] = list(_received), []
+    code = result if isinstance(result, int) else 0
+    if received and not code:  # the signal's exception was swallowed after the last frame
+        print_error(f"interrupted by {signal.Signals(received[0]).name}")
+        return 128 + received[0]
+    return code

@@ -69,8 +69,11 @@ class Edits:
 
 
 def _load(model: Path) -> Any | None:
+    from annotate.signals import signals_held
+
     try:
-        import onnx
+        with signals_held():  # a signal during the import would come out as ImportError
+            import onnx
     except ImportError:  # a dependency, but a broken install should still run unedited
         log.debug("onnx is not importable: the model runs as it is")
         return None

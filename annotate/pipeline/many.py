@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from annotate.errors import AnnotateError, Interrupted, UsageError
+from annotate.signals import raise_received
 
 if TYPE_CHECKING:
     from annotate.models import KnownModel
@@ -310,6 +311,7 @@ def run_many(
             for name in started:
                 while not done[name].is_set():
                     try:
+                        raise_received()  # a signal whose exception could not be raised
                         if window is not None:
                             window.show()  # waits for a key up to 30 ms
                             if window.stop_reason is not None:

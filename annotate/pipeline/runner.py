@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from annotate.detector import Detector, StageTimes
 from annotate.errors import StopRequested
 from annotate.pipeline.stages import FrameContext, Stage, run_stages
-from annotate.signals import signals_held
+from annotate.signals import raise_received, signals_held
 from annotate.stats import LiveStats, RollingFps
 from annotate.types import Detections, Frame, Meta
 
@@ -112,6 +112,7 @@ class Emitter:
         """
         if self.stop is not None and self.stop.is_set():
             raise StopRequested("stop requested")
+        raise_received()
         t0 = time.perf_counter()
         self.summary.detected += detections is not None
         if self.stages:
