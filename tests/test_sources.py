@@ -57,6 +57,24 @@ def test_variable_frame_rate_times_kept(tmp_path):
         assert [f.time for f in source] == pytest.approx(times, abs=1e-3)
 
 
+def test_avi_with_b_frames_gets_times_in_display_order(tmp_path):
+    """An AVI keeps decode order only: with B-frames PyAV hands frames their reordered pts
+    (0.04, 0.12, 0.16, 0.08 … here). The times must increase, as FFmpeg's best-effort
+    stamps do, or the tracker predicts motion over gaps that are not there."""
+    import av
+
+    clip = make_clip(tmp_path / "b.avi", 30)
+    with av.open(str(clip)) as container:
+        raw = [f.pts for f in container.decode(video=0)]
+    assert raw != sorted(raw)  # the file really has the problem
+    with open_source(str(clip)) as source:
+        times = [f.time for f in source]
+    assert len(times) == 30
+    steps = np.diff(times)
+    assert (steps > 0).all(), times
+    assert np.median(steps) == pytest.approx(0.04) and steps.max() <= 0.121
+
+
 @pytest.mark.shared
 def test_single_image():
     with open_source(str(IMAGES / "chelsea.png")) as source:

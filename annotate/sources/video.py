@@ -53,6 +53,32 @@ def reason(error: Exception) -> str:
     return getattr(error, "strerror", None) or str(error)
 
 
+class BestEffortStamp:
+    """The stamp to trust for each decoded frame, as FFmpeg's ``best_effort_timestamp``
+    chooses it: count how often each of pts and dts went backwards, and use the steadier.
+
+    An AVI stores decode order only; with B-frames, decoded frames carry their packets'
+    stamps in decode order (0.1, 0.4, 0.3, 0.5, 0.2 s … on PETS09-S2L1), and a tracker fed
+    those times predicts motion over nonsense gaps. Their dts still increases.
+    """
+
+    def __init__(self) -> None:
+        self.last_pts: int | None = None
+        self.last_dts: int | None = None
+        self.bad_pts = self.bad_dts = 0
+
+    def __call__(self, pts: int | None, dts: int | None) -> int | None:
+        if dts is not None:
+            self.bad_dts += self.last_dts is not None and dts <= self.last_dts
+            self.last_dts = dts
+        if pts is not None:
+            self.bad_pts += self.last_pts is not None and pts <= self.last_pts
+            self.last_pts = pts
+        if pts is not None and (dts is None or self.bad_pts <= self.bad_dts):
+            return pts
+        return dts
+
+
 class VideoSource(SourceBase):
     """Decodes the first video stream.
 
@@ -126,6 +152,8 @@ class VideoSource(SourceBase):
         self.stream.codec_context.thread_count = self.threads
         self.time_base = self.stream.time_base
         self.origin = self.stream.start_time  # pts of the stream's time zero
+        self._stamp = BestEffortStamp()
+        self._previous: float | None = None  # the last frame's time
         rate = self.stream.average_rate or self.stream.guessed_rate or self.stream.base_rate
         self.fps = Fraction(rate) if rate else DEFAULT_FPS
         if self.start:
@@ -155,6 +183,8 @@ class VideoSource(SourceBase):
         target = round(seconds / self.time_base) + (self.origin or 0)
         try:
             self.container.seek(target, stream=self.stream, backward=True, any_frame=False)
+            self._stamp = BestEffortStamp()  # what came before the seek says nothing now
+            self._previous = None
         except av.FFmpegError as e:  # unseekable input: decode from the start instead
             log.debug("seek failed (%s); decoding from the start", e)
 
@@ -203,11 +233,18 @@ class VideoSource(SourceBase):
             )
 
     def _seconds(self, frame: Any, index: int) -> float:
-        if frame.pts is None or self.time_base is None:
+        stamp = self._stamp(frame.pts, frame.dts)
+        if stamp is None or self.time_base is None:
             return index / float(self.fps)
         if self.origin is None:
-            self.origin = frame.pts
-        return float((frame.pts - self.origin) * self.time_base)
+            self.origin = stamp
+        seconds = float((stamp - self.origin) * self.time_base)
+        if self._previous is not None and seconds <= self._previous:
+            # Frames leave the decoder in display order: a stamp that goes back is wrong
+            # (a B-frame flushed at the end of an AVI has only its reordered pts).
+            seconds = self._previous + 1 / float(self.fps)
+        self._previous = seconds
+        return seconds
 
     def _to_frame(self, index: int, seconds: float, picture: Any) -> Frame:
         image = upright(picture.to_ndarray(format="bgr24"), picture.rotation)
