@@ -5,6 +5,7 @@ hand-written loop of one thread per camera sharing one ONNX Runtime session.
 
     python -m scripts.streams [--seconds 20] [--max-k 6] [--height 720]
     python -m scripts.streams --provider cuda --search --max-k 64 --save-as streams-gpu
+    python -m scripts.streams --sides processes --processes 4 --provider cuda --search …
 
 Each camera is a stand-in fed from the shared pedestrian footage scaled to ``--height``,
 released at 30 FPS by the clock and, like a webcam's driver, losing frames a slow reader
@@ -35,6 +36,8 @@ from scripts.live import DriverCamera
 RATE = 30.0
 #: The provider every side runs (``--provider``).
 PROVIDER = ["CPUExecutionProvider"]
+#: Processes of the ``--processes`` side (``--processes``).
+PROCESSES = [4]
 KEPT_SHARE = 0.95
 STALE_S = 1.5 / RATE
 
@@ -73,6 +76,30 @@ def ours(clip: Path, k: int, seconds: float) -> list[dict[str, Any]]:
                           track=True, fps_every=10**9, show=False)  # fmt: skip
         specs = [SourceSpec(f"camera:{i}") for i in range(k)]
         results = run_many(base, specs, stop=stop)
+    return [one_summary(r.summary) for r in results]
+
+
+def grouped(clip: Path, k: int, seconds: float) -> list[dict[str, Any]]:
+    """``annotate run camera:0 … camera:K-1 --processes P --track --json DIR``: the
+    cameras split over ``PROCESSES[0]`` processes, a model each."""
+    import functools
+    import multiprocessing
+
+    from annotate.pipeline import RunOptions
+    from annotate.pipeline.groups import run_processes
+    from annotate.pipeline.many import SourceSpec
+    from annotate.providers import Resolution
+
+    stop = multiprocessing.get_context("spawn").Event()
+    threading.Timer(seconds, stop.set).start()
+    with tempfile.TemporaryDirectory() as tmp:
+        resolution = Resolution(tuple(PROVIDER), "streams")
+        base = RunOptions("camera:0", MODEL, resolution, json_path=f"{tmp}/",
+                          track=True, fps_every=10**9, show=False)  # fmt: skip
+        specs = [SourceSpec(f"camera:{i}") for i in range(k)]
+        processes = min(PROCESSES[0], k)
+        results = run_processes(base, specs, processes, None, functools.partial(cameras, clip),
+                                stop)  # fmt: skip
     return [one_summary(r.summary) for r in results]
 
 
@@ -157,12 +184,15 @@ def main() -> int:
     parser.add_argument("--height", type=int, default=720)
     parser.add_argument("--provider", default="cpu", help="cpu or cuda")
     parser.add_argument("--search", action="store_true", help="double, then bisect")
-    parser.add_argument("--sides", default="", help="only these sides (ours,separate,hand)")
+    parser.add_argument("--sides", default="",
+                        help="only these sides (ours,processes,separate,hand)")  # fmt: skip
+    parser.add_argument("--processes", type=int, default=4, help="the processes side's count")
     parser.add_argument("--save-as", default="streams")
     parser.add_argument("--single", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.provider.lower() in ("cuda", "cudaexecutionprovider"):
         PROVIDER[:] = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    PROCESSES[0] = args.processes
     if args.single:
         print(json.dumps(single(Path(args.single), args.seconds)))
         return 0
@@ -172,6 +202,7 @@ def main() -> int:
     if not clip.exists():
         scaled(FOOTAGE, clip, args.height, int((args.seconds + 5) * RATE))
     sides = {"annotate, one process": ("ours", ours),
+             f"annotate, --processes {args.processes}": ("processes", grouped),
              "annotate, a process per camera": ("separate", separate),
              "hand-written, a thread per camera, one session": ("hand", hand)}  # fmt: skip
     chosen = set(args.sides.split(",")) if args.sides else {key for key, _ in sides.values()}

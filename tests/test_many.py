@@ -526,3 +526,68 @@ def test_one_source_blurs_faces_and_the_other_sees_none(tmp_path):
     for r in got:
         r.pop("source")
     assert got == [{k: v for k, v in r.items() if k != "source"} for r in _records(alone)]
+
+
+@pytest.mark.shared
+def test_sources_split_over_processes_give_what_one_process_gives(tmp_path):
+    """--processes: three sources over two processes, each its own model. Every source's
+    records and tracks are those of the one-process run, named by source, in the order given."""
+    from annotate.pipeline import RunOptions
+    from annotate.pipeline.groups import run_processes
+    from annotate.pipeline.many import run_many
+    from tests.helpers import MODEL, VIDEOS
+
+    clips = [str(VIDEOS / n) for n in ("one-by-one-person-detection.mp4", "bottle-detection.mp4")]
+    specs = [SourceSpec(clips[0], "a"), SourceSpec(clips[1], "b"), SourceSpec(clips[0], "c")]
+    runs = {}
+    for way in ("one", "split"):
+        out = tmp_path / way
+        out.mkdir()
+        base = RunOptions(clips[0], model=MODEL, json_path=out, max_frames=45, track=True,
+                          sequential=True)  # fmt: skip
+        results = run_many(base, specs) if way == "one" else run_processes(base, specs, 2)
+        assert [r.name for r in results] == ["a", "b", "c"]
+        assert [r.error for r in results] == [None] * 3
+        assert all(r.summary is not None and r.summary.frames == 45 for r in results)
+        runs[way] = {n: _records(out / f"{n}.jsonl") for n in "abc"}
+    assert runs["split"] == runs["one"]
+    assert sum(len(r["detections"]) for r in runs["one"]["b"]) > 45  # bottles, every frame
+
+
+@pytest.mark.shared
+def test_sigterm_stops_every_process_and_leaves_each_video_playable(tmp_path):
+    from tests.helpers import MODEL, ROOT, VIDEOS, decode_video
+
+    clip = str(VIDEOS / "one-by-one-person-detection.mp4")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "annotate", "run", clip, clip, clip, "--processes", "2",
+         "-o", f"{tmp_path}/", "--json", f"{tmp_path}/", "--fps-every", "10",
+         "--model", str(MODEL)],
+        stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    started = set()
+    for text in proc.stderr:
+        if "Frame 30:" in text:
+            started.add(text.split(":")[0])
+        if len(started) == 3:
+            break
+    proc.send_signal(signal.SIGTERM)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=60) == 143, rest
+    assert "Traceback" not in rest and "stopped by a signal" in rest
+    for name in ("one-by-one-person-detection", "-2", "-3"):
+        name = name if name[0] != "-" else "one-by-one-person-detection" + name
+        records = _records(tmp_path / f"{name}.jsonl")
+        images = decode_video(tmp_path / f"{name}.mp4")[2]
+        assert 30 <= len(records) < 1394 and len(images) == len(records)
+
+
+def test_processes_need_several_sources_and_no_shared_page(tmp_path, cli, tiny_model):
+    from tests.helpers import make_clip
+
+    clip = make_clip(tmp_path / "c.mp4", 5)
+    one = cli("run", clip, "--processes", "2", "--model", tiny_model)
+    assert one.code == 2 and "--processes splits several sources" in one.err
+    shown = cli("run", clip, clip, "--processes", "2", "--serve", "8799", "--model", tiny_model)
+    assert shown.code == 2 and "drop --processes" in shown.err

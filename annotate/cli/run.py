@@ -64,6 +64,15 @@ def run(
             rich_help_panel=OUTPUT,
         ),
     ] = 8,
+    processes: Annotated[
+        int,
+        typer.Option(
+            "--processes",
+            help="Several sources split over this many processes on this machine, a model "
+            "each: where one process's CPU work binds before the GPU does",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = 1,
     duration: o.Duration = None,
     quiet: o.Quiet = False,
     verbose: o.Verbose = False,
@@ -78,8 +87,10 @@ def run(
     if source and given and given != [source]:
         raise UsageError("give the source once, either as SOURCE or as --source")
     if sources_file is not None or len(given) > 1 or ray is not None:
-        run_several(ctx, given, sources_file, quiet, (ray, group))
+        run_several(ctx, given, sources_file, quiet, (ray, group), processes, verbose)
         return
+    if processes != 1:
+        raise UsageError("--processes splits several sources; give more than one")
     spec = given[0] if given else source
     if not spec:
         raise UsageError(
@@ -109,6 +120,8 @@ def run_several(
     sources_file: Path | None,
     quiet: bool,
     ray: tuple[str | None, int] = (None, 8),
+    processes: int = 1,
+    verbose: bool = False,
 ) -> None:
     """Several sources through one model (:mod:`annotate.pipeline.many`), or in groups on
     Ray (``ray``: its address and the sources per group; :mod:`annotate.pipeline.groups`)."""
@@ -133,9 +146,20 @@ def run_several(
         from annotate.pipeline.groups import run_groups
 
         check_address(address)
+        if processes != 1:
+            raise UsageError("--processes is for one machine; on Ray, --group sizes the groups")
         if options.show or options.serve is not None:
             raise UsageError("--show and --serve are for one machine; with --ray, write outputs")
         results = run_groups(options, specs, address, size, download=console.download)
+    elif processes != 1:
+        import functools
+
+        from annotate.pipeline.groups import run_processes
+
+        if options.show or options.serve is not None:
+            raise UsageError("--show and --serve are for one process; drop --processes")
+        setup = functools.partial(console.setup_logging, quiet, verbose)
+        results = run_processes(options, specs, processes, console.download, setup)
     else:
         bars = None
         if not quiet and console.stderr_console().is_terminal:

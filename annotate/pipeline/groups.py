@@ -204,3 +204,113 @@ def _wait(
             text = str(cause).strip().splitlines()
             log.error("a group of sources failed: %s", text[-1][:200] if text else type(e).__name__)
     return out
+
+
+def run_processes(
+    base: RunOptions,
+    specs: Sequence[SourceSpec],
+    processes: int,
+    download: Callable[[KnownModel], Path] | None = None,
+    setup: Callable[[], None] | None = None,
+    stop: Any = None,
+) -> list[SourceResult]:
+    """Every source, split evenly over ``processes`` local processes, each running
+    :func:`annotate.pipeline.many.run_many` with a model of its own (``annotate run SRC…
+    --processes N``). One process's Python work binds a GPU box long before the GPU does
+    (docs/performance.md, "Many cameras"); processes multiply it, as Ray groups do across
+    machines. ``setup`` runs first in each process (the CLI's logging). Ctrl-C, SIGTERM or
+    ``stop`` stop every process, which finalises its outputs."""
+    import multiprocessing
+    import queue as queues
+
+    from annotate.errors import Interrupted
+    from annotate.pipeline.many import source_options
+
+    if processes < 1:
+        raise UsageError(f"--processes must be at least 1, got {processes}")
+    groups = split(specs, -(-len(specs) // processes)) if specs else []
+    if not groups:
+        raise UsageError("no sources given")
+    for group in groups:  # every source's options and outputs, before any process starts
+        for spec in group:
+            source_options(base, spec, spec.name or spec.url, 1).validate()
+    from annotate.pipeline.plan import cpu_cores
+
+    template = replace(base.resolved(download), resolution=None)  # fetched once, here
+    if template.cores is None:  # each process its share of the cores, not all of them
+        template = replace(template, cores=max(1, cpu_cores() // len(groups)))
+    context = multiprocessing.get_context("spawn")  # no copy of this process's threads
+    halt = stop if stop is not None else context.Event()
+    results: Any = context.Queue()
+    workers = [
+        context.Process(
+            target=_process_group,
+            args=(template, group, halt, results, i, setup),
+            name=f"annotate group {i}",
+            daemon=True,
+        )
+        for i, group in enumerate(groups)
+    ]
+    log.info("%d sources in %d processes", len(specs), len(workers))
+    found: dict[int, list[SourceResult]] = {}
+    signalled: str | None = None
+    for worker in workers:
+        worker.start()
+    while len(found) < len(workers):
+        try:
+            try:
+                i, got = results.get(timeout=0.2)
+                found[i] = got
+            except queues.Empty:
+                if not any(w.is_alive() for w in workers) and results.empty():
+                    break
+        except (KeyboardInterrupt, Interrupted) as e:
+            signalled = signalled or getattr(e, "name", "SIGINT")
+            halt.set()
+    for worker in workers:
+        worker.join(timeout=GRACE_S)
+    out: list[SourceResult] = []
+    for i, group in enumerate(groups):
+        if i in found:
+            out.extend(found[i])
+            continue
+        code = workers[i].exitcode
+        for spec in group:
+            name = spec.name or spec.url
+            out.append(SourceResult(name, spec.url, error=f"its process ended (exit code {code})"))
+    by_name = {r.name: r for r in out}
+    ordered = [by_name[n] for n in unique_names(specs)]
+    if signalled:
+        for result in ordered:
+            if result.summary is not None:
+                result.summary.stopped = signalled
+    return ordered
+
+
+def _process_group(
+    options: RunOptions,
+    specs: list[SourceSpec],
+    stop: Any,
+    results: Any,
+    index: int,
+    setup: Callable[[], None] | None,
+) -> None:
+    """One process of :func:`run_processes`: a SIGTERM or SIGINT sent to it (a terminal's
+    Ctrl-C reaches every process) stops its sources like the shared ``stop``."""
+    import signal
+
+    from annotate.pipeline.many import run_many
+
+    if setup is not None:
+        setup()
+    own = threading.Event()  # run_many sets its flag when its sources end: not everyone's
+
+    def follow() -> None:
+        while not own.is_set():
+            if stop.wait(0.2):
+                own.set()
+
+    threading.Thread(target=follow, name="follow the run's stop", daemon=True).start()
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, lambda *_: own.set())
+    results.put((index, run_many(options, specs, stop=own)))
