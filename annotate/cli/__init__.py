@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 from types import FrameType
+from typing import Any
 
 import typer
 
@@ -56,14 +57,24 @@ def _usage_error_class() -> type[Exception]:
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: every error becomes one ``Error:`` line and its exit code
     (2 usage, 1 runtime, 130 Ctrl-C, 128+N for signal N)."""
-    from annotate.cli.options import optional_values
-
+    previous: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
         # From the first moment, so a SIGTERM during start-up ends with 143 like one mid-run,
         # and Ctrl-C is Python's KeyboardInterrupt again (annotate._entry held it while
-        # the modules were imported).
+        # the modules were imported). Given back at the end, for a caller in the same process.
+        previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
         signal.signal(signal.SIGTERM, _terminated)
         signal.signal(signal.SIGINT, _interrupted)
+    try:
+        return _main(argv)
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _main(argv: list[str] | None) -> int:
+    from annotate.cli.options import optional_values
+
     _received.clear()
     usage_error = _usage_error_class()
     argv = optional_values(sys.argv[1:] if argv is None else argv)
