@@ -198,9 +198,10 @@ def main() -> int:
         return 0
     work = Path(tempfile.gettempdir()) / "annotate-streams"
     work.mkdir(exist_ok=True)
-    clip = work / f"cam{args.height}.mp4"
+    frames = int((args.seconds + 5) * RATE)  # named by its length: a shorter one ran out
+    clip = work / f"cam{args.height}-{frames}.mp4"
     if not clip.exists():
-        scaled(FOOTAGE, clip, args.height, int((args.seconds + 5) * RATE))
+        scaled(FOOTAGE, clip, args.height, frames)
     sides = {"annotate, one process": ("ours", ours),
              f"annotate, --processes {args.processes}": ("processes", grouped),
              "annotate, a process per camera": ("separate", separate),

@@ -163,6 +163,7 @@ RENDER: dict[str, Callable[[dict[str, Any]], str]] = {
     "streams": _streams,
     "streams-16": _streams,
     "streams-gpu": _streams,
+    "streams-gpu-processes": _streams,
     "faces": _faces,
 }
 
