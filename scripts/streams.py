@@ -61,46 +61,38 @@ def cameras(clip: Path) -> None:
     camera.open_capture = lambda _index: DriverCamera(clip, RATE)  # type: ignore[assignment]
 
 
-def ours(clip: Path, k: int, seconds: float) -> list[dict[str, Any]]:
-    """``annotate run camera:0 … camera:K-1 --track --json DIR`` in this process."""
-    from annotate.pipeline import RunOptions
-    from annotate.pipeline.many import SourceSpec, run_many
-    from annotate.providers import Resolution
-
-    cameras(clip)
-    stop = threading.Event()
-    threading.Timer(seconds, stop.set).start()
-    with tempfile.TemporaryDirectory() as tmp:
-        resolution = Resolution(tuple(PROVIDER), "streams")
-        base = RunOptions("camera:0", MODEL, resolution, json_path=f"{tmp}/",
-                          track=True, fps_every=10**9, show=False)  # fmt: skip
-        specs = [SourceSpec(f"camera:{i}") for i in range(k)]
-        results = run_many(base, specs, stop=stop)
-    return [one_summary(r.summary) for r in results]
-
-
-def grouped(clip: Path, k: int, seconds: float) -> list[dict[str, Any]]:
-    """``annotate run camera:0 … camera:K-1 --processes P --track --json DIR``: the
-    cameras split over ``PROCESSES[0]`` processes, a model each."""
+def ours(clip: Path, k: int, seconds: float, processes: int = 1) -> list[dict[str, Any]]:
+    """``annotate run camera:0 … camera:K-1 --track --json DIR`` in this process, or with
+    ``--processes P``: the cameras split over P spawned processes, a model each."""
     import functools
     import multiprocessing
 
     from annotate.pipeline import RunOptions
     from annotate.pipeline.groups import run_processes
-    from annotate.pipeline.many import SourceSpec
+    from annotate.pipeline.many import SourceSpec, run_many
     from annotate.providers import Resolution
 
-    stop = multiprocessing.get_context("spawn").Event()
+    stop: Any = multiprocessing.get_context("spawn").Event() if processes > 1 else None
+    if stop is None:
+        cameras(clip)
+        stop = threading.Event()
     threading.Timer(seconds, stop.set).start()
     with tempfile.TemporaryDirectory() as tmp:
         resolution = Resolution(tuple(PROVIDER), "streams")
         base = RunOptions("camera:0", MODEL, resolution, json_path=f"{tmp}/",
                           track=True, fps_every=10**9, show=False)  # fmt: skip
         specs = [SourceSpec(f"camera:{i}") for i in range(k)]
-        processes = min(PROCESSES[0], k)
-        results = run_processes(base, specs, processes, None, functools.partial(cameras, clip),
-                                stop)  # fmt: skip
+        if processes > 1:
+            setup = functools.partial(cameras, clip)  # in each process: its own stand-ins
+            results = run_processes(base, specs, min(processes, k), None, setup, stop)
+        else:
+            results = run_many(base, specs, stop=stop)
     return [one_summary(r.summary) for r in results]
+
+
+def grouped(clip: Path, k: int, seconds: float) -> list[dict[str, Any]]:
+    """``--processes P`` (``PROCESSES[0]``)."""
+    return ours(clip, k, seconds, PROCESSES[0])
 
 
 def one_summary(summary: Any) -> dict[str, Any]:
