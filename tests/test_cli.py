@@ -564,3 +564,25 @@ def test_a_signal_inside_the_import_machinery_is_recorded_not_raised():
             annotate.cli._terminated(15, sys._getframe())
     finally:
         RECEIVED.clear()
+
+
+def test_a_signal_recorded_during_start_up_stops_before_the_model_loads(
+    cli, monkeypatch, tmp_path, tiny_model
+):
+    """A signal recorded (not raised) while modules were importing ends the run before the
+    model is loaded, not after it: nothing is written and the exit says which signal."""
+    import annotate.pipeline.build as build
+    from annotate.signals import RECEIVED
+
+    make_tracker, loaded = build.make_tracker, []
+
+    def tracker_then_signal(options):
+        RECEIVED.append(15)
+        return make_tracker(options)
+
+    monkeypatch.setattr(build, "make_tracker", tracker_then_signal)
+    monkeypatch.setattr(build, "load_detector", lambda *a: loaded.append(1))
+    out = tmp_path / "o.mp4"
+    r = cli("run", make_clip(tmp_path / "c.mp4", 10), "--model", tiny_model, "-o", out)
+    assert r.code == 143 and "SIGTERM" in r.err and "Traceback" not in r.err, r.err
+    assert loaded == [] and not out.exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
@@ -36,6 +37,7 @@ from annotate.pipeline.stages import (
     TrackStage,
 )
 from annotate.pipeline.summary import ProgressListener, RunSummary
+from annotate.signals import raise_received
 from annotate.sinks import Sink
 from annotate.sources import Source, is_image, open_source
 from annotate.stats import LiveStats
@@ -200,9 +202,17 @@ def run(
             stack.callback(cv2.setNumThreads, cv2.getNumThreads())
             cv2.setNumThreads(plan.opencv)
         tracker = make_tracker(options)
+        # A signal recorded during the imports (signals.RECEIVED), before and after the
+        # model loads; a source of a multi-source run, on its own thread, hears of it from
+        # its first frame.
+        on_main = threading.current_thread() is threading.main_thread()
+        if on_main:
+            raise_received()
         if detector is None:
             detector = load_detector(options, plan, tracker, source.info.live)
             stack.callback(detector.close)  # an accelerator still starting is waited for
+        if on_main:
+            raise_received()
         summary.provider = detector.provider
         use_canvas(detector, options.canvas, source.info)
         use_face_canvas(detector, options, source.info)
