@@ -14,7 +14,10 @@ def _starting(signum: int, _frame: object) -> None:
 
 def main() -> int:
     for number in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(number, _starting)
+        # One ignored when the program started stays ignored (``nohup``, a script's
+        # ``annotate … &``), as POSIX programs keep it.
+        if signal.getsignal(number) is not signal.SIG_IGN:
+            signal.signal(number, _starting)
     from annotate.cli import main as run_command  # installs the run's own handlers first thing
 
     return run_command()

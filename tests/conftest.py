@@ -23,6 +23,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C as a terminal gives it. A suite started in the background of a script (``cmd
+    &``, as CI runners may) inherits SIGINT ignored, and so would every ``annotate`` the
+    tests start, which keeps a signal that was ignored when it started ignored, as POSIX
+    programs do: the tests that press Ctrl-C would then test nothing."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 @pytest.fixture(autouse=True)
 def _annotate_logger_restored():
     """Each test gets the 'annotate' logger as it was: the CLI (``setup_logging``) and a batch

@@ -566,3 +566,25 @@ def test_a_full_disk_while_finishing_is_an_error_that_says_what_is_good(cli, tmp
         assert 0 < _decodable(out) <= readable
     finally:
         subprocess.run(["umount", str(small)], check=False)
+
+
+@pytest.mark.shared
+def test_ctrl_c_ignored_when_started_stays_ignored(tmp_path):
+    """``annotate … &`` in a script, or under nohup-like tools, starts with SIGINT ignored: a
+    Ctrl-C meant for the terminal's foreground job must not stop it (POSIX programs keep an
+    ignored signal ignored)."""
+    dets = tmp_path / "d.jsonl"
+    clip = str(VIDEOS / "one-by-one-person-detection.mp4")
+    args = [sys.executable, "-m", "annotate", "run", clip, "--json", str(dets),
+            "--max-frames", "120", *M, "-q"]  # fmt: skip
+
+    def ignore_ctrl_c() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    ignoring = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                                preexec_fn=ignore_ctrl_c)  # fmt: skip
+    time.sleep(1.0)
+    ignoring.send_signal(signal.SIGINT)
+    err = ignoring.communicate(timeout=60)[1]
+    assert ignoring.returncode == 0, err
+    assert len(dets.read_text().splitlines()) == 120

@@ -62,9 +62,11 @@ def main(argv: list[str] | None = None) -> int:
         # From the first moment, so a SIGTERM during start-up ends with 143 like one mid-run,
         # and Ctrl-C is Python's KeyboardInterrupt again (annotate._entry held it while
         # the modules were imported). Given back at the end, for a caller in the same process.
-        previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
-        signal.signal(signal.SIGTERM, _terminated)
-        signal.signal(signal.SIGINT, _interrupted)
+        ours: dict[int, Any] = {signal.SIGTERM: _terminated, signal.SIGINT: _interrupted}
+        previous = {s: signal.getsignal(s) for s in ours}
+        for number, handler in ours.items():
+            if previous[number] is not signal.SIG_IGN:  # ignored at start: stays ignored
+                signal.signal(number, handler)
     try:
         return _main(argv)
     finally:
