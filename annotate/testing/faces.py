@@ -85,7 +85,7 @@ def score(
         taken = np.zeros(len(faces), bool)
         for row, i in enumerate(order.tolist()):
             candidates = np.where(taken, -1.0, overlaps[row]) if len(faces) else np.zeros(0)
-            best = int(candidates.argmax()) if len(candidates) else -1
+            best = int(np.argmax(candidates)) if len(candidates) else -1
             if best >= 0 and candidates[best] >= min_iou:
                 taken[best] = True
                 rows.append((float(scores[i]), True))
