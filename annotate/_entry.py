@@ -13,11 +13,9 @@ def _starting(signum: int, _frame: object) -> None:
 
 
 def main() -> int:
-    for number in (signal.SIGINT, signal.SIGTERM):
-        # One ignored when the program started stays ignored (``nohup``, a script's
-        # ``annotate … &``), as POSIX programs keep it.
-        if signal.getsignal(number) is not signal.SIG_IGN:
-            signal.signal(number, _starting)
+    from annotate.signals import install  # signal, contextlib and threading: nothing heavy
+
+    install({signal.SIGINT: _starting, signal.SIGTERM: _starting})
     from annotate.cli import main as run_command  # installs the run's own handlers first thing
 
     return run_command()

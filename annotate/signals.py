@@ -7,12 +7,25 @@ import signal
 import threading
 from collections.abc import Iterator
 from types import FrameType
+from typing import Any
 
 #: Signals that end a run; one that arrives while a frame is being written waits for the end
 #: of that frame.
 HELD_SIGNALS = tuple(
     getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
 )
+
+
+def install(handlers: dict[int, Any]) -> dict[int, Any]:
+    """Install ``handlers`` (signal → handler) and return the ones they replaced, to give
+    back. A signal ignored when the program started (``nohup``, a script's ``annotate … &``)
+    stays ignored, as POSIX programs keep it: the terminal's Ctrl-C is not for them."""
+    previous = {number: signal.getsignal(number) for number in handlers}
+    for number, handler in handlers.items():
+        if previous[number] is not signal.SIG_IGN:
+            signal.signal(number, handler)
+    return previous
+
 
 #: The ending signals the command's handlers saw, first first. The handler raises at once;
 #: this is the backstop for when that exception is swallowed on the way (ONNX Runtime turns

@@ -586,3 +586,26 @@ def test_a_signal_recorded_during_start_up_stops_before_the_model_loads(
     r = cli("run", make_clip(tmp_path / "c.mp4", 10), "--model", tiny_model, "-o", out)
     assert r.code == 143 and "SIGTERM" in r.err and "Traceback" not in r.err, r.err
     assert loaded == [] and not out.exists()
+
+
+def test_handlers_are_installed_except_over_an_ignored_signal():
+    """The one rule the entry point, the CLI and each --processes worker install by: what was
+    ignored when the program started stays ignored; the rest is replaced and given back."""
+    import signal
+
+    from annotate.signals import install
+
+    def mine(*_):
+        pass
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        previous = install({signal.SIGINT: mine, signal.SIGTERM: mine})
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGTERM) is mine
+        assert previous == {signal.SIGINT: signal.SIG_IGN, signal.SIGTERM: signal.SIG_DFL}
+    finally:
+        for number, handler in saved.items():
+            signal.signal(number, handler)

@@ -16,7 +16,7 @@ from annotate.cli import batch, bench, models, providers, run  # noqa: F401 - th
 from annotate.cli.app import app
 from annotate.cli.console import print_error, printable
 from annotate.errors import AnnotateError, Interrupted
-from annotate.signals import RECEIVED
+from annotate.signals import RECEIVED, install
 
 __all__ = ["app", "main"]
 
@@ -62,11 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         # From the first moment, so a SIGTERM during start-up ends with 143 like one mid-run,
         # and Ctrl-C is Python's KeyboardInterrupt again (annotate._entry held it while
         # the modules were imported). Given back at the end, for a caller in the same process.
-        ours: dict[int, Any] = {signal.SIGTERM: _terminated, signal.SIGINT: _interrupted}
-        previous = {s: signal.getsignal(s) for s in ours}
-        for number, handler in ours.items():
-            if previous[number] is not signal.SIG_IGN:  # ignored at start: stays ignored
-                signal.signal(number, handler)
+        previous = install({signal.SIGTERM: _terminated, signal.SIGINT: _interrupted})
     try:
         return _main(argv)
     finally:

@@ -224,7 +224,8 @@ def run_processes(
     import queue as queues
 
     from annotate.errors import Interrupted
-    from annotate.pipeline.many import source_options
+    from annotate.pipeline.many import mark_stopped, source_options
+    from annotate.pipeline.plan import cpu_cores
 
     if processes < 1:
         raise UsageError(f"--processes must be at least 1, got {processes}")
@@ -234,8 +235,6 @@ def run_processes(
     for group in groups:  # every source's options and outputs, before any process starts
         for spec in group:
             source_options(base, spec, spec.name or spec.url, 1).validate()
-    from annotate.pipeline.plan import cpu_cores
-
     template = replace(base.resolved(download), resolution=None)  # fetched once, here
     if template.cores is None:  # each process its share of the cores, not all of them
         template = replace(template, cores=max(1, cpu_cores() // len(groups)))
@@ -279,12 +278,7 @@ def run_processes(
             name = spec.name or spec.url
             out.append(SourceResult(name, spec.url, error=f"its process ended (exit code {code})"))
     by_name = {r.name: r for r in out}
-    ordered = [by_name[n] for n in unique_names(specs)]
-    if signalled:
-        for result in ordered:
-            if result.summary is not None:
-                result.summary.stopped = signalled
-    return ordered
+    return mark_stopped([by_name[n] for n in unique_names(specs)], signalled)
 
 
 def _process_group(
@@ -300,6 +294,7 @@ def _process_group(
     import signal
 
     from annotate.pipeline.many import run_many
+    from annotate.signals import install
 
     if setup is not None:
         setup()
@@ -311,6 +306,5 @@ def _process_group(
                 own.set()
 
     threading.Thread(target=follow, name="follow the run's stop", daemon=True).start()
-    for number in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(number, lambda *_: own.set())
+    install({signal.SIGINT: lambda *_: own.set(), signal.SIGTERM: lambda *_: own.set()})
     results.put((index, run_many(options, specs, stop=own)))

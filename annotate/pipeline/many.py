@@ -322,10 +322,14 @@ def run_many(
                         signalled = signalled or getattr(e, "name", "SIGINT")
                         stop.set()
             stop.set()
-    reason = signalled or (window.stop_reason if window is not None else None)
+    return mark_stopped(results, signalled or (window.stop_reason if window is not None else None))
+
+
+def mark_stopped(results: list[SourceResult], reason: str | None) -> list[SourceResult]:
+    """Every source's summary says ``reason``, what stopped them all, not how each heard."""
     for result in results:
         if reason and result.summary is not None:
-            result.summary.stopped = reason  # what stopped them all, not how each heard
+            result.summary.stopped = reason
     return results
 
 

@@ -183,8 +183,6 @@ class VideoSource(SourceBase):
         target = round(seconds / self.time_base) + (self.origin or 0)
         try:
             self.container.seek(target, stream=self.stream, backward=True, any_frame=False)
-            self._stamp = BestEffortStamp()  # what came before the seek says nothing now
-            self._previous = None
         except av.FFmpegError as e:  # unseekable input: decode from the start instead
             log.debug("seek failed (%s); decoding from the start", e)
 
