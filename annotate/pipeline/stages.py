@@ -107,10 +107,10 @@ class HideStage:
     A box whose object is not a track yet (three detections in a row confirm one; a small
     face at the edge of the threshold may be found only every other frame) has no
     prediction: where it is not found again, it stays hidden where it was for ``hold_s``
-    seconds of video. Without that, faces showed in 4 % of a street clip's frames between two
-    where they were hidden; held 0.2 s, in 1-2 %; 0.5 s, 0.6 % at 1080p
-    (docs/counting-and-privacy.md, "Faces"). Still images hold nothing: each is its own
-    picture.
+    seconds of video, or until a box found covers most of it: a face found again smaller or
+    shifted keeps its old box too, so no part of it shows for a frame (the flicker
+    measurement in docs/counting-and-privacy.md, "Faces"). Still images hold nothing: each is
+    its own picture.
     """
 
     def __init__(
@@ -140,13 +140,11 @@ class HideStage:
     def _with_held(self, hidden: Detections, now: float) -> Detections:
         """``hidden`` and the boxes of earlier frames that it no longer covers, until their
         time is up; this frame's boxes are then held from now on."""
-        from annotate.tracking.tracker import iou_matrix
-
         held, until = self.held, self.until
         if len(held):
             gone = until >= now
             if len(hidden):
-                gone &= iou_matrix(held.xyxy, hidden.xyxy).max(axis=1) < HELD_IOU
+                gone &= covered_by(held.xyxy, hidden.xyxy) < HELD_COVER
             held, until = held[gone], until[gone]
         plain = Detections(hidden.xyxy, hidden.scores, hidden.class_ids, labels=hidden.labels)
         self.held = Detections.merge([plain, Detections(held.xyxy, held.scores, held.class_ids)])
@@ -154,5 +152,16 @@ class HideStage:
         return self.held if len(held) else hidden
 
 
-#: A box held is let go once one found this frame overlaps it this much.
-HELD_IOU = 0.3
+#: A box held is let go once one box found this frame covers this share of it (the share
+#: the flicker measurement calls hidden).
+HELD_COVER = 0.5
+
+
+def covered_by(boxes: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """For each of ``boxes`` (N x 4, xyxy), the largest share of its area inside one of
+    ``others``."""
+    low = np.maximum(boxes[:, None, :2], others[None, :, :2])
+    high = np.minimum(boxes[:, None, 2:], others[None, :, 2:])
+    inside = np.clip(high - low, 0, None).prod(axis=2)
+    area = np.clip(boxes[:, 2:] - boxes[:, :2], 1e-9, None).prod(axis=1)
+    return np.asarray((inside / area[:, None]).max(axis=1))
