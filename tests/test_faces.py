@@ -390,3 +390,33 @@ def test_exported_frames_are_hidden_as_the_video_is(cli, tmp_path, export):
     assert sharpness(saved[face]) < 0.1 * sharpness(original[face])
     away = (slice(300, 500), slice(0, 150))
     assert np.abs(saved[away].astype(int) - original[away]).mean() < 3  # JPEG noise only
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_the_web_preview_shows_the_face_hidden(caplog, tmp_path):
+    """What a viewer of ``--serve`` sees is the hidden picture, as the video is: the
+    astronaut's face has lost its detail in every preview frame, her suit has not."""
+    import cv2
+
+    from tests.helpers import make_clip
+    from tests.test_preview import Running, _mjpeg_frames
+
+    photo = cv2.imread(str(IMAGES / "astronaut.png"))
+    clip = make_clip(tmp_path / "astronaut.mp4", 300, image=photo, rate=30)
+    record = tmp_path / "a.jsonl"
+    running = Running(
+        caplog, source=clip, blur=["faces"], track=True, boxes=False, face_model=FACE_MODEL,
+        json_path=str(record),
+    )  # fmt: skip
+    views: list[bytes] = []
+    _mjpeg_frames(running.url, 3, views)
+    running.stop()
+    (x1, y1, x2, y2), *_ = json.loads(record.read_text().splitlines()[0])["hidden"]
+    face = (slice(int(y1), int(y2)), slice(int(x1), int(x2)))
+    suit = (slice(300, 500), slice(0, 150))
+    for view in views:
+        seen = cv2.imdecode(np.frombuffer(view, np.uint8), cv2.IMREAD_COLOR)
+        assert seen.shape == photo.shape
+        assert sharpness(seen[face]) < 0.1 * sharpness(photo[face])
+        assert sharpness(seen[suit]) > 0.5 * sharpness(photo[suit])
