@@ -75,6 +75,23 @@ def test_identity_kept_through_missed_frames_and_dropped_after_the_buffer():
     assert ids(out) == [2]
 
 
+@pytest.mark.parametrize(("score", "expected"), [(0.4, [-1]), (0.9, [1])])
+def test_a_lost_track_needs_more_overlap_to_take_a_less_certain_box(score, expected):
+    """TUD-Campus's one swap: a track lost for a while took a partial 0.40 box of someone
+    else at a loose overlap. The overlap now counts times the box's score (ByteTrack's
+    fuse_score): at 0.4 the box stays without an identity, at 0.9 it is the track's."""
+    tracker = Tracker(TrackerSettings(high=0.3))
+    t = 0.0
+    for _ in range(4):
+        tracker.update(boxes((0, 0, 40, 100, 0.9, PERSON)), t)
+        t += 1 / 30
+    for _ in range(5):  # lost, standing still
+        tracker.update(Detections(), t)
+        t += 1 / 30
+    out = tracker.update(boxes((25, 20, 85, 160, score, PERSON)), t)
+    assert ids(out) == expected
+
+
 def test_time_not_frame_count_predicts_motion_across_dropped_frames():
     """A live source dropped 5 frames: the object moved 5 frames' worth. Matching by time
     finds it; a tracker that counted frames would expect it one frame on and lose it."""

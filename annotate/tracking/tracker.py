@@ -38,6 +38,12 @@ class TrackerSettings:
     start: float = 0.6
     match_iou: float = 0.2  # round 1: least IoU between a track's predicted box and a box
     low_match_iou: float = 0.5  # round 2, for the less certain boxes
+    #: For confirmed tracks, confident boxes' overlap counts times their score (ByteTrack's
+    #: ``fuse_score``): a track needs more overlap to take a box the model is less sure of.
+    #: Without it a track
+    #: lost for 17 frames took a second, partial box (0.40) of a person already tracked on
+    #: TUD-Campus, and tracks went on along false boxes on PETS09 (docs/tracking.md).
+    fuse_score: bool = True
     lost_expand: float = 0.5  # lost tracks match boxes grown by this much of their height
     confirm_hits: int = 3  # detection rounds in a row before a track gets an identity
     buffer_s: float = 1.0  # how long a lost track waits to be found again
@@ -67,13 +73,18 @@ def match(
     boxes: npt.NDArray[np.floating],
     box_classes: npt.NDArray[np.integer],
     min_iou: float,
+    box_scores: npt.NDArray[np.floating] | None = None,
 ) -> list[tuple[int, int]]:
-    """Optimal one-to-one pairs (track row, box row) of the same class with IoU ≥ ``min_iou``."""
+    """Optimal one-to-one pairs (track row, box row) of the same class with IoU ≥ ``min_iou``
+    (IoU times the box's score, with ``box_scores``)."""
     if len(tracks) == 0 or len(boxes) == 0:
         return []
     from scipy.optimize import linear_sum_assignment  # imported once by Tracker()
 
-    cost = 1.0 - iou_matrix(tracks, boxes)
+    similarity = iou_matrix(tracks, boxes)
+    if box_scores is not None:
+        similarity *= np.asarray(box_scores, np.float64)[None, :]
+    cost = 1.0 - similarity
     cost[track_classes[:, None] != box_classes[None, :]] = _FORBIDDEN
     rows, cols = linear_sum_assignment(cost)
     keep = cost[rows, cols] <= 1.0 - min_iou
@@ -201,6 +212,7 @@ class Tracker:
             candidates: npt.NDArray[np.int64],
             min_iou: float,
             expand: float = 0.0,
+            fuse: bool = False,
         ) -> None:
             taken_t = {t for t, _ in pairs}
             taken_d = {d for _, d in pairs}
@@ -213,18 +225,22 @@ class Tracker:
                     _grow(boxes[cols], expand),
                     classes[cols],
                     min_iou,
+                    scores[cols] if fuse else None,
                 )
                 pairs.extend((int(rows[t]), int(cols[d])) for t, d in found)
 
+        fuse = s.fuse_score
         # 1. Confirmed tracks, found or lost, take the confident boxes.
-        round_(confirmed, high, s.match_iou)
-        # 2. Tracks seen last round and still unmatched take the less confident boxes.
+        round_(confirmed, high, s.match_iou, fuse=fuse)
+        # 2. Tracks seen last round and still unmatched take the less confident boxes (by
+        #    IoU alone, as ByteTrack's second round: their scores are low by definition).
         round_(confirmed & ~self.lost, low, s.low_match_iou)
         # 3. Lost tracks look wider: after an occlusion the box that comes back is often
         #    partial, or the object moved off its predicted line (buffered IoU, Yang et al.
         #    2023, "Hard to track objects with irregular motions...").
-        round_(confirmed & self.lost, high, s.match_iou, s.lost_expand)
-        # 4. Only then may tentative tracks continue, so they never steal a lost track's box.
+        round_(confirmed & self.lost, high, s.match_iou, s.lost_expand, fuse=fuse)
+        # 4. Only then may tentative tracks continue, so they never steal a lost track's box
+        #    (by IoU alone: a new small, fast object is still confirmed).
         round_(~confirmed, high, s.match_iou)
 
         track_rows = np.array([t for t, _ in pairs], np.int64)
