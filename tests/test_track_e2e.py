@@ -219,7 +219,11 @@ def test_mot_implies_track_and_says_so(cli, tmp_path):
     )
     assert r.code == 0
     assert "Tracking is on for --mot" in r.err
+    assert "--mot writes the tracks of every class to one file" in r.err
     assert "5 frames" in r.err and "track" in r.err.splitlines()[-2]
+    one = cli("run", VIDEOS / "car-detection.mp4", "--mot", tmp_path / "c.txt",
+              "--classes", "car", "--max-frames", "2", "--model", str(MODEL))  # fmt: skip
+    assert one.code == 0 and "every class" not in one.err
 
 
 @pytest.mark.parametrize(("args", "line"), [

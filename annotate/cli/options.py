@@ -161,6 +161,12 @@ def run_options(source: str, params: Mapping[str, Any], config: Config) -> RunOp
     if implied and not options.track:
         log.info("Tracking is on for %s", " and ".join(implied))
         options = replace(options, track=True)
+    if options.mot is not None and not options.classes:
+        # MOT evaluation tools score every line as one kind of object.
+        log.info(
+            "--mot writes the tracks of every class to one file (the format has no class "
+            "column); --classes person keeps one"
+        )
     return options
 
 
