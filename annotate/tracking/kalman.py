@@ -22,6 +22,11 @@ VELOCITY_STD = 1 / 160
 MEASUREMENT_STD = 1 / 20
 
 _H = np.hstack([np.eye(4), np.zeros((4, 4))])  # measure the box, not its velocity
+#: Where ``dt`` sits in the transition: each of cx, cy, w, h moves by its rate times dt.
+_POSITION, _VELOCITY = np.arange(4), np.arange(4, 8)
+_DIAGONAL = np.arange(8)
+#: Process noise variance per nominal frame, per unit of box height squared.
+_Q_PER_FRAME = np.array([POSITION_STD**2] * 4 + [(VELOCITY_STD / FRAME_S) ** 2] * 4)
 
 
 def xyxy_to_state(xyxy: Array) -> Array:
@@ -60,22 +65,12 @@ def predict(mean: Array, cov: Array, dt: float) -> tuple[Array, Array]:
     if len(mean) == 0 or dt <= 0:
         return mean, cov
     f = np.eye(8)
-    f[:4, 4:] = dt * np.eye(4)
+    f[_POSITION, _VELOCITY] = dt
     mean = mean @ f.T
-    h = _heights(mean)[:, None]
-    steps = dt / FRAME_S
-    q = (
-        np.hstack(
-            [
-                (POSITION_STD * h) ** 2 * np.ones((1, 4)),
-                (VELOCITY_STD / FRAME_S * h) ** 2 * np.ones((1, 4)),
-            ]
-        )
-        * steps
-    )
+    h2 = _heights(mean)[:, None] ** 2
+    q = h2 * (_Q_PER_FRAME * (dt / FRAME_S))  # (n, 8): the diagonal's growth
     cov = f @ cov @ f.T
-    idx = np.arange(8)
-    cov[:, idx, idx] += q
+    cov[:, _DIAGONAL, _DIAGONAL] += q
     return mean, cov
 
 

@@ -54,13 +54,18 @@ class TrackerSettings:
 
 def iou_matrix(a: npt.NDArray[np.floating], b: npt.NDArray[np.floating]) -> npt.NDArray[np.float64]:
     """``(n, m)`` intersection over union of xyxy boxes."""
-    a = np.asarray(a, np.float64)[:, None, :]
-    b = np.asarray(b, np.float64)[None, :, :]
-    wh = np.clip(np.minimum(a[..., 2:], b[..., 2:]) - np.maximum(a[..., :2], b[..., :2]), 0, None)
-    inter = wh[..., 0] * wh[..., 1]
-    area_a = np.prod(np.clip(a[..., 2:] - a[..., :2], 0, None), axis=-1)
-    area_b = np.prod(np.clip(b[..., 2:] - b[..., :2], 0, None), axis=-1)
-    union = area_a + area_b - inter
+    a = np.asarray(a, np.float64).reshape(-1, 4)
+    b = np.asarray(b, np.float64).reshape(-1, 4)
+    # Outer products of the four coordinates: a few (n, m) arrays, no (n, m, 2) temporaries
+    # (this runs four times a frame for every source a process tracks).
+    w = np.minimum.outer(a[:, 2], b[:, 2]) - np.maximum.outer(a[:, 0], b[:, 0])
+    h = np.minimum.outer(a[:, 3], b[:, 3]) - np.maximum.outer(a[:, 1], b[:, 1])
+    inter = np.maximum(w, 0.0, out=w)
+    inter *= np.maximum(h, 0.0, out=h)
+    size_a = np.maximum(a[:, 2] - a[:, 0], 0.0) * np.maximum(a[:, 3] - a[:, 1], 0.0)
+    size_b = np.maximum(b[:, 2] - b[:, 0], 0.0) * np.maximum(b[:, 3] - b[:, 1], 0.0)
+    union = np.add.outer(size_a, size_b)
+    union -= inter
     iou: npt.NDArray[np.float64] = np.divide(
         inter, union, out=np.zeros_like(inter), where=union > 0
     )
@@ -74,11 +79,11 @@ def match(
     box_classes: npt.NDArray[np.integer],
     min_iou: float,
     box_scores: npt.NDArray[np.floating] | None = None,
-) -> list[tuple[int, int]]:
-    """Optimal one-to-one pairs (track row, box row) of the same class with IoU ≥ ``min_iou``
-    (IoU times the box's score, with ``box_scores``)."""
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """Optimal one-to-one pairs of the same class with IoU ≥ ``min_iou`` (IoU times the
+    box's score, with ``box_scores``): their track rows and their box rows."""
     if len(tracks) == 0 or len(boxes) == 0:
-        return []
+        return np.zeros(0, np.intp), np.zeros(0, np.intp)
     from scipy.optimize import linear_sum_assignment  # imported once by Tracker()
 
     similarity = iou_matrix(tracks, boxes)
@@ -88,7 +93,7 @@ def match(
     cost[track_classes[:, None] != box_classes[None, :]] = _FORBIDDEN
     rows, cols = linear_sum_assignment(cost)
     keep = cost[rows, cols] <= 1.0 - min_iou
-    return list(zip(rows[keep].tolist(), cols[keep].tolist()))
+    return rows[keep], cols[keep]
 
 
 def _grow(boxes: npt.NDArray[np.floating], by: float) -> npt.NDArray[np.floating]:
@@ -200,26 +205,27 @@ class Tracker:
         for class_id, threshold in s.class_high:
             own = classes == class_id
             confident[own] = starts[own] = threshold
-        high = np.flatnonzero(scores >= confident)
-        low = np.flatnonzero((scores >= s.low) & (scores < confident))
+        high = scores >= confident
+        low = (scores >= s.low) & ~high
         predicted = kalman.state_to_xyxy(self.mean)
 
         confirmed = self.ids > 0
-        pairs: list[tuple[int, int]] = []
+        # Each box's track row (-1: none yet) and the tracks not matched yet: arrays, not
+        # Python sets, as this runs every frame of every source a process tracks.
+        track_of = np.full(len(scores), -1, np.int64)
+        free = np.ones(len(self.ids), bool)
 
         def round_(
             tracks: npt.NDArray[np.bool_],
-            candidates: npt.NDArray[np.int64],
+            candidates: npt.NDArray[np.bool_],
             min_iou: float,
             expand: float = 0.0,
             fuse: bool = False,
         ) -> None:
-            taken_t = {t for t, _ in pairs}
-            taken_d = {d for _, d in pairs}
-            rows = np.array([t for t in np.flatnonzero(tracks) if t not in taken_t], np.int64)
-            cols = np.array([d for d in candidates if d not in taken_d], np.int64)
+            rows = (tracks & free).nonzero()[0]
+            cols = (candidates & (track_of < 0)).nonzero()[0] if len(rows) else rows
             if len(rows) and len(cols):
-                found = match(
+                t, d = match(
                     _grow(predicted[rows], expand),
                     self.classes[rows],
                     _grow(boxes[cols], expand),
@@ -227,7 +233,8 @@ class Tracker:
                     min_iou,
                     scores[cols] if fuse else None,
                 )
-                pairs.extend((int(rows[t]), int(cols[d])) for t, d in found)
+                track_of[cols[d]] = rows[t]
+                free[rows[t]] = False
 
         fuse = s.fuse_score
         # 1. Confirmed tracks, found or lost, take the confident boxes.
@@ -243,9 +250,9 @@ class Tracker:
         #    (by IoU alone: a new small, fast object is still confirmed).
         round_(~confirmed, high, s.match_iou)
 
-        track_rows = np.array([t for t, _ in pairs], np.int64)
-        det_rows = np.array([d for _, d in pairs], np.int64)
-        if len(pairs):
+        det_rows = np.flatnonzero(track_of >= 0)
+        track_rows = track_of[det_rows]
+        if len(det_rows):
             mean, cov = kalman.update(
                 self.mean[track_rows], self.cov[track_rows], boxes[det_rows].astype(np.float64)
             )
@@ -257,18 +264,14 @@ class Tracker:
 
         # Unmatched tracks: a tentative one ends at its first miss, a confirmed one is lost
         # and kept for buffer_s seconds of video.
-        unmatched = np.ones(len(self.ids), bool)
-        unmatched[track_rows] = False
+        unmatched = free
         keep = ~(unmatched & (self.ids == 0))
         keep &= (time - self.last_seen) <= s.buffer_s
         self.lost |= unmatched
         self.hits[unmatched] = 0
-        det_track = dict(zip(det_rows.tolist(), track_rows.tolist()))
-        self._drop(keep, det_track)
+        self._drop(keep, track_of)
 
-        new = np.array(
-            [d for d in high.tolist() if d not in det_track and scores[d] >= starts[d]], np.int64
-        )
+        new = np.flatnonzero(high & (track_of < 0) & (scores >= starts))
         if len(new):
             first = len(self.ids)
             mean, cov = kalman.initiate(boxes[new].astype(np.float64))
@@ -284,22 +287,22 @@ class Tracker:
             }
             for name in STATE:
                 setattr(self, name, np.concatenate([getattr(self, name), added[name]]))
-            det_track.update({d: first + i for i, d in enumerate(new.tolist())})
+            track_of[new] = first + np.arange(len(new))
 
         # Confirm in the order the objects appear in the frame, so ids read naturally.
-        for d in sorted(det_track):
-            t = det_track[d]
-            if self.ids[t] == 0 and self.hits[t] >= s.confirm_hits:
-                self.ids[t] = self.next_id
-                self.next_id += 1
+        matched = np.flatnonzero(track_of >= 0)
+        tracks = track_of[matched]
+        ready = tracks[(self.ids[tracks] == 0) & (self.hits[tracks] >= s.confirm_hits)]
+        self.ids[ready] = np.arange(self.next_id, self.next_id + len(ready))
+        self.next_id += len(ready)
 
         # Boxes at --conf that neither continue nor start a track are still returned, without
         # an identity: what the detector found is shown (and hidden by --blur) either way.
-        rows = np.array(sorted(set(det_track) | set(high.tolist())), np.int64)
+        rows = np.flatnonzero((track_of >= 0) | high)
         out = detections[rows]
-        ids = np.array(
-            [self.ids[det_track[d]] if d in det_track else 0 for d in rows.tolist()], np.int64
-        )
+        ids = np.zeros(len(rows), np.int64)
+        owned = track_of[rows] >= 0
+        ids[owned] = self.ids[track_of[rows][owned]]
         return Detections(
             out.xyxy,
             out.scores,
@@ -310,11 +313,12 @@ class Tracker:
             data=out.data,
         )
 
-    def _drop(self, keep: npt.NDArray[np.bool_], det_track: dict[int, int]) -> None:
+    def _drop(self, keep: npt.NDArray[np.bool_], track_of: npt.NDArray[np.int64]) -> None:
+        """Drop the tracks not kept; ``track_of`` (each box's track row) follows the rows."""
         if keep.all():
             return
         renumber = np.cumsum(keep) - 1
-        for d, t in list(det_track.items()):
-            det_track[d] = int(renumber[t])  # matched tracks are always kept
+        owned = track_of >= 0
+        track_of[owned] = renumber[track_of[owned]]  # matched tracks are always kept
         for name in STATE:
             setattr(self, name, getattr(self, name)[keep])
