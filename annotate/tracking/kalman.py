@@ -21,7 +21,6 @@ POSITION_STD = 1 / 20
 VELOCITY_STD = 1 / 160
 MEASUREMENT_STD = 1 / 20
 
-_H = np.hstack([np.eye(4), np.zeros((4, 4))])  # measure the box, not its velocity
 #: Where ``dt`` sits in the transition: each of cx, cy, w, h moves by its rate times dt.
 _POSITION, _VELOCITY = np.arange(4), np.arange(4, 8)
 _DIAGONAL = np.arange(8)
@@ -83,9 +82,10 @@ def update(mean: Array, cov: Array, boxes: Array) -> tuple[Array, Array]:
     r = np.zeros((len(mean), 4, 4))
     idx = np.arange(4)
     r[:, idx, idx] = (MEASUREMENT_STD * h[:, None]) ** 2
-    s = _H @ cov @ _H.T + r  # (n, 4, 4)
-    gain = cov @ _H.T @ np.linalg.inv(s)  # (n, 8, 4)
+    # The box is the state's first four entries: H P Hᵀ, P Hᵀ and H P are slices of P.
+    s = cov[:, :4, :4] + r  # (n, 4, 4)
+    gain = cov[:, :, :4] @ np.linalg.inv(s)  # (n, 8, 4)
     innovation = z - mean[:, :4]
-    mean = mean + np.einsum("nij,nj->ni", gain, innovation)
-    cov = cov - gain @ _H @ cov
+    mean = mean + (gain @ innovation[:, :, None])[:, :, 0]
+    cov = cov - gain @ cov[:, :4, :]
     return mean, cov
