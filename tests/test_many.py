@@ -555,6 +555,35 @@ def test_sources_split_over_processes_give_what_one_process_gives(tmp_path):
 
 
 @pytest.mark.shared
+def test_a_terminal_shows_a_progress_line_per_source_of_every_process(tmp_path, caplog):
+    """--processes: the parent draws each source's line from its worker's reports, and
+    prints the workers' log lines itself (written by each worker, they broke the lines)."""
+    import functools
+    import io
+    import logging
+
+    from rich.console import Console
+
+    from annotate.cli.console import SourcesProgress, setup_logging
+    from annotate.pipeline import RunOptions
+    from annotate.pipeline.groups import run_processes
+    from tests.helpers import MODEL, VIDEOS
+
+    screen = io.StringIO()
+    bars = SourcesProgress(Console(file=screen, force_terminal=True, width=100))
+    clip = str(VIDEOS / "bottle-detection.mp4")
+    base = RunOptions(clip, MODEL, json_path=f"{tmp_path}/", max_frames=30)
+    specs = [SourceSpec(clip, "left"), SourceSpec(clip, "right")]
+    caplog.set_level(logging.INFO, logger="annotate")
+    setup = functools.partial(setup_logging, False, False)  # as the CLI's
+    run_processes(base, specs, 2, setup=setup, progress=bars)
+    bars.stop()
+    shown = screen.getvalue()
+    assert "left" in shown and "right" in shown and "30 frames" in shown
+    assert "left: Frame 30:" in caplog.text and "right: Frame 30:" in caplog.text
+
+
+@pytest.mark.shared
 def test_sigterm_stops_every_process_and_leaves_each_video_playable(tmp_path):
     from tests.helpers import MODEL, ROOT, VIDEOS, decode_video
 

@@ -159,11 +159,16 @@ def run_several(
         if options.show or options.serve is not None:
             raise UsageError("--show and --serve are for one process; drop --processes")
         setup = functools.partial(console.setup_logging, quiet, verbose)
-        results = run_processes(options, specs, processes, console.download, setup)
+        bars = _bars(quiet)
+        try:
+            results = run_processes(
+                options, specs, processes, console.download, setup, progress=bars
+            )
+        finally:
+            if bars is not None:
+                bars.stop()
     else:
-        bars = None
-        if not quiet and console.stderr_console().is_terminal:
-            bars = console.SourcesProgress()
+        bars = _bars(quiet)
         try:
             results = run_many(options, specs, download=console.download, progress=bars)
         finally:
@@ -182,6 +187,11 @@ def run_several(
         log.error("%d of %d sources failed: %s", len(failed), len(results), ", ".join(failed))
     if code:
         raise typer.Exit(code)
+
+
+def _bars(quiet: bool) -> console.SourcesProgress | None:
+    """A progress line per source, on a terminal."""
+    return None if quiet or not console.stderr_console().is_terminal else console.SourcesProgress()
 
 
 def report(summary: RunSummary, spec: str, quiet: bool) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from annotate.batch.cluster import Shipped
     from annotate.models import KnownModel
     from annotate.pipeline.options import RunOptions
+    from annotate.pipeline.summary import ProgressListener
 
 log = logging.getLogger("annotate")
 
@@ -213,13 +215,15 @@ def run_processes(
     download: Callable[[KnownModel], Path] | None = None,
     setup: Callable[[], None] | None = None,
     stop: Any = None,
+    progress: Callable[[str], ProgressListener] | None = None,
 ) -> list[SourceResult]:
     """Every source, split evenly over ``processes`` local processes, each running
     :func:`annotate.pipeline.many.run_many` with a model of its own (``annotate run SRC…
     --processes N``). One process's Python work binds a GPU box long before the GPU does
     (docs/performance.md, "Many cameras"); processes multiply it, as Ray groups do across
     machines. ``setup`` runs first in each process (the CLI's logging). Ctrl-C, SIGTERM or
-    ``stop`` stop every process, which finalises its outputs."""
+    ``stop`` stop every process, which finalises its outputs. ``progress`` gets each
+    source's progress here, in this process, as :func:`run_many`'s does."""
     import multiprocessing
     import queue as queues
 
@@ -241,10 +245,11 @@ def run_processes(
     context = multiprocessing.get_context("spawn")  # no copy of this process's threads
     halt = stop if stop is not None else context.Event()
     results: Any = context.Queue()
+    reports: Any = context.Queue() if progress is not None else None
     workers = [
         context.Process(
             target=_process_group,
-            args=(template, group, halt, results, i, setup),
+            args=(template, group, halt, results, i, setup, reports),
             name=f"annotate group {i}",
             daemon=True,
         )
@@ -253,10 +258,12 @@ def run_processes(
     log.info("%d sources in %d processes", len(specs), len(workers))
     found: dict[int, list[SourceResult]] = {}
     signalled: str | None = None
+    lines: dict[str, ProgressListener] = {}
     for worker in workers:
         worker.start()
     while len(found) < len(workers):
         try:
+            _relay(reports, progress, lines)
             try:
                 i, got = results.get(timeout=0.2)
                 found[i] = got
@@ -268,6 +275,7 @@ def run_processes(
             halt.set()
     for worker in workers:
         worker.join(timeout=GRACE_S)
+    _relay(reports, progress, lines)
     out: list[SourceResult] = []
     for i, group in enumerate(groups):
         if i in found:
@@ -281,6 +289,58 @@ def run_processes(
     return mark_stopped([by_name[n] for n in unique_names(specs)], signalled)
 
 
+class _Reported:
+    """A source's progress in a worker process, sent to the parent a few times a second."""
+
+    EVERY_S = 0.25
+
+    def __init__(self, reports: Any, name: str) -> None:
+        self.reports, self.name = reports, name
+        self.sent = 0.0
+        self.frames = 0
+
+    def start(self, total: int | None) -> None:
+        self.reports.put((self.name, "start", total))
+
+    def update(self, frames: int) -> None:
+        self.frames = frames
+        now = time.monotonic()
+        if now - self.sent >= self.EVERY_S:
+            self.sent = now
+            self.reports.put((self.name, "update", frames))
+
+    def stop(self) -> None:
+        self.reports.put((self.name, "stop", self.frames))  # the last count, always sent
+
+
+def _relay(
+    reports: Any,
+    progress: Callable[[str], ProgressListener] | None,
+    lines: dict[str, ProgressListener],
+) -> None:
+    """Every progress report the workers have sent, to this process's listeners."""
+    import queue as queues
+
+    if reports is None or progress is None:
+        return
+    while True:
+        try:
+            item = reports.get_nowait()
+        except queues.Empty:
+            return
+        if isinstance(item, logging.LogRecord):  # a worker's log line, printed here
+            logging.getLogger(item.name).handle(item)
+            continue
+        name, what, value = item
+        if what == "start":
+            lines[name] = progress(name)
+            lines[name].start(value)
+        elif name in lines:
+            lines[name].update(value)
+            if what == "stop":
+                lines[name].stop()
+
+
 def _process_group(
     options: RunOptions,
     specs: list[SourceSpec],
@@ -288,9 +348,11 @@ def _process_group(
     results: Any,
     index: int,
     setup: Callable[[], None] | None,
+    reports: Any = None,
 ) -> None:
     """One process of :func:`run_processes`: a SIGTERM or SIGINT sent to it (a terminal's
     Ctrl-C reaches every process) stops its sources like the shared ``stop``."""
+    import functools
     import signal
 
     from annotate.pipeline.many import run_many
@@ -298,6 +360,12 @@ def _process_group(
 
     if setup is not None:
         setup()
+    if reports is not None:
+        # The parent draws live progress lines: its own console prints these processes'
+        # log lines too, above the lines, instead of each process writing over them.
+        import logging.handlers
+
+        log.handlers[:] = [logging.handlers.QueueHandler(reports)]
     own = threading.Event()  # run_many sets its flag when its sources end: not everyone's
 
     def follow() -> None:
@@ -307,4 +375,5 @@ def _process_group(
 
     threading.Thread(target=follow, name="follow the run's stop", daemon=True).start()
     install({signal.SIGINT: lambda *_: own.set(), signal.SIGTERM: lambda *_: own.set()})
-    results.put((index, run_many(options, specs, stop=own)))
+    report = None if reports is None else functools.partial(_Reported, reports)
+    results.put((index, run_many(options, specs, stop=own, progress=report)))
