@@ -40,9 +40,8 @@ class TrackerSettings:
     low_match_iou: float = 0.5  # round 2, for the less certain boxes
     #: For confirmed tracks, confident boxes' overlap counts times their score (ByteTrack's
     #: ``fuse_score``): a track needs more overlap to take a box the model is less sure of.
-    #: Without it a track
-    #: lost for 17 frames took a second, partial box (0.40) of a person already tracked on
-    #: TUD-Campus, and tracks went on along false boxes on PETS09 (docs/tracking.md).
+    #: Without it a lost track took a partial second box of someone already tracked
+    #: (docs/tracking.md, "Overlap weighed by score").
     fuse_score: bool = True
     lost_expand: float = 0.5  # lost tracks match boxes grown by this much of their height
     confirm_hits: int = 3  # detection rounds in a row before a track gets an identity
