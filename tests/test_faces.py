@@ -87,6 +87,19 @@ def _context(index: int) -> FrameContext:
     return FrameContext(frame, index / 25, True)
 
 
+def test_a_low_scored_face_keeps_its_track_where_an_object_would_not():
+    """Faces are kept from their own threshold and score low by nature: their overlap is not
+    weighed by score (on the street clip that doubled the faces' identities)."""
+    settings = TrackerSettings(high=0.3, class_high=((80, 0.2),))
+    for class_id, expected in ((80, [1]), (0, [-1])):
+        tracker = Tracker(settings)
+        start = 0.9 if class_id == 0 else 0.3  # a person's track starts from 0.6
+        for i in range(3):
+            tracker.update(Detections([[0, 0, 40, 40]], [start], [class_id]), i / 25)
+        moved = Detections([[12, 0, 52, 40]], [0.35], [class_id])  # IoU 0.54; x 0.35: 0.19
+        assert tracker.update(moved, 3 / 25).track_id.tolist() == expected
+
+
 def test_a_face_missed_before_its_track_is_confirmed_stays_hidden_for_a_fifth_of_a_second():
     stage = HideStage({80}, None, hold_s=0.1)  # 2.5 frames at 25 FPS
     face = Detections([[10, 10, 30, 30]], [0.9], [80])

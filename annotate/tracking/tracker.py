@@ -41,7 +41,7 @@ class TrackerSettings:
     #: For confirmed tracks, confident boxes' overlap counts times their score (ByteTrack's
     #: ``fuse_score``): a track needs more overlap to take a box the model is less sure of.
     #: Without it a lost track took a partial second box of someone already tracked
-    #: (docs/tracking.md, "Overlap weighed by score").
+    #: (docs/tracking.md, "Overlap weighed by score"). Not for ``class_high`` classes.
     fuse_score: bool = True
     lost_expand: float = 0.5  # lost tracks match boxes grown by this much of their height
     confirm_hits: int = 3  # detection rounds in a row before a track gets an identity
@@ -230,12 +230,17 @@ class Tracker:
                     _grow(boxes[cols], expand),
                     classes[cols],
                     min_iou,
-                    scores[cols] if fuse else None,
+                    weight[cols] if fuse else None,
                 )
                 track_of[cols[d]] = rows[t]
                 free[rows[t]] = False
 
         fuse = s.fuse_score
+        # Classes with their own threshold (faces, kept from 0.2) score low by nature: their
+        # overlap is not weighed (weighed, the street clip's faces got twice the identities).
+        weight = scores.copy()
+        for class_id, _threshold in s.class_high:
+            weight[classes == class_id] = 1.0
         # 1. Confirmed tracks, found or lost, take the confident boxes.
         round_(confirmed, high, s.match_iou, fuse=fuse)
         # 2. Tracks seen last round and still unmatched take the less confident boxes (by
