@@ -410,21 +410,26 @@ def test_exported_frames_are_hidden_as_the_video_is(cli, tmp_path, export):
 def test_the_web_preview_shows_the_face_hidden(caplog, tmp_path):
     """What a viewer of ``--serve`` sees is the hidden picture, as the video is: the
     astronaut's face has lost its detail in every preview frame, her suit has not."""
+    import threading
+
     import cv2
 
     from tests.helpers import make_clip
     from tests.test_preview import Running, _mjpeg_frames
 
     photo = cv2.imread(str(IMAGES / "astronaut.png"))
-    clip = make_clip(tmp_path / "astronaut.mp4", 300, image=photo, rate=30)
+    clip = make_clip(tmp_path / "astronaut.mp4", 600, image=photo, rate=30)  # 10 s or more
     record = tmp_path / "a.jsonl"
     running = Running(
         caplog, source=clip, blur=["faces"], track=True, boxes=False, face_model=FACE_MODEL,
         json_path=str(record),
     )  # fmt: skip
     views: list[bytes] = []
-    _mjpeg_frames(running.url, 3, views)
+    reader = threading.Thread(target=_mjpeg_frames, args=(running.url, 3, views), daemon=True)
+    reader.start()
+    reader.join(timeout=30)
     running.stop()
+    assert len(views) == 3
     (x1, y1, x2, y2), *_ = json.loads(record.read_text().splitlines()[0])["hidden"]
     face = (slice(int(y1), int(y2)), slice(int(x1), int(x2)))
     suit = (slice(300, 500), slice(0, 150))

@@ -96,6 +96,8 @@ def _mjpeg_frames(url: str, count: int, got: list[bytes]) -> None:
     with urllib.request.urlopen(url + "stream.mjpg", timeout=10) as stream:
         while len(got) < count:
             line = stream.readline()
+            if not line:  # the run ended and closed the stream
+                return
             if line.lower().startswith(b"content-length:"):
                 size = int(line.split(b":")[1])
                 stream.readline()
