@@ -168,6 +168,10 @@ def test_signal_at_a_random_moment(tmp_path, run):
     proc.send_signal(sig)
     err = proc.communicate(timeout=30)[1]
     ended = time.monotonic() - sent
+    if proc.returncode == -sig and not err and not out.exists() and not dets.exists():
+        # On a loaded machine the signal can beat the interpreter's own start (CI, once, at
+        # 0.6 s): the system's default action ends it, before annotate runs or writes.
+        pytest.skip(f"{sig.name} came before Python had started")
     assert proc.returncode == 128 + sig, err  # the video takes ~15 s; the signal comes by 4 s
     assert "Traceback" not in err
     assert ended < 3, f"took {ended:.1f} s to stop"
