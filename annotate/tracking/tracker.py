@@ -201,9 +201,14 @@ class Tracker:
         boxes, classes = detections.xyxy, detections.class_ids
         confident = np.full(len(scores), s.high, np.float32)
         starts = np.full(len(scores), s.start, np.float32)
+        # What a box's overlap is weighed by (fuse_score). Classes with their own threshold
+        # (faces, kept from 0.2) score low by nature: theirs is not weighed (weighed, the
+        # street clip's faces got twice the identities).
+        weight = scores.copy()
         for class_id, threshold in s.class_high:
             own = classes == class_id
             confident[own] = starts[own] = threshold
+            weight[own] = 1.0
         high = scores >= confident
         low = (scores >= s.low) & ~high
         predicted = kalman.state_to_xyxy(self.mean)
@@ -236,11 +241,6 @@ class Tracker:
                 free[rows[t]] = False
 
         fuse = s.fuse_score
-        # Classes with their own threshold (faces, kept from 0.2) score low by nature: their
-        # overlap is not weighed (weighed, the street clip's faces got twice the identities).
-        weight = scores.copy()
-        for class_id, _threshold in s.class_high:
-            weight[classes == class_id] = 1.0
         # 1. Confirmed tracks, found or lost, take the confident boxes.
         round_(confirmed, high, s.match_iou, fuse=fuse)
         # 2. Tracks seen last round and still unmatched take the less confident boxes (by
