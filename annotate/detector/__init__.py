@@ -258,7 +258,7 @@ class Detector:
             )
         else:
             edits = Edits(sizes=free_size)
-        prepared = edit(model, edits)
+        prepared = edit(model, edits, family)
         stand_in = batching and bool(settings.cpu_start) and resolution.preferred != CPU
         if stand_in:
             cpu = Resolution((CPU,), f"standing in while {resolution.preferred} starts")

@@ -48,6 +48,11 @@ Packing = Callable[[list[int | str], list[int | str]], "tuple[bool, float] | Non
 Scoring = Callable[[list[int | str], list[int | str]], "tuple[bool, bool] | None"]
 
 
+#: An edit's result: the edited model (``None``: none of the edits applied) and the names of
+#: the edits made.
+Made = tuple[bytes | None, list[str]]
+
+
 @dataclass(frozen=True)
 class Edits:
     """Which edits to make; all off is the model as it is."""
@@ -327,8 +332,15 @@ def edited_model(model: Path, edits: Edits, stride: int = 32) -> bytes | None:
     """The model with ``edits`` made, as bytes for ONNX Runtime; ``None`` where none of them
     could be made (then the model runs as it is). An edit that does not apply is skipped: a
     model whose batch is already free keeps it."""
+    made = edit_model(model, edits, stride)
+    return None if made is None else made[0]
+
+
+def edit_model(model: Path, edits: Edits, stride: int = 32) -> Made | None:
+    """:func:`edited_model` with the names of the edits made; ``None`` where the model could
+    not be looked at (no ``onnx`` package, not a model, weights in files beside it)."""
     if not edits:
-        return None
+        return None, []
     proto = _load(model)
     if proto is None:
         return None
@@ -347,9 +359,18 @@ def edited_model(model: Path, edits: Edits, stride: int = 32) -> bytes | None:
     if scoring is not None and scored_output(proto, bool(scoring[0]), bool(scoring[1])):
         done.append("scored output")
     if not done:
-        return None
+        return None, []
     # Shapes inferred for the original would contradict the edited ones.
     del proto.graph.value_info[:]
-    log.debug("Model graph edited in memory: %s", ", ".join(done))
     data: bytes = proto.SerializeToString()
-    return data
+    return data, done
+
+
+def recipe(edits: Edits, family: str | None, stride: int = 32) -> str:
+    """What decides an edit's result besides the model and this code: the edits asked for
+    and the family the choices were made for (the key of :mod:`annotate.detector.edit_cache`)."""
+    return (
+        f"sizes={edits.sizes} batch={edits.batch} faces={edits.faces} "
+        f"packed={edits.packed is not None} scored={edits.scored is not None} "
+        f"family={family} stride={stride}"
+    )

@@ -157,14 +157,25 @@ def announce_provider(info: SessionInfo, resolution: Resolution) -> None:
         )
 
 
-def edit(model: Path, edits: Edits | None) -> bytes | None:
-    """The model with ``edits`` made, as bytes (``None``: load the file as it is)."""
+def edit(model: Path, edits: Edits | None, family: str | None = None) -> bytes | None:
+    """The model with ``edits`` made, as bytes (``None``: load the file as it is), kept for
+    later runs (:mod:`annotate.detector.edit_cache`)."""
     if not edits:
         return None
-    from annotate.detector.graph import edited_model
+    from annotate.detector.edit_cache import cached_edit
+    from annotate.detector.graph import Made, edit_model, recipe
 
-    with signals_held():  # protobuf's bare excepts would swallow a KeyboardInterrupt
-        return edited_model(model, edits)
+    def make() -> Made | None:
+        with signals_held():  # protobuf's bare excepts would swallow a KeyboardInterrupt
+            return edit_model(model, edits)
+
+    made = cached_edit(model, recipe(edits, family), make)
+    if made is None:
+        return None
+    data, done = made
+    if done:
+        log.debug("Model graph edited in memory: %s", ", ".join(done))
+    return data
 
 
 class BoundRun:
