@@ -111,6 +111,22 @@ def test_two_sources_give_what_two_separate_runs_give(tmp_path):
 
 
 @pytest.mark.shared
+def test_a_folder_named_with_a_slash_is_made(tmp_path, cli, tiny_model):
+    from tests.helpers import make_clip
+
+    a, b = make_clip(tmp_path / "a.mp4", frames=6), make_clip(tmp_path / "b.mp4", frames=6)
+    r = cli("run", a, b, "--json", f"{tmp_path}/new/deeper/", "--model", tiny_model)
+    assert r.code == 0, r.err
+    assert sorted(p.name for p in (tmp_path / "new" / "deeper").iterdir()) == [
+        "a.jsonl", "b.jsonl"
+    ]
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    r = cli("run", a, b, "--json", f"{blocked}/sub/", "--model", tiny_model)
+    assert r.code == 2 and f"cannot create the folder {blocked}/sub/" in r.err
+    assert "Traceback" not in r.err
+
+
 def test_a_source_that_cannot_open_fails_alone(tmp_path, cli):
     from tests.helpers import MODEL, VIDEOS
 

@@ -110,7 +110,7 @@ def run_groups(
     """Every source, in groups on Ray's nodes; one result per source, in the order given.
     Ctrl-C (or ``stop``) stops every group, which finalises its outputs."""
     from annotate.batch.cluster import GPU_PROVIDERS, RayCluster, ship_models
-    from annotate.pipeline.many import source_options
+    from annotate.pipeline.many import make_folders, source_options
 
     groups = split(specs, size)
     if not groups:
@@ -118,6 +118,7 @@ def run_groups(
     # Every source's options and outputs checked here, before any node starts (the outputs
     # are usually on storage the nodes share).
     replace(base, output=None, json_path=None, mot=None, exports=[]).validate()
+    make_folders(base)
     for group in groups:
         for spec in group:
             source_options(base, spec, spec.name or spec.url, 1).validate()
@@ -228,7 +229,7 @@ def run_processes(
     import queue as queues
 
     from annotate.errors import Interrupted
-    from annotate.pipeline.many import mark_stopped, source_options
+    from annotate.pipeline.many import make_folders, mark_stopped, source_options
     from annotate.pipeline.plan import cpu_cores
 
     if processes < 1:
@@ -236,6 +237,7 @@ def run_processes(
     groups = split(specs, -(-len(specs) // processes)) if specs else []
     if not groups:
         raise UsageError("no sources given")
+    make_folders(base)
     for group in groups:  # every source's options and outputs, before any process starts
         for spec in group:
             source_options(base, spec, spec.name or spec.url, 1).validate()

@@ -160,6 +160,22 @@ def per_source(template: Any, name: str, suffix: str, flag: str) -> Any:
     )
 
 
+def make_folders(base: RunOptions) -> None:
+    """Create the folders that output options name with a trailing ``/`` (``-o rec/``): the
+    user asked for a folder of files, one per source."""
+    from annotate.errors import OutputPathError
+
+    named = [base.output, base.json_path, base.mot, *(e.path for e in base.export_specs)]
+    for template in named:
+        text = str(template) if template is not None else ""
+        if not text.endswith(("/", "\\")) or "{name}" in text:
+            continue
+        try:
+            Path(text).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise OutputPathError(f"cannot create the folder {text}: {e.strerror}") from None
+
+
 def source_options(
     base: RunOptions, spec: SourceSpec, name: str, cores: int, part: int = 1
 ) -> RunOptions:
@@ -233,6 +249,7 @@ def run_many(
         raise UsageError("no sources given")
     # Output options are templates here: each source's own are checked below.
     replace(base, output=None, json_path=None, mot=None, exports=[]).validate()
+    make_folders(base)
     names = unique_names(specs)
     share = max(1, (cores or base.cores or cpu_cores()) // len(specs))
     options = [source_options(base, s, n, share, part) for s, n in zip(specs, names)]
