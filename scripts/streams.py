@@ -38,6 +38,8 @@ RATE = 30.0
 PROVIDER = ["CPUExecutionProvider"]
 #: Processes of the ``--processes`` side (``--processes``).
 PROCESSES = [4]
+#: ``annotate``'s ``--batch`` (``--batch``; ``None``: its default).
+BATCH: list[int | None] = [None]
 KEPT_SHARE = 0.95
 STALE_S = 1.5 / RATE
 
@@ -79,8 +81,8 @@ def ours(clip: Path, k: int, seconds: float, processes: int = 1) -> list[dict[st
     threading.Timer(seconds, stop.set).start()
     with tempfile.TemporaryDirectory() as tmp:
         resolution = Resolution(tuple(PROVIDER), "streams")
-        base = RunOptions("camera:0", MODEL, resolution, json_path=f"{tmp}/",
-                          track=True, fps_every=10**9, show=False)  # fmt: skip
+        base = RunOptions("camera:0", MODEL, resolution, json_path=f"{tmp}/", track=True,
+                          fps_every=10**9, show=False, batch=BATCH[0])  # fmt: skip
         specs = [SourceSpec(f"camera:{i}") for i in range(k)]
         if processes > 1:
             setup = functools.partial(cameras, clip)  # in each process: its own stand-ins
@@ -179,12 +181,14 @@ def main() -> int:
     parser.add_argument("--sides", default="",
                         help="only these sides (ours,processes,separate,hand)")  # fmt: skip
     parser.add_argument("--processes", type=int, default=4, help="the processes side's count")
+    parser.add_argument("--batch", type=int, default=None, help="annotate's --batch")
     parser.add_argument("--save-as", default="streams")
     parser.add_argument("--single", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.provider.lower() in ("cuda", "cudaexecutionprovider"):
         PROVIDER[:] = ["CUDAExecutionProvider", "CPUExecutionProvider"]
     PROCESSES[0] = args.processes
+    BATCH[0] = args.batch
     if args.single:
         print(json.dumps(single(Path(args.single), args.seconds)))
         return 0
@@ -200,7 +204,8 @@ def main() -> int:
              "hand-written, a thread per camera, one session": ("hand", hand)}  # fmt: skip
     chosen = set(args.sides.split(",")) if args.sides else {key for key, _ in sides.values()}
     results: dict[str, Any] = {"seconds": args.seconds, "height": args.height,
-                               "provider": PROVIDER[0], "sides": {}}  # fmt: skip
+                               "provider": PROVIDER[0], "batch": args.batch,
+                               "sides": {}}  # fmt: skip
     for name, (key, side) in sides.items():
         if key not in chosen:
             continue
