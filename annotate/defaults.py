@@ -29,7 +29,3 @@ BATCH_CORES_PER_JOB = 2
 #: ... but at most one per this many inputs: a batch's last videos run on their job's share
 #: of the cores while the rest idle, so a few long videos go faster one after another.
 BATCH_INPUTS_PER_JOB = 4
-#: Several sources on a GPU without --batch: the inference service runs batches of up to this
-#: many frames (fewer with fewer sources), so the sources share each call instead of queueing
-#: one-frame calls on the device (docs/performance.md, "Many cameras in one process").
-MANY_SOURCES_BATCH = 8

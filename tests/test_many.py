@@ -189,8 +189,6 @@ def test_ctrl_c_stops_every_source_and_leaves_each_video_playable(tmp_path):
 def test_on_a_gpu_every_source_feeds_the_one_inference_service(tmp_path, monkeypatch):
     """CUDA asked for (here it falls back to the CPU) with --batch: one service is started
     for both sources, and each source's records are whole."""
-    from dataclasses import replace
-
     from annotate.detector import Detector
     from annotate.pipeline import RunOptions
     from annotate.pipeline.many import run_many
@@ -212,18 +210,6 @@ def test_on_a_gpu_every_source_feeds_the_one_inference_service(tmp_path, monkeyp
     assert served == [4]
     assert [r.summary.frames for r in results if r.summary] == [40, 40]
     assert [len(_records(tmp_path / f"{n}.jsonl")) for n in "ab"] == [40, 40]
-    # Without --batch, several sources on a GPU share the service too, one batch slot each
-    # up to eight.
-    served.clear()
-    specs = [SourceSpec(clip, n) for n in "cde"]
-    results = run_many(replace(base, batch=None), specs, cores=4)
-    assert served == [3]
-    assert [r.summary.frames for r in results if r.summary] == [40, 40, 40]
-    # On the CPU provider each source runs the shared session itself.
-    served.clear()
-    specs = [SourceSpec(clip, n) for n in "fg"]
-    run_many(replace(base, batch=None, resolution=Resolution((CPU,), "test")), specs, cores=4)
-    assert served == []
 
 
 @pytest.fixture

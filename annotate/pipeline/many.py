@@ -288,19 +288,16 @@ def run_many(
         # A source that tracks needs the tracker's low boxes: the shared detector keeps them,
         # and the sources that do not track drop them again (build.make_stages).
         first = next((o for o in options if o.track), options[0])
-        first = _shared_batch(_loading(first, options), len(specs))
+        first = _loading(first, options)
         plan = plan_threads(first, share)
         detector = load_detector(first, plan, make_tracker(first), live)
         stack.callback(detector.close)
         if plan.service_batch and plan.workers:
             detector.serve(plan.service_batch)
         log.info(
-            "%d sources, one %s session%s; %d core%s each",
+            "%d sources, one %s session; %d core%s each",
             len(specs),
             detector.provider,
-            f", batches of up to {plan.service_batch} frames across them"
-            if detector.service is not None
-            else "",
             share,
             "" if share == 1 else "s",
         )
@@ -362,20 +359,6 @@ def exit_code(results: Sequence[SourceResult]) -> int:
         if stopped in ("SIGINT", "SIGTERM", "SIGHUP"):
             return 128 + int(getattr(signal, str(stopped)))
     return 1 if any(r.error for r in results) else 0
-
-
-def _shared_batch(first: RunOptions, sources: int) -> RunOptions:
-    """On a batching accelerator without ``--batch``, several sources share one inference
-    service: one-frame calls from each would queue on the device one after another."""
-    from annotate import defaults
-    from annotate.providers import BATCHING
-
-    resolution = first.resolution
-    if first.batch is not None or sources < 2 or resolution is None:
-        return first
-    if resolution.preferred not in BATCHING:
-        return first
-    return replace(first, batch=min(sources, defaults.MANY_SOURCES_BATCH))
 
 
 def _loading(first: RunOptions, options: list[RunOptions]) -> RunOptions:
