@@ -85,9 +85,7 @@ def test_a_damaged_entry_is_made_again(tmp_path: Path, cache: Path) -> None:
     assert entry.stat().st_size > 100  # written whole again
 
 
-def test_an_unusable_cache_only_costs_time(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_unusable_cache_only_costs_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))

@@ -117,9 +117,7 @@ def test_a_folder_named_with_a_slash_is_made(tmp_path, cli, tiny_model):
     a, b = make_clip(tmp_path / "a.mp4", frames=6), make_clip(tmp_path / "b.mp4", frames=6)
     r = cli("run", a, b, "--json", f"{tmp_path}/new/deeper/", "--model", tiny_model)
     assert r.code == 0, r.err
-    assert sorted(p.name for p in (tmp_path / "new" / "deeper").iterdir()) == [
-        "a.jsonl", "b.jsonl"
-    ]
+    assert sorted(p.name for p in (tmp_path / "new" / "deeper").iterdir()) == ["a.jsonl", "b.jsonl"]
     blocked = tmp_path / "file"
     blocked.write_text("")
     r = cli("run", a, b, "--json", f"{blocked}/sub/", "--model", tiny_model)

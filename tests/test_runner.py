@@ -199,10 +199,14 @@ def test_thread_plan_from_core_count():
         "concurrent: 2 inference workers × 1 ONNX Runtime thread, decoder 1 thread, "
         "encoder 2 threads, OpenCV 1 thread"
     )
-    # On a GPU the model leaves the cores: the decoder gets frame threads (2 to 4).
+    # On a GPU the model leaves the cores: the decoder gets frame threads (2 to 4), and so
+    # does x264, which is then what binds.
     on_gpu = replace(default, resolution=Resolution(("CUDAExecutionProvider", CPU), "test"))
-    assert plan_threads(on_gpu, 16) == ThreadPlan(8, 1, 4, 8, 1)
-    assert plan_threads(on_gpu, 4) == ThreadPlan(2, 1, 2, 2, 1)
+    assert plan_threads(on_gpu, 16) == ThreadPlan(8, 1, 4, 8, 1, frame_encode=True)
+    assert plan_threads(on_gpu, 4) == ThreadPlan(2, 1, 2, 2, 1, frame_encode=True)
+    assert "encoder 8 frame threads" in plan_threads(on_gpu, 16).describe()
+    assert plan_threads(replace(on_gpu, batch=8), 16).frame_encode
+    assert not plan_threads(replace(on_gpu, sequential=True), 16).frame_encode
 
 
 @pytest.mark.shared

@@ -11,6 +11,7 @@ import pytest
 from annotate.annotators import BoxAnnotator, LabelAnnotator, class_colour
 from annotate.detector.labels import COCO_LABELS
 from annotate.errors import OutputPathError
+from annotate.sinks.encoding import EncodeOptions
 from annotate.sinks.jsonl import JsonLinesSink
 from annotate.sinks.video import VideoSink
 from annotate.sinks.window import display_problem
@@ -47,6 +48,22 @@ def test_h264_at_non_integer_rate(tmp_path):
     }
     assert len(images) == 60
     assert times[-1] == pytest.approx(59 * 6 / 179, abs=1e-3)
+
+
+def test_frame_threads_write_every_frame_at_its_time(tmp_path):
+    """The GPU plan's x264 frame threads hold frames inside the encoder: closing the sink
+    must still write every one, in order, at its own time."""
+    info = SourceInfo(320, 240, Fraction(30))
+    path = tmp_path / "f.mp4"
+    options = EncodeOptions(preset="ultrafast", threads=4, frame_threads=True)
+    frames = list(_frames(40, (320, 240), 30))
+    with VideoSink(path, info, options) as sink:
+        for frame in frames:
+            sink.write(frame, frame.image, Detections.empty())
+    _facts, times, images = decode_video(path)
+    assert len(images) == 40 and times == pytest.approx([i / 30 for i in range(40)], abs=1e-3)
+    bright = [int((image[:, :, 0] > 100).sum(axis=0).astype(bool).sum()) for image in images]
+    assert bright[1:] == pytest.approx([(i * 5) % 320 for i in range(1, 40)], abs=3)
 
 
 def test_odd_size_is_padded_and_content_kept(tmp_path):

@@ -233,7 +233,7 @@ def run(
         stages = make_stages(options, detector, tracker, counter)
         if annotators is None:
             annotators = run_annotators(options, detector)
-        encode = replace(options.encode, threads=plan.encode)
+        encode = replace(options.encode, threads=plan.encode, frame_threads=plan.frame_encode)
         if options.output is not None and not source.info.still:
             from annotate.sinks.video import pick_codec
 

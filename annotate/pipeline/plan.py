@@ -35,22 +35,26 @@ class ThreadPlan:
     #: The most frames per call of the process's inference service (an accelerator's plan);
     #: 0: no service, each worker runs the session itself.
     service_batch: int = 0
+    #: x264 on frame threads rather than slice threads, where the model is off the cores and
+    #: encoding is what binds (a GPU's plans); a live source keeps slices (no added delay).
+    frame_encode: bool = False
 
     def describe(self) -> str:
         if not self.workers:
             return "sequential"
+        threads = "frame threads" if self.frame_encode else "threads"
         if self.service_batch:
             return (
                 f"inference service: one session, batches of up to {self.service_batch}, fed "
                 f"by {self.workers} CPU workers (convert, letterbox, post-process), decoder "
                 f"{self.decode or 'auto'} thread{'s' * (self.decode != 1)}, encoder "
-                f"{self.encode or 'auto'} thread{'s' * (self.encode != 1)}"
+                f"{self.encode or 'auto'} {threads}"
             )
         return (
             f"concurrent: {self.workers} inference worker{'s' * (self.workers > 1)} × "
             f"{self.intra_op} ONNX Runtime thread{'s' * (self.intra_op != 1)}, decoder "
             f"{self.decode or 'auto'} thread{'s' * (self.decode != 1)}, encoder "
-            f"{self.encode or 'auto'} thread{'s' * (self.encode != 1)}, OpenCV "
+            f"{self.encode or 'auto'} {threads}, OpenCV "
             f"{self.opencv or 'auto'} thread{'s' * (self.opencv != 1)}"
         )
 
@@ -94,7 +98,9 @@ def plan_threads(options: RunOptions, cores: int) -> ThreadPlan:
       H200 it was busy 83 % of a ``--json`` run, the workers waiting on it): it gets the
       service plan's frame threads.
     - x264: two threads on 2-3 cores, one per two cores from 4 to 16, one per core above
-      (below its own default of 1.5 per core).
+      (below its own default of 1.5 per core); slice threads, except on a GPU, where the
+      model is off the cores and x264 is what binds: frame threads (memory and a frame of
+      delay per thread, for a file only: a live source switches to the sequential plan).
     - OpenCV's calls on their calling thread: the stages are already parallel.
     - ``--batch N`` on a batching accelerator (CUDA, TensorRT …:
       :data:`annotate.providers.BATCHING`): one inference service runs every frame on the
@@ -119,7 +125,7 @@ def plan_threads(options: RunOptions, cores: int) -> ThreadPlan:
     intra_op = session.threads or max(1, (cores - 1) // workers)
     encode_threads = encode.threads or (max(2, cores // 2) if cores <= 16 else cores)
     decode = options.decode_threads or (service_decoder(cores) if batching else 1)
-    return ThreadPlan(workers, intra_op, decode, encode_threads, 1)
+    return ThreadPlan(workers, intra_op, decode, encode_threads, 1, frame_encode=batching)
 
 
 def service_decoder(cores: int) -> int:
@@ -145,7 +151,9 @@ def plan_service(options: RunOptions, cores: int) -> ThreadPlan:
     encode_threads = encode.threads or (max(2, cores // 2) if cores <= 16 else cores)
     intra_op = session.threads or max(1, min(4, cores // 4))
     batch = options.batch or 1
-    return ThreadPlan(workers, intra_op, decode, encode_threads, 1, service_batch=batch)
+    return ThreadPlan(
+        workers, intra_op, decode, encode_threads, 1, service_batch=batch, frame_encode=True
+    )
 
 
 def plan_jobs(cores: int, jobs: int | None, inputs: int | None = None) -> tuple[int, int]:

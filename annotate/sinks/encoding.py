@@ -48,3 +48,4 @@ class EncodeOptions:
         help="Carry the input's audio tracks into -o",
     )
     threads: int = 0  # encoder threads; 0: the encoder decides from the core count
+    frame_threads: bool = False  # frame threads (faster, a frame held each) over slices

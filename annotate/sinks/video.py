@@ -248,8 +248,9 @@ class VideoSink(SinkBase):
         stream.codec_context.thread_count = self.options.threads
         # Slice threads split each frame, so encode() returns with that frame done and holds
         # no extra frames. Frame threads are faster but hold a frame per thread: memory over
-        # the budget, and a frame of delay per thread in recordings (docs/performance.md, "Memory").
-        stream.codec_context.thread_type = "SLICE"
+        # the 2-core budget, and a frame of delay per thread in recordings (docs/performance.md,
+        # "Memory"); the plan asks for them where x264 is what binds (a file on a GPU).
+        stream.codec_context.thread_type = "FRAME" if self.options.frame_threads else "SLICE"
         crf = str(self.options.crf if self.options.crf is not None else default_crf)
         no_bframes = self.format in ("mp4", "mov")
         if self.options.codec in NVENC:
