@@ -29,3 +29,8 @@ BATCH_CORES_PER_JOB = 2
 #: ... but at most one per this many inputs: a batch's last videos run on their job's share
 #: of the cores while the rest idle, so a few long videos go faster one after another.
 BATCH_INPUTS_PER_JOB = 4
+#: Several sources in one process: how long a thread may hold the GIL while another waits for
+#: it (Python's default is 5 ms). Each source's frame passes the GIL between its threads a
+#: dozen times; with dozens of threads each hand-off could wait that long (docs/performance.md,
+#: "Many cameras in one process").
+MANY_SOURCES_SWITCH_S = 0.001

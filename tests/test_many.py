@@ -125,6 +125,32 @@ def test_a_folder_named_with_a_slash_is_made(tmp_path, cli, tiny_model):
     assert "Traceback" not in r.err
 
 
+def test_several_sources_pass_the_gil_sooner_while_they_run(tmp_path, tiny_model, monkeypatch):
+    """Each source's frames hand the GIL between its threads; with many sources a waiting
+    thread is not left for Python's default 5 ms. The setting is the run's only."""
+    import sys
+
+    from annotate.pipeline import RunOptions
+    from annotate.pipeline.many import run_many
+    from annotate.sinks.jsonl import JsonLinesSink
+    from tests.helpers import make_clip
+
+    seen: list[float] = []
+    real = JsonLinesSink.write
+
+    def write(self, frame, annotated, detections):
+        seen.append(sys.getswitchinterval())
+        real(self, frame, annotated, detections)
+
+    monkeypatch.setattr(JsonLinesSink, "write", write)
+    before = sys.getswitchinterval()
+    clips = [make_clip(tmp_path / f"{n}.mp4", frames=4) for n in "ab"]
+    options = RunOptions(str(clips[0]), tiny_model, json_path=f"{tmp_path}/")
+    run_many(options, [SourceSpec(str(c)) for c in clips])
+    assert len(seen) == 8 and set(seen) == {min(before, 0.001)}
+    assert sys.getswitchinterval() == before
+
+
 def test_a_source_that_cannot_open_fails_alone(tmp_path, cli):
     from tests.helpers import MODEL, VIDEOS
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from annotate import defaults
 from annotate.errors import AnnotateError, Interrupted, UsageError
 from annotate.signals import raise_received
 
@@ -270,6 +271,10 @@ def run_many(
     done = {r.name: threading.Event() for r in results}
     signalled: str | None = None
     with ExitStack() as stack:
+        if len(specs) > 1:
+            switch = sys.getswitchinterval()
+            sys.setswitchinterval(min(switch, defaults.MANY_SOURCES_SWITCH_S))
+            stack.callback(sys.setswitchinterval, switch)
         title = f"annotate - {len(specs)} sources"
         shared: list[SharedDisplay] = []
         window = None
