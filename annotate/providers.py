@@ -17,6 +17,7 @@ from annotate.errors import ProviderError
 from annotate.settings import RUN_ONLY, SPEED, setting
 
 CPU = "CPUExecutionProvider"
+CUDA = "CUDAExecutionProvider"
 AZURE = "AzureExecutionProvider"
 
 #: Short names users type, mapped to ONNX Runtime's names.
