@@ -17,7 +17,6 @@ from annotate.errors import ProviderError
 from annotate.settings import RUN_ONLY, SPEED, setting
 
 CPU = "CPUExecutionProvider"
-CUDA = "CUDAExecutionProvider"
 AZURE = "AzureExecutionProvider"
 
 #: Short names users type, mapped to ONNX Runtime's names.

@@ -483,34 +483,3 @@ def test_the_scored_output_decodes_to_the_same_boxes_as_the_models_own(tmp_path,
     np.testing.assert_array_equal(a.class_ids, b.class_ids)
     np.testing.assert_allclose(a.scores, b.scores, rtol=1e-6)
     np.testing.assert_allclose(a.xyxy, b.xyxy, atol=1e-4)
-
-
-@pytest.mark.shared
-def test_dense_depthwise_convolutions_find_the_same_objects(tmp_path):
-    """On CUDA the depthwise convolutions run as the dense ones they equal (cuDNN has those
-    ready; for some depthwise shapes it compiles kernels at every start): YOLOX-Nano's 30 of
-    them, and the same boxes on a real photo."""
-    import onnx
-    import onnxruntime as ort
-
-    from annotate.detector.graph import Edits, edit_model
-    from tests.helpers import IMAGES, MODEL
-
-    made = edit_model(MODEL, Edits(dense=True))
-    assert made is not None and made[1] == ["depthwise convolutions dense"]
-    edited = onnx.load_from_string(made[0])
-    groups = [a.i for n in edited.graph.node if n.op_type == "Conv" for a in n.attribute
-              if a.name == "group"]  # fmt: skip
-    assert groups and set(groups) == {1}
-    import cv2
-
-    from annotate.detector.preprocess import letterbox
-
-    image = cv2.imread(str(IMAGES / "astronaut.png"))
-    blob = letterbox(image, (416, 416))[0]
-    plain = ort.InferenceSession(str(MODEL), providers=["CPUExecutionProvider"])
-    dense = ort.InferenceSession(made[0], providers=["CPUExecutionProvider"])
-    name = plain.get_inputs()[0].name
-    a, b = plain.run(None, {name: blob})[0], dense.run(None, {name: blob})[0]
-    assert (a[0, :, 4] > 0.3).sum() > 0
-    np.testing.assert_allclose(a, b, atol=2e-3)

@@ -32,7 +32,7 @@ from annotate.detector.preprocess import Letterbox, letterbox, place
 from annotate.detector.service import WAIT_S, InferenceService
 from annotate.detector.session import BoundRun, SessionInfo, announce_provider, edit, open_session
 from annotate.errors import ModelError, UsageError
-from annotate.providers import BATCHING, CPU, CUDA, Resolution, SessionSettings
+from annotate.providers import BATCHING, CPU, Resolution, SessionSettings
 from annotate.types import Detections
 
 if TYPE_CHECKING:
@@ -259,19 +259,13 @@ class Detector:
         else:
             edits = Edits(sizes=free_size)
         prepared = edit(model, edits, family)
-        # cuDNN compiles kernels for depthwise shapes it has none for, at every start: the
-        # CUDA session gets them dense (annotate.detector.graph), a CPU stand-in does not.
-        if resolution.preferred == CUDA:
-            accelerated = edit(model, replace(edits, dense=True), family)
-        else:
-            accelerated = prepared
         stand_in = batching and bool(settings.cpu_start) and resolution.preferred != CPU
         if stand_in:
             cpu = Resolution((CPU,), f"standing in while {resolution.preferred} starts")
             session, info = open_session(model, cpu, settings, prepared=prepared, announce=False)
         else:
             session, info = open_session(
-                model, resolution, settings, prepared=accelerated, announce=announce
+                model, resolution, settings, prepared=prepared, announce=announce
             )
         detector = cls(
             session,
@@ -288,7 +282,7 @@ class Detector:
             face_side,
         )
         if stand_in:
-            detector.start_accelerator(model, resolution, settings, accelerated, batch)
+            detector.start_accelerator(model, resolution, settings, prepared, batch)
         return detector
 
     def start_accelerator(

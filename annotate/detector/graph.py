@@ -15,11 +15,6 @@ is never changed).
   landmarks) joined into one output ``[N, 15, H/4, W/4]``, with the batch and sizes its export
   fixed as a placeholder freed: one array to fetch (and to bind on an accelerator), read by
   :class:`annotate.detector.families.CenterFace`.
-- **Dense depthwise convolutions** (CUDA): each depthwise convolution (one group per
-  channel, as YOLOX-Nano's and CenterFace's) as the dense convolution it equals, its weights
-  zero off the diagonal. cuDNN has no ready kernel for some depthwise shapes and compiles one
-  (NVRTC) on the first call of every process; a dense one it has ready. The model then does
-  more arithmetic, which a GPU does in far less time than those compilations take.
 - **Scored output**: a second output ``[N, anchors, 6]`` (box, best class score, its class)
   beside the model's own, reduced over the classes inside the graph: what leaves the
   accelerator is 6 numbers an anchor rather than 85 for COCO, and the CPU skips the scan of
@@ -66,7 +61,6 @@ class Edits:
     batch: bool = False
     packed: Packing | None = None
     scored: Scoring | None = None
-    dense: bool = False
     faces: bool = False
 
     def __bool__(self) -> bool:
@@ -76,7 +70,6 @@ class Edits:
             or self.faces
             or self.packed is not None
             or self.scored is not None
-            or self.dense
         )
 
 
@@ -170,31 +163,6 @@ def face_maps(proto: Any) -> bool:
     for tensor in unused:
         graph.initializer.remove(tensor)
     return True
-
-
-def dense_depthwise(proto: Any) -> bool:
-    """Every depthwise convolution with its weights in the model made dense (see the
-    module's docstring); ``False`` where there is none."""
-    import numpy as np
-    from onnx import numpy_helper
-
-    weights = {t.name: t for t in proto.graph.initializer}
-    made = False
-    for node in proto.graph.node:
-        if node.op_type != "Conv" or len(node.input) < 2 or node.input[1] not in weights:
-            continue
-        group = next((a for a in node.attribute if a.name == "group"), None)
-        tensor = weights[node.input[1]]
-        if group is None or group.i == 1 or list(tensor.dims[:2]) != [group.i, 1]:
-            continue
-        w = numpy_helper.to_array(tensor)
-        channels = w.shape[0]
-        dense = np.zeros((channels, channels, *w.shape[2:]), w.dtype)
-        dense[np.arange(channels), np.arange(channels)] = w[:, 0]
-        tensor.CopyFrom(numpy_helper.from_array(dense, tensor.name))
-        group.i = 1
-        made = True
-    return made
 
 
 def free_batch(proto: Any) -> bool:
@@ -390,8 +358,6 @@ def edit_model(model: Path, edits: Edits, stride: int = 32) -> Made | None:
         done.append("uint8 NHWC input")
     if scoring is not None and scored_output(proto, bool(scoring[0]), bool(scoring[1])):
         done.append("scored output")
-    if edits.dense and dense_depthwise(proto):
-        done.append("depthwise convolutions dense")
     if not done:
         return None, []
     # Shapes inferred for the original would contradict the edited ones.
@@ -406,6 +372,5 @@ def recipe(edits: Edits, family: str | None, stride: int = 32) -> str:
     return (
         f"sizes={edits.sizes} batch={edits.batch} faces={edits.faces} "
         f"packed={edits.packed is not None} scored={edits.scored is not None} "
-        f"dense={edits.dense} "
         f"family={family} stride={stride}"
     )
