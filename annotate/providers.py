@@ -282,6 +282,19 @@ def provider_cache_dir(name: str) -> Path:
     return Path(user_cache_dir("annotate", appauthor=False)) / name
 
 
+def cuda_fuses_conv_bias() -> bool:
+    """Whether this ONNX Runtime's CUDA provider takes ``fuse_conv_bias`` (1.20 on)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    for name in ("onnxruntime-gpu", "onnxruntime"):
+        try:
+            major, minor = (int(part) for part in version(name).split(".")[:2])
+        except (PackageNotFoundError, ValueError):
+            continue
+        return (major, minor) >= (1, 20)
+    return False
+
+
 def coreml_cache_dir() -> Path:
     return provider_cache_dir("coreml")
 
@@ -367,7 +380,13 @@ class SessionSettings:
             chosen = (("device_type", self.openvino_device), ("precision", self.openvino_precision))
             return {key: value for key, value in chosen if value}
         if provider == "CUDAExecutionProvider":
-            return {"cudnn_conv_algo_search": self.cudnn_search.upper()}
+            options = {"cudnn_conv_algo_search": self.cudnn_search.upper()}
+            if cuda_fuses_conv_bias():
+                # cuDNN's fused convolution-and-bias engines: without them cuDNN compiles
+                # kernels (NVRTC) for YOLOX-Nano's depthwise shapes at every start, seconds
+                # before the first frame (docs/performance.md, "GPU").
+                options["fuse_conv_bias"] = "1"
+            return options
         if provider == "TensorrtExecutionProvider":
             # Building an engine takes from seconds to minutes: kept for the next run.
             engines = provider_cache_dir("tensorrt")
