@@ -602,6 +602,9 @@ class Study:
             runs["old_cuda_out"] = lambda: self.run(
                 clip, nano, "--provider", gpu, "-o", out, *ENCODE, old=True
             )
+            runs["old_cuda_json"] = lambda: self.run(
+                clip, nano, "--provider", gpu, "--json", self.jsonl, old=True
+            )
         if self.args.only:
             runs = {name: runs[name] for name in self.args.only.split(",")}
         for r in range(self.args.rounds):

@@ -164,6 +164,7 @@ RENDER: dict[str, Callable[[dict[str, Any]], str]] = {
     "streams-16": _streams,
     "streams-gpu": _streams,
     "streams-gpu-processes": _streams,
+    "streams-gpu-switch": _streams,
     "faces": _faces,
 }
 

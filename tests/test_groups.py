@@ -94,8 +94,10 @@ def test_a_group_that_dies_is_restarted_and_its_outputs_go_on_in_a_new_part(
 def test_the_cli_runs_sources_in_groups_on_ray(cli, tmp_path, tiny_model, local_ray):
     clips = [make_clip(tmp_path / f"c{i}.mp4", 8) for i in range(3)]
     out = tmp_path / "out"
-    missing = cli("run", *clips, "-m", tiny_model, "--json", f"{out}/", "--ray")
-    assert missing.code == 2 and "Error: cannot write" in missing.err  # before any node starts
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    missing = cli("run", *clips, "-m", tiny_model, "--json", f"{blocker}/out/", "--ray")
+    assert missing.code == 2 and "cannot create the folder" in missing.err  # before any node
     assert "groups on Ray" not in missing.err
     out.mkdir()
     result = cli("run", *clips, "-m", tiny_model, "--json", f"{out}/", "--ray", "--group", "2")
