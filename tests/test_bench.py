@@ -231,6 +231,27 @@ def test_coreml_options_reach_the_provider(tmp_path):
     assert settings.provider_options(CPU) == {}
 
 
+@pytest.mark.parametrize(
+    ("installed", "fused"),
+    [({"onnxruntime-gpu": "1.31.1"}, True), ({"onnxruntime-gpu": "1.20.0"}, True),
+     ({"onnxruntime-gpu": "1.19.2"}, False), ({"onnxruntime": "1.22.0"}, True), ({}, False)],
+)  # fmt: skip
+def test_cuda_asks_for_fused_conv_bias_where_onnx_runtime_has_it(monkeypatch, installed, fused):
+    """Without cuDNN's fused engines, cuDNN compiles kernels for depthwise convolutions at
+    every start; builds before 1.20 do not know the option."""
+    import importlib.metadata
+
+    def version(name: str) -> str:
+        if name not in installed:
+            raise importlib.metadata.PackageNotFoundError(name)
+        return installed[name]
+
+    monkeypatch.setattr(importlib.metadata, "version", version)
+    options = SessionSettings().provider_options("CUDAExecutionProvider")
+    assert options["cudnn_conv_algo_search"] == "HEURISTIC"
+    assert options.get("fuse_conv_bias") == ("1" if fused else None)
+
+
 @pytest.mark.shared
 def test_end_to_end_fps_is_what_annotate_run_does(cli, tmp_path, monkeypatch):
     """bench's end to end is ``annotate run`` itself: the same library call with the same
