@@ -360,6 +360,11 @@ class SessionSettings:
         "frames come at once [default: for cameras and streams]",
     )
 
+    #: CUDA only: cuDNN's fused convolution-and-bias engines. ``None``: where the model has
+    #: grouped (depthwise) convolutions, which cuDNN otherwise compiles kernels for at every
+    #: start (the detector decides, having seen the graph).
+    fuse_conv_bias: bool | None = None
+
     def check(self) -> None:
         from annotate.errors import UsageError, check_at_least
 
@@ -381,10 +386,10 @@ class SessionSettings:
             return {key: value for key, value in chosen if value}
         if provider == "CUDAExecutionProvider":
             options = {"cudnn_conv_algo_search": self.cudnn_search.upper()}
-            if cuda_fuses_conv_bias():
-                # cuDNN's fused convolution-and-bias engines: without them cuDNN compiles
-                # kernels (NVRTC) for YOLOX-Nano's depthwise shapes at every start, seconds
-                # before the first frame (docs/performance.md, "GPU").
+            if self.fuse_conv_bias and cuda_fuses_conv_bias():
+                # Without them cuDNN compiles kernels (NVRTC) for YOLOX-Nano's depthwise
+                # shapes at every start, seconds before the first frame (docs/performance.md,
+                # "GPU"); measured only for such models, so only asked for them.
                 options["fuse_conv_bias"] = "1"
             return options
         if provider == "TensorrtExecutionProvider":
@@ -420,4 +425,5 @@ class SessionSettings:
             "openvino_precision": self.openvino_precision or "default",
             "cudnn_search": self.cudnn_search,
             "cpu_start": "auto" if self.cpu_start is None else self.cpu_start,
+            "fuse_conv_bias": "auto" if self.fuse_conv_bias is None else self.fuse_conv_bias,
         }

@@ -247,9 +247,34 @@ def test_cuda_asks_for_fused_conv_bias_where_onnx_runtime_has_it(monkeypatch, in
         return installed[name]
 
     monkeypatch.setattr(importlib.metadata, "version", version)
-    options = SessionSettings().provider_options("CUDAExecutionProvider")
+    options = SessionSettings(fuse_conv_bias=True).provider_options("CUDAExecutionProvider")
     assert options["cudnn_conv_algo_search"] == "HEURISTIC"
     assert options.get("fuse_conv_bias") == ("1" if fused else None)
+    # Only for models with grouped convolutions, which the detector sets (test_detector).
+    assert "fuse_conv_bias" not in SessionSettings().provider_options("CUDAExecutionProvider")
+
+
+@pytest.mark.shared
+def test_cuda_fuses_conv_bias_for_depthwise_models_only(tiny_model, monkeypatch):
+    """YOLOX-Nano has depthwise convolutions (cuDNN compiles kernels for them at every start
+    without the fused engines); the tiny test model has none. CUDA falls back to the CPU
+    here, which is all the same to the options it was asked with."""
+    import annotate.detector as detector_module
+    from annotate.detector import Detector
+    from annotate.providers import Resolution
+
+    asked = []
+    real = detector_module.open_session
+
+    def open_session(model, resolution, settings=None, *args, **kwargs):
+        asked.append(settings.fuse_conv_bias)
+        return real(model, resolution, settings, *args, **kwargs)
+
+    monkeypatch.setattr(detector_module, "open_session", open_session)
+    cuda = Resolution(("CUDAExecutionProvider", CPU), "test")
+    Detector.load(MODEL, cuda, settings=SessionSettings(cpu_start=False))
+    Detector.load(tiny_model, cuda, settings=SessionSettings(cpu_start=False))
+    assert asked == [True, None]
 
 
 @pytest.mark.shared

@@ -1,4 +1,4 @@
-"""Made graphs kept between runs, in the user cache directory.
+"""Edited graphs kept between runs, in the user cache directory.
 
 Editing a model needs the ``onnx`` package, whose import (with its ``ml_dtypes`` dependency)
 can take longer than the rest of a run's start-up together, and a large model's parse and
@@ -63,23 +63,24 @@ def _read(folder: Path, key: str) -> Made | None:
     try:
         notes = json.loads((folder / f"{key}.json").read_text())
         done = [str(n) for n in notes["done"]]
+        grouped = bool(notes["grouped"])
         data = (folder / f"{key}.onnx").read_bytes() if done else None
     except (OSError, ValueError, KeyError, TypeError):
         return None
     if data is not None and len(data) != notes.get("bytes"):
         return None  # cut short
     os.utime(folder / f"{key}.json")  # recently used
-    return data, done
+    return Made(data, done, grouped)
 
 
 def _write(folder: Path, key: str, edited: Made) -> None:
-    data, done = edited
+    data, done, grouped = edited
     try:
         folder.mkdir(parents=True, exist_ok=True)
         # Bytes first, then the notes that make the entry count: a reader never sees half.
         if data is not None:
             _atomic(folder / f"{key}.onnx", data)
-        notes = {"done": done, "bytes": None if data is None else len(data)}
+        notes = {"done": done, "grouped": grouped, "bytes": None if data is None else len(data)}
         _atomic(folder / f"{key}.json", json.dumps(notes).encode())
         _prune(folder)
     except OSError as e:
@@ -113,7 +114,7 @@ def cached_edit(model: Path, recipe: str, make: Callable[[], Made | None]) -> Ma
     folder = cache_dir()
     kept = _read(folder, key)
     if kept is not None:
-        log.debug("Made graph read from %s", folder)
+        log.debug("Edited graph read from %s", folder)
         return kept
     edited = make()
     if edited is not None:

@@ -27,7 +27,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 log = logging.getLogger("annotate")
 
@@ -48,9 +48,14 @@ Packing = Callable[[list[int | str], list[int | str]], "tuple[bool, float] | Non
 Scoring = Callable[[list[int | str], list[int | str]], "tuple[bool, bool] | None"]
 
 
-#: An edit's result: the edited model (``None``: none of the edits applied) and the names of
-#: the edits made.
-Made = tuple[bytes | None, list[str]]
+class Made(NamedTuple):
+    """An edit's result, and what the edit saw of the model on the way."""
+
+    data: bytes | None  # the edited model; ``None``: none of the edits applied
+    done: list[str]  # the names of the edits made
+    #: Whether the model has grouped (depthwise) convolutions, for which cuDNN compiles
+    #: kernels at every start unless it may fuse them with their bias (providers.py).
+    grouped: bool = False
 
 
 @dataclass(frozen=True)
@@ -333,17 +338,23 @@ def edited_model(model: Path, edits: Edits, stride: int = 32) -> bytes | None:
     could be made (then the model runs as it is). An edit that does not apply is skipped: a
     model whose batch is already free keeps it."""
     made = edit_model(model, edits, stride)
-    return None if made is None else made[0]
+    return None if made is None else made.data
 
 
 def edit_model(model: Path, edits: Edits, stride: int = 32) -> Made | None:
     """:func:`edited_model` with the names of the edits made; ``None`` where the model could
     not be looked at (no ``onnx`` package, not a model, weights in files beside it)."""
     if not edits:
-        return None, []
+        return Made(None, [])
     proto = _load(model)
     if proto is None:
         return None
+    grouped = any(
+        a.name == "group" and a.i > 1
+        for node in proto.graph.node
+        if node.op_type == "Conv"
+        for a in node.attribute
+    )
     done = []
     # Read before any edit: the choices look at the shapes as exported.
     packing = _choice(proto, edits.packed) if edits.packed is not None else None
@@ -359,11 +370,10 @@ def edit_model(model: Path, edits: Edits, stride: int = 32) -> Made | None:
     if scoring is not None and scored_output(proto, bool(scoring[0]), bool(scoring[1])):
         done.append("scored output")
     if not done:
-        return None, []
+        return Made(None, [], grouped)
     # Shapes inferred for the original would contradict the edited ones.
     del proto.graph.value_info[:]
-    data: bytes = proto.SerializeToString()
-    return data, done
+    return Made(proto.SerializeToString(), done, grouped)
 
 
 def recipe(edits: Edits, family: str | None, stride: int = 32) -> str:

@@ -22,7 +22,7 @@ from annotate.signals import signals_held
 if TYPE_CHECKING:
     import onnxruntime
 
-    from annotate.detector.graph import Edits
+    from annotate.detector.graph import Edits, Made
 
 log = logging.getLogger("annotate")
 
@@ -121,7 +121,10 @@ def open_session(
     providers = [(p, settings.provider_options(p)) for p in resolution.providers]
     started = time.perf_counter()
     session = None
-    edited = prepared if prepared is not None else edit(model, edits)
+    if prepared is None:
+        made = edit(model, edits)
+        prepared = made.data if made is not None else None
+    edited = prepared
     if edited is not None:
         try:
             session = ort.InferenceSession(edited, sess_options=options, providers=providers)
@@ -157,25 +160,23 @@ def announce_provider(info: SessionInfo, resolution: Resolution) -> None:
         )
 
 
-def edit(model: Path, edits: Edits | None, family: str | None = None) -> bytes | None:
-    """The model with ``edits`` made, as bytes (``None``: load the file as it is), kept for
-    later runs (:mod:`annotate.detector.edit_cache`)."""
+def edit(model: Path, edits: Edits | None, family: str | None = None) -> Made | None:
+    """The model with ``edits`` made (its ``data`` ``None``: load the file as it is), kept
+    for later runs (:mod:`annotate.detector.edit_cache`); ``None`` where the model could not
+    be looked at or nothing was asked."""
     if not edits:
         return None
     from annotate.detector.edit_cache import cached_edit
-    from annotate.detector.graph import Made, edit_model, recipe
+    from annotate.detector.graph import edit_model, recipe
 
     def make() -> Made | None:
         with signals_held():  # protobuf's bare excepts would swallow a KeyboardInterrupt
             return edit_model(model, edits)
 
     made = cached_edit(model, recipe(edits, family), make)
-    if made is None:
-        return None
-    data, done = made
-    if done:
-        log.debug("Model graph edited in memory: %s", ", ".join(done))
-    return data
+    if made is not None and made.done:
+        log.debug("Model graph edited in memory: %s", ", ".join(made.done))
+    return made
 
 
 class BoundRun:
