@@ -5,9 +5,11 @@ and small video helpers. Tests import from here; ``conftest.py`` holds only fixt
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -167,3 +169,19 @@ def decode_video(path: Path) -> tuple[dict, list[float], list[np.ndarray]]:
             times.append(float(frame.time))
             images.append(frame.to_ndarray(format="bgr24"))
     return facts, times, images
+
+
+def seen_at_each_record(monkeypatch: Any, probe: Callable[[], Any]) -> list[Any]:
+    """What ``probe()`` returns each time a JSON Lines record is written: what a run holds
+    while it runs (a thread count, an interpreter setting)."""
+    from annotate.sinks.jsonl import JsonLinesSink
+
+    seen: list[Any] = []
+    real = JsonLinesSink.write
+
+    def write(self: Any, frame: Any, annotated: Any, detections: Any) -> None:
+        seen.append(probe())
+        real(self, frame, annotated, detections)
+
+    monkeypatch.setattr(JsonLinesSink, "write", write)
+    return seen

@@ -132,17 +132,9 @@ def test_several_sources_pass_the_gil_sooner_while_they_run(tmp_path, tiny_model
 
     from annotate.pipeline import RunOptions
     from annotate.pipeline.many import run_many
-    from annotate.sinks.jsonl import JsonLinesSink
-    from tests.helpers import make_clip
+    from tests.helpers import make_clip, seen_at_each_record
 
-    seen: list[float] = []
-    real = JsonLinesSink.write
-
-    def write(self, frame, annotated, detections):
-        seen.append(sys.getswitchinterval())
-        real(self, frame, annotated, detections)
-
-    monkeypatch.setattr(JsonLinesSink, "write", write)
+    seen = seen_at_each_record(monkeypatch, sys.getswitchinterval)
     before = sys.getswitchinterval()
     clips = [make_clip(tmp_path / f"{n}.mp4", frames=4) for n in "ab"]
     options = RunOptions(str(clips[0]), tiny_model, json_path=f"{tmp_path}/")

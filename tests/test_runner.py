@@ -213,16 +213,9 @@ def test_thread_plan_from_core_count():
 def test_opencv_threads_during_a_concurrent_run_only(tmp_path, monkeypatch):
     import cv2
 
-    from annotate.sinks.jsonl import JsonLinesSink
+    from tests.helpers import seen_at_each_record
 
-    seen = []
-    real = JsonLinesSink.write
-
-    def recording(self, frame, annotated, detections):
-        seen.append(cv2.getNumThreads())
-        real(self, frame, annotated, detections)
-
-    monkeypatch.setattr(JsonLinesSink, "write", recording)
+    seen = seen_at_each_record(monkeypatch, cv2.getNumThreads)
     before = cv2.getNumThreads()
     run(_options(tmp_path, json_path=str(tmp_path / "c.jsonl"), max_frames=5, workers=2))
     assert set(seen) == {1} and cv2.getNumThreads() == before
