@@ -124,10 +124,9 @@ def open_session(
     if prepared is None:
         made = edit(model, edits)
         prepared = made.data if made is not None else None
-    edited = prepared
-    if edited is not None:
+    if prepared is not None:
         try:
-            session = ort.InferenceSession(edited, sess_options=options, providers=providers)
+            session = ort.InferenceSession(prepared, sess_options=options, providers=providers)
         except ort_errors() as e:  # as the file it is, below
             log.debug("%s edited does not load (%s)", model, e)
     try:
