@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""Where a fresh CUDA session's first call goes, with ONNX Runtime alone: each variant in a
+process of its own (as a user's run is), YOLOX-Nano with its batch axis freed.
+
+    python -m scripts.cuda_start --model models/yolox_nano.onnx [--rounds 2]
+    py-spy record --native -f raw -o first.txt -- python -m scripts.cuda_start --one default …
+
+Variants: the default options, cuDNN's fused conv-bias engines (``fuse_conv_bias=1``, and
+``0``), graph optimisation basic or off, exhaustive search, and each depthwise convolution
+made dense. For each: seconds to the session and to the end of its first batch-1 call, the
+first batch-8 call in ms (a new shape), and steady calls at batch 1 and 8 (median of 30).
+Numbers: docs/performance.md, "GPU" (``startup_first_call_2026_12_03c`` in
+``scripts/results/gpu.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+#: name → (provider options, graph optimisation level or None, dense depthwise?)
+VARIANTS: dict[str, tuple[dict[str, str], str | None, bool]] = {
+    "default": ({}, None, False),
+    "fuse_conv_bias=1": ({"fuse_conv_bias": "1"}, None, False),
+    "fuse_conv_bias=0": ({"fuse_conv_bias": "0"}, None, False),
+    "graph opt basic": ({}, "basic", False),
+    "graph opt disabled": ({}, "disable", False),
+    "exhaustive": ({"cudnn_conv_algo_search": "EXHAUSTIVE"}, None, False),
+    "dense depthwise graph": ({}, None, True),
+}
+
+
+def prepare(model: Path, work: Path) -> tuple[Path, Path]:
+    """The model with its batch free, and the same with dense depthwise convolutions."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    from annotate.detector.graph import Edits, edited_model
+
+    batch = edited_model(model, Edits(batch=True))
+    assert batch is not None
+    free = work / "batch.onnx"
+    free.write_bytes(batch)
+    proto = onnx.load_from_string(batch)
+    weights = {t.name: t for t in proto.graph.initializer}
+    for node in proto.graph.node:
+        group = next((a for a in node.attribute if a.name == "group"), None)
+        if node.op_type != "Conv" or group is None or group.i == 1:
+            continue
+        w = numpy_helper.to_array(weights[node.input[1]])
+        dense = np.zeros((w.shape[0], w.shape[0], *w.shape[2:]), w.dtype)
+        dense[np.arange(w.shape[0]), np.arange(w.shape[0])] = w[:, 0]
+        weights[node.input[1]].CopyFrom(numpy_helper.from_array(dense, node.input[1]))
+        group.i = 1
+    dense_path = work / "dense.onnx"
+    onnx.save(proto, str(dense_path))
+    return free, dense_path
+
+
+def one(model: str, variant: str) -> dict[str, Any]:
+    """This process: the variant's session, its first calls and its steady calls."""
+    started = time.perf_counter()
+    import numpy as np
+    import onnxruntime as ort
+
+    ort.preload_dlls()
+    options, level, _dense = VARIANTS[variant]
+    session_options = ort.SessionOptions()
+    if level is not None:
+        levels = ort.GraphOptimizationLevel
+        session_options.graph_optimization_level = {
+            "basic": levels.ORT_ENABLE_BASIC, "disable": levels.ORT_DISABLE_ALL}[level]  # fmt: skip
+    cuda = {"cudnn_conv_algo_search": "HEURISTIC", **options}
+    session = ort.InferenceSession(model, session_options,
+                                   providers=[("CUDAExecutionProvider", cuda)])  # fmt: skip
+    out: dict[str, Any] = {"session_s": round(time.perf_counter() - started, 3)}
+    name = session.get_inputs()[0].name
+    for batch in (1, 8):
+        blob = np.random.rand(batch, 3, 416, 416).astype(np.float32)
+        t = time.perf_counter()
+        session.run(None, {name: blob})
+        if batch == 1:
+            out["first_call_s"] = round(time.perf_counter() - t, 3)
+        else:
+            out["first_b8_ms"] = round(1000 * (time.perf_counter() - t), 1)
+        times = []
+        for _ in range(30):
+            t = time.perf_counter()
+            session.run(None, {name: blob})
+            times.append(time.perf_counter() - t)
+        out[f"steady_b{batch}_ms"] = round(1000 * sorted(times)[15], 2)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help="YOLOX-Nano (.onnx)")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--one", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--prepared", default="", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(one(args.prepared, args.one)))
+        return 0
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in VARIANTS}
+    with tempfile.TemporaryDirectory() as tmp:
+        free, dense = prepare(Path(args.model), Path(tmp))
+        for _ in range(args.rounds):
+            for name, (_o, _l, is_dense) in VARIANTS.items():
+                model = dense if is_dense else free
+                done = subprocess.run(
+                    [sys.executable, "-m", "scripts.cuda_start", "--one", name,
+                     "--prepared", str(model), "--model", args.model],
+                    capture_output=True, text=True,
+                )  # fmt: skip
+                lines = done.stdout.strip().splitlines()
+                value = json.loads(lines[-1]) if lines else {"error": done.stderr[-300:]}
+                results[name].append(value)
+                print(name, value, flush=True)
+    print(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""What binds K cameras in one process: ``scripts/streams.py``'s one-process side for one K,
+with the process's CPU use (cores, sampled each second), its thread count and, with
+``--py-spy``, a ``py-spy record --gil`` profile (what holds the GIL).
+
+    python -m scripts.streams_load --k 16 --seconds 20 --provider cuda [--batch 8]
+        [--switch 0.005] [--memory] [--py-spy PATH --out DIR]
+
+``--memory``: cameras that hand out frames decoded once beforehand, at the same rate and
+with the same losses, so no decoding is done while measured. ``--switch``: the GIL switch
+interval several sources run with (annotate's default: ``MANY_SOURCES_SWITCH_S``).
+``--batch``: annotate's ``--batch`` (8: the shared inference service). Numbers:
+docs/performance.md, "Many cameras in one process".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import scripts.streams as streams
+from scripts.harness import FOOTAGE, scaled
+from scripts.live import BUFFERS
+
+
+class MemoryCamera:
+    """A camera stand-in whose frames were decoded before the run (shared by every camera),
+    released at ``fps`` and lost as :class:`scripts.live.DriverCamera` loses them."""
+
+    frames: ClassVar[list[Any]] = []
+
+    def __init__(self, path: Path, fps: float) -> None:
+        import cv2
+
+        if not MemoryCamera.frames:
+            capture = cv2.VideoCapture(str(path))
+            while len(MemoryCamera.frames) < 120:
+                ok, frame = capture.read()
+                if not ok:
+                    break
+                MemoryCamera.frames.append(frame)
+        self.fps, self.due, self._n = fps, 0.0, 0
+        self._start: float | None = None
+
+    def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
+        return True
+
+    def read(self) -> tuple[bool, Any]:
+        now = time.monotonic()
+        if self._start is None:
+            self._start = now
+        newest = math.floor((now - self._start) * self.fps)
+        self._n = max(self._n, newest - BUFFERS + 1)  # lost while the reader was busy
+        self.due = self._start + self._n / self.fps
+        if (wait := self.due - time.monotonic()) > 0:
+            time.sleep(wait)
+        frame = MemoryCamera.frames[self._n % len(MemoryCamera.frames)].copy()
+        self._n += 1
+        return True, frame
+
+    def get(self, prop: int) -> float:
+        return self.fps if prop == 5 else 0.0  # cv2.CAP_PROP_FPS
+
+    def release(self) -> None:
+        pass
+
+
+def cpu_seconds() -> float:
+    fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--k", type=int, required=True)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--provider", default="cuda", help="cpu or cuda")
+    parser.add_argument("--batch", type=int, default=None)
+    parser.add_argument("--switch", type=float, default=None)
+    parser.add_argument("--memory", action="store_true")
+    parser.add_argument("--py-spy", default="", help="py-spy's path: profile the GIL")
+    parser.add_argument("--out", default=".")
+    args = parser.parse_args()
+    if args.provider == "cuda":
+        streams.PROVIDER[:] = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    streams.BATCH[0] = args.batch
+    if args.switch is not None:
+        from annotate import defaults
+
+        defaults.MANY_SOURCES_SWITCH_S = args.switch
+    work = Path("/tmp/annotate-streams")
+    work.mkdir(exist_ok=True)
+    clip = work / "cam720-load.mp4"
+    if not clip.exists():
+        scaled(FOOTAGE, clip, 720, 600)
+    if args.memory:
+        MemoryCamera(clip, streams.RATE)
+        streams.DriverCamera = MemoryCamera  # type: ignore[misc, assignment]
+    samples: list[tuple[float, int]] = []
+
+    def sample() -> None:
+        last, used = time.monotonic(), cpu_seconds()
+        while True:
+            time.sleep(1.0)
+            now, cpu = time.monotonic(), cpu_seconds()
+            samples.append(((cpu - used) / (now - last), len(os.listdir("/proc/self/task"))))
+            last, used = now, cpu
+
+    threading.Thread(target=sample, daemon=True).start()
+    if args.py_spy:
+        profile = Path(args.out) / f"gil-{args.k}-{args.provider}-{args.batch}.txt"
+
+        def spy() -> None:
+            time.sleep(3)  # past the start
+            subprocess.run([args.py_spy, "record", "--gil", "-r", "100", "-d", "4", "-p",
+                            str(os.getpid()), "-f", "raw", "-o", str(profile), "--nonblocking"],
+                           capture_output=True)  # fmt: skip
+
+        threading.Thread(target=spy, daemon=True).start()
+    cams = streams.ours(clip, args.k, args.seconds)
+    steady = samples[2:-1] or samples
+    print(json.dumps({
+        "k": args.k, "provider": args.provider, "batch": args.batch, "switch": args.switch,
+        "memory": args.memory, "kept": all(c["kept"] for c in cams),
+        "drawn_share_min": min(c["drawn_share"] for c in cams),
+        "age_p95_ms_max": max(c["age_p95_ms"] for c in cams),
+        "cores_used": round(sum(s[0] for s in steady) / max(1, len(steady)), 2),
+        "threads": max((s[1] for s in samples), default=0),
+    }), flush=True)  # fmt: skip
+    os._exit(0)  # the stand-ins' threads are daemons; leave without waiting on them
+
+
+if __name__ == "__main__":
+    sys.exit(main())
