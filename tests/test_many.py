@@ -110,7 +110,6 @@ def test_two_sources_give_what_two_separate_runs_give(tmp_path):
         assert result.summary.tracks == single.tracks
 
 
-@pytest.mark.shared
 def test_a_folder_named_with_a_slash_is_made(tmp_path, cli, tiny_model):
     from tests.helpers import make_clip
 
@@ -143,6 +142,7 @@ def test_several_sources_pass_the_gil_sooner_while_they_run(tmp_path, tiny_model
     assert sys.getswitchinterval() == before
 
 
+@pytest.mark.shared
 def test_a_source_that_cannot_open_fails_alone(tmp_path, cli):
     from tests.helpers import MODEL, VIDEOS
 
