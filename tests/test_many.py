@@ -40,6 +40,8 @@ def test_outputs_are_a_directory_or_a_name_template(tmp_path):
         "out/door-boxes.jsonl"
     )
     assert per_source("-", "door", ".jsonl", "--json") == "-"  # records name their source
+    # A path option has lost its trailing slash: one without a file suffix names a folder.
+    assert per_source(Path("rec/"), "door", ".mp4", "-o") == Path("rec/door.mp4")
     with pytest.raises(UsageError, match=r"-o out.mp4: with several sources, give a directory"):
         per_source(Path("out.mp4"), "door", ".mp4", "-o")
 
@@ -114,9 +116,12 @@ def test_a_folder_named_with_a_slash_is_made(tmp_path, cli, tiny_model):
     from tests.helpers import make_clip
 
     a, b = make_clip(tmp_path / "a.mp4", frames=6), make_clip(tmp_path / "b.mp4", frames=6)
-    r = cli("run", a, b, "--json", f"{tmp_path}/new/deeper/", "--model", tiny_model)
+    r = cli("run", a, b, "--json", f"{tmp_path}/new/deeper/", "-o", f"{tmp_path}/videos/",
+            "--model", tiny_model)  # fmt: skip
     assert r.code == 0, r.err
     assert sorted(p.name for p in (tmp_path / "new" / "deeper").iterdir()) == ["a.jsonl", "b.jsonl"]
+    # -o is a path option: its trailing slash is gone by the time the run sees it.
+    assert sorted(p.name for p in (tmp_path / "videos").iterdir()) == ["a.mp4", "b.mp4"]
     blocked = tmp_path / "file"
     blocked.write_text("")
     r = cli("run", a, b, "--json", f"{blocked}/sub/", "--model", tiny_model)

@@ -141,10 +141,19 @@ def unique_names(specs: Sequence[SourceSpec]) -> list[str]:
     return names
 
 
+def names_folder(template: Any) -> bool:
+    """Whether an output option names a folder for a file per source: text ending in ``/``,
+    or a path option with no file suffix (``-o rec/`` reaches the options as the path
+    ``rec``, its slash dropped)."""
+    if str(template).endswith(("/", "\\")):
+        return True
+    return isinstance(template, Path) and not template.suffix
+
+
 def per_source(template: Any, name: str, suffix: str, flag: str) -> Any:
     """An output option for one source: ``{name}`` filled in, or the file ``NAME.suffix``
-    in a directory (one that exists, or a path ending in ``/``). ``-`` (standard output)
-    is shared: each record names its source."""
+    in a directory (one that exists, or one named as a folder: :func:`names_folder`).
+    ``-`` (standard output) is shared: each record names its source."""
     if template is None:
         return None
     text = str(template)
@@ -153,7 +162,7 @@ def per_source(template: Any, name: str, suffix: str, flag: str) -> Any:
     if "{name}" in text:
         filled = text.replace("{name}", name)
         return Path(filled) if isinstance(template, Path) else filled
-    if text.endswith(("/", "\\")) or Path(text).is_dir():
+    if names_folder(template) or Path(text).is_dir():
         return Path(text) / f"{name}{suffix}"
     raise UsageError(
         f"{flag} {text}: with several sources, give a directory ({flag} out/) or a "
@@ -162,14 +171,14 @@ def per_source(template: Any, name: str, suffix: str, flag: str) -> Any:
 
 
 def make_folders(base: RunOptions) -> None:
-    """Create the folders that output options name with a trailing ``/`` (``-o rec/``): the
+    """Create the folders that output options name (``-o rec/``, :func:`names_folder`): the
     user asked for a folder of files, one per source."""
     from annotate.errors import OutputPathError
 
     named = [base.output, base.json_path, base.mot, *(e.path for e in base.export_specs)]
     for template in named:
-        text = str(template) if template is not None else ""
-        if not text.endswith(("/", "\\")) or "{name}" in text:
+        text = str(template)
+        if template is None or text == "-" or "{name}" in text or not names_folder(template):
             continue
         try:
             Path(text).mkdir(parents=True, exist_ok=True)
