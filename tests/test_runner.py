@@ -205,6 +205,7 @@ def test_thread_plan_from_core_count():
     assert plan_threads(on_gpu, 16) == ThreadPlan(8, 1, 4, 8, 1, frame_encode=True)
     assert plan_threads(on_gpu, 4) == ThreadPlan(2, 1, 2, 2, 1, frame_encode=True)
     assert "encoder 8 frame threads" in plan_threads(on_gpu, 16).describe()
+    assert "encoder 1 frame thread," in replace(plan_threads(on_gpu, 16), encode=1).describe()
     assert plan_threads(replace(on_gpu, batch=8), 16).frame_encode
     assert not plan_threads(replace(on_gpu, sequential=True), 16).frame_encode
 

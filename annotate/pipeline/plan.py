@@ -42,7 +42,7 @@ class ThreadPlan:
     def describe(self) -> str:
         if not self.workers:
             return "sequential"
-        threads = "frame threads" if self.frame_encode else "threads"
+        threads = ("frame thread" if self.frame_encode else "thread") + "s" * (self.encode != 1)
         if self.service_batch:
             return (
                 f"inference service: one session, batches of up to {self.service_batch}, fed "
