@@ -6,8 +6,9 @@ process of its own (as a user's run is), YOLOX-Nano with its batch axis freed.
     py-spy record --native -f raw -o first.txt -- python -m scripts.cuda_start --one default …
 
 Variants: the default options, cuDNN's fused conv-bias engines (``fuse_conv_bias=1``, and
-``0``), graph optimisation basic or off, exhaustive search, and each depthwise convolution
-made dense. For each: seconds to the session and to the end of its first batch-1 call, the
+``0``), graph optimisation basic or off, exhaustive search, each depthwise convolution made
+dense, and the fused engines with cuDNN's default algorithms (no heuristics asked) or no
+extra workspace. For each: seconds to the session and to the end of its first batch-1 call, the
 first batch-8 call in ms (a new shape), and steady calls at batch 1 and 8 (median of 30).
 Numbers: docs/performance.md, "GPU" (``startup_first_call_2026_12_03c`` in
 ``scripts/results/gpu.json``).
@@ -33,7 +34,13 @@ VARIANTS: dict[str, tuple[dict[str, str], str | None, bool]] = {
     "graph opt disabled": ({}, "disable", False),
     "exhaustive": ({"cudnn_conv_algo_search": "EXHAUSTIVE"}, None, False),
     "dense depthwise graph": ({}, None, True),
-}
+    "fuse, search DEFAULT": ({"fuse_conv_bias": "1", "cudnn_conv_algo_search": "DEFAULT"},
+                             None, False),
+    "fuse, max workspace 0": ({"fuse_conv_bias": "1", "cudnn_conv_use_max_workspace": "0"},
+                              None, False),
+    "fuse, DEFAULT, workspace 0": ({"fuse_conv_bias": "1", "cudnn_conv_algo_search": "DEFAULT",
+                                    "cudnn_conv_use_max_workspace": "0"}, None, False),
+}  # fmt: skip
 
 
 def prepare(model: Path, work: Path) -> tuple[Path, Path]:
@@ -103,18 +110,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="YOLOX-Nano (.onnx)")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--variants", default="", help="comma-separated names (default: all)")
     parser.add_argument("--one", default="", help=argparse.SUPPRESS)
     parser.add_argument("--prepared", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         print(json.dumps(one(args.prepared, args.one)))
         return 0
-    results: dict[str, list[dict[str, Any]]] = {name: [] for name in VARIANTS}
+    chosen = [v for v in args.variants.split(",") if v] or list(VARIANTS)
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in chosen}
     with tempfile.TemporaryDirectory() as tmp:
         free, dense = prepare(Path(args.model), Path(tmp))
         for _ in range(args.rounds):
-            for name, (_o, _l, is_dense) in VARIANTS.items():
-                model = dense if is_dense else free
+            for name in chosen:
+                model = dense if VARIANTS[name][2] else free
                 done = subprocess.run(
                     [sys.executable, "-m", "scripts.cuda_start", "--one", name,
                      "--prepared", str(model), "--model", args.model],

@@ -4,12 +4,13 @@ with the process's CPU use (cores, sampled each second), its thread count and, w
 ``--py-spy``, a ``py-spy record --gil`` profile (what holds the GIL).
 
     python -m scripts.streams_load --k 16 --seconds 20 --provider cuda [--batch 8]
-        [--switch 0.005] [--memory] [--py-spy PATH --out DIR]
+        [--switch 0.005] [--processes 4] [--memory] [--py-spy PATH --out DIR]
 
 ``--memory``: cameras that hand out frames decoded once beforehand, at the same rate and
 with the same losses, so no decoding is done while measured. ``--switch``: the GIL switch
 interval several sources run with (annotate's default: ``MANY_SOURCES_SWITCH_S``).
-``--batch``: annotate's ``--batch`` (8: the shared inference service). Numbers:
+``--batch``: annotate's ``--batch`` (8: the shared inference service); ``--processes``:
+annotate's (the cores are then sampled in this process only). Numbers:
 docs/performance.md, "Many cameras in one process".
 """
 
@@ -85,6 +86,7 @@ def main() -> int:
     parser.add_argument("--provider", default="cuda", help="cpu or cuda")
     parser.add_argument("--batch", type=int, default=None)
     parser.add_argument("--switch", type=float, default=None)
+    parser.add_argument("--processes", type=int, default=1, help="annotate's --processes")
     parser.add_argument("--memory", action="store_true")
     parser.add_argument("--py-spy", default="", help="py-spy's path: profile the GIL")
     parser.add_argument("--out", default=".")
@@ -125,10 +127,11 @@ def main() -> int:
                            capture_output=True)  # fmt: skip
 
         threading.Thread(target=spy, daemon=True).start()
-    cams = streams.ours(clip, args.k, args.seconds)
+    cams = streams.ours(clip, args.k, args.seconds, args.processes)
     steady = samples[2:-1] or samples
     print(json.dumps({
         "k": args.k, "provider": args.provider, "batch": args.batch, "switch": args.switch,
+        "processes": args.processes,
         "memory": args.memory, "kept": all(c["kept"] for c in cams),
         "drawn_share_min": min(c["drawn_share"] for c in cams),
         "age_p95_ms_max": max(c["age_p95_ms"] for c in cams),
