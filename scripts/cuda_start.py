@@ -110,14 +110,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="YOLOX-Nano (.onnx)")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--variants", default="", help="comma-separated names (default: all)")
+    parser.add_argument("--variants", default="", help="names split by ';' (default: all)")
     parser.add_argument("--one", default="", help=argparse.SUPPRESS)
     parser.add_argument("--prepared", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         print(json.dumps(one(args.prepared, args.one)))
         return 0
-    chosen = [v for v in args.variants.split(",") if v] or list(VARIANTS)
+    chosen = [v.strip() for v in args.variants.split(";") if v.strip()] or list(VARIANTS)
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in chosen}
     with tempfile.TemporaryDirectory() as tmp:
         free, dense = prepare(Path(args.model), Path(tmp))

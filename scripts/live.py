@@ -42,8 +42,8 @@ class DriverCamera(FileCamera):
     decoded once it is due, as a webcam's frame is converted once it has arrived; ``due``
     is when the last frame read was captured, the clock both sides' ages start from."""
 
-    def __init__(self, path: Path, fps: float) -> None:
-        super().__init__(path)
+    def __init__(self, path: Path, fps: float, threads: int = 0) -> None:
+        super().__init__(path, threads)
         self.fps = fps
         self.due = 0.0
 

@@ -34,6 +34,9 @@ from scripts.harness import FOOTAGE, MODEL, hand_written, save, scaled
 from scripts.live import DriverCamera
 
 RATE = 30.0
+#: FFmpeg threads each stand-in decodes its clip with (``--camera-threads``; 0: OpenCV's
+#: default of one per core, which put 500 decoder threads in a 32-camera process on 16 cores).
+CAMERA_THREADS = [1]
 #: The provider every side runs (``--provider``).
 PROVIDER = ["CPUExecutionProvider"]
 #: Processes of the ``--processes`` side (``--processes``).
@@ -60,7 +63,9 @@ def cameras(clip: Path) -> None:
     """Every camera index the pipeline opens becomes a stand-in playing ``clip``."""
     import annotate.sources.camera as camera
 
-    camera.open_capture = lambda _index: DriverCamera(clip, RATE)  # type: ignore[assignment]
+    camera.open_capture = lambda _index: DriverCamera(  # type: ignore[assignment]
+        clip, RATE, CAMERA_THREADS[0]
+    )
 
 
 def ours(clip: Path, k: int, seconds: float, processes: int = 1) -> list[dict[str, Any]]:
@@ -123,7 +128,8 @@ def separate(clip: Path, k: int, seconds: float) -> list[dict[str, Any]]:
     """K processes at once, each one camera, each planning its threads for the machine."""
     procs = [
         subprocess.Popen([sys.executable, "-m", "scripts.streams", "--single", str(clip),
-                          "--seconds", str(seconds), "--provider", PROVIDER[0]],
+                          "--seconds", str(seconds), "--provider", PROVIDER[0],
+                          "--camera-threads", str(CAMERA_THREADS[0])],
                          stdout=subprocess.PIPE, text=True)
         for _ in range(k)
     ]  # fmt: skip
@@ -139,7 +145,8 @@ def hand(clip: Path, k: int, seconds: float) -> list[dict[str, Any]]:
 
     def loop(i: int) -> None:
         ages: list[float] = []
-        fps = hand_written(clip, None, int(seconds * RATE), camera=DriverCamera(clip, RATE),
+        camera = DriverCamera(clip, RATE, CAMERA_THREADS[0])
+        fps = hand_written(clip, None, int(seconds * RATE), camera=camera,
                            ages=ages, session=session, provider=PROVIDER[0])  # fmt: skip
         out[i] = verdict(fps, ages)
 
@@ -182,6 +189,12 @@ def main() -> int:
                         help="only these sides (ours,processes,separate,hand)")  # fmt: skip
     parser.add_argument("--processes", type=int, default=4, help="the processes side's count")
     parser.add_argument("--batch", type=int, default=None, help="annotate's --batch")
+    parser.add_argument(
+        "--camera-threads",
+        type=int,
+        default=1,
+        help="each stand-in's FFmpeg threads (0: OpenCV's default)",
+    )
     parser.add_argument("--save-as", default="streams")
     parser.add_argument("--single", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -189,6 +202,7 @@ def main() -> int:
         PROVIDER[:] = ["CUDAExecutionProvider", "CPUExecutionProvider"]
     PROCESSES[0] = args.processes
     BATCH[0] = args.batch
+    CAMERA_THREADS[0] = args.camera_threads
     if args.single:
         print(json.dumps(single(Path(args.single), args.seconds)))
         return 0

@@ -87,6 +87,12 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=None)
     parser.add_argument("--switch", type=float, default=None)
     parser.add_argument("--processes", type=int, default=1, help="annotate's --processes")
+    parser.add_argument(
+        "--camera-threads",
+        type=int,
+        default=1,
+        help="each stand-in's FFmpeg threads (0: OpenCV's default)",
+    )
     parser.add_argument("--memory", action="store_true")
     parser.add_argument("--py-spy", default="", help="py-spy's path: profile the GIL")
     parser.add_argument("--out", default=".")
@@ -94,6 +100,7 @@ def main() -> int:
     if args.provider == "cuda":
         streams.PROVIDER[:] = ["CUDAExecutionProvider", "CPUExecutionProvider"]
     streams.BATCH[0] = args.batch
+    streams.CAMERA_THREADS[0] = args.camera_threads
     if args.switch is not None:
         from annotate import defaults
 
@@ -131,7 +138,7 @@ def main() -> int:
     steady = samples[2:-1] or samples
     print(json.dumps({
         "k": args.k, "provider": args.provider, "batch": args.batch, "switch": args.switch,
-        "processes": args.processes,
+        "processes": args.processes, "camera_threads": args.camera_threads,
         "memory": args.memory, "kept": all(c["kept"] for c in cams),
         "drawn_share_min": min(c["drawn_share"] for c in cams),
         "age_p95_ms_max": max(c["age_p95_ms"] for c in cams),

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from annotate.types import as_image
+
 PAD_VALUE = 114
 
 
@@ -39,10 +41,14 @@ def place(
     new_w, new_h = max(1, int(w * ratio)), max(1, int(h * ratio))
     pad_x = (in_w - new_w) // 2 if centered else 0
     pad_y = (in_h - new_h) // 2 if centered else 0
-    canvas = np.full((in_h, in_w, 3), PAD_VALUE, dtype=np.uint8)
     # INTER_LINEAR is what YOLOX itself uses; the model's scores were measured with it.
     resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-    canvas[pad_y : pad_y + new_h, pad_x : pad_x + new_w] = resized
+    # The border in one OpenCV call, which releases the GIL (np.full and a slice copy hold
+    # it, and many sources letterbox at once in one process).
+    canvas = as_image(cv2.copyMakeBorder(
+        resized, pad_y, in_h - new_h - pad_y, pad_x, in_w - new_w - pad_x,
+        cv2.BORDER_CONSTANT, value=(PAD_VALUE, PAD_VALUE, PAD_VALUE),
+    ))  # fmt: skip
     return canvas, Letterbox(ratio, w, h, (in_h, in_w), float(pad_x), float(pad_y))
 
 

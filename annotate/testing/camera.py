@@ -12,10 +12,13 @@ class FileCamera:
     """A stand-in capture device: frames from a video file, released at the file's real rate,
     behind the same ``cv2.VideoCapture`` interface a webcam has."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, threads: int = 0) -> None:
+        """``threads``: FFmpeg's decoding threads (0: OpenCV's default, one per core). Many
+        stand-ins in one process take 1, as a real camera's frames cost no decoder pool."""
         import cv2
 
-        self._cap = cv2.VideoCapture(str(path))
+        params = [cv2.CAP_PROP_N_THREADS, threads] if threads else []
+        self._cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, params)
         self.fps = self._cap.get(cv2.CAP_PROP_FPS)
         self._start: float | None = None
         self._n = 0
