@@ -111,6 +111,25 @@ def make_clip(
     return path
 
 
+def loop_clip(src: Path, dst: Path, times: int) -> Path:
+    """``src`` played ``times`` times in a row, remuxed (no encoding): a long clip for tests
+    that must still be mid-job when they stop it, at no encoding cost."""
+    import av
+
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        video = inp.streams.video[0]
+        stream = out.add_stream_from_template(video)
+        packets = [p for p in inp.demux(video) if p.dts is not None]
+        span = max(p.pts for p in packets) - min(p.pts for p in packets) + packets[1].duration
+        for i in range(times):
+            for packet in packets:
+                packet.pts += span if i else 0
+                packet.dts += span if i else 0
+                packet.stream = stream
+                out.mux(packet)
+    return dst
+
+
 def _tag_rotation(path: Path, degrees: int) -> None:
     """Write into an MP4's track header the display matrix that PyAV 18's
     ``set_display_rotation`` writes (checked byte for byte), for older PyAV."""

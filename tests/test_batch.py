@@ -18,7 +18,7 @@ from annotate.batch.inputs import check_outputs, find_jobs
 from annotate.errors import OutputPathError, SourceNotFoundError, UsageError
 from annotate.pipeline import RunOptions
 from annotate.pipeline.plan import plan_jobs
-from tests.helpers import MODEL, ROOT, VIDEOS, decode_video, make_clip, probe
+from tests.helpers import MODEL, ROOT, VIDEOS, decode_video, loop_clip, make_clip, probe
 
 
 def manifest(outdir: Path) -> list[dict]:
@@ -340,12 +340,19 @@ def _only_whole_outputs(out: Path) -> list[str]:
     return sorted(r["status"] for r in records)
 
 
+def _long_clips(src: Path, tmp_path: Path, count: int) -> None:
+    """``count`` copies of a 6,000-frame clip: long enough that no job can finish before
+    the test stops it, even on a fast machine (1,500 frames once did, 2026-12-04 CI)."""
+    make_clip(tmp_path / "short.mp4", 500, size=(320, 240))
+    loop_clip(tmp_path / "short.mp4", src / "long0.mp4", 12)
+    for i in range(1, count):
+        (src / f"long{i}.mp4").write_bytes((src / "long0.mp4").read_bytes())
+
+
 def test_ctrl_c_stops_every_worker_and_leaves_no_half_file(tiny_model, tmp_path):
     src = tmp_path / "src"
     src.mkdir()
-    make_clip(src / "long0.mp4", 1500, size=(320, 240))
-    for i in (1, 2):
-        (src / f"long{i}.mp4").write_bytes((src / "long0.mp4").read_bytes())
+    _long_clips(src, tmp_path, 3)
     out = tmp_path / "out"
     proc = _batch_process(
         [str(src), "-o", str(out), "-m", str(tiny_model), "--json", "--jobs", "2"]
@@ -378,8 +385,7 @@ def test_sigterm_to_the_group_leaves_no_half_file(tiny_model, tmp_path):
     they leave the stop to the driver, which waits for them to clean up."""
     src = tmp_path / "src"
     src.mkdir()
-    make_clip(src / "long0.mp4", 1500, size=(320, 240))
-    (src / "long1.mp4").write_bytes((src / "long0.mp4").read_bytes())
+    _long_clips(src, tmp_path, 2)
     out = tmp_path / "out"
     proc = _batch_process([str(src), "-o", str(out), "-m", str(tiny_model), "--jobs", "2"])
     deadline = time.monotonic() + 60
