@@ -120,11 +120,11 @@ def loop_clip(src: Path, dst: Path, times: int) -> Path:
         video = inp.streams.video[0]
         stream = out.add_stream_from_template(video)
         packets = [p for p in inp.demux(video) if p.dts is not None]
-        span = max(p.pts for p in packets) - min(p.pts for p in packets) + packets[1].duration
-        for i in range(times):
-            for packet in packets:
-                packet.pts += span if i else 0
-                packet.dts += span if i else 0
+        stamps = [(p.pts, p.dts) for p in packets]
+        span = max(p for p, _ in stamps) - min(p for p, _ in stamps) + packets[1].duration
+        for i in range(times):  # the same packets again, each pass one clip length later
+            for packet, (pts, dts) in zip(packets, stamps):
+                packet.pts, packet.dts = pts + i * span, dts + i * span
                 packet.stream = stream
                 out.mux(packet)
     return dst
