@@ -18,16 +18,37 @@ TOOLS = all(shutil.which(t) for t in ("Xvfb", "xdotool"))
 
 @pytest.fixture
 def display():
-    number = 90 + os.getpid() % 9
+    """A fresh virtual screen, numbered by Xvfb itself: ``-displayfd`` picks a free display
+    and writes its number only once the server accepts clients, so a slow CI machine or a
+    display left by the previous test cannot make the window fail to open."""
+    read_end, write_end = os.pipe()
     server = subprocess.Popen(
-        ["Xvfb", f":{number}", "-screen", "0", "1280x800x24"],
+        ["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        pass_fds=(write_end,),
     )
-    time.sleep(0.5)
+    os.close(write_end)
+    with os.fdopen(read_end) as ready:
+        number = ready.readline().strip()
+    assert number, "Xvfb did not start"
     yield f":{number}"
     server.terminate()
     server.wait(timeout=5)
+
+
+def _wait_for_window(proc, env, name):
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        found = subprocess.run(["xdotool", "search", "--name", name], env=env,
+                               capture_output=True, text=True)  # fmt: skip
+        if found.stdout.split():
+            return found.stdout.split()[0]
+        if proc.poll() is not None:
+            break
+    proc.kill()
+    pytest.fail(f"no window appeared; the run said: {proc.communicate()[1][-2000:]}")
 
 
 @pytest.mark.skipif(not TOOLS, reason="needs Debian's xvfb and xdotool (.ci/run installs them)")
@@ -54,15 +75,7 @@ def test_key_stops_the_run_and_finalises_output(display, tmp_path, key):
         cwd=ROOT,
         env=env,
     )
-    window = ""
-    deadline = time.monotonic() + 30
-    while not window and time.monotonic() < deadline:
-        time.sleep(0.3)
-        found = subprocess.run(
-            ["xdotool", "search", "--name", "annotate - "], env=env, capture_output=True, text=True
-        )
-        window = found.stdout.split()[0] if found.stdout.split() else ""
-    assert window, "no window appeared"
+    window = _wait_for_window(proc, env, "annotate - ")
     time.sleep(1)
     subprocess.run(["xdotool", "windowfocus", "--sync", window], env=env, capture_output=True)
     subprocess.run(["xdotool", "key", "--window", window, key], env=env, check=True)
@@ -83,14 +96,7 @@ def test_several_sources_share_one_window_and_q_stops_them_all(display, tmp_path
          "--model", str(MODEL)],
         stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env,
     )  # fmt: skip
-    window = ""
-    deadline = time.monotonic() + 30
-    while not window and time.monotonic() < deadline:
-        time.sleep(0.3)
-        found = subprocess.run(["xdotool", "search", "--name", "annotate - 2 sources"], env=env,
-                               capture_output=True, text=True)  # fmt: skip
-        window = found.stdout.split()[0] if found.stdout.split() else ""
-    assert window, "no window appeared"
+    window = _wait_for_window(proc, env, "annotate - 2 sources")
     geometry = subprocess.run(["xdotool", "getwindowgeometry", window], env=env,
                               capture_output=True, text=True).stdout  # fmt: skip
     time.sleep(1)
