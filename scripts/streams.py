@@ -68,9 +68,12 @@ def cameras(clip: Path) -> None:
     )
 
 
-def ours(clip: Path, k: int, seconds: float, processes: int = 1) -> list[dict[str, Any]]:
+def ours(
+    clip: Path, k: int, seconds: float, processes: int = 1, times: list[list[float]] | None = None
+) -> list[dict[str, Any]]:
     """``annotate run camera:0 … camera:K-1 --track --json DIR`` in this process, or with
-    ``--processes P``: the cameras split over P spawned processes, a model each."""
+    ``--processes P``: the cameras split over P spawned processes, a model each.
+    ``times``: filled with each camera's drawn frames' capture times, from its JSON."""
     import functools
     import multiprocessing
 
@@ -94,6 +97,10 @@ def ours(clip: Path, k: int, seconds: float, processes: int = 1) -> list[dict[st
             results = run_processes(base, specs, min(processes, k), None, setup, stop)
         else:
             results = run_many(base, specs, stop=stop)
+        if times is not None:
+            for path in sorted(Path(tmp).glob("*.jsonl")):
+                with path.open() as lines:
+                    times.append([json.loads(line)["time"] for line in lines])
     return [one_summary(r.summary) for r in results]
 
 

@@ -79,6 +79,31 @@ def cpu_seconds() -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def over_time(times: list[list[float]], settle: float) -> dict[str, Any]:
+    """From each camera's drawn capture times (its JSON's ``time``, 0 at its first frame):
+    the share of the camera's frames drawn in each second of the run (all cameras pooled),
+    and the worst camera's share after ``settle`` seconds. Losses bunched at the start
+    (warm-up) and losses spread over the run call for different fixes."""
+    if not times or not any(times):
+        return {}
+    rate = streams.RATE
+    seconds = int(max(max(t) for t in times if t)) or 1
+    per_second = [0] * seconds
+    steady: list[float] = []
+    for cam in times:
+        for t in cam:
+            if t < seconds:
+                per_second[int(t)] += 1
+        end = cam[-1] if cam else 0.0
+        late = [t for t in cam if t >= settle]
+        if end > settle + 1:
+            steady.append(len(late) / ((end - settle) * rate + 1))
+    return {
+        "drawn_by_second": [round(n / (rate * len(times)), 3) for n in per_second],
+        "steady_share_min": round(min(steady), 3) if steady else None,
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--k", type=int, required=True)
@@ -94,6 +119,12 @@ def main() -> int:
         help="each stand-in's FFmpeg threads (0: OpenCV's default)",
     )
     parser.add_argument("--memory", action="store_true")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=5.0,
+        help="seconds after each camera's first frame left out of 'steady'",
+    )
     parser.add_argument("--py-spy", default="", help="py-spy's path: profile the GIL")
     parser.add_argument("--out", default=".")
     args = parser.parse_args()
@@ -134,7 +165,8 @@ def main() -> int:
                            capture_output=True)  # fmt: skip
 
         threading.Thread(target=spy, daemon=True).start()
-    cams = streams.ours(clip, args.k, args.seconds, args.processes)
+    times: list[list[float]] = []
+    cams = streams.ours(clip, args.k, args.seconds, args.processes, times)
     steady = samples[2:-1] or samples
     print(json.dumps({
         "k": args.k, "provider": args.provider, "batch": args.batch, "switch": args.switch,
@@ -144,6 +176,7 @@ def main() -> int:
         "age_p95_ms_max": max(c["age_p95_ms"] for c in cams),
         "cores_used": round(sum(s[0] for s in steady) / max(1, len(steady)), 2),
         "threads": max((s[1] for s in samples), default=0),
+        **over_time(times, args.settle),
     }), flush=True)  # fmt: skip
     os._exit(0)  # the stand-ins' threads are daemons; leave without waiting on them
 
