@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import scripts.streams as streams
+from annotate.testing import loop_clip
 from scripts.harness import FOOTAGE, scaled
 from scripts.live import BUFFERS
 
@@ -120,6 +121,13 @@ def main() -> int:
     )
     parser.add_argument("--memory", action="store_true")
     parser.add_argument(
+        "--frames",
+        type=int,
+        default=600,
+        help="each stand-in's clip length (20 s at 30 FPS; a camera whose "
+        "clip ends stops sending frames)",
+    )
+    parser.add_argument(
         "--settle",
         type=float,
         default=5.0,
@@ -141,6 +149,11 @@ def main() -> int:
     clip = work / "cam720-load.mp4"
     if not clip.exists():
         scaled(FOOTAGE, clip, 720, 600)
+    if args.frames > 600:  # longer runs play the 20 s clip again (remuxed, not encoded)
+        longer = work / f"cam720-load-{args.frames}.mp4"
+        if not longer.exists():
+            loop_clip(clip, longer, math.ceil(args.frames / 600))
+        clip = longer
     if args.memory:
         MemoryCamera(clip, streams.RATE)
         streams.DriverCamera = MemoryCamera  # type: ignore[misc, assignment]

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from annotate.testing import IMAGES, MODEL, SHARED, VIDEOS
+from annotate.testing import IMAGES, MODEL, SHARED, VIDEOS, loop_clip  # noqa: F401 - re-exported
 from annotate.testing.camera import FileCamera
 
 __all__ = ["IMAGES", "MODEL", "ROOT", "SHARED", "VIDEOS", "FileCamera"]  # and what is below
@@ -109,25 +109,6 @@ def make_clip(
     if rotation and not hasattr(av.video.stream.VideoStream, "set_display_rotation"):
         _tag_rotation(path, rotation)
     return path
-
-
-def loop_clip(src: Path, dst: Path, times: int) -> Path:
-    """``src`` played ``times`` times in a row, remuxed (no encoding): a long clip for tests
-    that must still be mid-job when they stop it, at no encoding cost."""
-    import av
-
-    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
-        video = inp.streams.video[0]
-        stream = out.add_stream_from_template(video)
-        packets = [p for p in inp.demux(video) if p.dts is not None]
-        stamps = [(p.pts, p.dts) for p in packets]
-        span = max(p for p, _ in stamps) - min(p for p, _ in stamps) + packets[1].duration
-        for i in range(times):  # the same packets again, each pass one clip length later
-            for packet, (pts, dts) in zip(packets, stamps):
-                packet.pts, packet.dts = pts + i * span, dts + i * span
-                packet.stream = stream
-                out.mux(packet)
-    return dst
 
 
 def _tag_rotation(path: Path, degrees: int) -> None:
