@@ -172,11 +172,12 @@ def test_thread_plan_from_core_count():
     default = _options(None)
     assert plan_threads(default, 1) == ThreadPlan(0, 1, 1, 1, 1)  # a batch job's one core too
     assert plan_threads(default, 2) == ThreadPlan(2, 1, 1, 2, 1)
-    assert plan_threads(default, 4) == ThreadPlan(2, 1, 1, 2, 1)
-    assert plan_threads(default, 8) == ThreadPlan(4, 1, 1, 4, 1)
-    assert plan_threads(default, 16) == ThreadPlan(8, 1, 1, 8, 1)
-    assert plan_threads(default, 32) == ThreadPlan(16, 1, 1, 32, 1)
-    assert plan_threads(default, 64) == ThreadPlan(16, 3, 1, 64, 1)
+    # From 4 cores the video is encoded apart from the tail that draws.
+    assert plan_threads(default, 4) == ThreadPlan(2, 1, 1, 2, 1, encode_apart=True)
+    assert plan_threads(default, 8) == ThreadPlan(4, 1, 1, 4, 1, encode_apart=True)
+    assert plan_threads(default, 16) == ThreadPlan(8, 1, 1, 8, 1, encode_apart=True)
+    assert plan_threads(default, 32) == ThreadPlan(16, 1, 1, 32, 1, encode_apart=True)
+    assert plan_threads(default, 64) == ThreadPlan(16, 3, 1, 64, 1, encode_apart=True)
     sequential = _options(None, sequential=True)  # ONNX Runtime: half the cores, 2 to 16
     assert [plan_threads(sequential, n).intra_op for n in (2, 4, 8, 16, 32, 64)] == [
         2,
@@ -202,12 +203,43 @@ def test_thread_plan_from_core_count():
     # On a GPU the model leaves the cores: the decoder gets frame threads (2 to 4), and so
     # does x264, which is then what binds.
     on_gpu = replace(default, resolution=Resolution(("CUDAExecutionProvider", CPU), "test"))
-    assert plan_threads(on_gpu, 16) == ThreadPlan(8, 1, 4, 8, 1, frame_encode=True)
-    assert plan_threads(on_gpu, 4) == ThreadPlan(2, 1, 2, 2, 1, frame_encode=True)
-    assert "encoder 8 frame threads" in plan_threads(on_gpu, 16).describe()
-    assert "encoder 1 frame thread," in replace(plan_threads(on_gpu, 16), encode=1).describe()
+    gpu = {"frame_encode": True, "encode_apart": True}
+    assert plan_threads(on_gpu, 16) == ThreadPlan(8, 1, 4, 8, 1, **gpu)
+    assert plan_threads(on_gpu, 4) == ThreadPlan(2, 1, 2, 2, 1, **gpu)
+    assert plan_threads(on_gpu, 2) == ThreadPlan(2, 1, 2, 2, 1, frame_encode=True)
+    assert (
+        "encoder 8 frame threads fed by a thread of its own" in plan_threads(on_gpu, 16).describe()
+    )
+    assert plan_threads(replace(on_gpu, batch=8), 16).encode_apart
+    assert "encoder 1 frame thread fed" in replace(plan_threads(on_gpu, 16), encode=1).describe()
     assert plan_threads(replace(on_gpu, batch=8), 16).frame_encode
     assert not plan_threads(replace(on_gpu, sequential=True), 16).frame_encode
+
+
+@pytest.mark.shared
+def test_encoding_apart_writes_the_frames_the_json_has(tmp_path):
+    """With 4 cores planned the video is encoded on its own thread: it still holds every
+    frame the JSON Lines has, at the same times, with the boxes drawn."""
+    import cv2
+    import numpy as np
+
+    from annotate.sinks.video import EncodeOptions
+
+    out, dets = tmp_path / "apart.mp4", tmp_path / "apart.jsonl"
+    options = _options(tmp_path, output=out, json_path=str(dets), max_frames=90, cores=4,
+                       encode=EncodeOptions(preset="ultrafast"))  # fmt: skip
+    summary = run(options)
+    assert "fed by a thread of its own" in summary.mode
+    _, times, frames = decode_video(out)
+    records = _records(dets)
+    assert len(frames) == len(records) == summary.frames == 90
+    assert times == pytest.approx([r["time"] - records[0]["time"] for r in records], abs=1e-3)
+    bottle = next(d for d in records[60]["detections"] if d["label"] == "bottle")
+    x1, y1, _, _ = (round(v) for v in bottle["box"])
+    capture = cv2.VideoCapture(str(BOTTLES))
+    raw = [capture.read()[1] for _ in range(61)][60]
+    edge = (slice(y1 - 1, y1 + 2), slice(x1 + 5, x1 + 25))  # the box's top line
+    assert np.abs(frames[60][edge].astype(int) - raw[edge]).max() > 60
 
 
 @pytest.mark.shared
@@ -423,10 +455,16 @@ def test_inference_workers_yield_to_decoding_and_encoding(tmp_path, monkeypatch,
     assert niceness() == before  # the caller's thread keeps its priority
 
 
-@pytest.mark.parametrize("mode", [{"sequential": True}, {"workers": 2}])
+@pytest.mark.parametrize(
+    "mode", [{"sequential": True}, {"workers": 2, "cores": 2}, {"workers": 2, "cores": 4}]
+)
 def test_a_signal_between_outputs_waits_for_the_frame(tmp_path, monkeypatch, tiny, mode):
     """Ctrl-C after a frame's video is written but before its JSON Lines record: the record is
-    still written, then the run stops, so the video and the records hold the same frames."""
+    still written, then the run stops, so the video and the records hold the same frames.
+
+    With 4 cores the video is encoded on its own thread, a frame or two behind the records:
+    the signal then comes after a later frame's record, and the frames handed to the encoder
+    are still written, so the two again hold the same frames."""
     import os
     import signal
     import warnings
@@ -453,4 +491,7 @@ def test_a_signal_between_outputs_waits_for_the_frame(tmp_path, monkeypatch, tin
     out, dets = tmp_path / "o.mkv", tmp_path / "d.jsonl"
     summary = run(tiny(tmp_path, output=out, json_path=str(dets), **mode))
     assert summary.stopped == "SIGINT"
-    assert summary.frames == len(_records(dets)) == len(decode_video(out)[2]) == 21
+    assert ("fed by a thread of its own" in summary.mode) == (mode.get("cores") == 4)
+    frames = len(decode_video(out)[2])
+    assert summary.frames == len(_records(dets)) == frames
+    assert frames == 21 if mode.get("cores") != 4 else 21 <= frames <= 24

@@ -39,6 +39,7 @@ from annotate.pipeline.stages import (
 from annotate.pipeline.summary import ProgressListener, RunSummary
 from annotate.signals import raise_received
 from annotate.sinks import Sink
+from annotate.sinks.background import BackgroundSink
 from annotate.sources import Source, is_image, open_source
 from annotate.stats import LiveStats
 from annotate.types import SourceInfo
@@ -59,11 +60,13 @@ def make_sinks(
     live: LiveStats | None = None,
     labels: tuple[str, ...] = (),
     shared: Sequence[SharedDisplay] = (),
+    background: bool = False,
 ) -> list[Sink]:
     """Open each output, registering it on ``stack`` at once so a later failure closes it.
 
     Displays (window, web preview) come first in the list, so a live frame is on screen
-    before it is encoded.
+    before it is encoded. ``background``: the video is encoded on a thread of its own
+    (:mod:`annotate.sinks.background`).
     """
     sinks: list[Sink] = []
     displays: list[Sink] = []
@@ -83,8 +86,10 @@ def make_sinks(
             from annotate.sinks.video import VideoSink
 
             audio_from = source.path if not source.info.live else None
-            sink = VideoSink(out, source.info, options.encode, audio_from=audio_from)
-            sinks.append(stack.enter_context(sink))
+            video = stack.enter_context(
+                VideoSink(out, source.info, options.encode, audio_from=audio_from)
+            )
+            sinks.append(stack.enter_context(BackgroundSink(video)) if background else video)
     if options.json_path is not None:
         from annotate.sinks.jsonl import JsonLinesSink
 
@@ -183,6 +188,7 @@ def run(
     named = (options.output, options.json_path, options.mot)
     exported = [str(spec.path) for spec in options.export_specs]
     summary = RunSummary(outputs=[str(p) for p in named if p] + exported)
+    sinks: list[Sink] = []
     with ExitStack() as stack:
         cores = options.cores or cpu_cores()
         plan = plan_threads(options, cores)
@@ -239,8 +245,9 @@ def run(
 
             encode = pick_codec(encode, nvidia=detector.provider in NVIDIA)
         sinks = make_sinks(
-            replace(options, encode=encode), source, stack, live, detector.labels, shared
-        )
+            replace(options, encode=encode), source, stack, live, detector.labels, shared,
+            background=bool(plan.workers and plan.encode_apart),
+        )  # fmt: skip
         hide_exported_frames(sinks, annotators)
         if progress is not None:
             progress.start(expected_frames(source.info, options))
@@ -287,6 +294,9 @@ def run(
                     "busy_s": round(stats.busy_s, 3),
                 }
     summary.wall_s = time.perf_counter() - started
+    for sink in sinks:  # the encoder's own thread: its time, less the tail's wait for it
+        if isinstance(sink, BackgroundSink):
+            summary.stage_s["write"] += max(0.0, sink.busy_s - sink.blocked_s)
     if summary.service:
         service = summary.service
         log.debug(

@@ -38,11 +38,17 @@ class ThreadPlan:
     #: x264 on frame threads rather than slice threads, where the model is off the cores and
     #: encoding is what binds (a GPU's plans); a live source keeps slices (no added delay).
     frame_encode: bool = False
+    #: The video is encoded on a thread of its own (:mod:`annotate.sinks.background`), so
+    #: encoding one frame overlaps drawing the next: where cores are to spare (4 or more,
+    #: concurrent plans) the in-order tail that draws and writes is otherwise what binds.
+    encode_apart: bool = False
 
     def describe(self) -> str:
         if not self.workers:
             return "sequential"
         threads = ("frame thread" if self.frame_encode else "thread") + "s" * (self.encode != 1)
+        if self.encode_apart:
+            threads += " fed by a thread of its own"
         if self.service_batch:
             return (
                 f"inference service: one session, batches of up to {self.service_batch}, fed "
@@ -63,6 +69,9 @@ class ThreadPlan:
 #: workers beat fewer with more threads up to here (measured by ``scripts/throughput.py``:
 #: docs/performance.md, "Why the thread plan is what it is").
 MAX_WORKERS = 16
+#: From this many cores the concurrent plans encode on a thread of their own: on 2 cores it
+#: bought nothing with the model on the CPU (docs/performance.md, "Encoding apart").
+ENCODE_APART_CORES = 4
 #: The most ONNX Runtime threads the sequential loop gets: half the cores, up to here (same
 #: study and section).
 MAX_SEQUENTIAL_THREADS = 16
@@ -101,6 +110,8 @@ def plan_threads(options: RunOptions, cores: int) -> ThreadPlan:
       (below its own default of 1.5 per core); slice threads, except on a GPU, where the
       model is off the cores and x264 is what binds: frame threads (memory and a frame of
       delay per thread, for a file only: a live source switches to the sequential plan).
+    - From 4 cores the video is encoded on a thread of its own, fed by the in-order tail
+      (track, draw), which would otherwise wait for each frame's encoding.
     - OpenCV's calls on their calling thread: the stages are already parallel.
     - ``--batch N`` on a batching accelerator (CUDA, TensorRT …:
       :data:`annotate.providers.BATCHING`): one inference service runs every frame on the
@@ -125,7 +136,8 @@ def plan_threads(options: RunOptions, cores: int) -> ThreadPlan:
     intra_op = session.threads or max(1, (cores - 1) // workers)
     encode_threads = encode.threads or (max(2, cores // 2) if cores <= 16 else cores)
     decode = options.decode_threads or (service_decoder(cores) if batching else 1)
-    return ThreadPlan(workers, intra_op, decode, encode_threads, 1, frame_encode=batching)
+    return ThreadPlan(workers, intra_op, decode, encode_threads, 1, frame_encode=batching,
+                      encode_apart=cores >= ENCODE_APART_CORES)  # fmt: skip
 
 
 def service_decoder(cores: int) -> int:
@@ -151,9 +163,8 @@ def plan_service(options: RunOptions, cores: int) -> ThreadPlan:
     encode_threads = encode.threads or (max(2, cores // 2) if cores <= 16 else cores)
     intra_op = session.threads or max(1, min(4, cores // 4))
     batch = options.batch or 1
-    return ThreadPlan(
-        workers, intra_op, decode, encode_threads, 1, service_batch=batch, frame_encode=True
-    )
+    return ThreadPlan(workers, intra_op, decode, encode_threads, 1, service_batch=batch,
+                      frame_encode=True, encode_apart=cores >= ENCODE_APART_CORES)  # fmt: skip
 
 
 def plan_jobs(cores: int, jobs: int | None, inputs: int | None = None) -> tuple[int, int]:

@@ -328,7 +328,8 @@ class ConcurrentRun:
     bought little for much more memory). Frames wait still in the decoder's 4:2:0 (half the
     size of BGR) and each worker converts its own, faster than converting on the decoding
     thread. The calling thread draws and writes (windows need the main thread) and is the
-    one that sees Ctrl-C.
+    one that sees Ctrl-C; from 4 cores it hands the video to an encoding thread of its own
+    (:mod:`annotate.sinks.background`, chosen by the plan).
     """
 
     def __init__(
