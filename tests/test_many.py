@@ -657,3 +657,59 @@ def test_processes_need_several_sources_and_no_shared_page(tmp_path, cli, tiny_m
     assert one.code == 2 and "--processes splits several sources" in one.err
     shown = cli("run", clip, clip, "--processes", "2", "--serve", "8799", "--model", tiny_model)
     assert shown.code == 2 and "drop --processes" in shown.err
+
+
+def test_on_a_gpu_many_sources_are_split_over_processes_that_batch():
+    from annotate.pipeline.plan import split_sources
+
+    cuda = "CUDAExecutionProvider"
+    assert split_sources(32, 16, cuda, None) == (4, 8)  # the measured best on the H200 box
+    assert split_sources(40, 16, cuda, None) == (4, 8)  # no more than one per 4 cores
+    assert split_sources(16, 16, cuda, None) == (2, 8)
+    assert split_sources(12, 16, cuda, None) == (2, 6)
+    assert split_sources(32, 16, cuda, 4) == (4, 4)  # --batch is kept
+    assert split_sources(8, 16, cuda, None) == (1, None)  # one process's worth
+    assert split_sources(32, 4, cuda, None) == (1, None)  # too few cores to split
+    assert split_sources(32, 16, "CPUExecutionProvider", None) == (1, None)  # a model each
+    assert split_sources(32, 16, "CoreMLExecutionProvider", None) == (1, None)
+
+
+def test_the_run_says_how_it_split_the_sources_and_processes_1_keeps_one(
+    tmp_path, cli, tiny_model, monkeypatch
+):
+    """Injected: a CUDA machine of 16 cores (CI has neither). What each way was handed,
+    and the line that says so."""
+    import annotate.pipeline.groups as groups
+    import annotate.pipeline.many as many
+    import annotate.pipeline.plan as plan
+    import annotate.providers as providers
+    from annotate.pipeline.summary import RunSummary
+    from annotate.providers import Resolution
+
+    cuda = Resolution(("CUDAExecutionProvider", "CPUExecutionProvider"), "test")
+    monkeypatch.setattr(providers, "resolve_here", lambda *_: cuda)
+    monkeypatch.setattr(plan, "cpu_cores", lambda: 16)
+    handed: list[tuple[str, int, int | None]] = []
+
+    def done(specs):
+        return [many.SourceResult(s.url, s.url, RunSummary()) for s in specs]
+
+    def processes(base, specs, count, *args, **kw):
+        handed.append(("processes", count, base.batch))
+        return done(specs)
+
+    def one(base, specs, *args, **kw):
+        handed.append(("one", 1, base.batch))
+        return done(specs)
+
+    monkeypatch.setattr(groups, "run_processes", processes)
+    monkeypatch.setattr(many, "run_many", one)
+    cams = [f"camera:{i}" for i in range(32)]
+    split = cli("run", *cams, "--json", f"{tmp_path}/", "--model", tiny_model)
+    assert split.code == 0, split.err
+    said = "32 sources on CUDAExecutionProvider: 4 processes sharing it, each batching up to 8"
+    assert said in split.err
+    kept = cli("run", *cams, "--json", f"{tmp_path}/", "--model", tiny_model, "--processes", "1")
+    few = cli("run", *cams[:8], "--json", f"{tmp_path}/", "--model", tiny_model)
+    assert kept.code == few.code == 0 and "processes sharing" not in kept.err + few.err
+    assert handed == [("processes", 4, 8), ("one", 1, None), ("one", 1, None)]

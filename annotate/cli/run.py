@@ -17,7 +17,7 @@ from annotate.errors import UsageError
 from annotate.settings import OUTPUT
 
 if TYPE_CHECKING:
-    from annotate.pipeline import RunSummary
+    from annotate.pipeline import RunOptions, RunSummary
 
 log = logging.getLogger("annotate")
 
@@ -65,14 +65,17 @@ def run(
         ),
     ] = 8,
     processes: Annotated[
-        int,
+        int | None,
         typer.Option(
             "--processes",
             help="Several sources split over this many processes on this machine, a model "
-            "each: where one process's CPU work binds before the GPU does",
+            "each: where one process's CPU work binds before the GPU does. Default: on a "
+            "GPU with 8 or more sources, a process per 8 sources (up to one per 4 cores), "
+            "each batching its sources; elsewhere 1",
+            show_default=False,
             rich_help_panel=OUTPUT,
         ),
-    ] = 1,
+    ] = None,
     duration: o.Duration = None,
     quiet: o.Quiet = False,
     verbose: o.Verbose = False,
@@ -89,7 +92,7 @@ def run(
     if sources_file is not None or len(given) > 1 or ray is not None:
         run_several(ctx, given, sources_file, quiet, (ray, group), processes, verbose)
         return
-    if processes != 1:
+    if processes not in (None, 1):
         raise UsageError("--processes splits several sources; give more than one")
     spec = given[0] if given else source
     if not spec:
@@ -120,7 +123,7 @@ def run_several(
     sources_file: Path | None,
     quiet: bool,
     ray: tuple[str | None, int] = (None, 8),
-    processes: int = 1,
+    processes: int | None = None,
     verbose: bool = False,
 ) -> None:
     """Several sources through one model (:mod:`annotate.pipeline.many`), or in groups on
@@ -141,6 +144,10 @@ def run_several(
             log.info("Not showing a window: %s", problem)
             options.show = False
     address, size = ray
+    if processes is None:
+        processes = 1
+        if address is None and not options.show and options.serve is None:
+            processes, options = _split(options, len(specs))
     if address is not None:
         from annotate.batch.cluster import check_address
         from annotate.pipeline.groups import run_groups
@@ -187,6 +194,30 @@ def run_several(
         log.error("%d of %d sources failed: %s", len(failed), len(results), ", ".join(failed))
     if code:
         raise typer.Exit(code)
+
+
+def _split(options: RunOptions, sources: int) -> tuple[int, RunOptions]:
+    """``--processes`` not given: the split the plan picks for this provider and machine
+    (:func:`annotate.pipeline.plan.split_sources`), said in one line when it splits."""
+    from dataclasses import replace
+
+    from annotate.pipeline.plan import cpu_cores, split_sources
+    from annotate.providers import resolve_here
+
+    provider = resolve_here(options.provider, options.provider_origin).preferred
+    cores = options.cores or cpu_cores()
+    processes, batch = split_sources(sources, cores, provider, options.batch)
+    if processes > 1:
+        log.info(
+            "%d sources on %s: %d processes sharing it, each batching up to %s frames "
+            "(--processes 1 keeps one process)",
+            sources,
+            provider,
+            processes,
+            batch,
+        )
+        options = replace(options, batch=batch)
+    return processes, options
 
 
 def _bars(quiet: bool) -> console.SourcesProgress | None:

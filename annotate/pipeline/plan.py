@@ -167,6 +167,33 @@ def plan_service(options: RunOptions, cores: int) -> ThreadPlan:
                       frame_encode=True, encode_apart=cores >= ENCODE_APART_CORES)  # fmt: skip
 
 
+#: Several sources on a batching accelerator, --processes not given: a process for each
+#: this many sources, each batching them, and no more processes than one per
+#: ``CORES_PER_PROCESS`` cores (docs/performance.md, "Many cameras in one process").
+SOURCES_PER_PROCESS = 8
+CORES_PER_PROCESS = 4
+
+
+def split_sources(
+    sources: int, cores: int, provider: str, batch: int | None
+) -> tuple[int, int | None]:
+    """(processes, batch) for ``sources`` run together when ``--processes`` is not given.
+
+    On a GPU one process's Python work (letterbox, tracking, JSON, under one GIL) binds
+    long before the GPU does, while processes that share the GPU, each batching its own
+    sources, keep more than twice the cameras. So with 8 sources or more on a batching
+    accelerator and 8 cores or more: a process per 8 sources, up to one per 4 cores, each
+    batching up to 8 frames unless ``batch`` says otherwise. Anywhere else one process,
+    which on the CPU keeps the most (a model each would only copy it).
+    """
+    if provider not in BATCHING or cores < 2 * CORES_PER_PROCESS:
+        return 1, batch
+    processes = min(cores // CORES_PER_PROCESS, -(-sources // SOURCES_PER_PROCESS))
+    if processes < 2:
+        return 1, batch
+    return processes, batch or min(SOURCES_PER_PROCESS, -(-sources // processes))
+
+
 def plan_jobs(cores: int, jobs: int | None, inputs: int | None = None) -> tuple[int, int]:
     """(worker processes, cores for each) for a batch of ``inputs`` on ``cores``; each job
     plans its own threads within its share (:func:`plan_threads`), so together they never
