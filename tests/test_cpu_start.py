@@ -65,6 +65,51 @@ def test_the_cpu_detects_until_the_accelerator_has_started(gate, caplog):
     detector.close()
 
 
+def test_while_standing_in_every_thread_detects_at_once_not_through_the_service(gate, monkeypatch):
+    """Many sources share one service; while the CPU stands in, their threads call the CPU
+    session side by side (its cores in parallel), not one frame at a time behind the
+    service's thread. Seen from ONNX Runtime's own ``run``: calls overlap."""
+    import onnxruntime as ort
+
+    from tests.helpers import MODEL, read_image
+
+    running, most, lock = [0], [0], threading.Lock()
+    real = ort.InferenceSession.run
+
+    def counted(self, *args, **kw):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            time.sleep(0.02)  # long enough for the other threads' calls to arrive meanwhile
+            return real(self, *args, **kw)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    detector = Detector.load(MODEL, CUDA, settings=STAND_IN)
+    detector.serve(8)
+    monkeypatch.setattr(ort.InferenceSession, "run", counted)
+    image = read_image("astronaut")
+    found: list[list[str]] = []
+
+    def source() -> None:
+        for _ in range(3):
+            found.append([detector.labels[i] for i in detector(image).class_ids])
+
+    threads = [threading.Thread(target=source) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(found) == 12 and all("person" in labels for labels in found)
+    assert most[0] >= 2, "the stand-in ran one frame at a time"
+    assert detector.stand_in_frames == 12 and not detector.wait_ready(0)
+    gate.set()
+    assert detector.wait_ready(30)
+    detector.close()
+
+
 def test_an_accelerator_that_cannot_start_leaves_the_cpu_detecting(monkeypatch, caplog):
     from tests.helpers import MODEL, read_image
 

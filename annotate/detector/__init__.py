@@ -211,6 +211,9 @@ class Detector:
         self._ready = threading.Event()
         self._ready.set()
         self.stand_in_frames = 0
+        #: The CPU session standing in, which every thread calls directly: through the
+        #: service one inference at a time, one core would detect for every source.
+        self._stand_in: onnxruntime.InferenceSession | None = None
 
     @classmethod
     def load(
@@ -306,6 +309,7 @@ class Detector:
         edited model runs on both, so the detections differ only by float rounding.
         """
         self._starting = resolution.preferred
+        self._stand_in = self.session
         self._ready.clear()
         log.info(
             "Detecting on the CPU while %s starts (--no-cpu-start waits for it instead)",
@@ -349,10 +353,12 @@ class Detector:
         except Exception as e:  # the stand-in goes on; the run still works
             detail = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
             log.warning("%s did not start (%s); detecting on the CPU", resolution.preferred, detail)
+            self._stand_in = None
             self._starting = None
             self._ready.set()
             return
         announce_provider(info, resolution)
+        self._stand_in = None  # first: a call that still takes it runs on the CPU, as it should
         self._bound = bound
         self.session, self.info = session, info
         self._starting = None
@@ -457,6 +463,11 @@ class Detector:
         return letterbox(image, hw, p.centered, p.rgb, p.scale)
 
     def infer(self, blob: npt.NDArray[np.generic]) -> npt.NDArray[np.float32]:
+        stand_in = self._stand_in
+        if stand_in is not None:
+            self.stand_in_frames += blob.shape[0]
+            output: npt.NDArray[np.float32] = stand_in.run(self._fetch, {self.input_name: blob})[0]
+            return output
         if self.service is not None and blob.shape[0] == 1:
             return self.service.infer(blob)
         return self._run(blob)
