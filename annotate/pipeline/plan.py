@@ -180,11 +180,12 @@ def split_sources(
     """(processes, batch) for ``sources`` run together when ``--processes`` is not given.
 
     On a GPU one process's Python work (letterbox, tracking, JSON, under one GIL) binds
-    long before the GPU does, while processes that share the GPU, each batching its own
-    sources, keep more than twice the cameras. So with 8 sources or more on a batching
-    accelerator and 8 cores or more: a process per 8 sources, up to one per 4 cores, each
-    batching up to 8 frames unless ``batch`` says otherwise. Anywhere else one process,
-    which on the CPU keeps the most (a model each would only copy it).
+    long before the GPU does, and processes that share the GPU, each batching its own
+    sources, keep more cameras (docs/performance.md, "Many cameras in one process"). So
+    with 8 sources or more on a batching accelerator and 8 cores or more: a process per 8
+    sources, up to one per 4 cores, each batching up to 8 frames unless ``batch`` says
+    otherwise. Anywhere else one process, which on the CPU keeps the most (a model each
+    would only copy it).
     """
     if provider not in BATCHING or cores < 2 * CORES_PER_PROCESS:
         return 1, batch
