@@ -70,7 +70,7 @@ def run(
             "--processes",
             help="Several sources split over this many processes on this machine, a model "
             "each: where one process's CPU work binds before the GPU does. Default: on a "
-            "GPU with 8 or more sources, a process per 8 sources (up to one per 4 cores), "
+            "GPU with more than 8 sources, a process per 8 sources (up to one per 4 cores), "
             "each batching its sources; elsewhere 1",
             show_default=False,
             rich_help_panel=OUTPUT,

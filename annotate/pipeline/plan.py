@@ -182,7 +182,7 @@ def split_sources(
     On a GPU one process's Python work (letterbox, tracking, JSON, under one GIL) binds
     long before the GPU does, and processes that share the GPU, each batching its own
     sources, keep more cameras (docs/performance.md, "Many cameras in one process"). So
-    with 8 sources or more on a batching accelerator and 8 cores or more: a process per 8
+    with more than 8 sources on a batching accelerator and 8 cores or more: a process per 8
     sources, up to one per 4 cores, each batching up to 8 frames unless ``batch`` says
     otherwise. Anywhere else one process, which on the CPU keeps the most (a model each
     would only copy it).
