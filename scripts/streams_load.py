@@ -75,6 +75,10 @@ class MemoryCamera:
         pass
 
 
+#: The stand-ins' clip: 20 s at 30 FPS, looped for longer ``--frames``.
+CLIP_FRAMES = 600
+
+
 def cpu_seconds() -> float:
     fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -123,7 +127,7 @@ def main() -> int:
     parser.add_argument(
         "--frames",
         type=int,
-        default=600,
+        default=CLIP_FRAMES,
         help="each stand-in's clip length (20 s at 30 FPS; a camera whose "
         "clip ends stops sending frames)",
     )
@@ -148,11 +152,11 @@ def main() -> int:
     work.mkdir(exist_ok=True)
     clip = work / "cam720-load.mp4"
     if not clip.exists():
-        scaled(FOOTAGE, clip, 720, 600)
-    if args.frames > 600:  # longer runs play the 20 s clip again (remuxed, not encoded)
+        scaled(FOOTAGE, clip, 720, CLIP_FRAMES)
+    if args.frames > CLIP_FRAMES:  # longer runs play the clip again (remuxed, not encoded)
         longer = work / f"cam720-load-{args.frames}.mp4"
         if not longer.exists():
-            loop_clip(clip, longer, math.ceil(args.frames / 600))
+            loop_clip(clip, longer, math.ceil(args.frames / CLIP_FRAMES))
         clip = longer
     if args.memory:
         MemoryCamera(clip, streams.RATE)

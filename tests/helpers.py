@@ -13,10 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from annotate.testing import IMAGES, MODEL, SHARED, VIDEOS, loop_clip  # noqa: F401 - re-exported
+from annotate.testing import IMAGES, MODEL, SHARED, VIDEOS, loop_clip
 from annotate.testing.camera import FileCamera
 
-__all__ = ["IMAGES", "MODEL", "ROOT", "SHARED", "VIDEOS", "FileCamera"]  # and what is below
+# The shared names re-exported, and what is below.
+__all__ = ["IMAGES", "MODEL", "ROOT", "SHARED", "VIDEOS", "FileCamera", "loop_clip"]
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Whether ../shared (the model and media) is here; tests that read it are marked

@@ -465,9 +465,7 @@ class Detector:
     def infer(self, blob: npt.NDArray[np.generic]) -> npt.NDArray[np.float32]:
         stand_in = self._stand_in
         if stand_in is not None:
-            self.stand_in_frames += blob.shape[0]
-            output: npt.NDArray[np.float32] = stand_in.run(self._fetch, {self.input_name: blob})[0]
-            return output
+            return self._run(blob, stand_in)
         if self.service is not None and blob.shape[0] == 1:
             return self.service.infer(blob)
         return self._run(blob)
@@ -534,11 +532,15 @@ class Detector:
             time.perf_counter() - started,
         )
 
-    def _run(self, blob: npt.NDArray[np.generic]) -> npt.NDArray[np.float32]:
-        """The output :meth:`postprocess` reads (the scored one where the graph has it)."""
+    def _run(
+        self, blob: npt.NDArray[np.generic], session: onnxruntime.InferenceSession | None = None
+    ) -> npt.NDArray[np.float32]:
+        """The output :meth:`postprocess` reads (the scored one where the graph has it), from
+        ``session`` (the CPU standing in, taken before it could be swapped) or the current one."""
         if self._starting is not None:
             self.stand_in_frames += blob.shape[0]
-        output: npt.NDArray[np.float32] = self.session.run(self._fetch, {self.input_name: blob})[0]
+        run = (session or self.session).run
+        output: npt.NDArray[np.float32] = run(self._fetch, {self.input_name: blob})[0]
         return output
 
     def _run_plain(self, blob: npt.NDArray[np.generic]) -> npt.NDArray[np.float32]:

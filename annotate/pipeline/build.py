@@ -246,7 +246,7 @@ def run(
             encode = pick_codec(encode, nvidia=detector.provider in NVIDIA)
         sinks = make_sinks(
             replace(options, encode=encode), source, stack, live, detector.labels, shared,
-            background=bool(plan.workers and plan.encode_apart),
+            background=plan.encode_apart,  # only concurrent plans have it
         )  # fmt: skip
         hide_exported_frames(sinks, annotators)
         if progress is not None:
