@@ -282,19 +282,6 @@ def provider_cache_dir(name: str) -> Path:
     return Path(user_cache_dir("annotate", appauthor=False)) / name
 
 
-def cuda_fuses_conv_bias() -> bool:
-    """Whether this ONNX Runtime's CUDA provider takes ``fuse_conv_bias`` (1.20 on)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    for name in ("onnxruntime-gpu", "onnxruntime"):
-        try:
-            major, minor = (int(part) for part in version(name).split(".")[:2])
-        except (PackageNotFoundError, ValueError):
-            continue
-        return (major, minor) >= (1, 20)
-    return False
-
-
 def coreml_cache_dir() -> Path:
     return provider_cache_dir("coreml")
 
@@ -360,11 +347,6 @@ class SessionSettings:
         "frames come at once [default: for cameras and streams]",
     )
 
-    #: CUDA only: cuDNN's fused convolution-and-bias engines. ``None``: where the model has
-    #: grouped (depthwise) convolutions, which cuDNN otherwise compiles kernels for at every
-    #: start (the detector decides, having seen the graph).
-    fuse_conv_bias: bool | None = None
-
     def check(self) -> None:
         from annotate.errors import UsageError, check_at_least
 
@@ -385,13 +367,9 @@ class SessionSettings:
             chosen = (("device_type", self.openvino_device), ("precision", self.openvino_precision))
             return {key: value for key, value in chosen if value}
         if provider == "CUDAExecutionProvider":
-            options = {"cudnn_conv_algo_search": self.cudnn_search.upper()}
-            if self.fuse_conv_bias and cuda_fuses_conv_bias():
-                # Without them cuDNN compiles kernels (NVRTC) for YOLOX-Nano's depthwise
-                # shapes at every start, seconds before the first frame (docs/performance.md,
-                # "GPU"); measured only for such models, so only asked for them.
-                options["fuse_conv_bias"] = "1"
-            return options
+            # Never ``fuse_conv_bias``: it starts YOLOX-Nano a second sooner, but its outputs
+            # are wrong and grow with every call (docs/performance.md, "GPU").
+            return {"cudnn_conv_algo_search": self.cudnn_search.upper()}
         if provider == "TensorrtExecutionProvider":
             # Building an engine takes from seconds to minutes: kept for the next run.
             engines = provider_cache_dir("tensorrt")
@@ -425,5 +403,4 @@ class SessionSettings:
             "openvino_precision": self.openvino_precision or "default",
             "cudnn_search": self.cudnn_search,
             "cpu_start": "auto" if self.cpu_start is None else self.cpu_start,
-            "fuse_conv_bias": "auto" if self.fuse_conv_bias is None else self.fuse_conv_bias,
         }

@@ -59,7 +59,7 @@ def session(data: bytes, graph: bool = False) -> Any:
 
     from annotate.providers import SessionSettings
 
-    options = SessionSettings(fuse_conv_bias=True).provider_options("CUDAExecutionProvider")
+    options = SessionSettings().provider_options("CUDAExecutionProvider")
     if graph:
         options["enable_cuda_graph"] = "1"
     so = ort.SessionOptions()

@@ -263,8 +263,6 @@ class Detector:
             edits = Edits(sizes=free_size)
         made = edit(model, edits, family)
         prepared = made.data if made is not None else None
-        if made is not None and made.grouped and settings.fuse_conv_bias is None:
-            settings = replace(settings, fuse_conv_bias=True)
         stand_in = batching and bool(settings.cpu_start) and resolution.preferred != CPU
         if stand_in:
             cpu = Resolution((CPU,), f"standing in while {resolution.preferred} starts")

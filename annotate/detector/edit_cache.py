@@ -63,24 +63,23 @@ def _read(folder: Path, key: str) -> Made | None:
     try:
         notes = json.loads((folder / f"{key}.json").read_text())
         done = [str(n) for n in notes["done"]]
-        grouped = bool(notes["grouped"])
         data = (folder / f"{key}.onnx").read_bytes() if done else None
     except (OSError, ValueError, KeyError, TypeError):
         return None
     if data is not None and len(data) != notes.get("bytes"):
         return None  # cut short
     os.utime(folder / f"{key}.json")  # recently used
-    return Made(data, done, grouped)
+    return Made(data, done)
 
 
 def _write(folder: Path, key: str, edited: Made) -> None:
-    data, done, grouped = edited
+    data, done = edited
     try:
         folder.mkdir(parents=True, exist_ok=True)
         # Bytes first, then the notes that make the entry count: a reader never sees half.
         if data is not None:
             _atomic(folder / f"{key}.onnx", data)
-        notes = {"done": done, "grouped": grouped, "bytes": None if data is None else len(data)}
+        notes = {"done": done, "bytes": None if data is None else len(data)}
         _atomic(folder / f"{key}.json", json.dumps(notes).encode())
         _prune(folder)
     except OSError as e:

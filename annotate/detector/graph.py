@@ -53,9 +53,6 @@ class Made(NamedTuple):
 
     data: bytes | None  # the edited model; ``None``: none of the edits applied
     done: list[str]  # the names of the edits made
-    #: Whether the model has grouped (depthwise) convolutions, for which cuDNN compiles
-    #: kernels at every start unless it may fuse them with their bias (providers.py).
-    grouped: bool = False
 
 
 @dataclass(frozen=True)
@@ -349,12 +346,6 @@ def edit_model(model: Path, edits: Edits, stride: int = 32) -> Made | None:
     proto = _load(model)
     if proto is None:
         return None
-    grouped = any(
-        a.name == "group" and a.i > 1
-        for node in proto.graph.node
-        if node.op_type == "Conv"
-        for a in node.attribute
-    )
     done = []
     # Read before any edit: the choices look at the shapes as exported.
     packing = _choice(proto, edits.packed) if edits.packed is not None else None
@@ -370,10 +361,10 @@ def edit_model(model: Path, edits: Edits, stride: int = 32) -> Made | None:
     if scoring is not None and scored_output(proto, bool(scoring[0]), bool(scoring[1])):
         done.append("scored output")
     if not done:
-        return Made(None, [], grouped)
+        return Made(None, [])
     # Shapes inferred for the original would contradict the edited ones.
     del proto.graph.value_info[:]
-    return Made(proto.SerializeToString(), done, grouped)
+    return Made(proto.SerializeToString(), done)
 
 
 def recipe(edits: Edits, family: str | None, stride: int = 32) -> str:
