@@ -11,7 +11,8 @@ dense, and the fused engines with cuDNN's default algorithms (no heuristics aske
 extra workspace. For each: seconds to the session and to the end of its first batch-1 call, the
 first batch-8 call in ms (a new shape), and steady calls at batch 1 and 8 (median of 30).
 Numbers: docs/performance.md, "GPU" (``startup_first_call_2026_12_03c`` in
-``scripts/results/gpu.json``).
+``scripts/results/gpu.json``). Times only: the ``fuse_conv_bias=1`` variants' outputs were
+later found wrong (docs/performance.md, "GPU", "Correction"), so they are not a choice.
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from scripts.harness import hand_written, machine
+from scripts.harness import agreement, hand_written, machine
 
 NANO = "yolox_nano.onnx"
 LARGE = "yolox_l_sized.onnx"
@@ -466,7 +466,20 @@ class Study:
         if old:  # ``-m`` puts the working directory first on the path: run from the old tree
             env = {**os.environ, "PYTHONPATH": f"{self.args.old}:/tmp/site"}
             cwd = self.args.old
-        return annotate(["run", str(clip), "--model", model, *QUIET, *extra], env, cwd)
+        result = annotate(["run", str(clip), "--model", model, *QUIET, *extra], env, cwd)
+        if "--json" in extra and not result.get("error"):
+            result["vs_cpu"] = agreement(self.reference(clip, model), Path(self.jsonl))
+        return result
+
+    def reference(self, clip: Path, model: str) -> Path:
+        """The CPU's boxes for the first frames of ``clip`` on the model's own square canvas,
+        as a GPU runs it: what every JSON run is checked against."""
+        path = self.work / f"ref-{clip.stem}-{Path(model).stem}.jsonl"
+        if not path.exists():
+            frames = "300" if Path(model).name == NANO else "30"
+            annotate(["run", str(clip), "--model", model, "--provider", "cpu", "--canvas",
+                      "square", "--json", str(path), "--max-frames", frames])  # fmt: skip
+        return path
 
     def setup(self) -> None:
         self.step("clip720", lambda: str(self.clip(720)))
@@ -538,15 +551,28 @@ class Study:
             "large_cuda_json_b16": (*json_, *served),
             "large_cuda_out_b16": (*video, *served),
             "large_cuda_out": (*video,),
+            "large_cuda_json_b8": (*json_, "--batch", "8"),
+            "large_cuda_out_b8": (*video, "--batch", "8"),
             "large_cuda_json_b16_no_cpu_start": (*json_, *served, *waits),
             "large_cuda_out_b16_no_cpu_start": (*video, *served, *waits),
         }
+        calls: dict[str, Any] = {
+            name: lambda e=extra: self.run(clip, large, "--provider", gpu, *e)
+            for name, extra in runs.items()
+        }
+        calls["passthrough_out"] = lambda: helper("passthrough", str(clip), out, gpu, large)
+        if self.args.old:
+            calls["old_large_cuda_out"] = lambda: self.run(
+                clip, large, "--provider", gpu, *video, old=True
+            )
+            calls["old_large_cuda_json"] = lambda: self.run(
+                clip, large, "--provider", gpu, *json_, old=True
+            )
+        if self.args.only:
+            calls = {name: calls[name] for name in self.args.only.split(",")}
         for r in range(self.args.rounds):
-            for name, extra in runs.items():
-                self.step(f"{name}_{r}", lambda e=extra: self.run(clip, large, "--provider",
-                                                                   gpu, *e))  # fmt: skip
-            self.step(f"passthrough_out_{r}", lambda: helper("passthrough", str(clip), out, gpu,
-                                                              large))  # fmt: skip
+            for name, call in calls.items():
+                self.step(f"{name}_{r}", call)
         self.step("large_cpu_json", lambda: self.run(clip, large, "--provider", "cpu",
                   "--json", self.jsonl, "--max-frames", "120"))  # fmt: skip
 
@@ -659,7 +685,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--heights", default="720,1080", help="the loop part's inputs")
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", default="", help="the loop part's runs, by name")
+    parser.add_argument("--only", default="", help="the loop and large parts' runs, by name")
     args = parser.parse_args()
     study = Study(args)
     if args.part in ("diag", "scored"):

@@ -93,6 +93,49 @@ def save(study: str, results: Any) -> Path:
     return path
 
 
+def agreement(reference: Path, other: Path, min_iou: float = 0.5) -> dict[str, Any]:
+    """How far ``other``'s boxes (``--json`` records) agree with ``reference``'s, frame by
+    frame where both have the frame: the share of each side's boxes that a box of the same
+    class on the other side overlaps by ``min_iou``. A GPU run is checked against a CPU run
+    this way, so that a number measured on wrong boxes shows it (docs/performance.md, "GPU",
+    "Correction")."""
+    import numpy as np
+
+    def frames(path: Path) -> dict[int, list[tuple[int, list[float]]]]:
+        out = {}
+        with path.open() as lines:
+            for line in lines:
+                record = json.loads(line)
+                out[record["frame"]] = [(d["class_id"], d["box"]) for d in record["detections"]]
+        return out
+
+    def matched(a: list[tuple[int, list[float]]], b: list[tuple[int, list[float]]]) -> int:
+        if not a or not b:
+            return 0
+        x, y = np.array([box for _, box in a]), np.array([box for _, box in b])
+        lt, rb = (
+            np.maximum(x[:, None, :2], y[None, :, :2]),
+            np.minimum(x[:, None, 2:], y[None, :, 2:]),
+        )
+        inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+        area = lambda z: np.prod(z[:, 2:] - z[:, :2], axis=1)  # noqa: E731
+        iou = inter / (area(x)[:, None] + area(y)[None, :] - inter + 1e-9)
+        same = np.array([c for c, _ in a])[:, None] == np.array([c for c, _ in b])[None, :]
+        return int(np.sum(np.any((iou >= min_iou) & same, axis=1)))
+
+    ref, got = frames(reference), frames(other)
+    common = sorted(set(ref) & set(got))
+    ref_n = sum(len(ref[f]) for f in common)
+    got_n = sum(len(got[f]) for f in common)
+    return {
+        "frames": len(common),
+        "boxes_cpu": ref_n,
+        "boxes": got_n,
+        "cpu_boxes_found": round(sum(matched(ref[f], got[f]) for f in common) / max(1, ref_n), 3),
+        "boxes_cpu_has": round(sum(matched(got[f], ref[f]) for f in common) / max(1, got_n), 3),
+    }
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """A Markdown table."""
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]

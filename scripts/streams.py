@@ -69,11 +69,17 @@ def cameras(clip: Path) -> None:
 
 
 def ours(
-    clip: Path, k: int, seconds: float, processes: int = 1, times: list[list[float]] | None = None
+    clip: Path,
+    k: int,
+    seconds: float,
+    processes: int = 1,
+    times: list[list[float]] | None = None,
+    boxes: list[int] | None = None,
 ) -> list[dict[str, Any]]:
     """``annotate run camera:0 … camera:K-1 --track --json DIR`` in this process, or with
     ``--processes P``: the cameras split over P spawned processes, a model each.
-    ``times``: filled with each camera's drawn frames' capture times, from its JSON."""
+    ``times``: filled with each camera's drawn frames' capture times, from its JSON;
+    ``boxes``: with the number of boxes in each drawn frame, all cameras pooled."""
     import functools
     import multiprocessing
 
@@ -97,10 +103,13 @@ def ours(
             results = run_processes(base, specs, min(processes, k), None, setup, stop)
         else:
             results = run_many(base, specs, stop=stop)
-        if times is not None:
-            for path in sorted(Path(tmp).glob("*.jsonl")):
-                with path.open() as lines:
-                    times.append([json.loads(line)["time"] for line in lines])
+        for path in sorted(Path(tmp).glob("*.jsonl")):
+            with path.open() as lines:
+                records = [json.loads(line) for line in lines]
+            if times is not None:
+                times.append([r["time"] for r in records])
+            if boxes is not None:
+                boxes.extend(len(r["detections"]) for r in records)
     return [one_summary(r.summary) for r in results]
 
 

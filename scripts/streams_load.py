@@ -22,6 +22,7 @@ import math
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -109,6 +110,18 @@ def over_time(times: list[list[float]], settle: float) -> dict[str, Any]:
     }
 
 
+def cpu_boxes(clip: Path, frames: int = 300) -> float:
+    """Boxes per frame on the clip's first frames, by the CPU on the model's square canvas."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "ref.jsonl"
+        subprocess.run([sys.executable, "-m", "annotate", "run", str(clip), "--model",
+                        str(streams.MODEL), "--provider", "cpu", "--canvas", "square", "--track",
+                        "--json", str(out), "--max-frames", str(frames)],
+                       capture_output=True, check=True)  # fmt: skip
+        counts = [len(json.loads(line)["detections"]) for line in out.read_text().splitlines()]
+    return round(sum(counts) / max(1, len(counts)), 2)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--k", type=int, required=True)
@@ -183,7 +196,12 @@ def main() -> int:
 
         threading.Thread(target=spy, daemon=True).start()
     times: list[list[float]] = []
-    cams = streams.ours(clip, args.k, args.seconds, args.processes, times)
+    boxes: list[int] = []
+    cams = streams.ours(clip, args.k, args.seconds, args.processes, times, boxes)
+    failed = [c for c in cams if "drawn_share" not in c]
+    if failed:
+        print(f"{len(failed)} of {len(cams)} cameras failed: see the errors above", flush=True)
+        os._exit(1)
     steady = samples[2:-1] or samples
     print(json.dumps({
         "k": args.k, "provider": args.provider, "batch": args.batch, "switch": args.switch,
@@ -194,6 +212,10 @@ def main() -> int:
         "cores_used": round(sum(s[0] for s in steady) / max(1, len(steady)), 2),
         "threads": max((s[1] for s in samples), default=0),
         **over_time(times, args.settle),
+        # Beside the CPU's count on the same clip: rates measured on wrong boxes show it
+        # (docs/performance.md, "GPU", "Correction").
+        "boxes_per_frame": round(sum(boxes) / max(1, len(boxes)), 2),
+        "boxes_per_frame_cpu": cpu_boxes(clip),
     }), flush=True)  # fmt: skip
     os._exit(0)  # the stand-ins' threads are daemons; leave without waiting on them
 
