@@ -219,3 +219,80 @@ def test_a_run_hands_over_mid_stream_and_loses_no_frame(tmp_path, monkeypatch, c
         assert "Inference service: batch sizes [1, 2, 4] warmed" in caplog.text or (
             "Inference service: batches of up to 4" in caplog.text
         )
+
+
+class Session:
+    """An accelerator's session as a CPU one stands in for it: ``wrong`` multiplies every
+    output by a factor that grows with each call, as CUDA's ``fuse_conv_bias`` did on the
+    lent H200 (docs/performance.md, "GPU", "Correction")."""
+
+    def __init__(self, session, wrong: bool) -> None:
+        self.session, self.wrong, self.calls = session, wrong, 0
+
+    def run(self, fetch, feed, *rest):
+        outputs = self.session.run(fetch, feed, *rest)
+        self.calls += 1
+        return [o * (10.0**self.calls) for o in outputs] if self.wrong else outputs
+
+    def __getattr__(self, name):
+        return getattr(self.session, name)
+
+
+def as_cuda(opened, wrong: bool):
+    from annotate.detector.session import SessionInfo
+
+    session, info = opened
+    return Session(session, wrong), SessionInfo(
+        info.requested, ("CUDAExecutionProvider", CPU), info.reason, info.startup_s
+    )
+
+
+@pytest.mark.parametrize("wrong", [True, False])
+def test_an_accelerator_computing_unlike_the_cpu_is_replaced_by_it(monkeypatch, caplog, wrong):
+    """A file's run (no stand-in): one noise image on both, in the background; a GPU whose
+    outputs differ gives way to the CPU with a line that says so."""
+    from tests.helpers import MODEL, read_image
+
+    caplog.set_level(logging.DEBUG, logger="annotate")
+    real = detector_module.open_session
+
+    def opened(model, resolution, *args, **kwargs):
+        session = real(model, resolution, *args, **kwargs)
+        return session if resolution.providers == (CPU,) else as_cuda(session, wrong)
+
+    monkeypatch.setattr(detector_module, "open_session", opened)
+    detector = Detector.load(MODEL, CUDA, settings=SessionSettings(cpu_start=False))
+    detector.close()  # waits for the check, as a run's end does
+    image = read_image("astronaut")
+    reference = Detector.load(MODEL, Resolution((CPU,), "test"))
+    if wrong:
+        assert detector.provider == CPU
+        assert (
+            "CUDAExecutionProvider gives outputs unlike the CPU's (a mean difference of"
+            in caplog.text
+        )
+        assert "detecting on the CPU from now on" in caplog.text
+    else:
+        assert detector.provider == "CUDAExecutionProvider"
+        assert "CUDAExecutionProvider checked: its outputs are the CPU's" in caplog.text
+        assert "unlike" not in caplog.text
+    assert boxes(detector(image)) == boxes(reference(image))
+
+
+def test_a_stand_in_keeps_detecting_when_the_accelerator_computes_unlike_it(monkeypatch, caplog):
+    from tests.helpers import MODEL, read_image
+
+    caplog.set_level(logging.INFO, logger="annotate")
+    real = detector_module.open_accelerator
+    monkeypatch.setattr(
+        detector_module, "open_accelerator", lambda *a: as_cuda(real(*a), wrong=True)
+    )
+    detector = Detector.load(MODEL, CUDA, settings=STAND_IN)
+    stand_in = detector.session
+    assert detector.wait_ready(30)
+    assert "CUDAExecutionProvider gives outputs unlike the CPU's" in caplog.text
+    assert "took over" not in caplog.text
+    assert detector.session is stand_in and detector.provider == CPU
+    image = read_image("astronaut")
+    assert boxes(detector(image)) == boxes(Detector.load(MODEL, Resolution((CPU,), "t"))(image))
+    detector.close()

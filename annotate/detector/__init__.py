@@ -131,6 +131,17 @@ def open_accelerator(
     return open_session(model, resolution, settings, prepared=prepared, announce=False)
 
 
+#: How far an accelerator's output for one image may be from the CPU's, as a share of the
+#: CPU's mean magnitude, before the CPU takes over (TF32 rounding is far below it; a provider
+#: that computes wrongly, as CUDA's ``fuse_conv_bias`` did, far above: docs/performance.md,
+#: "GPU", "Correction").
+CPU_AGREEMENT = 0.1
+
+
+class UnlikeCpuError(RuntimeError):
+    """An accelerator that started but computes something else than the CPU."""
+
+
 def check_thresholds(conf: float, iou: float) -> None:
     if not 0.0 <= conf <= 1.0:
         raise UsageError(f"--conf must be between 0 and 1, got {conf}")
@@ -287,7 +298,61 @@ class Detector:
         )
         if stand_in:
             detector.start_accelerator(model, resolution, settings, prepared, batch)
+        elif batching and detector.info.provider in BATCHING:
+            detector.check_against_cpu(model, settings, prepared)
         return detector
+
+    def _unlike_cpu(
+        self, session: onnxruntime.InferenceSession, cpu: onnxruntime.InferenceSession
+    ) -> str:
+        """Why ``session``'s output for one noise image is not ``cpu``'s (the same model on
+        the CPU), or ``""``: the model's own first output, every number of it compared."""
+        probe = self.probe(1)
+        noise = np.random.default_rng(1).integers(0, 256, probe[0].shape, dtype=np.uint8)
+        probe[0] = noise if self.packed else noise * self.spec.family.preprocessing.scale
+        feed = {self.input_name: probe}
+        want = np.asarray(cpu.run(None, feed)[0], dtype=np.float64)
+        got = np.asarray(session.run(None, feed)[0], dtype=np.float64)
+        if got.shape != want.shape:
+            return f"output {list(got.shape)}, not {list(want.shape)}"
+        if not np.isfinite(got).all():
+            return "outputs that are not finite"
+        error, scale = float(np.mean(np.abs(got - want))), float(np.mean(np.abs(want)))
+        if error > CPU_AGREEMENT * scale + 1e-6:
+            return f"a mean difference of {error:.3g} where the CPU's outputs average {scale:.3g}"
+        return ""
+
+    def check_against_cpu(
+        self, model: Path, settings: SessionSettings, prepared: bytes | None
+    ) -> None:
+        """In the background, one image on this accelerator and on the CPU: where they
+        differ, the CPU takes over and a line says why. A provider that starts may still
+        compute wrongly, and a GPU run with wrong boxes looks like any other."""
+        accelerator, started_on = self.session, self.info
+
+        def check() -> None:
+            cpu_run = Resolution((CPU,), f"{started_on.provider}'s outputs were unlike the CPU's")
+            try:
+                cpu, info = open_session(
+                    model, cpu_run, settings, prepared=prepared, announce=False
+                )
+                why = self._unlike_cpu(accelerator, cpu)
+            except Exception as e:  # the check is a guard, not a stage: the run goes on
+                log.debug("%s not checked against the CPU (%s)", started_on.provider, e)
+                return
+            if not why:
+                log.debug("%s checked: its outputs are the CPU's", started_on.provider)
+                return
+            log.warning(
+                "%s gives outputs unlike the CPU's (%s); detecting on the CPU from now on",
+                started_on.provider,
+                why,
+            )
+            self.session, self.info = cpu, info
+            self._bound = None  # and any binding to the accelerator is dropped
+
+        self._starter = threading.Thread(target=check, name="check against the CPU", daemon=True)
+        self._starter.start()
 
     def start_accelerator(
         self,
@@ -348,9 +413,20 @@ class Detector:
                 bound(probe)  # its first plans, before any frame waits for them
             else:
                 session.run(self._fetch, {self.input_name: probe})
+            if info.provider != CPU and (why := self._unlike_cpu(session, self.session)):
+                raise UnlikeCpuError(why)
         except Exception as e:  # the stand-in goes on; the run still works
             detail = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
-            log.warning("%s did not start (%s); detecting on the CPU", resolution.preferred, detail)
+            if isinstance(e, UnlikeCpuError):
+                log.warning(
+                    "%s gives outputs unlike the CPU's (%s); detecting on the CPU",
+                    resolution.preferred,
+                    detail,
+                )
+            else:
+                log.warning(
+                    "%s did not start (%s); detecting on the CPU", resolution.preferred, detail
+                )
             self._stand_in = None
             self._starting = None
             self._ready.set()
@@ -503,9 +579,12 @@ class Detector:
         return BoundRun(self.session, self._fetch, batch)
 
     def _serve_run(self, blob: npt.NDArray[np.generic]) -> npt.NDArray[np.float32]:
-        """The service's call: IO-bound on an accelerator, else the session's own run."""
+        """The service's call: IO-bound on an accelerator, else the session's own run (also
+        where the CPU has taken over since the binding was made: :meth:`check_against_cpu`)."""
         bound = self._bound
-        return bound(blob) if bound is not None else self._run(blob)
+        return (
+            bound(blob) if bound is not None and bound.session is self.session else self._run(blob)
+        )
 
     def _widen(self, service: InferenceService, batch: int) -> None:
         self._ready.wait()  # the accelerator's shape is what the warm-up prepares
