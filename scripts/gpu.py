@@ -156,7 +156,8 @@ def annotate(
     mode = re.search(r"Runner: (.*)", err)
     if mode:
         result["mode"] = mode[1]
-    notes = [ln for ln in err.splitlines() if "--codec auto" in ln or "--hwdec" in ln]
+    said = ("--codec auto", "--hwdec", "the CPU's")  # the last: the GPU checked against it
+    notes = [ln for ln in err.splitlines() if any(s in ln for s in said)]
     if notes:
         result["notes"] = notes
     if done.returncode:
