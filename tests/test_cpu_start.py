@@ -279,20 +279,32 @@ def test_an_accelerator_computing_unlike_the_cpu_is_replaced_by_it(monkeypatch, 
     assert boxes(detector(image)) == boxes(reference(image))
 
 
-def test_a_stand_in_keeps_detecting_when_the_accelerator_computes_unlike_it(monkeypatch, caplog):
+@pytest.mark.parametrize("wrong", [True, False])
+def test_a_stand_in_takes_back_over_when_the_accelerator_computes_unlike_it(
+    monkeypatch, caplog, wrong
+):
+    """The GPU takes over as soon as it has run (a live source waits for nothing), then the
+    stand-in's session checks it; computing unlike the CPU, it hands back."""
     from tests.helpers import MODEL, read_image
 
-    caplog.set_level(logging.INFO, logger="annotate")
+    caplog.set_level(logging.DEBUG, logger="annotate")
     real = detector_module.open_accelerator
     monkeypatch.setattr(
-        detector_module, "open_accelerator", lambda *a: as_cuda(real(*a), wrong=True)
+        detector_module, "open_accelerator", lambda *a: as_cuda(real(*a), wrong=wrong)
     )
     detector = Detector.load(MODEL, CUDA, settings=STAND_IN)
     stand_in = detector.session
-    assert detector.wait_ready(30)
-    assert "CUDAExecutionProvider gives outputs unlike the CPU's" in caplog.text
-    assert "took over" not in caplog.text
-    assert detector.session is stand_in and detector.provider == CPU
+    detector.close()  # waits for the start and its check
+    assert "CUDAExecutionProvider took over" in caplog.text
+    if wrong:
+        assert (
+            "CUDAExecutionProvider gives outputs unlike the CPU's (a mean difference of"
+            in caplog.text
+        )
+        assert detector.session is stand_in and detector.provider == CPU
+    else:
+        assert "CUDAExecutionProvider checked: its outputs are the CPU's" in caplog.text
+        assert detector.session is not stand_in
+        assert detector.provider == "CUDAExecutionProvider"
     image = read_image("astronaut")
     assert boxes(detector(image)) == boxes(Detector.load(MODEL, Resolution((CPU,), "t"))(image))
-    detector.close()

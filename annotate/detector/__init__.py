@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -136,10 +136,6 @@ def open_accelerator(
 #: that computes wrongly, as CUDA's ``fuse_conv_bias`` did, far above: docs/performance.md,
 #: "GPU", "Correction").
 CPU_AGREEMENT = 0.1
-
-
-class UnlikeCpuError(RuntimeError):
-    """An accelerator that started but computes something else than the CPU."""
 
 
 def check_thresholds(conf: float, iou: float) -> None:
@@ -325,34 +321,46 @@ class Detector:
     def check_against_cpu(
         self, model: Path, settings: SessionSettings, prepared: bytes | None
     ) -> None:
-        """In the background, one image on this accelerator and on the CPU: where they
-        differ, the CPU takes over and a line says why. A provider that starts may still
-        compute wrongly, and a GPU run with wrong boxes looks like any other."""
+        """In the background, one image on this accelerator and on the CPU (a session
+        opened for it): where they differ, the CPU takes over and a line says why."""
         accelerator, started_on = self.session, self.info
 
         def check() -> None:
             cpu_run = Resolution((CPU,), f"{started_on.provider}'s outputs were unlike the CPU's")
-            try:
-                cpu, info = open_session(
-                    model, cpu_run, settings, prepared=prepared, announce=False
-                )
-                why = self._unlike_cpu(accelerator, cpu)
-            except Exception as e:  # the check is a guard, not a stage: the run goes on
-                log.debug("%s not checked against the CPU (%s)", started_on.provider, e)
-                return
-            if not why:
-                log.debug("%s checked: its outputs are the CPU's", started_on.provider)
-                return
-            log.warning(
-                "%s gives outputs unlike the CPU's (%s); detecting on the CPU from now on",
-                started_on.provider,
-                why,
+            self._check(
+                accelerator,
+                started_on,
+                lambda: open_session(model, cpu_run, settings, prepared=prepared, announce=False),
             )
-            self.session, self.info = cpu, info
-            self._bound = None  # and any binding to the accelerator is dropped
 
         self._starter = threading.Thread(target=check, name="check against the CPU", daemon=True)
         self._starter.start()
+
+    def _check(
+        self,
+        accelerator: onnxruntime.InferenceSession,
+        started_on: SessionInfo,
+        open_cpu: Callable[[], tuple[onnxruntime.InferenceSession, SessionInfo]],
+    ) -> None:
+        """One noise image on the accelerator that now detects and on the CPU; where they
+        differ, the CPU detects from then on. A provider that starts may still compute
+        wrongly, and a GPU run with wrong boxes looks like any other."""
+        try:
+            cpu, info = open_cpu()
+            why = self._unlike_cpu(accelerator, cpu)
+        except Exception as e:  # the check is a guard, not a stage: the run goes on
+            log.debug("%s not checked against the CPU (%s)", started_on.provider, e)
+            return
+        if not why:
+            log.debug("%s checked: its outputs are the CPU's", started_on.provider)
+            return
+        log.warning(
+            "%s gives outputs unlike the CPU's (%s); detecting on the CPU from now on",
+            started_on.provider,
+            why,
+        )
+        self.session, self.info = cpu, info
+        self._bound = None  # and any binding to the accelerator is dropped
 
     def start_accelerator(
         self,
@@ -413,25 +421,15 @@ class Detector:
                 bound(probe)  # its first plans, before any frame waits for them
             else:
                 session.run(self._fetch, {self.input_name: probe})
-            if info.provider != CPU and (why := self._unlike_cpu(session, self.session)):
-                raise UnlikeCpuError(why)
         except Exception as e:  # the stand-in goes on; the run still works
             detail = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
-            if isinstance(e, UnlikeCpuError):
-                log.warning(
-                    "%s gives outputs unlike the CPU's (%s); detecting on the CPU",
-                    resolution.preferred,
-                    detail,
-                )
-            else:
-                log.warning(
-                    "%s did not start (%s); detecting on the CPU", resolution.preferred, detail
-                )
+            log.warning("%s did not start (%s); detecting on the CPU", resolution.preferred, detail)
             self._stand_in = None
             self._starting = None
             self._ready.set()
             return
         announce_provider(info, resolution)
+        stand_in = (self.session, self.info)
         self._stand_in = None  # first: a call that still takes it runs on the CPU, as it should
         self._bound = bound
         self.session, self.info = session, info
@@ -446,6 +444,8 @@ class Detector:
             "" if self.stand_in_frames == 1 else "s",
         )
         self._ready.set()
+        if info.provider != CPU:  # the stand-in's session is the CPU's answer
+            self._check(session, info, lambda: stand_in)
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         """Wait for the accelerator's session (at once where none is starting)."""
