@@ -303,10 +303,7 @@ class Detector:
     ) -> str:
         """Why ``session``'s output for one noise image is not ``cpu``'s (the same model on
         the CPU), or ``""``: the model's own first output, every number of it compared."""
-        probe = self.probe(1)
-        noise = np.random.default_rng(1).integers(0, 256, probe[0].shape, dtype=np.uint8)
-        probe[0] = noise if self.packed else noise * self.spec.family.preprocessing.scale
-        feed = {self.input_name: probe}
+        feed = {self.input_name: self.probe(1, noise=True)}
         want = np.asarray(cpu.run(None, feed)[0], dtype=np.float64)
         got = np.asarray(session.run(None, feed)[0], dtype=np.float64)
         if got.shape != want.shape:
@@ -544,11 +541,18 @@ class Detector:
             return self.service.infer(blob)
         return self._run(blob)
 
-    def probe(self, n: int = 1) -> npt.NDArray[np.generic]:
-        """``n`` blank model inputs of this detector's canvas, as :meth:`infer` takes them."""
+    def probe(self, n: int = 1, noise: bool = False) -> npt.NDArray[np.generic]:
+        """``n`` blank model inputs of this detector's canvas, as :meth:`infer` takes them;
+        with ``noise`` the first one is a fixed noise image, whose outputs say something
+        when compared (:meth:`batch_limit`, the check against the CPU)."""
         if self.packed:
-            return np.zeros((n, *self.input_hw, 3), dtype=np.uint8)
-        return np.zeros((n, 3, *self.input_hw), dtype=np.float32)
+            probe: npt.NDArray[np.generic] = np.zeros((n, *self.input_hw, 3), dtype=np.uint8)
+        else:
+            probe = np.zeros((n, 3, *self.input_hw), dtype=np.float32)
+        if noise:
+            pixels = np.random.default_rng(0).integers(0, 256, probe[0].shape, dtype=np.uint8)
+            probe[0] = pixels if self.packed else pixels * self.spec.family.preprocessing.scale
+        return probe
 
     def serve(self, max_batch: int, wait_s: float | None = None) -> InferenceService:
         """Start the process's inference service (:mod:`annotate.detector.service`): from
@@ -659,9 +663,7 @@ class Detector:
         dim = self.session.get_inputs()[0].shape[0]
         if isinstance(dim, int):
             return 1, f"the model's batch size is fixed at {dim}"
-        probe = self.probe(wanted)
-        noise = np.random.default_rng(0).integers(0, 256, probe[0].shape, dtype=np.uint8)
-        probe[0] = noise if self.packed else noise * self.spec.family.preprocessing.scale
+        probe = self.probe(wanted, noise=True)
         probe[1:] = probe[0][::-1] if self.packed else probe[0][:, ::-1]  # another image
         try:
             apart = [self._run_plain(probe[i : i + 1]) for i in range(2)]
