@@ -35,7 +35,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from scripts.harness import agreement, hand_written, machine
+from scripts.harness import agreement, cpu_reference, hand_written, machine
 
 NANO = "yolox_nano.onnx"
 LARGE = "yolox_l_sized.onnx"
@@ -477,9 +477,7 @@ class Study:
         as a GPU runs it: what every JSON run is checked against."""
         path = self.work / f"ref-{clip.stem}-{Path(model).stem}.jsonl"
         if not path.exists():
-            frames = "300" if Path(model).name == NANO else "30"
-            annotate(["run", str(clip), "--model", model, "--provider", "cpu", "--canvas",
-                      "square", "--json", str(path), "--max-frames", frames])  # fmt: skip
+            cpu_reference(clip, Path(model), path, 300 if Path(model).name == NANO else 30)
         return path
 
     def setup(self) -> None:

@@ -101,6 +101,8 @@ def agreement(reference: Path, other: Path, min_iou: float = 0.5) -> dict[str, A
     "Correction")."""
     import numpy as np
 
+    from annotate.tracking.tracker import iou_matrix
+
     def frames(path: Path) -> dict[int, list[tuple[int, list[float]]]]:
         out = {}
         with path.open() as lines:
@@ -112,14 +114,7 @@ def agreement(reference: Path, other: Path, min_iou: float = 0.5) -> dict[str, A
     def matched(a: list[tuple[int, list[float]]], b: list[tuple[int, list[float]]]) -> int:
         if not a or not b:
             return 0
-        x, y = np.array([box for _, box in a]), np.array([box for _, box in b])
-        lt, rb = (
-            np.maximum(x[:, None, :2], y[None, :, :2]),
-            np.minimum(x[:, None, 2:], y[None, :, 2:]),
-        )
-        inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-        area = lambda z: np.prod(z[:, 2:] - z[:, :2], axis=1)  # noqa: E731
-        iou = inter / (area(x)[:, None] + area(y)[None, :] - inter + 1e-9)
+        iou = iou_matrix(np.array([box for _, box in a]), np.array([box for _, box in b]))
         same = np.array([c for c, _ in a])[:, None] == np.array([c for c, _ in b])[None, :]
         return int(np.sum(np.any((iou >= min_iou) & same, axis=1)))
 
@@ -134,6 +129,20 @@ def agreement(reference: Path, other: Path, min_iou: float = 0.5) -> dict[str, A
         "cpu_boxes_found": round(sum(matched(ref[f], got[f]) for f in common) / max(1, ref_n), 3),
         "boxes_cpu_has": round(sum(matched(got[f], ref[f]) for f in common) / max(1, got_n), 3),
     }
+
+
+def cpu_reference(clip: Path, model: Path, target: Path, frames: int, *extra: str) -> Path:
+    """``annotate run`` on the CPU, the model's own square canvas (as a GPU runs it), the first
+    ``frames`` of ``clip`` as ``--json`` records in ``target``: what a GPU run's boxes are
+    checked against (:func:`agreement`)."""
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-m", "annotate", "run", str(clip), "--model", str(model),
+                    "--provider", "cpu", "--canvas", "square", "--json", str(target),
+                    "--max-frames", str(frames), *extra],
+                   capture_output=True, check=True)  # fmt: skip
+    return target
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 import scripts.streams as streams
 from annotate.testing import loop_clip
-from scripts.harness import FOOTAGE, scaled
+from scripts.harness import FOOTAGE, cpu_reference, scaled
 from scripts.live import BUFFERS
 
 
@@ -113,11 +113,7 @@ def over_time(times: list[list[float]], settle: float) -> dict[str, Any]:
 def cpu_boxes(clip: Path, frames: int = 300) -> float:
     """Boxes per frame on the clip's first frames, by the CPU on the model's square canvas."""
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "ref.jsonl"
-        subprocess.run([sys.executable, "-m", "annotate", "run", str(clip), "--model",
-                        str(streams.MODEL), "--provider", "cpu", "--canvas", "square", "--track",
-                        "--json", str(out), "--max-frames", str(frames)],
-                       capture_output=True, check=True)  # fmt: skip
+        out = cpu_reference(clip, streams.MODEL, Path(tmp) / "ref.jsonl", frames, "--track")
         counts = [len(json.loads(line)["detections"]) for line in out.read_text().splitlines()]
     return round(sum(counts) / max(1, len(counts)), 2)
 
