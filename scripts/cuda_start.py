@@ -8,8 +8,11 @@ process of its own (as a user's run is), YOLOX-Nano with its batch axis freed.
 Variants: the default options, cuDNN's fused conv-bias engines (``fuse_conv_bias=1``, and
 ``0``), graph optimisation basic or off, exhaustive search, each depthwise convolution made
 dense, and the fused engines with cuDNN's default algorithms (no heuristics asked) or no
-extra workspace. For each: seconds to the session and to the end of its first batch-1 call, the
-first batch-8 call in ms (a new shape), and steady calls at batch 1 and 8 (median of 30).
+extra workspace. Without the fused engines: cuDNN's default algorithms, no extra workspace,
+and NHWC kernels. For each: seconds to the session and to the end of its first batch-1
+call, the first batch-8 call in ms (a new shape), steady calls at batch 1 and 8 (median of
+30), and ``vs_cpu``: how far the last call's first output lies from the CPU provider's on
+the same input (mean absolute difference over mean magnitude).
 Numbers: docs/performance.md, "GPU" (``startup_first_call_2026_12_03c`` in
 ``scripts/results/gpu.json``). Times only: the ``fuse_conv_bias=1`` variants' outputs were
 later found wrong (docs/performance.md, "GPU", "Correction"), so they are not a choice.
@@ -41,6 +44,11 @@ VARIANTS: dict[str, tuple[dict[str, str], str | None, bool]] = {
                               None, False),
     "fuse, DEFAULT, workspace 0": ({"fuse_conv_bias": "1", "cudnn_conv_algo_search": "DEFAULT",
                                     "cudnn_conv_use_max_workspace": "0"}, None, False),
+    "search DEFAULT": ({"cudnn_conv_algo_search": "DEFAULT"}, None, False),
+    "max workspace 0": ({"cudnn_conv_use_max_workspace": "0"}, None, False),
+    "prefer NHWC": ({"prefer_nhwc": "1"}, None, False),
+    "prefer NHWC, search DEFAULT": ({"prefer_nhwc": "1", "cudnn_conv_algo_search": "DEFAULT"},
+                                    None, False),
 }  # fmt: skip
 
 
@@ -104,6 +112,12 @@ def one(model: str, variant: str) -> dict[str, Any]:
             session.run(None, {name: blob})
             times.append(time.perf_counter() - t)
         out[f"steady_b{batch}_ms"] = round(1000 * sorted(times)[15], 2)
+    # After the timed calls: a session whose outputs drift with every call is caught too.
+    cpu = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    gpu_out = session.run(None, {name: blob})[0]
+    cpu_out = cpu.run(None, {name: blob})[0]
+    scale = float(np.abs(cpu_out).mean()) or 1.0
+    out["vs_cpu"] = float(f"{float(np.abs(gpu_out - cpu_out).mean()) / scale:.3g}")
     return out
 
 

@@ -156,7 +156,8 @@ def annotate(
     mode = re.search(r"Runner: (.*)", err)
     if mode:
         result["mode"] = mode[1]
-    said = ("--codec auto", "--hwdec", "the CPU's")  # the last: the GPU checked against it
+    # "the CPU's": the GPU checked against it; "took over", "Waiting for": the stand-in
+    said = ("--codec auto", "--hwdec", "the CPU's", "took over", "Waiting for")
     notes = [ln for ln in err.splitlines() if any(s in ln for s in said)]
     if notes:
         result["notes"] = notes
@@ -554,6 +555,8 @@ class Study:
             "large_cuda_out_b8": (*video, "--batch", "8"),
             "large_cuda_json_b16_no_cpu_start": (*json_, *served, *waits),
             "large_cuda_out_b16_no_cpu_start": (*video, *served, *waits),
+            "large_cuda_json_cpu_start": (*json_, "--cpu-start"),
+            "large_cuda_json_no_cpu_start": (*json_, *waits),
         }
         calls: dict[str, Any] = {
             name: lambda e=extra: self.run(clip, large, "--provider", gpu, *e)
@@ -615,6 +618,15 @@ class Study:
             ),
             "cuda_json_no_cpu_start": lambda: self.run(
                 clip, nano, "--provider", gpu, "--json", self.jsonl, "--no-cpu-start"
+            ),
+            "cuda_json_cpu_start": lambda: self.run(
+                clip, nano, "--provider", gpu, "--json", self.jsonl, "--cpu-start"
+            ),
+            "cuda_out_cpu_start": lambda: self.run(
+                clip, nano, "--provider", gpu, "-o", out, *ENCODE, "--cpu-start"
+            ),
+            "cuda_out_no_cpu_start": lambda: self.run(
+                clip, nano, "--provider", gpu, "-o", out, *ENCODE, "--no-cpu-start"
             ),
         }
         if self.args.old:
