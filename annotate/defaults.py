@@ -34,3 +34,10 @@ BATCH_INPUTS_PER_JOB = 4
 #: dozen times; with dozens of threads each hand-off could wait that long (docs/performance.md,
 #: "Many cameras in one process").
 MANY_SOURCES_SWITCH_S = 0.001
+
+#: A file's run on a GPU has the CPU detect while the GPU starts only for a model this small
+#: or smaller (YOLOX-Nano's file is 3.6 MB, CenterFace's 7 MB; YOLOX-S's 36 MB): a heavy
+#: model's CPU frames would come after the GPU's, so its start is waited for. Its file size
+#: stands for its cost because timing a CPU image first delayed a heavy model's start by as
+#: much as the image took (docs/performance.md, "GPU").
+STAND_IN_MAX_BYTES = 16_000_000

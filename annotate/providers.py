@@ -331,8 +331,9 @@ class SessionSettings:
     )
     #: On a batching accelerator, a CPU session detects the first frames while the
     #: accelerator's own session starts (seconds on CUDA, minutes for TensorRT's engines).
-    #: ``None``: for live sources, where the first frame is what counts; a file's run is
-    #: faster overall waiting for the GPU (docs/performance.md, "GPU").
+    #: ``None``: for live sources, where the first frame is what counts, and for a file
+    #: with a light model (``defaults.STAND_IN_MAX_BYTES``): its first frame comes at once
+    #: and the run ends sooner; a heavy model's waits (docs/performance.md, "GPU").
     cpu_start: bool | None = setting(
         None,
         flags=("--cpu-start/--no-cpu-start",),
@@ -344,7 +345,8 @@ class SessionSettings:
         example=True,
         panel=SPEED,
         help="On a GPU, detect on the CPU until the GPU's session is ready, so the first "
-        "frames come at once [default: for cameras and streams]",
+        "frames come at once [default: for cameras and streams, and for files with a light "
+        "model]",
     )
 
     def check(self) -> None:

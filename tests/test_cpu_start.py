@@ -142,19 +142,25 @@ def test_without_cpu_start_the_accelerator_is_waited_for(monkeypatch, caplog, cp
     assert "Using execution provider: CPUExecutionProvider" in caplog.text
 
 
-@pytest.mark.parametrize(("live", "cpu_start", "stands_in"), [
-    (True, None, True), (False, None, False), (False, True, True), (True, False, False)
+@pytest.mark.parametrize(("live", "cpu_start", "light", "stands_in"), [
+    (True, None, False, True), (False, None, True, True), (False, None, False, False),
+    (False, True, False, True), (True, False, True, False), (False, False, True, False),
 ])  # fmt: skip
-def test_by_default_live_sources_get_the_stand_in_and_files_wait(
-    monkeypatch, live, cpu_start, stands_in
+def test_by_default_cameras_and_light_models_get_the_stand_in(
+    monkeypatch, caplog, live, cpu_start, light, stands_in
 ):
-    """A camera's first frame is what its user waits for; a file's run is over sooner
-    without the CPU taking cores while the GPU starts (docs/performance.md, "GPU")."""
+    """A camera's first frame is what its user waits for. A file's run has the CPU stand
+    in too for a light model (its first frame comes at once and the run ends sooner); a
+    heavy model's CPU frames would come after the GPU's, so its start is waited for, and
+    a line says so (docs/performance.md, "GPU")."""
+    from annotate import defaults
     from annotate.pipeline.build import load_detector
     from annotate.pipeline.options import RunOptions
     from annotate.pipeline.plan import plan_threads
     from tests.helpers import MODEL
 
+    caplog.set_level(logging.INFO, logger="annotate")
+    monkeypatch.setattr(defaults, "STAND_IN_MAX_BYTES", 10**12 if light else 0)
     gate = threading.Event()
     real = detector_module.open_accelerator
     monkeypatch.setattr(detector_module, "open_accelerator", lambda *a: gate.wait(30) and real(*a))
@@ -163,6 +169,9 @@ def test_by_default_live_sources_get_the_stand_in_and_files_wait(
     ).resolved()
     detector = load_detector(options, plan_threads(options, 2), None, live=live)
     assert detector.wait_ready(0) is not stands_in
+    assert ("Detecting on the CPU while CUDAExecutionProvider starts" in caplog.text) is stands_in
+    waited = f"Waiting for CUDAExecutionProvider: {MODEL.name} is too heavy to detect on the CPU"
+    assert (waited in caplog.text) is (not stands_in and cpu_start is None)
     gate.set()
     detector.close()
 
@@ -228,10 +237,12 @@ class Session:
 
     def __init__(self, session, wrong: bool) -> None:
         self.session, self.wrong, self.calls = session, wrong, 0
+        self.batches: list[int] = []  # each plain call's batch size
 
     def run(self, fetch, feed, *rest):
         outputs = self.session.run(fetch, feed, *rest)
         self.calls += 1
+        self.batches.append(next(iter(feed.values())).shape[0])
         return [o * (10.0**self.calls) for o in outputs] if self.wrong else outputs
 
     def __getattr__(self, name):
@@ -308,3 +319,27 @@ def test_a_stand_in_takes_back_over_when_the_accelerator_computes_unlike_it(
         assert detector.provider == "CUDAExecutionProvider"
     image = read_image("astronaut")
     assert boxes(detector(image)) == boxes(Detector.load(MODEL, Resolution((CPU,), "t"))(image))
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+def test_the_stand_ins_check_runs_the_accelerator_at_the_batch_size_it_serves(monkeypatch, batch):
+    """On CUDA each new input shape is planned again, for seconds, while every other call
+    waits (seen on the lent H200 as four seconds in which 24 cameras drew nothing): once
+    the stand-in has handed over, the check's image goes in a batch of the service's size."""
+    from tests.helpers import MODEL
+
+    real = detector_module.open_session  # the accelerator's opening calls it too
+    made: list[Session] = []
+
+    def opened(model, resolution, *args, **kwargs):
+        session = real(model, resolution, *args, **kwargs)
+        if resolution.providers == (CPU,):
+            return session
+        made.append(as_cuda(session, wrong=False)[0])
+        return made[-1], as_cuda(session, wrong=False)[1]
+
+    monkeypatch.setattr(detector_module, "open_session", opened)
+    detector = Detector.load(MODEL, CUDA, settings=STAND_IN, batch=batch)
+    detector.close()  # waits for the start and the check
+    assert detector.provider == "CUDAExecutionProvider"
+    assert len(made) == 1 and made[0].batches == [batch]

@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -241,6 +242,7 @@ class Detector:
         batch: int = 1,
         face_side: int | None = None,
         announce: bool = True,
+        stand_in_if_light: bool = False,
     ) -> Detector:
         """``free_size``: make the model take canvases fitted to the frame if it can, on the
         CPU provider (:mod:`annotate.detector.canvas`); :attr:`fit` then turns them on.
@@ -255,6 +257,10 @@ class Detector:
         ``batch``: the one batch size the accelerator will run (:meth:`serve`'s), which a
         CPU stand-in lets it prepare before it takes over. ``announce=False``: a second model
         of the run, whose provider the first one's lines already said.
+
+        ``stand_in_if_light``, where ``settings.cpu_start`` is unset: the CPU stands in for
+        a light model (:data:`defaults.STAND_IN_MAX_BYTES`); a heavy one's accelerator is
+        waited for. A stand-in's accelerator opens in the background from the start.
         """
         settings = settings or SessionSettings()
         batching = resolution.preferred in BATCHING
@@ -270,8 +276,25 @@ class Detector:
             edits = Edits(sizes=free_size)
         made = edit(model, edits, family)
         prepared = made.data if made is not None else None
-        stand_in = batching and bool(settings.cpu_start) and resolution.preferred != CPU
+        light = model.stat().st_size <= defaults.STAND_IN_MAX_BYTES
+        auto = stand_in_if_light and settings.cpu_start is None and batching
+        if auto and not light and resolution.preferred != CPU:
+            log.info(
+                "Waiting for %s: %s is too heavy to detect on the CPU meanwhile (--cpu-start "
+                "does anyway)",
+                resolution.preferred,
+                model.name,
+            )
+        stand_in = (
+            batching
+            and resolution.preferred != CPU
+            and (bool(settings.cpu_start) or (auto and light))
+        )
+        opening: Future[tuple[onnxruntime.InferenceSession, SessionInfo]] | None = None
         if stand_in:
+            starter = ThreadPoolExecutor(1, thread_name_prefix="accelerator-open")
+            opening = starter.submit(open_accelerator, model, resolution, settings, prepared)
+            starter.shutdown(wait=False)
             cpu = Resolution((CPU,), f"standing in while {resolution.preferred} starts")
             session, info = open_session(model, cpu, settings, prepared=prepared, announce=False)
         else:
@@ -292,18 +315,26 @@ class Detector:
             free_size,
             face_side,
         )
-        if stand_in:
-            detector.start_accelerator(model, resolution, settings, prepared, batch)
+        if opening is not None:
+            log.info(
+                "Detecting on the CPU while %s starts (--no-cpu-start waits for it instead)",
+                resolution.preferred,
+            )
+            detector.start_accelerator(model, resolution, settings, prepared, batch, opening)
         elif batching and detector.info.provider in BATCHING:
             detector.check_against_cpu(model, settings, prepared)
         return detector
 
     def _unlike_cpu(
-        self, session: onnxruntime.InferenceSession, cpu: onnxruntime.InferenceSession
+        self, session: onnxruntime.InferenceSession, cpu: onnxruntime.InferenceSession, n: int
     ) -> str:
         """Why ``session``'s output for one noise image is not ``cpu``'s (the same model on
-        the CPU), or ``""``: the model's own first output, every number of it compared."""
-        feed = {self.input_name: self.probe(1, noise=True)}
+        the CPU), or ``""``: the model's own first output, every number of it compared.
+
+        The image goes in a batch of ``n``, the shape the accelerator runs (checked on the
+        CPU: :meth:`batch_limit`): on CUDA another shape is planned again for seconds, and
+        again when the service's shape comes back, while every call waits."""
+        feed = {self.input_name: self.probe(n, noise=True)}
         want = np.asarray(cpu.run(None, feed)[0], dtype=np.float64)
         got = np.asarray(session.run(None, feed)[0], dtype=np.float64)
         if got.shape != want.shape:
@@ -319,7 +350,8 @@ class Detector:
         self, model: Path, settings: SessionSettings, prepared: bytes | None
     ) -> None:
         """In the background, one image on this accelerator and on the CPU (a session
-        opened for it): where they differ, the CPU takes over and a line says why."""
+        opened for it): where they differ, the CPU takes over and a line says why. Alone,
+        as the session's first calls are (the model's probe, the service's first frames)."""
         accelerator, started_on = self.session, self.info
 
         def check() -> None:
@@ -328,6 +360,7 @@ class Detector:
                 accelerator,
                 started_on,
                 lambda: open_session(model, cpu_run, settings, prepared=prepared, announce=False),
+                1,
             )
 
         self._starter = threading.Thread(target=check, name="check against the CPU", daemon=True)
@@ -338,13 +371,14 @@ class Detector:
         accelerator: onnxruntime.InferenceSession,
         started_on: SessionInfo,
         open_cpu: Callable[[], tuple[onnxruntime.InferenceSession, SessionInfo]],
+        n: int,
     ) -> None:
         """One noise image on the accelerator that now detects and on the CPU; where they
         differ, the CPU detects from then on. A provider that starts may still compute
         wrongly, and a GPU run with wrong boxes looks like any other."""
         try:
             cpu, info = open_cpu()
-            why = self._unlike_cpu(accelerator, cpu)
+            why = self._unlike_cpu(accelerator, cpu, n)
         except Exception as e:  # the check is a guard, not a stage: the run goes on
             log.debug("%s not checked against the CPU (%s)", started_on.provider, e)
             return
@@ -366,10 +400,12 @@ class Detector:
         settings: SessionSettings,
         prepared: bytes | None,
         batch: int = 1,
+        opening: Future[tuple[onnxruntime.InferenceSession, SessionInfo]] | None = None,
     ) -> None:
-        """Start the accelerator's session in a background thread while this detector's
-        CPU session detects, and switch to it once it has run a batch of ``batch`` frames
-        (checked on the CPU first: :meth:`batch_limit`), the one shape it will run.
+        """Start the accelerator's session in a background thread (or take it from
+        ``opening``, already under way) while this detector's CPU session detects, and
+        switch to it once it has run a batch of ``batch`` frames (checked on the CPU first:
+        :meth:`batch_limit`), the one shape it will run.
 
         On CUDA the libraries, the context and cuDNN's first plans take seconds (TensorRT's
         engines, minutes): meanwhile the first frames are detected on the CPU, so a live
@@ -379,13 +415,9 @@ class Detector:
         self._starting = resolution.preferred
         self._stand_in = self.session
         self._ready.clear()
-        log.info(
-            "Detecting on the CPU while %s starts (--no-cpu-start waits for it instead)",
-            resolution.preferred,
-        )
         self._starter = threading.Thread(
             target=self._accelerate,
-            args=(model, resolution, settings, prepared, batch),
+            args=(model, resolution, settings, prepared, batch, opening),
             name="accelerator-start",
             daemon=True,
         )
@@ -398,12 +430,17 @@ class Detector:
         settings: SessionSettings,
         prepared: bytes | None,
         batch: int,
+        opening: Future[tuple[onnxruntime.InferenceSession, SessionInfo]] | None,
     ) -> None:
         started = time.perf_counter()
         try:
             if batch > 1:  # a graph property: the CPU's answer is the accelerator's
                 self._limit = (batch, *self.batch_limit(batch))
-            session, info = open_accelerator(model, resolution, settings, prepared)
+            session, info = (
+                opening.result()
+                if opening is not None
+                else open_accelerator(model, resolution, settings, prepared)
+            )
             same = [(i.name, i.type) for i in session.get_inputs()] == [
                 (i.name, i.type) for i in self.session.get_inputs()
             ] and [o.name for o in session.get_outputs()] == [
@@ -442,7 +479,7 @@ class Detector:
         )
         self._ready.set()
         if info.provider != CPU:  # the stand-in's session is the CPU's answer
-            self._check(session, info, lambda: stand_in)
+            self._check(session, info, lambda: stand_in, size)
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         """Wait for the accelerator's session (at once where none is starting)."""

@@ -340,7 +340,8 @@ def load_detector(
     options: RunOptions, plan: ThreadPlan, tracker: Tracker | None, live: bool = False
 ) -> Detector:
     """The resolved model on the resolved provider, with the session tuned to the plan; on
-    a GPU, a CPU stand-in while it starts for a live source unless told otherwise."""
+    a GPU, a CPU stand-in while it starts (for a file, where the CPU is quick) unless told
+    otherwise."""
     assert options.resolution is not None  # resolved()
     spinning = options.session.spinning
     if spinning is None:
@@ -351,7 +352,8 @@ def load_detector(
         options.session,
         threads=plan.intra_op,
         spinning=spinning,
-        cpu_start=live if cpu_start is None else cpu_start,
+        # A file's run leaves it unset: the CPU stands in where it is quick (Detector.load).
+        cpu_start=True if live and cpu_start is None else cpu_start,
     )
     batch = plan.service_batch if plan.workers else 1
     faces = None
@@ -369,6 +371,7 @@ def load_detector(
             batch=batch,
             face_side=options.face_side(still=False),
             announce=options.faces_only,
+            stand_in_if_light=True,
         )
         if options.faces_only:
             log.info("Face model only (%s): nothing asks for objects", options.face_model.name)
@@ -390,6 +393,7 @@ def load_detector(
         max_det=options.max_det,
         free_size=options.canvas != "square",
         batch=batch,
+        stand_in_if_light=True,
     )
     if faces is not None:
         detector.add_faces(faces)
