@@ -160,8 +160,9 @@ def test_camera_through_a_stand_in_device_at_real_rate():
     elapsed = time.monotonic() - started
     assert device.released
     assert [f.index for f in frames] == list(range(13))
-    # Timestamps are the real capture clock: 12 intervals of 80 ms.
-    assert frames[-1].time == pytest.approx(12 / 12.5, abs=0.06)
+    # Timestamps are the real capture clock: 12 intervals of 80 ms at least, and no later
+    # than the frame was read (a loaded machine delays frames, never hastens them).
+    assert 12 / 12.5 - 0.06 <= frames[-1].time <= elapsed
     assert elapsed >= 12 / 12.5 - 0.02
     assert all(b.time > a.time for a, b in itertools.pairwise(frames))
 
