@@ -335,8 +335,9 @@ def test_the_stand_ins_check_runs_the_accelerator_at_the_batch_size_it_serves(mo
         session = real(model, resolution, *args, **kwargs)
         if resolution.providers == (CPU,):
             return session
-        made.append(as_cuda(session, wrong=False)[0])
-        return made[-1], as_cuda(session, wrong=False)[1]
+        wrapped, info = as_cuda(session, wrong=False)
+        made.append(wrapped)
+        return wrapped, info
 
     monkeypatch.setattr(detector_module, "open_session", opened)
     detector = Detector.load(MODEL, CUDA, settings=STAND_IN, batch=batch)

@@ -399,11 +399,11 @@ class Detector:
         resolution: Resolution,
         settings: SessionSettings,
         prepared: bytes | None,
-        batch: int = 1,
-        opening: Future[tuple[onnxruntime.InferenceSession, SessionInfo]] | None = None,
+        batch: int,
+        opening: Future[tuple[onnxruntime.InferenceSession, SessionInfo]],
     ) -> None:
-        """Start the accelerator's session in a background thread (or take it from
-        ``opening``, already under way) while this detector's CPU session detects, and
+        """Take the accelerator's session from ``opening`` (under way since the CPU's
+        opened) in a background thread while this detector's CPU session detects, and
         switch to it once it has run a batch of ``batch`` frames (checked on the CPU first:
         :meth:`batch_limit`), the one shape it will run.
 
@@ -430,17 +430,13 @@ class Detector:
         settings: SessionSettings,
         prepared: bytes | None,
         batch: int,
-        opening: Future[tuple[onnxruntime.InferenceSession, SessionInfo]] | None,
+        opening: Future[tuple[onnxruntime.InferenceSession, SessionInfo]],
     ) -> None:
         started = time.perf_counter()
         try:
             if batch > 1:  # a graph property: the CPU's answer is the accelerator's
                 self._limit = (batch, *self.batch_limit(batch))
-            session, info = (
-                opening.result()
-                if opening is not None
-                else open_accelerator(model, resolution, settings, prepared)
-            )
+            session, info = opening.result()
             same = [(i.name, i.type) for i in session.get_inputs()] == [
                 (i.name, i.type) for i in self.session.get_inputs()
             ] and [o.name for o in session.get_outputs()] == [

@@ -340,8 +340,8 @@ def load_detector(
     options: RunOptions, plan: ThreadPlan, tracker: Tracker | None, live: bool = False
 ) -> Detector:
     """The resolved model on the resolved provider, with the session tuned to the plan; on
-    a GPU, a CPU stand-in while it starts (for a file, where the CPU is quick) unless told
-    otherwise."""
+    a GPU, a CPU stand-in while it starts (for a file, where the model is light) unless
+    told otherwise."""
     assert options.resolution is not None  # resolved()
     spinning = options.session.spinning
     if spinning is None:
@@ -352,7 +352,7 @@ def load_detector(
         options.session,
         threads=plan.intra_op,
         spinning=spinning,
-        # A file's run leaves it unset: the CPU stands in where it is quick (Detector.load).
+        # A file's run leaves it unset: the CPU stands in for a light model (Detector.load).
         cpu_start=True if live and cpu_start is None else cpu_start,
     )
     batch = plan.service_batch if plan.workers else 1
