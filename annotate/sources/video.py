@@ -36,36 +36,6 @@ def upright(image: np.ndarray, rotation: int) -> np.ndarray:
     return image if code is None else cv2.rotate(image, code)
 
 
-#: 4:2:0 layouts OpenCV turns into BGR itself, and how.
-_CV_420 = {"yuv420p": "COLOR_YUV2BGR_I420", "nv12": "COLOR_YUV2BGR_NV12"}
-#: Colour tags OpenCV's conversion agrees with (BT.601, limited range): FFmpeg's
-#: ``AVColorSpace`` unspecified, BT.470BG and SMPTE 170M; ``AVColorRange`` unspecified, MPEG.
-_CV_SPACES, _CV_RANGES = frozenset({2, 5, 6}), frozenset({0, 1})
-
-
-def to_bgr(picture: Any) -> np.ndarray:
-    """A decoded picture as a BGR image.
-
-    For untagged or BT.601 limited-range 4:2:0 (most files and cameras) OpenCV converts the
-    planes, about three times faster than PyAV's swscale path (docs/performance.md,
-    "Decoding"); swscale does every other format and tag (BT.709, full range), which it
-    reads from the picture.
-    """
-    code = _CV_420.get(picture.format.name)
-    if (
-        code is None
-        or picture.width % 2
-        or picture.height % 2
-        or getattr(picture, "colorspace", None) not in _CV_SPACES
-        or getattr(picture, "color_range", None) not in _CV_RANGES
-    ):
-        return picture.to_ndarray(format="bgr24")  # type: ignore[no-any-return]
-    import cv2
-
-    planes = picture.to_ndarray()  # (h * 3 / 2, w): the planes, stride padding removed
-    return np.asarray(cv2.cvtColor(planes, getattr(cv2, code)))
-
-
 #: ``--hwdec`` values: ``auto`` decodes on an NVIDIA GPU when the run's model is on one
 #: (``cuda``, ``tensorrt``), ``cuda`` asks for it, ``none`` decodes on the CPU.
 HWDEC = ("auto", "cuda", "none")
@@ -278,7 +248,7 @@ class VideoSource(SourceBase):
         return seconds
 
     def _to_frame(self, index: int, seconds: float, picture: Any) -> Frame:
-        image = upright(to_bgr(picture), picture.rotation)
+        image = upright(picture.to_ndarray(format="bgr24"), picture.rotation)
         return Frame(index, seconds, image, self.name)
 
     def __iter__(self) -> Iterator[Frame]:
