@@ -431,7 +431,7 @@ def hand(source: str, out: str, provider: str, model: str, size: int, frames: in
 class Study:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.media = Path(args.media)
+        self.media = Path(args.media).resolve()  # the old tree's runs start from its folder
         self.out = Path(args.out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.work = Path("/tmp/gpu-study") if not args.quick else Path("/tmp/gpu-study-quick")
