@@ -422,7 +422,185 @@ def svc(source: str, model: str, quick: bool) -> dict[str, Any]:
     return out
 
 
-def hand(source: str, out: str, provider: str, model: str, size: int, frames: int) -> dict:
+def where(source: str, model: str, quick: bool) -> dict[str, Any]:
+    """What binds a GPU's JSON run: the session's own rates (threads at batch 1, as the
+    workers call it; one thread at larger batches through the IO binding, as the service
+    does), then the run in each plan, and with the GPU's call made free (a kept output of
+    the real model returned at once: the CPU side's own ceiling), each with its CPU ms a
+    frame per stage."""
+    import threading
+
+    import av
+    import numpy as np
+
+    from annotate.detector import Detector, SessionSettings, StageTimes
+    from annotate.pipeline import RunOptions, run
+    from annotate.providers import resolve_here
+    from annotate.types import Detections
+
+    resolution = resolve_here("cpu" if quick else "cuda", "study")
+    out: dict[str, Any] = {}
+    detector = Detector.load(Path(model), resolution, settings=SessionSettings(cpu_start=False))
+    one = detector.probe(1)
+    detector._run(one)
+
+    def rate(call: Any, threads: int, images: int, seconds: float = 1.5) -> float:
+        stop = time.perf_counter() + seconds
+        counts = [0] * threads
+
+        def loop(i: int) -> None:
+            while time.perf_counter() < stop:
+                call()
+                counts[i] += images
+
+        started = time.perf_counter()
+        pool = [threading.Thread(target=loop, args=(i,)) for i in range(threads)]
+        for t in pool:
+            t.start()
+        for t in pool:
+            t.join()
+        return round(sum(counts) / (time.perf_counter() - started), 1)
+
+    out["run_threads_batch1"] = {
+        t: rate(lambda: detector._run(one), t, 1) for t in (1, 2, 4, 8, 16)
+    }
+    print("threads", out["run_threads_batch1"], file=sys.stderr, flush=True)
+    bound_rates = {}
+    for b in (1, 4, 8, 16, 32) if not quick else (1,):
+        bound = detector.bound_run()
+        blob = detector.probe(b)
+        bound(blob)
+        bound_rates[b] = rate(lambda bound=bound, blob=blob: bound(blob), 1, b)
+    out["bound_one_thread"] = bound_rates
+    print("bound", bound_rates, file=sys.stderr, flush=True)
+    frame = None
+    with av.open(source) as container:
+        for i, decoded in enumerate(container.decode(video=0)):  # frame 100, or the last
+            frame = decoded.to_ndarray(format="bgr24")
+            if i == 100:
+                break
+    assert frame is not None
+    canvas, _ = detector.preprocess(frame)
+    kept = detector._run(canvas).copy()
+    detector.close()
+
+    def pipeline(name: str, batch: int | None = None, free: bool = False) -> None:
+        options = RunOptions(source=source, model=Path(model), resolution=resolution,
+                             json_path="/tmp/where.jsonl", fps_every=10**9,
+                             batch=batch).resolved()  # fmt: skip
+        det = Detector.load(Path(model), resolution, settings=SessionSettings(cpu_start=False))
+        if free:
+            det._run = lambda blob, session=None: kept  # type: ignore[method-assign]
+            det._serve_run = (
+                lambda blob: np.broadcast_to(  # type: ignore[method-assign]
+                    kept, (blob.shape[0], *kept.shape[1:])
+                )
+            )
+        if name.startswith("passthrough"):
+            empty = Detections.empty(det.labels)
+            det.detect = lambda image: (empty, StageTimes())  # type: ignore[method-assign]
+        summary = run(options, detector=det)
+        frames = max(1, summary.frames)
+        service = summary.service or {}
+        batches = service.get("batches", 0) or 1
+        out[name] = {
+            "loop_fps": round(summary.loop_fps or 0.0, 1),
+            "mode": summary.mode,
+            "cpu_ms_per_frame": {
+                k: round(1000 * v / frames, 3) for k, v in summary.stage_s.items()
+            },
+            "mean_batch": service.get("mean_batch"),
+            "ms_per_call": round(1000 * service.get("busy_s", 0.0) / batches, 2),
+        }
+        print(name, out[name], file=sys.stderr, flush=True)
+
+    out["cuda_graph"] = graph_rates(model, quick=quick)
+    for r in range(2):
+        pipeline(f"workers_{r}")
+        pipeline(f"free_gpu_workers_{r}", free=True)
+        pipeline(f"service8_{r}", batch=8)
+        pipeline(f"service16_{r}", batch=16)
+        pipeline(f"free_gpu_service16_{r}", batch=16, free=True)
+        pipeline("passthrough" if r == 0 else "passthrough_1")
+    return out
+
+
+def graph_rates(
+    model: str, sizes: tuple[int, ...] = (1, 8, 16), quick: bool = False
+) -> dict[str, Any]:
+    """The edited model (packed, scored) on CUDA with ONNX Runtime's CUDA graphs: one fixed
+    shape per session, its input and output bound on the device, so a call replays the
+    captured kernels. Images/s from one thread, the input copied in and the output out."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from annotate.detector import packing, scoring
+    from annotate.detector.graph import Edits
+    from annotate.detector.session import edit, preload_cuda
+
+    if not quick:
+        preload_cuda(ort)
+    device, name_ = ("cpu", "CPUExecutionProvider") if quick else ("cuda", "CUDAExecutionProvider")
+    made = edit(Path(model), Edits(batch=True, packed=packing(None), scored=scoring(None)))
+    data = made.data if made is not None else Path(model).read_bytes()
+    out: dict[str, Any] = {}
+    for b in sizes:
+        for graph in ("0",) if quick else ("1", "0"):
+            try:
+                options = ort.SessionOptions()
+                probe = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+                shape = probe.get_inputs()[0].shape
+                for dim, value in zip(shape, (b, 416, 416, 3), strict=False):
+                    if isinstance(dim, str):
+                        options.add_free_dimension_override_by_name(dim, value)
+                provider = (name_, {"enable_cuda_graph": graph} if not quick else {})
+                session = ort.InferenceSession(data, options, providers=[provider])
+                name = session.get_inputs()[0].name
+                fetch = session.get_outputs()[0].name
+                host = np.zeros((b, 416, 416, 3), np.uint8)
+                result = session.run([fetch], {name: host})[0]
+                device_in = ort.OrtValue.ortvalue_from_numpy(host, device, 0)
+                device_out = ort.OrtValue.ortvalue_from_shape_and_type(
+                    result.shape, np.float32, device, 0
+                )
+                binding = session.io_binding()
+                binding.bind_ortvalue_input(name, device_in)
+                binding.bind_ortvalue_output(fetch, device_out)
+                session.run_with_iobinding(binding)
+                session.run_with_iobinding(binding)
+                n, started = 0, time.perf_counter()
+                while time.perf_counter() - started < 1.5:
+                    device_in.update_inplace(host)
+                    session.run_with_iobinding(binding)
+                    device_out.numpy()
+                    n += b
+                out[f"b{b}_graph{graph}"] = round(n / (time.perf_counter() - started), 1)
+            except Exception as e:  # recorded: whether the graph can be captured at all
+                out[f"b{b}_graph{graph}"] = f"{type(e).__name__}: {str(e)[:300]}"
+            print(b, graph, out[f"b{b}_graph{graph}"], file=sys.stderr, flush=True)
+    return out
+
+
+def gil_profiles(study: Study, py_spy: str) -> dict[str, Any]:
+    """``py-spy record --gil`` (what holds the GIL) over a JSON run in each GPU plan, the raw
+    stacks written beside the results for reading elsewhere."""
+    clip, nano = study.clip(720), study.model("nano")
+    out: dict[str, Any] = {}
+    for name, extra in (("workers", ()), ("service16", ("--batch", "16"))):
+        path = study.out / f"gil-{name}.txt"
+        command = [py_spy, "record", "--gil", "-r", "250", "-f", "raw", "-o", str(path), "--",
+                   sys.executable, "-m", "annotate", "run", str(clip), "--model", nano,
+                   "--json", study.jsonl, "--provider", study.gpu, "--no-cpu-start", *QUIET,
+                   *extra]  # fmt: skip
+        done = subprocess.run(command, capture_output=True, text=True)
+        line = re.search(r"Done: .*", done.stderr)
+        out[name] = {"code": done.returncode, "done": line[0] if line else done.stderr[-400:]}
+    return out
+
+
+def hand(
+    source: str, out: str, provider: str, model: str, size: int, frames: int
+) -> dict[str, Any]:
     fps = hand_written(Path(source), None if out == "-" else Path(out), frames,
                        provider=provider, model=Path(model), size=size)  # fmt: skip
     return {"loop_fps": round(fps, 1)}
@@ -663,7 +841,17 @@ def gpu_name() -> str:
 
 
 def main() -> int:
-    helpers = ("passthrough", "cudnn", "packed", "hand", "diag", "scored", "startup", "svc")
+    helpers = (
+        "passthrough",
+        "cudnn",
+        "packed",
+        "hand",
+        "diag",
+        "scored",
+        "startup",
+        "svc",
+        "where",
+    )
     if len(sys.argv) > 1 and sys.argv[1] in helpers:
         name, rest = sys.argv[1], sys.argv[2:]
         quick = "--quick" in rest
@@ -682,13 +870,15 @@ def main() -> int:
             value = startup(rest[0], rest[1], quick)
         elif name == "svc":
             value = svc(rest[0], rest[1], quick)
+        elif name == "where":
+            value = where(rest[0], rest[1], quick)
         else:
             value = hand(rest[0], rest[1], rest[2], rest[3], int(rest[4]), int(rest[5]))
         print(json.dumps(value))
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--part", choices=("setup", "loop", "diag", "scored", "large"), required=True
+        "--part", choices=("setup", "loop", "diag", "scored", "large", "where"), required=True
     )
     parser.add_argument("--media", required=True)
     parser.add_argument("--out", required=True)
@@ -697,9 +887,16 @@ def main() -> int:
     parser.add_argument("--heights", default="720,1080", help="the loop part's inputs")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", default="", help="the loop and large parts' runs, by name")
+    parser.add_argument("--py-spy", default="", help="the where part: py-spy's path")
     args = parser.parse_args()
     study = Study(args)
-    if args.part in ("diag", "scored"):
+    if args.part == "where":
+        study.step("clip720", lambda: str(study.clip(720)))
+        study.step("where", lambda: helper("where", str(study.clip(720)), study.model("nano"),
+                                           *study.flag()))  # fmt: skip
+        if args.py_spy:
+            study.step("gil", lambda: gil_profiles(study, args.py_spy))
+    elif args.part in ("diag", "scored"):
         study.step("clip720", lambda: str(study.clip(720)))
         nano = study.model("nano")
         study.step("startup", lambda: helper("startup", nano, str(study.clip(720)),

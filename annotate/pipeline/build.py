@@ -37,7 +37,7 @@ from annotate.pipeline.stages import (
     TrackStage,
 )
 from annotate.pipeline.summary import ProgressListener, RunSummary
-from annotate.signals import raise_received
+from annotate.signals import raise_received, signals_deferred
 from annotate.sinks import Sink
 from annotate.sinks.background import BackgroundSink
 from annotate.sources import Source, is_image, open_source
@@ -268,13 +268,17 @@ def run(
         )
         every = detection_cadence(options, source.info)
         try:
-            if plan.workers:
-                workers, every_nth = plan.workers, every or 1
-                each = 1 if detector.service is not None else batch  # the service batches
-                ConcurrentRun(source, detector, emitter, workers, batch=each, every=every_nth).run()
-            else:
-                interval = 1 / float(source.info.fps) if source.info.fps else 0.0
-                run_sequential(source, detector, emitter, DetectEvery(every, interval))
+            with signals_deferred():
+                if plan.workers:
+                    workers, every_nth = plan.workers, every or 1
+                    each = 1 if detector.service is not None else batch  # the service batches
+                    runner = ConcurrentRun(
+                        source, detector, emitter, workers, batch=each, every=every_nth
+                    )
+                    runner.run()
+                else:
+                    interval = 1 / float(source.info.fps) if source.info.fps else 0.0
+                    run_sequential(source, detector, emitter, DetectEvery(every, interval))
         except StopRequested as e:
             summary.stopped = str(e)
         except KeyboardInterrupt:
