@@ -153,6 +153,13 @@ def annotate(
             fps=round(frames / run_s, 1) if run_s else 0.0,
             loop_fps=round((frames - 1) / (run_s - first_s), 1) if run_s > first_s else 0.0,
         )
+    took = re.search(r"took over after ([\d.]+) s; the CPU detected (\d+) frame", err)
+    if took and line:
+        # The accelerator's own rate: the frames the CPU did not detect, over the time after
+        # it took over (counted from the detector's load, a little after the run's start).
+        gpu_frames, gpu_s = int(line[1]) - int(took[2]), float(line[2]) - float(took[1])
+        result["took_over_s"] = float(took[1])
+        result["after_takeover_fps"] = round(gpu_frames / gpu_s, 1) if gpu_s > 0 else 0.0
     mode = re.search(r"Runner: (.*)", err)
     if mode:
         result["mode"] = mode[1]
@@ -484,7 +491,22 @@ def where(source: str, model: str, quick: bool) -> dict[str, Any]:
     kept = detector._run(canvas).copy()
     detector.close()
 
-    def pipeline(name: str, batch: int | None = None, free: bool = False) -> None:
+    from annotate.sources import video
+    from annotate.types import Frame
+
+    swscale = video.VideoSource._to_frame
+
+    def opencv(self: Any, index: int, seconds: float, picture: Any) -> Frame:
+        """4:2:0 to BGR by OpenCV (which lets go of the GIL) instead of PyAV's swscale."""
+        import cv2
+
+        if picture.format.name != "yuv420p":
+            return swscale(self, index, seconds, picture)
+        image = cv2.cvtColor(picture.to_ndarray(), cv2.COLOR_YUV2BGR_I420)
+        return Frame(index, seconds, image, self.name)
+
+    def pipeline(name: str, batch: int | None = None, free: bool = False, cv: bool = False) -> None:
+        video.VideoSource._to_frame = opencv if cv else swscale  # type: ignore[method-assign]
         options = RunOptions(source=source, model=Path(model), resolution=resolution,
                              json_path="/tmp/where.jsonl", fps_every=10**9,
                              batch=batch).resolved()  # fmt: skip
@@ -517,7 +539,9 @@ def where(source: str, model: str, quick: bool) -> dict[str, Any]:
     out["cuda_graph"] = graph_rates(model, quick=quick)
     for r in range(2):
         pipeline(f"workers_{r}")
+        pipeline(f"workers_opencv_{r}", cv=True)
         pipeline(f"free_gpu_workers_{r}", free=True)
+        pipeline(f"free_gpu_workers_opencv_{r}", free=True, cv=True)
         pipeline(f"service8_{r}", batch=8)
         pipeline(f"service16_{r}", batch=16)
         pipeline(f"free_gpu_service16_{r}", batch=16, free=True)
