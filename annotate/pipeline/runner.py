@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from annotate.detector import Detector, StageTimes
 from annotate.errors import StopRequested
@@ -274,18 +274,29 @@ def run_sequential(
         )
 
 
-def _put(q: queue.Queue[Any], item: Any, stop: threading.Event) -> bool:
-    while not stop.is_set():
+class Slots:
+    """A counting semaphore on ``queue.SimpleQueue``, whose waits are C and let go of the GIL:
+    ``threading.Semaphore`` is Python over a condition, and on a GPU box every frame's
+    acquire and release competed for the GIL with the stages (docs/performance.md, "GPU")."""
+
+    def __init__(self, count: int) -> None:
+        self._tokens: queue.SimpleQueue[None] = queue.SimpleQueue()
+        for _ in range(count):
+            self._tokens.put(None)
+
+    def acquire(self, timeout: float) -> bool:
         try:
-            q.put(item, timeout=POLL_S)
+            self._tokens.get(timeout=timeout)
             return True
-        except queue.Full:
-            continue
-    return False
+        except queue.Empty:
+            return False
+
+    def release(self) -> None:
+        self._tokens.put(None)
 
 
 def _detect(
-    items: list[Todo], detector: Detector, done: queue.Queue[Done | None], every: int = 1
+    items: list[Todo], detector: Detector, done: queue.SimpleQueue[Done | None], every: int = 1
 ) -> None:
     """Finish, detect and pass on a batch of frames.
 
@@ -324,8 +335,8 @@ class ConcurrentRun:
     Only every ``every``-th frame is detected (``--detect-every``); the others pass through
     the workers untouched and the emitter's tracker predicts their boxes. Each worker takes
     up to ``batch`` waiting frames per inference call, never waiting for a batch to fill.
-    ``depth`` bounds the decoded frames waiting for a worker (2 is faster than 1; more
-    bought little for much more memory). Frames wait still in the decoder's 4:2:0 (half the
+    ``depth`` is how many frames beyond the workers' own the slots allow (2 is faster than
+    1; more bought little for much more memory). Frames wait still in the decoder's 4:2:0 (half the
     size of BGR) and each worker converts its own, faster than converting on the decoding
     thread. The calling thread draws and writes (windows need the main thread) and is the
     one that sees Ctrl-C; from 4 cores it hands the video to an encoding thread of its own
@@ -346,9 +357,10 @@ class ConcurrentRun:
         self.workers, self.batch, self.every = workers, batch, every
         self.depth = max(depth, batch)
         self.stop = threading.Event()
-        self.todo: queue.Queue[Todo | None] = queue.Queue(maxsize=self.depth)
-        self.done: queue.Queue[Done | None] = queue.Queue()
-        self.slots = threading.Semaphore(self.slot_count)
+        # Unbounded, C queues: the slots bound the frames in flight, waiting ones included.
+        self.todo: queue.SimpleQueue[Todo | None] = queue.SimpleQueue()
+        self.done: queue.SimpleQueue[Done | None] = queue.SimpleQueue()
+        self.slots = Slots(self.slot_count)
         self.errors: list[BaseException] = []  # from the workers: stop at once
         self.source_errors: list[BaseException] = []  # raised once the frames read are done
 
@@ -387,15 +399,14 @@ class ConcurrentRun:
                 load = next(frames, None)
                 if load is None:
                     break
-                if not _put(self.todo, Todo(seq, load, time.perf_counter() - t0), self.stop):
-                    return
+                self.todo.put(Todo(seq, load, time.perf_counter() - t0))
                 del load  # not held here while waiting for the next slot
                 seq += 1
         except BaseException as e:  # surfaced by the emitting thread once the queue drains
             self.source_errors.append(e)
         finally:
             for _ in range(self.workers):
-                _put(self.todo, None, self.stop)
+                self.todo.put(None)
 
     def _take(self) -> tuple[list[Todo], bool]:
         """Up to ``batch`` frames, waiting only for the first; ``True`` once the end is seen."""
