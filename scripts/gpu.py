@@ -844,6 +844,9 @@ class Study:
             runs["old_cuda_json"] = lambda: self.run(
                 clip, nano, "--provider", gpu, "--json", self.jsonl, old=True
             )
+            runs["old_cuda_json_no_cpu_start"] = lambda: self.run(
+                clip, nano, "--provider", gpu, "--json", self.jsonl, "--no-cpu-start", old=True
+            )
         if self.args.only:
             runs = {name: runs[name] for name in self.args.only.split(",")}
         for r in range(self.args.rounds):
