@@ -173,11 +173,18 @@ def annotate(
     return result
 
 
-def helper(*args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
-    """This module's helpers in a fresh process (each holds its own CUDA context)."""
+def helper(*args: str, env: dict[str, str] | None = None, show: bool = False) -> dict[str, Any]:
+    """This module's helpers in a fresh process (each holds its own CUDA context); with
+    ``show`` its progress lines go to this process's stderr as they come."""
     done = subprocess.run(
-        [sys.executable, "-m", "scripts.gpu", *args], capture_output=True, text=True, env=env
+        [sys.executable, "-m", "scripts.gpu", *args],
+        stdout=subprocess.PIPE,
+        stderr=None if show else subprocess.PIPE,
+        text=True,
+        env=env,
     )
+    if done.returncode and show:
+        return {"error": f"exit {done.returncode}"}
     if done.returncode:
         return {"error": done.stderr.strip().splitlines()[-5:]}
     parsed: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -920,7 +927,7 @@ def main() -> int:
     if args.part == "where":
         study.step("clip720", lambda: str(study.clip(720)))
         study.step("where", lambda: helper("where", str(study.clip(720)), study.model("nano"),
-                                           *study.flag()))  # fmt: skip
+                                           *study.flag(), show=True))  # fmt: skip
         if args.py_spy:
             study.step("gil", lambda: gil_profiles(study, args.py_spy))
     elif args.part in ("diag", "scored"):
