@@ -512,8 +512,19 @@ def where(source: str, model: str, quick: bool) -> dict[str, Any]:
         image = cv2.cvtColor(picture.to_ndarray(), cv2.COLOR_YUV2BGR_I420)
         return Frame(index, seconds, image, self.name)
 
-    def pipeline(name: str, batch: int | None = None, free: bool = False, cv: bool = False) -> None:
+    def pipeline(
+        name: str,
+        batch: int | None = None,
+        free: bool = False,
+        cv: bool = False,
+        switch: float | None = None,
+    ) -> None:
+        """``switch``: Python's switch interval for this run (several sources run with 1 ms,
+        one with Python's 5 ms)."""
         video.VideoSource._to_frame = opencv if cv else swscale  # type: ignore[method-assign]
+        default_switch = sys.getswitchinterval()
+        if switch is not None:
+            sys.setswitchinterval(switch)
         options = RunOptions(source=source, model=Path(model), resolution=resolution,
                              json_path="/tmp/where.jsonl", fps_every=10**9,
                              batch=batch).resolved()  # fmt: skip
@@ -528,7 +539,12 @@ def where(source: str, model: str, quick: bool) -> dict[str, Any]:
         if name.startswith("passthrough"):
             empty = Detections.empty(det.labels)
             det.detect = lambda image: (empty, StageTimes())  # type: ignore[method-assign]
-        summary = run(options, detector=det)
+        used, started = time.process_time(), time.perf_counter()
+        try:
+            summary = run(options, detector=det)
+        finally:
+            sys.setswitchinterval(default_switch)
+        cores = (time.process_time() - used) / (time.perf_counter() - started)
         frames = max(1, summary.frames)
         service = summary.service or {}
         batches = service.get("batches", 0) or 1
@@ -540,6 +556,7 @@ def where(source: str, model: str, quick: bool) -> dict[str, Any]:
             },
             "mean_batch": service.get("mean_batch"),
             "ms_per_call": round(1000 * service.get("busy_s", 0.0) / batches, 2),
+            "cores_busy": round(cores, 2),  # the whole call, session set-up included
         }
         print(name, out[name], file=sys.stderr, flush=True)
 
@@ -549,6 +566,8 @@ def where(source: str, model: str, quick: bool) -> dict[str, Any]:
         pipeline(f"workers_opencv_{r}", cv=True)
         pipeline(f"free_gpu_workers_{r}", free=True)
         pipeline(f"free_gpu_workers_opencv_{r}", free=True, cv=True)
+        pipeline(f"workers_switch1ms_{r}", switch=0.001)
+        pipeline(f"free_gpu_workers_switch1ms_{r}", free=True, switch=0.001)
         pipeline(f"service8_{r}", batch=8)
         pipeline(f"service16_{r}", batch=16)
         pipeline(f"free_gpu_service16_{r}", batch=16, free=True)
