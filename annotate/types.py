@@ -192,6 +192,8 @@ class Detections:
     ) -> Detections:
         """The boxes of these classes (``None``: all) at least ``min_area`` in size, then the
         first ``max_det`` of them (detectors list the highest score first)."""
+        if classes is None and min_area <= 0:  # as a detector calls it every frame
+            return self if max_det is None or len(self) <= max_det else self[:max_det]
         keep = np.ones(len(self), bool)
         if classes is not None:
             keep &= np.isin(self.class_ids, list(classes))

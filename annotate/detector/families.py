@@ -118,12 +118,12 @@ class Family:
         """:meth:`decode_output` for the graph's scored output ``[1, N, 6]`` (box terms, the
         score and class :meth:`scores` would give; :mod:`annotate.detector.graph`)."""
         rows = output[0]
-        found = (rows, None, rows[:, 4], rows[:, 5].astype(np.int64))
+        found = (rows, None, rows[:, 4], rows[:, 5])  # class ids as floats, cast once kept
         return self._boxes(found, box, input_hw, conf, iou, labels, classes)
 
     def _boxes(
         self,
-        found: tuple[Any, npt.NDArray[np.int64] | None, Any, npt.NDArray[np.int64]],
+        found: tuple[Any, npt.NDArray[np.int64] | None, Any, Any],
         box: Letterbox,
         input_hw: tuple[int, int],
         conf: float,
@@ -137,13 +137,12 @@ class Family:
         mask = scores >= conf
         if classes is not None:
             mask &= np.isin(class_ids, list(classes))
-        if not mask.any():
-            return Detections.empty(labels)
         kept = np.flatnonzero(mask)
+        if not len(kept):
+            return Detections.empty(labels)
         centres, sizes = self.geometry(rows[kept], kept if index is None else index[kept], input_hw)
-        return boxes_in_source(
-            centres, sizes, scores[kept], class_ids[kept], box, conf, iou, labels
-        )
+        ids = class_ids[kept].astype(np.int64)
+        return boxes_in_source(centres, sizes, scores[kept], ids, box, conf, iou, labels)
 
 
 class YoloX(Family):
