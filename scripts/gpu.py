@@ -556,7 +556,7 @@ def where(source: str, model: str, quick: bool) -> dict[str, Any]:
             },
             "mean_batch": service.get("mean_batch"),
             "ms_per_call": round(1000 * service.get("busy_s", 0.0) / batches, 2),
-            "cores_busy": round(cores, 2),  # the whole call, session set-up included
+            "cores_busy": round(cores, 2),  # the run alone, its session already made
         }
         print(name, out[name], file=sys.stderr, flush=True)
 
