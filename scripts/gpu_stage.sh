@@ -15,19 +15,16 @@ root=$(git rev-parse --show-toplevel); cd "$root"
 shared=${ANNOTATE_TEST_SHARED:-../shared}
 old=${1:-}
 [ -f "$shared/models/yolox_nano.onnx" ] || { echo "no $shared/models: set ANNOTATE_TEST_SHARED" >&2; exit 2; }
-bash "$shared/tools/gpu-wheels.sh" > /dev/null
-python3 -m pip download -q --no-deps --python-version 3.12 --implementation cp --only-binary=:all: \
-  --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .gpu/rest py-spy 2> /dev/null
+# First: it empties .gpu/rest, which py-spy joins below; it prints the calls' carry.
+bash "$shared/tools/gpu-wheels.sh"
 rm -rf .gpu/media .gpu/shared .gpu/old
 mkdir -p .gpu/media .gpu/shared/models .gpu/shared/data/videos
-[ -z "$old" ] || mkdir .gpu/old
 cp "$shared/data/videos/bottle-detection.mp4" "$shared/models/yolox_nano.onnx" .gpu/media/
 cp "$shared/models/yolox_nano.onnx" .gpu/shared/models/
 cp "$shared/data/videos/one-by-one-person-detection.mp4" .gpu/shared/data/videos/
-[ -z "$old" ] || git archive "$old" annotate | tar -x -C .gpu/old
-last=$(find .gpu -maxdepth 1 -name 'p[0-9]*' | sed 's/.*p//' | sort -n | tail -1)
-echo "staged (old tree: ${old:-none}); carry, one call each, back to back:"
-for k in $(seq 1 $((last - 1))); do echo "  [\".gpu/p$k\"]   bash .gpu/p$k/stash.sh"; done
-echo "  [\".gpu/p$last\", \".gpu/rest\", …what the study needs]   bash .gpu/p$last/stash.sh;" \
+if [ -n "$old" ]; then mkdir .gpu/old && git archive "$old" annotate | tar -x -C .gpu/old; fi
+python3 -m pip download -q --no-deps --python-version 3.12 --implementation cp --only-binary=:all: \
+  --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .gpu/rest py-spy
+echo "staged .gpu/media, .gpu/shared$([ -z "$old" ] || echo ", .gpu/old ($old)"), py-spy in .gpu/rest"
+echo "the last call also carries what the study reads, and runs: bash .gpu/pN/stash.sh;" \
   "bash .gpu/rest/stash.sh; . .gpu/rest/env.sh; python3 -m scripts.…"
-du -sh .gpu/p[0-9]* .gpu/rest .gpu/media .gpu/shared ${old:+.gpu/old} | tr '\n' ' '; echo
