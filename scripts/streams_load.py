@@ -80,9 +80,32 @@ class MemoryCamera:
 CLIP_FRAMES = 600
 
 
-def cpu_seconds() -> float:
-    fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def _stat(pid: int | str) -> list[str]:
+    """``/proc/PID/stat``'s fields after the command's name (``[1]`` the parent's pid)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):  # gone meanwhile
+        return []
+
+
+def tree_usage() -> tuple[float, int]:
+    """CPU seconds and threads of this process and every live descendant (``--processes``
+    runs the cameras in child processes); the seconds include what reaped children used."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (fields := _stat(entry)):
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    ticks, threads, tree = 0, 0, [os.getpid()]
+    while tree:
+        pid = tree.pop()
+        fields = _stat(pid)
+        if fields:
+            ticks += int(fields[11]) + int(fields[12])
+            threads += int(fields[17])
+            if pid == os.getpid():
+                ticks += int(fields[13]) + int(fields[14])
+        tree.extend(children.get(pid, []))
+    return ticks / os.sysconf("SC_CLK_TCK"), threads
 
 
 def over_time(times: list[list[float]], settle: float) -> dict[str, Any]:
@@ -173,11 +196,11 @@ def main() -> int:
     samples: list[tuple[float, int]] = []
 
     def sample() -> None:
-        last, used = time.monotonic(), cpu_seconds()
+        last, used = time.monotonic(), tree_usage()[0]
         while True:
             time.sleep(1.0)
-            now, cpu = time.monotonic(), cpu_seconds()
-            samples.append(((cpu - used) / (now - last), len(os.listdir("/proc/self/task"))))
+            now, (cpu, threads) = time.monotonic(), tree_usage()
+            samples.append(((cpu - used) / (now - last), threads))
             last, used = now, cpu
 
     threading.Thread(target=sample, daemon=True).start()
