@@ -64,6 +64,27 @@ def test_several_audio_tracks_survive(cli, tmp_path, tiny_model):
         assert all(t["duration"] == pytest.approx(2.0, abs=0.05) for t in tracks), name
 
 
+def test_adts_audio_from_a_transport_stream_goes_into_mp4(cli, tmp_path, tiny_model):
+    """MPEG-TS (and AVI) carry AAC in ADTS frames, which MP4 and MOV cannot hold as they
+    are: FFmpeg refused the first packet and the run failed with "Operation not
+    permitted". Cameras' and streams' recordings are .ts files with AAC."""
+    import av
+
+    clip = make_clip(tmp_path / "cam.ts", 50, audio=(440,))
+    for name in ("out.mp4", "out.mov"):
+        out = tmp_path / name
+        r = cli("run", clip, "-o", out, "-q", "--model", tiny_model)
+        assert r.code == 0, r.err
+        (track,) = _audio(probe(out))
+        assert track["codec"] == "aac", name
+        assert track["duration"] == pytest.approx(2.0, abs=0.1), name
+        with av.open(str(out)) as container:  # a player can decode it: its config is there
+            stream = container.streams.audio[0]
+            assert stream.codec_context.extradata, name
+            samples = sum(f.samples for p in container.demux(stream) for f in p.decode())
+        assert samples / 48000 == pytest.approx(2.0, abs=0.1), name
+
+
 @pytest.mark.shared
 def test_audio_reencoded_where_the_container_needs_it(cli, tmp_path):
     out = tmp_path / "car.webm"

@@ -19,6 +19,14 @@ REENCODE = {"webm": "libopus"}
 DEFAULT_REENCODE = "aac"
 
 
+def adts_into_mp4(stream: Any, container: str) -> bool:
+    """Whether ``stream`` is AAC without its config (so in ADTS frames, as MPEG-TS and AVI
+    carry it) going into MP4/MOV, which take raw AAC frames only: FFmpeg refuses the first
+    packet ("Malformed AAC bitstream") when the header is written up front, as ours is."""
+    context = stream.codec_context
+    return container in ("mp4", "mov") and context.name == "aac" and not context.extradata
+
+
 def copy_tags(source: Any, target: Any) -> None:
     for key in TAGS:
         value = source.metadata.get(key)
@@ -64,10 +72,13 @@ class CarriedStreams:
         ]
         if dropped:
             log.warning("Not kept in the output: %s", "; ".join(dropped))
+        self._filters: dict[int, Any] = {}
         for stream in self.input.streams.audio if audio else ():
             if stream.codec_context.name in supported:
                 out = output.add_stream_from_template(stream)
                 copy = True
+                if adts_into_mp4(stream, container):
+                    self._filters[stream.index] = self._adts_filter(stream, output)
             else:
                 codec = REENCODE.get(output.format.name.split(",")[0], DEFAULT_REENCODE)
                 rate = stream.codec_context.sample_rate or 48_000
@@ -96,6 +107,18 @@ class CarriedStreams:
 
     def __bool__(self) -> bool:
         return bool(self.tracks)
+
+    @staticmethod
+    def _adts_filter(stream: Any, output: Any) -> Any:
+        """AAC in ADTS frames (MPEG-TS, AVI) into MP4/MOV, as the muxer needs it: raw frames,
+        with the AudioSpecificConfig that the filter reads from the first frame's header.
+        The header (``moov``) waits for the first fragment, so that config is in it."""
+        from av.bitstream import BitStreamFilterContext
+
+        flags = output.options.get("movflags", "")
+        if "delay_moov" not in flags:
+            output.options["movflags"] = f"{flags}+delay_moov" if flags else "delay_moov"
+        return BitStreamFilterContext("aac_adtstoasc", stream)
 
     def write_until(self, seconds: float, end: float | None = None) -> None:
         """Mux audio up to ``seconds`` on the output clock; nothing at or after ``end``."""
@@ -127,8 +150,10 @@ class CarriedStreams:
         if copy:
             packet.pts -= shift
             packet.dts -= shift
-            packet.stream = out
-            self.output.mux(packet)
+            bsf = self._filters.get(packet.stream.index)
+            for carried in bsf.filter(packet) if bsf is not None else (packet,):
+                carried.stream = out
+                self.output.mux(carried)
             return
         try:
             frames = packet.decode()
