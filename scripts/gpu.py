@@ -575,6 +575,84 @@ def where(source: str, model: str, quick: bool) -> dict[str, Any]:
     return out
 
 
+def calls(source: str, model: str, quick: bool) -> dict[str, Any]:
+    """The service's calls one by one: alone at batch 8 on blank and on real canvases, then
+    in ``--json --batch 8`` runs (16 CPU workers, then 4). Each call's time and its thread's
+    CPU time, so a mean of many short calls and one of a few long ones (a shape planned
+    again) tell apart. The where part found 20-30 ms a call in a run against 2.8 alone."""
+    import av
+    import numpy as np
+
+    from annotate.detector import Detector, SessionSettings
+    from annotate.detector import session as session_module
+    from annotate.pipeline import RunOptions, run
+    from annotate.providers import resolve_here
+
+    resolution = resolve_here("cpu" if quick else "cuda", "study")
+    timed: list[tuple[float, float, float, tuple[int, ...]]] = []
+    plain = session_module.BoundRun._call
+
+    def call(self: Any, blob: Any) -> Any:
+        started, cpu = time.perf_counter(), time.thread_time()
+        output = plain(self, blob)
+        timed.append((started, time.perf_counter() - started, time.thread_time() - cpu,
+                      tuple(blob.shape)))  # fmt: skip
+        return output
+
+    session_module.BoundRun._call = call  # type: ignore[method-assign]
+
+    def summary(name: str, origin: float) -> dict[str, Any]:
+        if not timed:
+            return {}
+        ms = np.array([t[1] for t in timed]) * 1000
+        longest = sorted(timed, key=lambda t: -t[1])[:6]
+        result = {
+            "calls": len(ms), "p50_ms": round(float(np.median(ms)), 2),
+            "p90_ms": round(float(np.percentile(ms, 90)), 2),
+            "mean_ms": round(float(ms.mean()), 2), "sum_s": round(float(ms.sum()) / 1000, 2),
+            "thread_cpu_p50_ms": round(1000 * float(np.median([t[2] for t in timed])), 2),
+            "longest": [[round(t[0] - origin, 2), round(1000 * t[1], 1), list(t[3])]
+                        for t in longest],
+            "shapes": sorted({t[3] for t in timed}),
+        }  # fmt: skip
+        print(name, result, file=sys.stderr, flush=True)
+        return result
+
+    out: dict[str, Any] = {}
+    settings = SessionSettings(cpu_start=False)
+    detector = Detector.load(Path(model), resolution, settings=settings)
+    pictures = []
+    with av.open(source) as container:
+        for i, decoded in enumerate(container.decode(video=0)):
+            if i % 50 == 0:
+                pictures.append(decoded.to_ndarray(format="bgr24"))
+            if len(pictures) == 8:
+                break
+    real = np.concatenate([detector.preprocess(p)[0] for p in pictures])
+    blobs = (("blank", detector.probe(8)), ("real", real)) * 2
+    for i, (label, blob) in enumerate(blobs if not quick else ()):
+        bound = detector.bound_run(8)
+        bound(blob)
+        timed.clear()
+        started = time.perf_counter()
+        while time.perf_counter() - started < 1.5:
+            bound(blob)
+        out[f"alone_{label}_{i // 2}"] = summary(f"alone_{label}_{i // 2}", started)
+    detector.close()
+    for name, workers in (("run_16_workers", None), ("run_4_workers", 4), ("run_again", None)):
+        detector = Detector.load(Path(model), resolution, settings=settings)
+        options = RunOptions(source=source, model=Path(model), resolution=resolution,
+                             json_path="/tmp/calls.jsonl", fps_every=10**9, batch=8,
+                             workers=workers).resolved()  # fmt: skip
+        timed.clear()
+        started = time.perf_counter()
+        done = run(options, detector=detector)
+        out[name] = {**summary(name, started), "loop_fps": round(done.loop_fps or 0.0, 1),
+                     "service": done.service, "mode": done.mode}  # fmt: skip
+        detector.close()
+    return out
+
+
 def graph_rates(
     model: str, sizes: tuple[int, ...] = (1, 8, 16), quick: bool = False
 ) -> dict[str, Any]:
@@ -904,6 +982,7 @@ def main() -> int:
         "startup",
         "svc",
         "where",
+        "calls",
     )
     if len(sys.argv) > 1 and sys.argv[1] in helpers:
         name, rest = sys.argv[1], sys.argv[2:]
@@ -925,13 +1004,17 @@ def main() -> int:
             value = svc(rest[0], rest[1], quick)
         elif name == "where":
             value = where(rest[0], rest[1], quick)
+        elif name == "calls":
+            value = calls(rest[0], rest[1], quick)
         else:
             value = hand(rest[0], rest[1], rest[2], rest[3], int(rest[4]), int(rest[5]))
         print(json.dumps(value))
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--part", choices=("setup", "loop", "diag", "scored", "large", "where"), required=True
+        "--part",
+        choices=("setup", "loop", "diag", "scored", "large", "where", "calls"),
+        required=True,
     )
     parser.add_argument("--media", required=True)
     parser.add_argument("--out", required=True)
@@ -943,7 +1026,11 @@ def main() -> int:
     parser.add_argument("--py-spy", default="", help="the where part: py-spy's path")
     args = parser.parse_args()
     study = Study(args)
-    if args.part == "where":
+    if args.part == "calls":
+        study.step("clip720", lambda: str(study.clip(720)))
+        study.step("calls", lambda: helper("calls", str(study.clip(720)), study.model("nano"),
+                                           *study.flag(), show=True))  # fmt: skip
+    elif args.part == "where":
         study.step("clip720", lambda: str(study.clip(720)))
         study.step("where", lambda: helper("where", str(study.clip(720)), study.model("nano"),
                                            *study.flag(), show=True))  # fmt: skip
