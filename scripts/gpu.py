@@ -577,9 +577,10 @@ def where(source: str, model: str, quick: bool) -> dict[str, Any]:
 
 def calls(source: str, model: str, quick: bool) -> dict[str, Any]:
     """The service's calls one by one: alone at batch 8 on blank and on real canvases, then
-    in ``--json --batch 8`` runs (16 CPU workers, then 4). Each call's time and its thread's
-    CPU time, so a mean of many short calls and one of a few long ones (a shape planned
-    again) tell apart. The where part found 20-30 ms a call in a run against 2.8 alone."""
+    in ``--json --batch 8`` runs decoding with NVDEC (as ``--batch`` does), on the CPU, and
+    with NVDEC in ONNX Runtime's CUDA context. Each call's time and its thread's CPU time,
+    so a mean of many short calls and one of a few long ones (a shape planned again) tell
+    apart. The where part found 20-30 ms a call in a run against 2.8 alone."""
     import av
     import numpy as np
 
@@ -639,17 +640,39 @@ def calls(source: str, model: str, quick: bool) -> dict[str, Any]:
             bound(blob)
         out[f"alone_{label}_{i // 2}"] = summary(f"alone_{label}_{i // 2}", started)
     detector.close()
-    for name, workers in (("run_16_workers", None), ("run_4_workers", 4), ("run_again", None)):
-        detector = Detector.load(Path(model), resolution, settings=settings)
-        options = RunOptions(source=source, model=Path(model), resolution=resolution,
-                             json_path="/tmp/calls.jsonl", fps_every=10**9, batch=8,
-                             workers=workers).resolved()  # fmt: skip
-        timed.clear()
-        started = time.perf_counter()
-        done = run(options, detector=detector)
-        out[name] = {**summary(name, started), "loop_fps": round(done.loop_fps or 0.0, 1),
-                     "service": done.service, "mode": done.mode}  # fmt: skip
-        detector.close()
+    from annotate.sources import video
+
+    shipped = video.hw
+
+    def primary(device: str) -> Any:
+        """NVDEC in the device's primary CUDA context, the one ONNX Runtime's CUDA
+        provider uses, instead of a context of FFmpeg's own."""
+        from av.codec.hwaccel import HWAccel
+
+        return HWAccel(device, allow_software_fallback=True, options={"primary_ctx": "1"})
+
+    # --batch picks NVDEC (--hwdec auto): FFmpeg's own CUDA context shares the GPU with
+    # ONNX Runtime's, and contexts take turns on it.
+    runs = (("run_nvdec", "auto", shipped), ("run_software_decode", "none", shipped),
+            ("run_nvdec_primary_context", "auto", primary))  # fmt: skip
+    for r in range(1 if quick else 2):
+        for name, hwdec, opener in runs:
+            video.hw = opener  # type: ignore[assignment]
+            detector = Detector.load(Path(model), resolution, settings=settings)
+            options = RunOptions(source=source, model=Path(model), resolution=resolution,
+                                 json_path="/tmp/calls.jsonl", fps_every=10**9, batch=8,
+                                 hwdec=hwdec).resolved()  # fmt: skip
+            timed.clear()
+            started = time.perf_counter()
+            try:
+                done = run(options, detector=detector)
+            finally:
+                video.hw = shipped  # type: ignore[assignment]
+            key = f"{name}_{r}"
+            out[key] = {**summary(key, started), "loop_fps": round(done.loop_fps or 0.0, 1),
+                        "service": done.service, "mode": done.mode}  # fmt: skip
+            print(key, out[key]["loop_fps"], file=sys.stderr, flush=True)
+            detector.close()
     return out
 
 
