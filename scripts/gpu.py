@@ -575,7 +575,7 @@ def where(source: str, model: str, quick: bool) -> dict[str, Any]:
     return out
 
 
-def calls(source: str, model: str, quick: bool) -> dict[str, Any]:
+def calls(source: str, model: str, quick: bool, rounds: int = 2) -> dict[str, Any]:
     """The service's calls one by one: alone at batch 8 on blank and on real canvases, then
     in ``--json --batch 8`` runs decoding with NVDEC (as ``--batch`` does), on the CPU, and
     with NVDEC in ONNX Runtime's CUDA context. Each call's time and its thread's CPU time,
@@ -655,7 +655,7 @@ def calls(source: str, model: str, quick: bool) -> dict[str, Any]:
     # ONNX Runtime's, and contexts take turns on it.
     runs = (("run_nvdec", "auto", shipped), ("run_software_decode", "none", shipped),
             ("run_nvdec_primary_context", "auto", primary))  # fmt: skip
-    for r in range(1 if quick else 2):
+    for r in range(1 if quick else rounds):
         for name, hwdec, opener in runs:
             video.hw = opener  # type: ignore[assignment]
             detector = Detector.load(Path(model), resolution, settings=settings)
@@ -1028,7 +1028,7 @@ def main() -> int:
         elif name == "where":
             value = where(rest[0], rest[1], quick)
         elif name == "calls":
-            value = calls(rest[0], rest[1], quick)
+            value = calls(rest[0], rest[1], quick, int(rest[2]))
         else:
             value = hand(rest[0], rest[1], rest[2], rest[3], int(rest[4]), int(rest[5]))
         print(json.dumps(value))
@@ -1052,7 +1052,7 @@ def main() -> int:
     if args.part == "calls":
         study.step("clip720", lambda: str(study.clip(720)))
         study.step("calls", lambda: helper("calls", str(study.clip(720)), study.model("nano"),
-                                           *study.flag(), show=True))  # fmt: skip
+                                           str(args.rounds), *study.flag(), show=True))  # fmt: skip
     elif args.part == "where":
         study.step("clip720", lambda: str(study.clip(720)))
         study.step("where", lambda: helper("where", str(study.clip(720)), study.model("nano"),
