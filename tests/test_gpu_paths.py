@@ -45,6 +45,13 @@ def test_auto_codec_off_an_nvidia_gpu_is_x264_without_a_word(said):
     assert pick_codec(EncodeOptions(codec="hevc"), nvidia=True).codec == "hevc"
 
 
+def test_auto_codec_in_webm_is_vp9_even_on_an_nvidia_gpu(said):
+    """WebM cannot hold H.264, the codec auto writes elsewhere (NVENC's included)."""
+    assert pick_codec(EncodeOptions(), nvidia=True, fmt="webm").codec == "vp9"
+    assert pick_codec(EncodeOptions(), nvidia=False, fmt="webm").codec == "vp9"
+    assert said == []
+
+
 @pytest.mark.shared
 def test_an_nvenc_codec_by_name_fails_in_one_line_before_any_output(cli, tmp_path):
     out = tmp_path / "out.mp4"

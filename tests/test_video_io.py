@@ -85,6 +85,16 @@ def test_adts_audio_from_a_transport_stream_goes_into_mp4(cli, tmp_path, tiny_mo
         assert samples / 48000 == pytest.approx(2.0, abs=0.1), name
 
 
+def test_webm_without_a_codec_is_vp9_with_opus(cli, tmp_path, tiny_model):
+    """``-o out.webm`` alone: the codec WebM holds, not an error about "auto" video."""
+    clip = make_clip(tmp_path / "in.mp4", 25, audio=(440,))
+    out = tmp_path / "out.webm"
+    r = cli("run", clip, "-o", out, "-q", "--model", tiny_model)
+    assert r.code == 0, r.err
+    assert [s["codec"] for s in probe(out)["streams"]] == ["vp9", "opus"]
+    assert len(decode_video(out)[2]) == 25
+
+
 @pytest.mark.shared
 def test_audio_reencoded_where_the_container_needs_it(cli, tmp_path):
     out = tmp_path / "car.webm"

@@ -241,9 +241,10 @@ def run(
             annotators = run_annotators(options, detector)
         encode = replace(options.encode, threads=plan.encode, frame_threads=plan.frame_encode)
         if options.output is not None and not source.info.still:
-            from annotate.sinks.video import pick_codec
+            from annotate.sinks.video import container_for, pick_codec
 
-            encode = pick_codec(encode, nvidia=detector.provider in NVIDIA)
+            fmt = container_for(options.output)
+            encode = pick_codec(encode, nvidia=detector.provider in NVIDIA, fmt=fmt)
         sinks = make_sinks(
             replace(options, encode=encode), source, stack, live, detector.labels, shared,
             background=plan.encode_apart,  # only concurrent plans have it

@@ -19,7 +19,8 @@ class EncodeOptions:
         example="hevc",
         panel=ENCODE,
         help="Video codec for -o: h264, hevc, vp9, av1, or NVIDIA's h264_nvenc, hevc_nvenc, "
-        "av1_nvenc; auto: h264_nvenc when the model runs on an NVIDIA GPU with NVENC, else h264",
+        "av1_nvenc; auto: vp9 in .webm, else h264_nvenc when the model runs on an NVIDIA GPU "
+        "with NVENC, else h264",
     )
     crf: int | None = setting(
         None,

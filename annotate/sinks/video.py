@@ -80,12 +80,22 @@ def container_for(path: Path) -> str:
     return fmt
 
 
+#: ``--codec auto`` in a container that cannot hold H.264: what it holds and browsers play
+#: (FFmpeg's own choice for the container, too).
+AUTO_CODEC = {"webm": "vp9"}
+
+
+def auto_codec(fmt: str) -> str:
+    """The codec ``--codec auto`` writes in the container ``fmt`` (NVENC's is H.264 too)."""
+    return AUTO_CODEC.get(fmt, "h264")
+
+
 def check_encoding(path: Path, options: EncodeOptions) -> None:
     """Refuse an impossible codec/container/option combination before any work starts."""
     av = import_av()
 
     fmt = container_for(path)
-    codec = "h264" if options.codec == "auto" else options.codec  # auto's NVENC writes H.264 too
+    codec = auto_codec(fmt) if options.codec == "auto" else options.codec
     if codec not in ENCODERS:
         raise UsageError(f"unknown codec '{options.codec}'; use one of auto, {', '.join(ENCODERS)}")
     encoder, max_crf, _ = ENCODERS[codec]
@@ -129,11 +139,12 @@ def cannot_open(encoder: str) -> str | None:
     return None
 
 
-def pick_codec(options: EncodeOptions, nvidia: bool) -> EncodeOptions:
+def pick_codec(options: EncodeOptions, nvidia: bool, fmt: str = "mp4") -> EncodeOptions:
     """``--codec auto``: NVENC's H.264 where the run's model is on an NVIDIA GPU and NVENC
     opens, x264 everywhere else, saying why where NVENC was wanted but does not open (a
-    ``--preset``, which is x264's, keeps x264). A named codec is taken as it is, and an NVENC
-    one that does not open here is an error before any output exists."""
+    ``--preset``, which is x264's, keeps x264); in a container without H.264 (``fmt``
+    WebM), its own codec. A named codec is taken as it is, and an NVENC one that does not
+    open here is an error before any output exists."""
     if options.codec in NVENC:
         why = cannot_open(ENCODERS[options.codec][0])
         if why is not None:
@@ -144,6 +155,8 @@ def pick_codec(options: EncodeOptions, nvidia: bool) -> EncodeOptions:
         return options
     if options.codec != "auto":
         return options
+    if fmt in AUTO_CODEC:
+        return replace(options, codec=AUTO_CODEC[fmt])
     if nvidia and options.preset is None:
         why = cannot_open("h264_nvenc")
         if why is None:
@@ -200,8 +213,9 @@ class VideoSink(SinkBase):
 
         self.options = options or EncodeOptions()
         check_encoding(path, self.options)
+        self.format = container_for(path)
         if self.options.codec == "auto":  # the pipeline picks; a sink made alone gets x264
-            self.options = replace(self.options, codec="h264")
+            self.options = replace(self.options, codec=auto_codec(self.format))
         self.path = path
         self.info = info
         self.frames = 0
@@ -210,7 +224,6 @@ class VideoSink(SinkBase):
         self._video_muxed = False  # audio waits for it: the muxer's timing starts there
         self._closed = False
         self.time_base = info.time_base or DEFAULT_TIME_BASE
-        self.format = container_for(path)
         # flush_packets: each fragment reaches the OS whole, not 32 KiB at a time.
         options_ = {"flush_packets": "1"}
         if self.format in ("mp4", "mov"):
