@@ -396,6 +396,21 @@ def test_start_and_duration_cut_video_and_audio(cli, tmp_path):
     assert _audio(info)[0]["duration"] == pytest.approx(4.0, abs=0.05)
 
 
+def test_start_in_a_transport_stream_with_one_keyframe(cli, tmp_path, tiny_model):
+    """MPEG-TS has no index: FFmpeg's seek for the keyframe before 0.5 s landed past the
+    stream's end, and the run said no frame could be decoded after 0.5 s."""
+    clip = make_clip(tmp_path / "cam.ts", 75, audio=(440,))  # x264's keyframe every 250
+    out, dets = tmp_path / "cut.mp4", tmp_path / "d.jsonl"
+    r = cli("run", clip, "-o", out, "--json", dets, "--start", "0.5", "--duration", "1",
+            "-q", "--model", tiny_model)  # fmt: skip
+    assert r.code == 0, r.err
+    times = [json.loads(line)["time"] for line in dets.read_text().splitlines()]
+    assert len(times) == 25 and times[0] == pytest.approx(0.52, abs=1e-3)
+    info = probe(out)
+    assert _video_duration(info) == pytest.approx(1.0, abs=0.05)
+    assert _audio(info)[0]["duration"] == pytest.approx(1.0, abs=0.05)
+
+
 @pytest.mark.shared
 def test_end(cli, tmp_path):
     dets = tmp_path / "d.jsonl"

@@ -162,11 +162,18 @@ class VideoSource(SourceBase):
         if self.start:
             self._seek(self.start)
         self._pictures = self._decode()
-        try:
-            self._first: Frame | None = self._to_frame(*next(self._pictures))
-        except StopIteration:
+        first = next(self._pictures, None)
+        if self.start and (first is None or first[1] > self.start + 1.5 / float(self.fps)):
+            # The seek missed: MPEG-TS has no index, and FFmpeg's search for a keyframe
+            # before the time can land past the stream's end or its first frames. Decode
+            # from the start instead; the frames before ``start`` are skipped.
+            log.debug("seeking to %g s missed; decoding %s from its start", self.start, self.name)
+            self._restart()
+            first = next(self._pictures, None)
+        if first is None:
             what = f"after {self.start:g} s" if self.start else "at all"
-            raise SourceError(f"{self.name}: no video frame could be decoded {what}") from None
+            raise SourceError(f"{self.name}: no video frame could be decoded {what}")
+        self._first: Frame | None = self._to_frame(*first)
         height, width = self._first.image.shape[:2]
         duration = self.container.duration  # None for live streams
         self.info = SourceInfo(
@@ -188,6 +195,13 @@ class VideoSource(SourceBase):
             self.container.seek(target, stream=self.stream, backward=True, any_frame=False)
         except av.FFmpegError as e:  # unseekable input: decode from the start instead
             log.debug("seek failed (%s); decoding from the start", e)
+
+    def _restart(self) -> None:
+        """Read again from the file's first packet (PyAV's seek to 0, in its own units)."""
+        self.container.seek(0)
+        self._stamp = BestEffortStamp()
+        self._previous = None
+        self._pictures = self._decode()
 
     def _decode(self) -> Generator[tuple[int, float, Any], None, None]:
         """``(index, seconds, av.VideoFrame)`` still in the decoder's pixel format."""
