@@ -3,8 +3,8 @@
 of the same box, the same pipeline with the detector taken out (a passthrough), the loop a
 user writes by hand with ONNX Runtime's CUDA provider, and the code before the service.
 
-    python -m scripts.gpu --part setup|loop --media DIR --out DIR [--old DIR] [--rounds 2]
-                          [--quick]
+    python -m scripts.gpu --part setup|loop|where|calls --media DIR --out DIR [--old DIR]
+                          [--rounds 2] [--quick]
 
 - ``--part setup``: makes the clips (the shared bottle footage, looped and scaled to 720p,
   1,800 frames, and 1080p, 1,200 frames: H.264), builds a YOLOX-L-sized graph with random
@@ -13,6 +13,8 @@ user writes by hand with ONNX Runtime's CUDA provider, and the code before the s
   of the post-processing of its boxes), then times cuDNN's algorithm searches, the packed
   input against float, ``annotate bench`` and the YOLOX-L-sized runs.
 - ``--part loop``: the 720p and 1080p runs, alternating for ``--rounds`` rounds.
+- ``--part where``: what binds a JSON run in each plan, inside one process; ``--part
+  calls``: the service's calls one by one, with each way of decoding.
 
 Every ``annotate run`` is a fresh process, as a user's is: its start-up (first annotated
 frame, from the run's ``-v`` line, and from the process's start) and its FPS after the first
