@@ -78,6 +78,7 @@ def _cases(tmp: Path) -> list[tuple[str, list, int, str]]:
     huge = constant_model(tmp / "huge.onnx", out, [1, 3, "h", "w"], {"imgsz": "99999"})
     dangling = tmp / "dangling.mp4"
     dangling.symlink_to(tmp / "gone.mp4")
+    cams = _write(tmp / "cams.toml", f'[[source]]\nurl = "{VIDEO}"\n'.encode())
     return [
         ("missing file", [tmp / "nope.mp4", *M], 2, f"input {tmp / 'nope.mp4'} does not exist"),
         ("directory without images", [tmp / "empty_dir", *M], 2,
@@ -91,6 +92,9 @@ def _cases(tmp: Path) -> list[tuple[str, list, int, str]]:
         ("image with a bad header", [bad_png, *M], 1,
          f"{bad_png} is not a readable image (empty or damaged file)"),
         ("no video stream", [audio, *M], 1, f"{audio} has no video stream"),
+        ("a sources file as the input", [cams, *M], 2,
+         f"{cams} is a TOML file, not a video; to run the sources it lists, use --sources "
+         f"{cams}"),
         ("unknown camera index", ["camera:7", "--no-show", *M], 1,
          "cannot open camera 7: no camera at that index, or another program is using it "
          "(try camera:1, or check permissions)"),

@@ -66,6 +66,23 @@ def test_frame_threads_write_every_frame_at_its_time(tmp_path):
     assert bright[1:] == pytest.approx([(i * 5) % 320 for i in range(1, 40)], abs=3)
 
 
+def test_a_file_that_could_not_be_created_is_not_called_incomplete(tmp_path):
+    """FFmpeg creates the file at the first packet, frames after the sink opened: where it
+    cannot (its folder gone, /proc), the error says so, not "about 0 of N frames are
+    readable"."""
+    from annotate.errors import OutputError
+
+    folder = tmp_path / "gone"
+    folder.mkdir()
+    info = SourceInfo(64, 48, Fraction(25))
+    sink = VideoSink(folder / "o.mp4", info)
+    folder.rmdir()
+    with pytest.raises(OutputError) as caught, sink:
+        for frame in _frames(30, (64, 48), 25):
+            sink.write(frame, frame.image, Detections.empty())
+    assert str(caught.value) == f"cannot write {folder / 'o.mp4'}: No such file or directory"
+
+
 def test_odd_size_is_padded_and_content_kept(tmp_path):
     info = SourceInfo(161, 121, Fraction(25))
     facts, _times, images = _write(tmp_path / "odd.mp4", info, _frames(5, (161, 121), 25))

@@ -360,6 +360,8 @@ class VideoSink(SinkBase):
         except OSError as e:
             error = e.strerror or str(e)
         if self.frames and (error or _nearly_full(self.path)):
+            if error and not self.path.exists():  # FFmpeg opens the file at the first packet
+                raise OutputError(f"cannot write {self.path}: {error}")
             readable = video_packets(self.path)
             if error or readable < self.frames:
                 reason = error or "no space left on device"

@@ -118,6 +118,10 @@ def open_source(
         raise SourceNotFoundError(f"input {spec} does not exist")
     if not path.is_file():
         raise SourceError(f"input {spec} is not a regular file")
+    if path.suffix.lower() == ".toml":  # FFmpeg would say only that it has no video stream
+        raise UsageError(
+            f"{spec} is a TOML file, not a video; to run the sources it lists, use --sources {spec}"
+        )
     if is_image(path):
         _no_span(spec, start, end)
         return ImageSource([path], spec)
