@@ -59,13 +59,17 @@ class BestEffortStamp:
 
     An AVI stores decode order only; with B-frames, decoded frames carry their packets'
     stamps in decode order (0.1, 0.4, 0.3, 0.5, 0.2 s … on PETS09-S2L1), and a tracker fed
-    those times predicts motion over nonsense gaps. Their dts still increases.
+    those times predicts motion over nonsense gaps. Their dts still increases. Counting
+    alone trusts pts until it first goes back, so the first frames came 0.1, 0.4, 0.5 s
+    apart: ``decode_order`` (the AVI's case) takes dts from the start.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, decode_order: bool = False) -> None:
         self.last_pts: int | None = None
         self.last_dts: int | None = None
         self.bad_pts = self.bad_dts = 0
+        if decode_order:  # an AVI's pts: dts from the first frame on, not from the first fault
+            self.bad_pts = 1
 
     def __call__(self, pts: int | None, dts: int | None) -> int | None:
         if dts is not None:
@@ -155,8 +159,10 @@ class VideoSource(SourceBase):
         # profiles of many sources in one process (int * float is off by under a nanosecond).
         self._tick = None if self.time_base is None else float(self.time_base)
         self.origin = self.stream.start_time  # pts of the stream's time zero
-        self._stamp = BestEffortStamp()
+        self._decode_order = self.container.format.name == "avi"
+        self._stamp = BestEffortStamp(self._decode_order)
         self._previous: float | None = None  # the last frame's time
+        self._step: float | None = None  # and the step to it from the one before
         rate = self.stream.average_rate or self.stream.guessed_rate or self.stream.base_rate
         self.fps = Fraction(rate) if rate else DEFAULT_FPS
         if self.start:
@@ -199,8 +205,8 @@ class VideoSource(SourceBase):
     def _restart(self) -> None:
         """Read again from the file's first packet (PyAV's seek to 0, in its own units)."""
         self.container.seek(0)
-        self._stamp = BestEffortStamp()
-        self._previous = None
+        self._stamp = BestEffortStamp(self._decode_order)
+        self._previous = self._step = None
         self._pictures = self._decode()
 
     def _decode(self) -> Generator[tuple[int, float, Any], None, None]:
@@ -249,6 +255,11 @@ class VideoSource(SourceBase):
 
     def _seconds(self, frame: Any, index: int) -> float:
         stamp = self._stamp(frame.pts, frame.dts)
+        if self._decode_order and frame.dts is None and self._previous is not None:
+            # The AVI's last frames, flushed from the decoder, have only a reordered pts:
+            # they follow at the last step between frames (an AVI's rate can be its clock's).
+            self._previous += self._step or 1 / float(self.fps)
+            return self._previous
         if stamp is None or self._tick is None:
             return index / float(self.fps)
         if self.origin is None:
@@ -258,6 +269,8 @@ class VideoSource(SourceBase):
             # Frames leave the decoder in display order: a stamp that goes back is wrong
             # (a B-frame flushed at the end of an AVI has only its reordered pts).
             seconds = self._previous + 1 / float(self.fps)
+        if self._previous is not None:
+            self._step = seconds - self._previous
         self._previous = seconds
         return seconds
 
