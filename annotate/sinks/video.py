@@ -156,7 +156,7 @@ def pick_codec(options: EncodeOptions, nvidia: bool, fmt: str = "mp4") -> Encode
     if options.codec != "auto":
         return options
     if fmt in AUTO_CODEC:
-        return replace(options, codec=AUTO_CODEC[fmt])
+        return replace(options, codec=auto_codec(fmt))
     if nvidia and options.preset is None:
         why = cannot_open("h264_nvenc")
         if why is None:

@@ -158,23 +158,21 @@ class VideoSource(SourceBase):
         # Each frame's seconds in float arithmetic: a Fraction's, on every frame, showed in
         # profiles of many sources in one process (int * float is off by under a nanosecond).
         self._tick = None if self.time_base is None else float(self.time_base)
-        self.origin = self.stream.start_time  # pts of the stream's time zero
         self._decode_order = self.container.format.name == "avi"
-        self._stamp = BestEffortStamp(self._decode_order)
-        self._previous: float | None = None  # the last frame's time
-        self._step: float | None = None  # and the step to it from the one before
         rate = self.stream.average_rate or self.stream.guessed_rate or self.stream.base_rate
         self.fps = Fraction(rate) if rate else DEFAULT_FPS
         if self.start:
             self._seek(self.start)
-        self._pictures = self._decode()
+        self._read_from_here()
         first = next(self._pictures, None)
         if self.start and (first is None or first[1] > self.start + 1.5 / float(self.fps)):
             # The seek missed: MPEG-TS has no index, and FFmpeg's search for a keyframe
             # before the time can land past the stream's end or its first frames. Decode
-            # from the start instead; the frames before ``start`` are skipped.
+            # from the start instead (PyAV's seek to 0, in its own units); the frames
+            # before ``start`` are skipped.
             log.debug("seeking to %g s missed; decoding %s from its start", self.start, self.name)
-            self._restart()
+            self.container.seek(0)
+            self._read_from_here()
             first = next(self._pictures, None)
         if first is None:
             what = f"after {self.start:g} s" if self.start else "at all"
@@ -196,17 +194,20 @@ class VideoSource(SourceBase):
     def _seek(self, seconds: float) -> None:
         av = import_av()
 
-        target = round(seconds / self.time_base) + (self.origin or 0)
+        target = round(seconds / self.time_base) + (self.stream.start_time or 0)
         try:
             self.container.seek(target, stream=self.stream, backward=True, any_frame=False)
         except av.FFmpegError as e:  # unseekable input: decode from the start instead
             log.debug("seek failed (%s); decoding from the start", e)
 
-    def _restart(self) -> None:
-        """Read again from the file's first packet (PyAV's seek to 0, in its own units)."""
-        self.container.seek(0)
+    def _read_from_here(self) -> None:
+        """Decode from the container's position, the frames' times counted afresh: a stream
+        without a start time takes its first frame's stamp as time zero (:meth:`_seconds`),
+        which a missed seek must not leave behind."""
+        self.origin = self.stream.start_time  # pts of the stream's time zero
         self._stamp = BestEffortStamp(self._decode_order)
-        self._previous = self._step = None
+        self._previous: float | None = None  # the last frame's time
+        self._step: float | None = None  # and the step to it from the one before
         self._pictures = self._decode()
 
     def _decode(self) -> Generator[tuple[int, float, Any], None, None]:
