@@ -43,6 +43,8 @@ NANO = "yolox_nano.onnx"
 LARGE = "yolox_l_sized.onnx"
 FOOTAGE = "bottle-detection.mp4"
 ENCODE = ("--preset", "ultrafast", "--codec", "h264")
+#: The service at batch 8, the GPU waited for (no CPU stand-in).
+WAITED_B8 = ("--batch", "8", "--no-cpu-start")
 QUIET = ("-v", "--fps-every", "1000000")
 
 
@@ -530,7 +532,9 @@ def where(source: str, model: str, quick: bool) -> dict[str, Any]:
         options = RunOptions(source=source, model=Path(model), resolution=resolution,
                              json_path="/tmp/where.jsonl", fps_every=10**9,
                              batch=batch).resolved()  # fmt: skip
-        det = Detector.load(Path(model), resolution, settings=SessionSettings(cpu_start=False))
+        det = Detector.load(
+            Path(model), resolution, settings=SessionSettings(cpu_start=False), batch=batch or 1
+        )
         if free:
             det._run = lambda blob, session=None: kept  # type: ignore[method-assign]
             det._serve_run = (
@@ -660,7 +664,7 @@ def calls(source: str, model: str, quick: bool, rounds: int = 2) -> dict[str, An
     for r in range(1 if quick else rounds):
         for name, hwdec, opener in runs:
             video.hw = opener  # type: ignore[assignment]
-            detector = Detector.load(Path(model), resolution, settings=settings)
+            detector = Detector.load(Path(model), resolution, settings=settings, batch=8)
             options = RunOptions(source=source, model=Path(model), resolution=resolution,
                                  json_path="/tmp/calls.jsonl", fps_every=10**9, batch=8,
                                  hwdec=hwdec).resolved()  # fmt: skip
@@ -901,6 +905,9 @@ class Study:
             calls["old_large_cuda_json"] = lambda: self.run(
                 clip, large, "--provider", gpu, *json_, old=True
             )
+            calls["old_large_cuda_json_b8"] = lambda: self.run(
+                clip, large, "--provider", gpu, *json_, "--batch", "8", old=True
+            )
         if self.args.only:
             calls = {name: calls[name] for name in self.args.only.split(",")}
         for r in range(self.args.rounds):
@@ -947,6 +954,12 @@ class Study:
             "cuda_out_b16": lambda: self.run(
                 clip, nano, "--provider", gpu, "-o", out, *ENCODE, "--batch", "16"
             ),
+            "cuda_out_b8": lambda: self.run(
+                clip, nano, "--provider", gpu, "-o", out, *ENCODE, "--batch", "8"
+            ),
+            "cuda_json_b8_no_cpu_start": lambda: self.run(
+                clip, nano, "--provider", gpu, "--json", self.jsonl, *WAITED_B8
+            ),
             "cuda_json_no_cpu_start": lambda: self.run(
                 clip, nano, "--provider", gpu, "--json", self.jsonl, "--no-cpu-start"
             ),
@@ -975,6 +988,9 @@ class Study:
             )
             runs["old_cuda_json_no_cpu_start"] = lambda: self.run(
                 clip, nano, "--provider", gpu, "--json", self.jsonl, "--no-cpu-start", old=True
+            )
+            runs["old_cuda_json_b8_no_cpu_start"] = lambda: self.run(
+                clip, nano, "--provider", gpu, "--json", self.jsonl, *WAITED_B8, old=True
             )
         if self.args.only:
             runs = {name: runs[name] for name in self.args.only.split(",")}

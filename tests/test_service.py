@@ -259,6 +259,61 @@ def test_a_run_through_the_service_finds_what_the_cpu_workers_find(tmp_path, mon
             assert da["box"] == pytest.approx(db["box"], abs=0.1)
 
 
+@pytest.mark.shared
+def test_an_accelerator_waited_for_runs_only_its_batch_shape_from_the_first_call(
+    tmp_path, monkeypatch
+):
+    """Where the run waits for the accelerator (no CPU stand-in), its session meets one
+    input shape from its first call to its last: the batch check, the planning, the check
+    against the CPU and every frame. On CUDA each change of shape is planned again for
+    seconds (2.6 s a time on an H100), and that is what every frame waited for."""
+    import annotate.detector as detector_module
+    import annotate.pipeline.plan as plan_module
+    from annotate.detector import Detector
+    from annotate.detector.session import BoundRun
+    from annotate.pipeline.build import run
+    from annotate.pipeline.options import RunOptions
+    from annotate.providers import CPU, Resolution, SessionSettings
+    from tests.helpers import MODEL, VIDEOS
+
+    batching = frozenset({CPU})
+    monkeypatch.setattr(detector_module, "BATCHING", batching)
+    monkeypatch.setattr(plan_module, "BATCHING", batching)
+    shapes: list[int] = []
+    for owner, name in ((Detector, "_run_plain"), (Detector, "_run"), (BoundRun, "_call")):
+        real = getattr(owner, name)
+
+        def watched(self, blob, *rest, real=real):
+            shapes.append(blob.shape[0])
+            return real(self, blob, *rest)
+
+        monkeypatch.setattr(owner, name, watched)
+    checked: list[int] = []
+    unlike = Detector._unlike_cpu
+    monkeypatch.setattr(
+        Detector, "_unlike_cpu", lambda self, a, c, n: checked.append(n) or unlike(self, a, c, n)
+    )
+    out = tmp_path / "served.jsonl"
+    summary = run(
+        RunOptions(
+            source=str(VIDEOS / "bottle-detection.mp4"),
+            model=MODEL,
+            resolution=Resolution((CPU,), "test"),
+            session=SessionSettings(cpu_start=False),
+            max_frames=40,
+            canvas="square",
+            json_path=out,
+            batch=4,
+        )
+    )
+    assert summary.mode.startswith("inference service: one session, batches of up to 4")
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["frame"] for r in records] == list(range(40))
+    assert sum(len(r["detections"]) for r in records) > 40
+    assert len(shapes) >= 40 // 4 and set(shapes) == {4}
+    assert checked == [4]
+
+
 @pytest.mark.parametrize("fixed", [True, False])
 @pytest.mark.shared
 def test_the_service_starts_at_one_frame_and_widens_once_its_batch_checks_out(
