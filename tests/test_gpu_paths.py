@@ -87,3 +87,15 @@ def test_hwdec_takes_only_known_values(cli):
     r = cli("run", BOTTLES, "--hwdec", "vaapi", *M)
     assert r.code == 2
     assert r.err.strip() == "Error: --hwdec takes auto, cuda, none; got 'vaapi'"
+
+
+def test_hwdec_auto_decodes_in_software_even_for_the_gpu_service():
+    """NVDEC beside the model halved the service's rate on an H100: auto never asks for it
+    (``--hwdec cuda`` still does)."""
+    from annotate.pipeline.build import decoder_for
+    from annotate.pipeline.options import RunOptions
+    from annotate.providers import Resolution
+
+    cuda = Resolution(("CUDAExecutionProvider", "CPUExecutionProvider"), "test")
+    assert decoder_for(RunOptions(str(BOTTLES), resolution=cuda, batch=8)) == "none"
+    assert decoder_for(RunOptions(str(BOTTLES), resolution=cuda, hwdec="cuda")) == "cuda"

@@ -137,14 +137,11 @@ def hide_exported_frames(sinks: Sequence[Sink], annotators: Sequence[Annotator])
             sink.hide = blur
 
 
-def decoder_for(options: RunOptions, plan: ThreadPlan) -> str:
-    """``--hwdec``: auto decodes with NVDEC when the model runs on an NVIDIA GPU through the
-    inference service, where the CPU side is what binds (docs/performance.md, "GPU")."""
-    if options.hwdec != "auto":
-        return options.hwdec
-    resolution = options.resolution
-    nvidia = resolution is not None and resolution.preferred in NVIDIA
-    return "cuda" if nvidia and plan.service_batch else "none"
+def decoder_for(options: RunOptions) -> str:
+    """``--hwdec``: auto decodes in software. NVDEC beside a model on the same GPU measured
+    half the service's rate of FFmpeg's frame threads (docs/performance.md, "GPU"), and no
+    run was found where it helps; ``--hwdec cuda`` still asks for it."""
+    return "none" if options.hwdec == "auto" else options.hwdec
 
 
 def expected_frames(info: SourceInfo, options: RunOptions) -> int | None:
@@ -193,7 +190,7 @@ def run(
         cores = options.cores or cpu_cores()
         plan = plan_threads(options, cores)
         if source is None:
-            hwdec = decoder_for(options, plan)
+            hwdec = decoder_for(options)
             source = open_source(
                 options.source, options.start, options.end, options.reconnect, plan.decode, hwdec
             )

@@ -242,8 +242,8 @@ class RunOptions:
         commands=RUN_ONLY,
         example="none",
         panel=SPEED,
-        help="Decode video on the GPU: cuda (NVDEC), none; auto: cuda when the model runs "
-        "on an NVIDIA GPU",
+        help="Decode video on the GPU: cuda (NVDEC), none; auto: none, which measured faster "
+        "beside a model on the GPU",
     )
     sequential: bool = setting(
         False,
