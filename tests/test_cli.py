@@ -104,6 +104,7 @@ def test_single_image_to_an_image_file(cli, tmp_path):
     out = tmp_path / "cat.jpg"
     r = cli("run", IMAGES / "chelsea.png", "-o", out, *M)
     assert r.code == 0, r.err
+    assert re.search(r"^Done: 1 frame in [\d.]+ s \(", r.err, re.M), r.err
     drawn, original = cv2.imread(str(out)), cv2.imread(str(IMAGES / "chelsea.png"))
     assert drawn.shape == original.shape
     assert abs(drawn.astype(int) - original.astype(int)).mean() > 2

@@ -167,9 +167,10 @@ class BatchDisplay:
         where = f"[{self.done}/{self.total}] {console.printable(job.name)}"
         if record.status == "done":
             log.info(
-                "%s: %d frames in %.1f s (%.1f FPS)",
+                "%s: %d frame%s in %.1f s (%.1f FPS)",
                 where,
                 record.frames,
+                "s" * (record.frames != 1),
                 record.seconds,
                 record.fps,
             )

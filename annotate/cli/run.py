@@ -235,8 +235,9 @@ def report(summary: RunSummary, spec: str, quiet: bool) -> None:
         loop = summary.loop_fps
         steady = "" if loop is None else f"; {loop:.1f} FPS after the first frame"
         log.info(
-            "Done: %d frames in %.1f s (%.1f FPS%s; inference %.1f ms mean) on %s%s",
+            "Done: %d frame%s in %.1f s (%.1f FPS%s; inference %.1f ms mean) on %s%s",
             summary.frames,
+            "s" * (summary.frames != 1),
             summary.wall_s,
             summary.fps,
             steady,
