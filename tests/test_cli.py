@@ -98,6 +98,19 @@ def test_images_to_a_directory_and_json(cli, tmp_path):
 
 
 @pytest.mark.shared
+def test_photos_with_track_are_not_tracked_and_the_done_line_counts_no_tracks(cli, tmp_path):
+    """Each photo stands alone: no track ids across unrelated pictures, and no "0 tracks"
+    that reads as if nothing was found."""
+    r = cli("run", IMAGES, "--track", "--json", tmp_path / "p.jsonl", *M)
+    assert r.code == 0, r.err
+    records = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert len(records) == 4 and all(r_["detections"] for r_ in records)
+    assert {d["track_id"] for r_ in records for d in r_["detections"]} == {None}
+    (done,) = [line for line in r.err.splitlines() if line.startswith("Done: ")]
+    assert done.startswith("Done: 4 frames in ") and "track" not in done, done
+
+
+@pytest.mark.shared
 def test_single_image_to_an_image_file(cli, tmp_path):
     import cv2
 

@@ -285,7 +285,8 @@ def run(
             summary.stopped = e.name
         finally:
             summary.provider = live.provider = detector.provider  # the CPU's, if it failed
-            summary.tracks = tracker.confirmed if tracker else None
+            # Photos are never tracked (each stands alone): no count of tracks for them.
+            summary.tracks = tracker.confirmed if tracker and not source.info.still else None
             summary.counts = counter.as_json() if counter else None
             if detector.service is not None:
                 stats = detector.service.stats
