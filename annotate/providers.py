@@ -273,6 +273,7 @@ COREML_FORMATS = ("MLProgram", "NeuralNetwork")
 COREML_UNITS = ("ALL", "CPUAndNeuralEngine", "CPUAndGPU", "CPUOnly")
 OPENVINO_PRECISIONS = ("FP32", "FP16", "ACCURACY")
 CUDNN_SEARCHES = ("heuristic", "exhaustive", "default")
+CUDA_DEPTHWISE = ("dense", "grouped")
 
 
 def provider_cache_dir(name: str) -> Path:
@@ -329,6 +330,21 @@ class SessionSettings:
         help="How cuDNN picks convolution algorithms on CUDA: heuristic (starts at once), "
         "exhaustive (times each for every batch shape first), default",
     )
+    #: How CUDA runs depthwise convolutions (YOLOX-Nano's, CenterFace's). ``dense``: each
+    #: made the dense convolution it equals (:mod:`annotate.detector.graph`), for which cuDNN
+    #: has kernels ready; ``grouped``: as exported, for which cuDNN compiles kernels at every
+    #: process start, for seconds (docs/performance.md, "GPU").
+    cuda_depthwise: str = setting(
+        "dense",
+        flags=("--cuda-depthwise",),
+        parse=str.lower,
+        commands=RUN_ONLY,
+        detector=True,
+        example="grouped",
+        panel=SPEED,
+        help="How CUDA runs depthwise convolutions: dense (kernels cuDNN has ready; starts "
+        "seconds sooner) or grouped (as exported; cuDNN compiles them at every start)",
+    )
     #: On a batching accelerator, a CPU session detects the first frames while the
     #: accelerator's own session starts (seconds on CUDA, minutes for TensorRT's engines).
     #: ``None``: for live sources, where the first frame is what counts, and for a file
@@ -360,6 +376,7 @@ class SessionSettings:
             (self.coreml_units, COREML_UNITS, "--coreml-units"),
             (self.openvino_precision or "FP32", OPENVINO_PRECISIONS, "--openvino-precision"),
             (self.cudnn_search, CUDNN_SEARCHES, "--cudnn-search"),
+            (self.cuda_depthwise, CUDA_DEPTHWISE, "--cuda-depthwise"),
         ):
             if value not in allowed:
                 raise UsageError(f"{flag} must be one of {', '.join(allowed)}, got '{value}'")
@@ -404,5 +421,6 @@ class SessionSettings:
             "openvino_device": self.openvino_device or "default",
             "openvino_precision": self.openvino_precision or "default",
             "cudnn_search": self.cudnn_search,
+            "cuda_depthwise": self.cuda_depthwise,
             "cpu_start": "auto" if self.cpu_start is None else self.cpu_start,
         }

@@ -53,31 +53,18 @@ VARIANTS: dict[str, tuple[dict[str, str], str | None, bool]] = {
 
 
 def prepare(model: Path, work: Path) -> tuple[Path, Path]:
-    """The model with its batch free, and the same with dense depthwise convolutions."""
-    import numpy as np
-    import onnx
-    from onnx import numpy_helper
-
+    """The model with its batch free, and the same with dense depthwise convolutions
+    (:func:`annotate.detector.graph.dense_depthwise`)."""
     from annotate.detector.graph import Edits, edited_model
 
-    batch = edited_model(model, Edits(batch=True))
-    assert batch is not None
-    free = work / "batch.onnx"
-    free.write_bytes(batch)
-    proto = onnx.load_from_string(batch)
-    weights = {t.name: t for t in proto.graph.initializer}
-    for node in proto.graph.node:
-        group = next((a for a in node.attribute if a.name == "group"), None)
-        if node.op_type != "Conv" or group is None or group.i == 1:
-            continue
-        w = numpy_helper.to_array(weights[node.input[1]])
-        dense = np.zeros((w.shape[0], w.shape[0], *w.shape[2:]), w.dtype)
-        dense[np.arange(w.shape[0]), np.arange(w.shape[0])] = w[:, 0]
-        weights[node.input[1]].CopyFrom(numpy_helper.from_array(dense, node.input[1]))
-        group.i = 1
-    dense_path = work / "dense.onnx"
-    onnx.save(proto, str(dense_path))
-    return free, dense_path
+    paths = []
+    for name, dense in (("batch", False), ("dense", True)):
+        data = edited_model(model, Edits(batch=True, dense=dense))
+        assert data is not None
+        path = work / f"{name}.onnx"
+        path.write_bytes(data)
+        paths.append(path)
+    return paths[0], paths[1]
 
 
 def one(model: str, variant: str) -> dict[str, Any]:

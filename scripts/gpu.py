@@ -168,7 +168,8 @@ def annotate(
     if mode:
         result["mode"] = mode[1]
     # "the CPU's": the GPU checked against it; "took over", "Waiting for": the stand-in
-    said = ("--codec auto", "--hwdec", "the CPU's", "took over", "Waiting for")
+    said = ("--codec auto", "--hwdec", "the CPU's", "took over", "Waiting for",
+            "Encoder thread", "Inference service:")  # fmt: skip
     notes = [ln for ln in err.splitlines() if any(s in ln for s in said)]
     if notes:
         result["notes"] = notes
@@ -774,6 +775,8 @@ class Study:
         self.results: dict[str, Any] = {"machine": machine(), "gpu": gpu_name()}
         self.gpu = "cpu" if args.quick else "cuda"
         self.jsonl = str(self.work / "out.jsonl")
+        self.env_extra: dict[str, str] = {}
+        self.flags_extra: tuple[str, ...] = ()
 
     def step(self, name: str, call: Any) -> Any:
         print(f"[{time.strftime('%H:%M:%S')}] {name}", flush=True)
@@ -800,10 +803,13 @@ class Study:
 
     def run(self, clip: Path, model: str, *extra: str, old: bool = False) -> dict[str, Any]:
         env, cwd = None, None
+        if self.env_extra:  # a variant's settings (``variant``)
+            env = {**os.environ, **self.env_extra}
         if old:  # ``-m`` puts the working directory first on the path: run from the old tree
             env = {**os.environ, "PYTHONPATH": f"{self.args.old}:/tmp/site"}
             cwd = self.args.old
-        result = annotate(["run", str(clip), "--model", model, *QUIET, *extra], env, cwd)
+        command = ["run", str(clip), "--model", model, *QUIET, *extra, *self.flags_extra]
+        result = annotate(command, env, cwd)
         if "--json" in extra and not result.get("error"):
             result["vs_cpu"] = agreement(self.reference(clip, model), Path(self.jsonl))
         return result
@@ -933,8 +939,12 @@ class Study:
             "cpu_json": lambda: self.run(clip, nano, "--provider", "cpu", "--json", self.jsonl),
             "cuda_out": lambda: self.run(clip, nano, "--provider", gpu, "-o", out, *ENCODE),
             "cpu_out": lambda: self.run(clip, nano, "--provider", "cpu", "-o", out, *ENCODE),
-            "passthrough_out": lambda: helper("passthrough", str(clip), out, gpu, nano),
-            "passthrough_json": lambda: helper("passthrough", str(clip), self.jsonl, gpu, nano),
+            "passthrough_out": lambda: helper(
+                "passthrough", str(clip), out, gpu, nano, env=self.env()
+            ),
+            "passthrough_json": lambda: helper(
+                "passthrough", str(clip), self.jsonl, gpu, nano, env=self.env()
+            ),
             "hand_cuda_out": lambda: helper(
                 "hand", str(clip), out, provider_name(gpu), nano, "416", "100000"
             ),
@@ -973,6 +983,22 @@ class Study:
                 clip, nano, "--provider", gpu, "-o", out, *ENCODE, "--no-cpu-start"
             ),
         }
+        for name in [n for n in runs if n.startswith("cuda_")]:
+            runs[f"{name}_grouped"] = lambda call=runs[name]: self.variant(
+                call, "--cuda-depthwise", "grouped"
+            )
+        runs["cuda_out_w4"] = lambda: self.run(
+            clip, nano, "--provider", gpu, "-o", out, *ENCODE, "--workers", "4"
+        )
+        runs["cuda_out_w12"] = lambda: self.run(
+            clip, nano, "--provider", gpu, "-o", out, *ENCODE, "--workers", "12"
+        )
+        for name in [n for n in runs if n.startswith(("cuda_", "passthrough_"))]:
+            for ms in ("1", "05"):
+                switch = "0.001" if ms == "1" else "0.0005"
+                runs[f"{name}_sw{ms}"] = lambda call=runs[name], s=switch: self.variant(
+                    call, ANNOTATE_SWITCH_S=s
+                )
         if self.args.old:
             runs["old_cpu_out"] = lambda: self.run(
                 clip, nano, "--provider", "cpu", "-o", out, *ENCODE, old=True
@@ -997,6 +1023,19 @@ class Study:
         for r in range(self.args.rounds):
             for name, call in runs.items():
                 self.step(f"{height}_{name}_{r}", call)
+
+    def env(self) -> dict[str, str] | None:
+        return {**os.environ, **self.env_extra} if self.env_extra else None
+
+    def variant(self, call: Any, *flags: str, **env: str) -> Any:
+        """``call``'s run with ``flags`` added to its command line (``annotate run`` only)
+        and ``env`` to its environment."""
+        outer = self.env_extra, self.flags_extra
+        self.env_extra, self.flags_extra = {**outer[0], **env}, (*outer[1], *flags)
+        try:
+            return call()
+        finally:
+            self.env_extra, self.flags_extra = outer
 
 
 def provider_name(short: str) -> str:

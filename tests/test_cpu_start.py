@@ -344,3 +344,43 @@ def test_the_stand_ins_check_runs_the_accelerator_at_the_batch_size_it_serves(mo
     detector.close()  # waits for the start and the check
     assert detector.provider == "CUDAExecutionProvider"
     assert len(made) == 1 and made[0].batches == [batch]
+
+
+def grouped_convolutions(model, prepared: bytes | None) -> int:
+    import onnx
+
+    nodes = (
+        onnx.load(str(model)) if prepared is None else onnx.load_from_string(prepared)
+    ).graph.node
+    groups = [a.i for n in nodes if n.op_type == "Conv" for a in n.attribute if a.name == "group"]
+    return sum(1 for g in groups if g > 1)
+
+
+@pytest.mark.parametrize("cpu_start", [True, False])
+def test_cuda_runs_depthwise_convolutions_dense_and_the_cpu_keeps_them(monkeypatch, cpu_start):
+    """cuDNN compiles depthwise kernels for seconds at every start and has dense ones ready:
+    CUDA's session gets the dense graph, the CPU (standing in, or checking) the model's own
+    depthwise one, and the boxes do not change when CUDA takes over."""
+    from tests.helpers import MODEL, read_image
+
+    real = detector_module.open_session
+    opened: list[tuple[str, int]] = []
+
+    def recorded(model, resolution, *args, prepared=None, **kwargs):
+        opened.append((resolution.providers[0], grouped_convolutions(model, prepared)))
+        return real(model, resolution, *args, prepared=prepared, **kwargs)
+
+    monkeypatch.setattr(detector_module, "open_session", recorded)
+    image = read_image("astronaut")
+    reference = boxes(Detector.load(MODEL, Resolution((CPU,), "test"))(image))
+    opened.clear()
+    detector = Detector.load(MODEL, CUDA, settings=SessionSettings(cpu_start=cpu_start))
+    assert detector.wait_ready(30)
+    detector.close()  # and its check against the CPU
+    assert boxes(detector(image)) == reference
+    # YOLOX-Nano has 30 depthwise convolutions. Waited for, CUDA is checked against the CPU
+    # only where it really started (here ONNX Runtime fell back: no GPU).
+    want = (
+        [(CPU, 30), ("CUDAExecutionProvider", 0)] if cpu_start else [("CUDAExecutionProvider", 0)]
+    )
+    assert sorted(opened) == sorted(want)

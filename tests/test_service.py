@@ -206,6 +206,52 @@ def test_a_packed_input_is_prepared_in_the_graph_as_the_cpu_does_it(tmp_path):
     assert not np.array_equal(out[0], out[1])
 
 
+def test_depthwise_convolutions_made_dense_give_the_same_outputs(tmp_path):
+    """A depthwise convolution (stride 2, with a bias) beside a grouped one it must leave
+    alone: the first becomes one dense convolution with the same outputs, the second stays."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from annotate.detector.graph import Edits, edit_model
+
+    rng = np.random.default_rng(3)
+    weights = [
+        numpy_helper.from_array(rng.normal(size=(4, 1, 3, 3)).astype(np.float32), "dw"),
+        numpy_helper.from_array(rng.normal(size=(4,)).astype(np.float32), "dw_bias"),
+        numpy_helper.from_array(rng.normal(size=(4, 2, 1, 1)).astype(np.float32), "grouped"),
+    ]
+    nodes = [
+        helper.make_node(
+            "Conv", ["x", "dw", "dw_bias"], ["y"], group=4, strides=[2, 2], pads=[1, 1, 1, 1]
+        ),
+        helper.make_node("Conv", ["y", "grouped"], ["z"], group=2),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "depthwise",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 16, 16])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 4, 8, 8])],
+        weights,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    path = tmp_path / "depthwise.onnx"
+    onnx.save(model, str(path))
+    made = edit_model(path, Edits(dense=True))
+    assert made is not None and made.data is not None
+    assert made.done == ["dense depthwise convolutions"]
+    edited = onnx.load_from_string(made.data)
+    groups = [next(a.i for a in n.attribute if a.name == "group") for n in edited.graph.node]
+    assert groups == [1, 2]
+    x = rng.normal(size=(2, 4, 16, 16)).astype(np.float32)
+    want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = ort.InferenceSession(made.data, providers=["CPUExecutionProvider"])
+    for image in x:
+        feed = {"x": image[None]}
+        np.testing.assert_allclose(got.run(None, feed)[0], want.run(None, feed)[0], atol=1e-5)
+
+
 @pytest.mark.shared
 def test_a_run_through_the_service_finds_what_the_cpu_workers_find(tmp_path, monkeypatch):
     """The real model and clip, the service plan chosen for the CPU provider by injection

@@ -139,6 +139,11 @@ def open_accelerator(
 CPU_AGREEMENT = 0.1
 
 
+def dense_on(provider: str, settings: SessionSettings) -> bool:
+    """Whether ``provider`` runs depthwise convolutions made dense (:mod:`.graph`)."""
+    return provider == "CUDAExecutionProvider" and settings.cuda_depthwise == "dense"
+
+
 def check_thresholds(conf: float, iou: float) -> None:
     if not 0.0 <= conf <= 1.0:
         raise UsageError(f"--conf must be between 0 and 1, got {conf}")
@@ -276,6 +281,12 @@ class Detector:
             edits = Edits(sizes=free_size)
         made = edit(model, edits, family)
         prepared = made.data if made is not None else None
+        # The accelerator's own graph: on CUDA, depthwise convolutions made dense (graph.py).
+        accelerated = prepared
+        if dense_on(resolution.preferred, settings):
+            dense = edit(model, replace(edits, dense=True), family)
+            if dense is not None and dense.data is not None:
+                accelerated = dense.data
         light = model.stat().st_size <= defaults.STAND_IN_MAX_BYTES
         auto = stand_in_if_light and settings.cpu_start is None and batching
         if auto and not light and resolution.preferred != CPU:
@@ -293,13 +304,13 @@ class Detector:
         opening: Future[tuple[onnxruntime.InferenceSession, SessionInfo]] | None = None
         if stand_in:
             starter = ThreadPoolExecutor(1, thread_name_prefix="accelerator-open")
-            opening = starter.submit(open_accelerator, model, resolution, settings, prepared)
+            opening = starter.submit(open_accelerator, model, resolution, settings, accelerated)
             starter.shutdown(wait=False)
             cpu = Resolution((CPU,), f"standing in while {resolution.preferred} starts")
             session, info = open_session(model, cpu, settings, prepared=prepared, announce=False)
         else:
             session, info = open_session(
-                model, resolution, settings, prepared=prepared, announce=announce
+                model, resolution, settings, prepared=accelerated, announce=announce
             )
         detector = cls(
             session,

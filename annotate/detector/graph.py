@@ -15,6 +15,11 @@ is never changed).
   landmarks) joined into one output ``[N, 15, H/4, W/4]``, with the batch and sizes its export
   fixed as a placeholder freed: one array to fetch (and to bind on an accelerator), read by
   :class:`annotate.detector.families.CenterFace`.
+- **Dense depthwise**: each depthwise convolution (one group per channel) made the dense
+  convolution it equals, its weights placed on the diagonal of a channel×channel kernel. On
+  CUDA, cuDNN compiles its depthwise kernels at every process start (NVRTC, seconds), while
+  it has dense ones ready; the dense ones cost more arithmetic, which a GPU has to spare at
+  the batch sizes a run uses (docs/performance.md, "GPU").
 - **Scored output**: a second output ``[N, anchors, 6]`` (box, best class score, its class)
   beside the model's own, reduced over the classes inside the graph: what leaves the
   accelerator is 6 numbers an anchor rather than 85 for COCO, and the CPU skips the scan of
@@ -64,12 +69,14 @@ class Edits:
     packed: Packing | None = None
     scored: Scoring | None = None
     faces: bool = False
+    dense: bool = False
 
     def __bool__(self) -> bool:
         return (
             self.sizes
             or self.batch
             or self.faces
+            or self.dense
             or self.packed is not None
             or self.scored is not None
         )
@@ -204,6 +211,39 @@ def _copy_batch(tensor: Any, numpy_helper: Any) -> None:
         value = value.copy()
         value[0] = 0  # Reshape: 0 copies the input's axis (allowzero is off by default)
         tensor.CopyFrom(numpy_helper.from_array(value, tensor.name))
+
+
+def dense_depthwise(proto: Any) -> bool:
+    """Every depthwise ``Conv`` (as many groups as channels, one weight per channel, weights
+    an initializer no other node reads) made dense with the same outputs; ``False`` where the
+    model has none."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    graph = proto.graph
+    weights = {t.name: t for t in graph.initializer}
+    readers: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers[name] = readers.get(name, 0) + 1
+    changed = False
+    for node in graph.node:
+        if node.op_type != "Conv" or len(node.input) < 2 or node.domain not in ("", "ai.onnx"):
+            continue
+        group = next((a for a in node.attribute if a.name == "group"), None)
+        tensor = weights.get(node.input[1])
+        if group is None or group.i <= 1 or tensor is None or readers[tensor.name] != 1:
+            continue
+        kernel = numpy_helper.to_array(tensor)
+        if kernel.ndim != 4 or kernel.shape[1] != 1 or kernel.shape[0] != group.i:
+            continue
+        channels = kernel.shape[0]
+        dense = np.zeros((channels, channels, *kernel.shape[2:]), kernel.dtype)
+        dense[np.arange(channels), np.arange(channels)] = kernel[:, 0]
+        tensor.CopyFrom(numpy_helper.from_array(dense, tensor.name))
+        group.i = 1
+        changed = True
+    return changed
 
 
 def packed_input(proto: Any, rgb: bool, scale: float) -> bool:
@@ -356,6 +396,8 @@ def edit_model(model: Path, edits: Edits, stride: int = 32) -> Made | None:
         done.append("free sizes")
     if edits.batch and free_batch(proto):
         done.append("free batch")
+    if edits.dense and dense_depthwise(proto):
+        done.append("dense depthwise convolutions")
     if packing is not None and packed_input(proto, *packing):
         done.append("uint8 NHWC input")
     if scoring is not None and scored_output(proto, bool(scoring[0]), bool(scoring[1])):
@@ -373,5 +415,5 @@ def recipe(edits: Edits, family: str | None, stride: int = 32) -> str:
     return (
         f"sizes={edits.sizes} batch={edits.batch} faces={edits.faces} "
         f"packed={edits.packed is not None} scored={edits.scored is not None} "
-        f"family={family} stride={stride}"
+        f"dense={edits.dense} family={family} stride={stride}"
     )

@@ -300,6 +300,11 @@ def run(
     for sink in sinks:  # the encoder's own thread: its time, less the tail's wait for it
         if isinstance(sink, BackgroundSink):
             summary.stage_s["write"] += max(0.0, sink.busy_s - sink.blocked_s)
+            log.debug(
+                "Encoder thread busy %.0f%% of the run; the drawing waited %.2f s for it",
+                100 * sink.busy_s / summary.wall_s if summary.wall_s else 0.0,
+                sink.blocked_s,
+            )
     if summary.service:
         service = summary.service
         log.debug(
