@@ -48,6 +48,14 @@ WAITED_B8 = ("--batch", "8", "--no-cpu-start")
 QUIET = ("-v", "--fps-every", "1000000")
 
 
+#: A variant's switch interval (seconds), set by this script in the run's process (``_sw``).
+SWITCH_ENV = "STUDY_SWITCH_S"
+BOOT = (
+    "import runpy, sys; sys.setswitchinterval({}); sys.argv[0] = 'annotate'; "
+    "runpy.run_module('annotate', run_name='__main__')"
+)
+
+
 def make_clip(source: Path, target: Path, width: int, height: int, frames: int) -> Path:
     """``source`` looped and scaled to ``width``×``height``, ``frames`` long, at 30 FPS."""
     import av
@@ -134,8 +142,11 @@ def annotate(
     """One ``annotate run`` (or other command) as a user runs it: exit code, its start-up,
     FPS and FPS after the first frame from its own lines, and the process's wall clock."""
     started = time.perf_counter()
+    switch = (env or {}).get(SWITCH_ENV)
+    # A switch-interval variant: set in the run's own process before annotate starts.
+    boot = ["-c", BOOT.format(switch)] if switch else ["-m", "annotate"]
     done = subprocess.run(
-        [sys.executable, "-m", "annotate", *args],
+        [sys.executable, *boot, *args],
         capture_output=True,
         text=True,
         env=env,
@@ -997,7 +1008,7 @@ class Study:
             for ms in ("1", "05"):
                 switch = "0.001" if ms == "1" else "0.0005"
                 runs[f"{name}_sw{ms}"] = lambda call=runs[name], s=switch: self.variant(
-                    call, ANNOTATE_SWITCH_S=s
+                    call, **{SWITCH_ENV: s}
                 )
         if self.args.old:
             runs["old_cpu_out"] = lambda: self.run(
@@ -1065,6 +1076,8 @@ def main() -> int:
         "calls",
     )
     if len(sys.argv) > 1 and sys.argv[1] in helpers:
+        if os.environ.get(SWITCH_ENV):
+            sys.setswitchinterval(float(os.environ[SWITCH_ENV]))
         name, rest = sys.argv[1], sys.argv[2:]
         quick = "--quick" in rest
         rest = [a for a in rest if a != "--quick"]
