@@ -330,7 +330,7 @@ class SessionSettings:
         help="How cuDNN picks convolution algorithms on CUDA: heuristic (starts at once), "
         "exhaustive (times each for every batch shape first), default",
     )
-    #: How CUDA runs depthwise convolutions (YOLOX-Nano's, CenterFace's). ``dense``: each
+    #: How CUDA runs a detector's depthwise convolutions (YOLOX-Nano's). ``dense``: each
     #: made the dense convolution it equals (:mod:`annotate.detector.graph`), for which cuDNN
     #: has kernels ready; ``grouped``: as exported, for which cuDNN compiles kernels at every
     #: process start, for seconds (docs/performance.md, "GPU").
@@ -342,8 +342,9 @@ class SessionSettings:
         detector=True,
         example="grouped",
         panel=SPEED,
-        help="How CUDA runs depthwise convolutions: dense (kernels cuDNN has ready; starts "
-        "seconds sooner) or grouped (as exported; cuDNN compiles them at every start)",
+        help="How CUDA runs a detector's depthwise convolutions: dense (kernels cuDNN has "
+        "ready; starts seconds sooner) or grouped (as exported; cuDNN compiles them at every "
+        "start)",
     )
     #: On a batching accelerator, a CPU session detects the first frames while the
     #: accelerator's own session starts (seconds on CUDA, minutes for TensorRT's engines).

@@ -384,3 +384,21 @@ def test_cuda_runs_depthwise_convolutions_dense_and_the_cpu_keeps_them(monkeypat
         [(CPU, 30), ("CUDAExecutionProvider", 0)] if cpu_start else [("CUDAExecutionProvider", 0)]
     )
     assert sorted(opened) == sorted(want)
+
+
+def test_cuda_keeps_the_face_models_depthwise_convolutions(monkeypatch):
+    """CenterFace's dense form would cost 18x its arithmetic at 960 pixels: on CUDA the
+    face model keeps its own depthwise convolutions."""
+    from tests.helpers import SHARED
+
+    real = detector_module.open_session
+    opened: list[tuple[str, int]] = []
+
+    def recorded(model, resolution, *args, prepared=None, **kwargs):
+        opened.append((resolution.providers[0], grouped_convolutions(model, prepared)))
+        return real(model, resolution, *args, prepared=prepared, **kwargs)
+
+    monkeypatch.setattr(detector_module, "open_session", recorded)
+    faces = SHARED / "models" / "centerface.onnx"
+    Detector.load(faces, CUDA, family="centerface", settings=SessionSettings(cpu_start=False))
+    assert opened == [("CUDAExecutionProvider", 17)]
