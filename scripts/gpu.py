@@ -1005,9 +1005,8 @@ class Study:
             clip, nano, "--provider", gpu, "-o", out, *ENCODE, "--workers", "12"
         )
         for name in [n for n in runs if n.startswith(("cuda_", "passthrough_"))]:
-            for ms in ("1", "05"):
-                switch = "0.001" if ms == "1" else "0.0005"
-                runs[f"{name}_sw{ms}"] = lambda call=runs[name], s=switch: self.variant(
+            for suffix, switch in (("sw1", "0.001"), ("sw05", "0.0005")):
+                runs[f"{name}_{suffix}"] = lambda call=runs[name], s=switch: self.variant(
                     call, **{SWITCH_ENV: s}
                 )
         if self.args.old:

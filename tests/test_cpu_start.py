@@ -356,21 +356,27 @@ def grouped_convolutions(model, prepared: bytes | None) -> int:
     return sum(1 for g in groups if g > 1)
 
 
+@pytest.fixture
+def opened(monkeypatch) -> list[tuple[str, int]]:
+    """Each session opened: its first provider and how many grouped convolutions it got."""
+    real = detector_module.open_session
+    made: list[tuple[str, int]] = []
+
+    def recorded(model, resolution, *args, prepared=None, **kwargs):
+        made.append((resolution.providers[0], grouped_convolutions(model, prepared)))
+        return real(model, resolution, *args, prepared=prepared, **kwargs)
+
+    monkeypatch.setattr(detector_module, "open_session", recorded)
+    return made
+
+
 @pytest.mark.parametrize("cpu_start", [True, False])
-def test_cuda_runs_depthwise_convolutions_dense_and_the_cpu_keeps_them(monkeypatch, cpu_start):
+def test_cuda_runs_depthwise_convolutions_dense_and_the_cpu_keeps_them(opened, cpu_start):
     """cuDNN compiles depthwise kernels for seconds at every start and has dense ones ready:
     CUDA's session gets the dense graph, the CPU (standing in, or checking) the model's own
     depthwise one, and the boxes do not change when CUDA takes over."""
     from tests.helpers import MODEL, read_image
 
-    real = detector_module.open_session
-    opened: list[tuple[str, int]] = []
-
-    def recorded(model, resolution, *args, prepared=None, **kwargs):
-        opened.append((resolution.providers[0], grouped_convolutions(model, prepared)))
-        return real(model, resolution, *args, prepared=prepared, **kwargs)
-
-    monkeypatch.setattr(detector_module, "open_session", recorded)
     image = read_image("astronaut")
     reference = boxes(Detector.load(MODEL, Resolution((CPU,), "test"))(image))
     opened.clear()
@@ -386,19 +392,11 @@ def test_cuda_runs_depthwise_convolutions_dense_and_the_cpu_keeps_them(monkeypat
     assert sorted(opened) == sorted(want)
 
 
-def test_cuda_keeps_the_face_models_depthwise_convolutions(monkeypatch):
+def test_cuda_keeps_the_face_models_depthwise_convolutions(opened):
     """CenterFace's dense form would cost 18x its arithmetic at 960 pixels: on CUDA the
     face model keeps its own depthwise convolutions."""
     from tests.helpers import SHARED
 
-    real = detector_module.open_session
-    opened: list[tuple[str, int]] = []
-
-    def recorded(model, resolution, *args, prepared=None, **kwargs):
-        opened.append((resolution.providers[0], grouped_convolutions(model, prepared)))
-        return real(model, resolution, *args, prepared=prepared, **kwargs)
-
-    monkeypatch.setattr(detector_module, "open_session", recorded)
     faces = SHARED / "models" / "centerface.onnx"
     Detector.load(faces, CUDA, family="centerface", settings=SessionSettings(cpu_start=False))
     assert opened == [("CUDAExecutionProvider", 17)]
