@@ -5,11 +5,13 @@ let the GIL go, and getting it back waits for the other thread to yield it.
 
     python -m scripts.gil_handoff [--seconds 2] [--threads 8]
 
-One thread writes 720p frames as ``annotate``'s encoder thread does (``to_i420``,
-``VideoFrame.from_ndarray``, x264 ``ultrafast`` on ``--threads`` frame threads, muxed to a
-file), alone and with a thread beside it that only runs Python bytecode (as a worker's
-post-processing does between its C calls). Frames per second of the encoder, per switch
-interval. Results: printed as JSON (docs/performance.md, "GPU").
+One thread writes 720p frames as ``annotate``'s encoder thread does (BGR to I420, a PyAV
+frame, x264 ``ultrafast`` on ``--threads`` frame threads, muxed to a file), alone and with a
+thread beside it that only runs Python bytecode (as a worker's post-processing does between
+its C calls). The PyAV frame is made two ways: ``copy``, ``VideoFrame.from_ndarray`` of a
+new I420 array (what ``annotate`` did up to 2026-12-06), and ``reused``, the sink's
+``I420Frames`` (one buffer, the frame pointing at it). Frames per second of the encoder,
+per switch interval. Results: printed as JSON (docs/performance.md, "GPU").
 """
 
 from __future__ import annotations
@@ -25,12 +27,14 @@ from pathlib import Path
 from typing import Any
 
 
-def encode_rate(seconds: float, threads: int, busy: bool, work: Path) -> float:
+def encode_rate(seconds: float, threads: int, busy: bool, way: str, work: Path) -> float:
     """Frames per second of one encoder thread, with or without a Python thread beside it."""
     import av
     import numpy as np
 
-    from annotate.sinks.video import to_i420
+    from annotate.sinks.video import I420Frames, to_i420
+
+    reused = I420Frames(1280, 720)
 
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 256, (720, 1280, 3), dtype=np.uint8) for _ in range(4)]
@@ -53,7 +57,11 @@ def encode_rate(seconds: float, threads: int, busy: bool, work: Path) -> float:
         stream.options = {"preset": "ultrafast", "crf": "23"}
         started = time.perf_counter()
         while time.perf_counter() - started < seconds:
-            frame = av.VideoFrame.from_ndarray(to_i420(frames[done % 4]), format="yuv420p")
+            image = frames[done % 4]
+            if way == "copy":
+                frame = av.VideoFrame.from_ndarray(to_i420(image), format="yuv420p")
+            else:
+                frame = reused.frame(image)
             frame.pts, frame.time_base = done, Fraction(1, 30)
             for packet in stream.encode(frame):
                 container.mux(packet)
@@ -78,7 +86,10 @@ def main() -> int:
         for switch_ms in (5.0, 1.0, 0.5):
             sys.setswitchinterval(switch_ms / 1000)
             out[f"{switch_ms:g} ms"] = {
-                side: encode_rate(args.seconds, args.threads, side == "beside Python", Path(tmp))
+                f"{way}, {side}": encode_rate(
+                    args.seconds, args.threads, side == "beside Python", way, Path(tmp)
+                )
+                for way in ("copy", "reused")
                 for side in ("alone", "beside Python")
             }
             print(switch_ms, out[f"{switch_ms:g} ms"], file=sys.stderr, flush=True)

@@ -50,10 +50,29 @@ QUIET = ("-v", "--fps-every", "1000000")
 
 #: A variant's switch interval (seconds), set by this script in the run's process (``_sw``).
 SWITCH_ENV = "STUDY_SWITCH_S"
+#: The ``_copy`` variants: the encoder's PyAV frame copied from a new array (as up to
+#: 2026-12-06) instead of pointing at the sink's reused I420 buffer.
+COPY_ENV = "STUDY_COPY_FRAMES"
 BOOT = (
-    "import runpy, sys; sys.setswitchinterval({}); sys.argv[0] = 'annotate'; "
-    "runpy.run_module('annotate', run_name='__main__')"
+    "import runpy, sys; from scripts.gpu import study_boot; study_boot(); "
+    "sys.argv[0] = 'annotate'; runpy.run_module('annotate', run_name='__main__')"
 )
+
+
+def study_boot() -> None:
+    """A variant's settings, made in the run's own process before annotate starts, so the
+    library has no hook for them."""
+    if os.environ.get(SWITCH_ENV):
+        sys.setswitchinterval(float(os.environ[SWITCH_ENV]))
+    if os.environ.get(COPY_ENV):
+        import av
+
+        from annotate.sinks import video
+
+        def copied(self: Any, image: Any) -> Any:
+            return av.VideoFrame.from_ndarray(video.to_i420(image), format="yuv420p")
+
+        video.I420Frames.frame = copied  # type: ignore[method-assign]
 
 
 def make_clip(source: Path, target: Path, width: int, height: int, frames: int) -> Path:
@@ -142,9 +161,8 @@ def annotate(
     """One ``annotate run`` (or other command) as a user runs it: exit code, its start-up,
     FPS and FPS after the first frame from its own lines, and the process's wall clock."""
     started = time.perf_counter()
-    switch = (env or {}).get(SWITCH_ENV)
-    # A switch-interval variant: set in the run's own process before annotate starts.
-    boot = ["-c", BOOT.format(switch)] if switch else ["-m", "annotate"]
+    variant = any((env or {}).get(name) for name in (SWITCH_ENV, COPY_ENV))
+    boot = ["-c", BOOT] if variant else ["-m", "annotate"]
     done = subprocess.run(
         [sys.executable, *boot, *args],
         capture_output=True,
@@ -1009,6 +1027,8 @@ class Study:
                 runs[f"{name}_{suffix}"] = lambda call=runs[name], s=switch: self.variant(
                     call, **{SWITCH_ENV: s}
                 )
+        for name in [n for n in runs if n.endswith("_out") or "_out_" in n]:
+            runs[f"{name}_copy"] = lambda call=runs[name]: self.variant(call, **{COPY_ENV: "1"})
         if self.args.old:
             runs["old_cpu_out"] = lambda: self.run(
                 clip, nano, "--provider", "cpu", "-o", out, *ENCODE, old=True
@@ -1075,8 +1095,7 @@ def main() -> int:
         "calls",
     )
     if len(sys.argv) > 1 and sys.argv[1] in helpers:
-        if os.environ.get(SWITCH_ENV):
-            sys.setswitchinterval(float(os.environ[SWITCH_ENV]))
+        study_boot()
         name, rest = sys.argv[1], sys.argv[2:]
         quick = "--quick" in rest
         rest = [a for a in rest if a != "--quick"]

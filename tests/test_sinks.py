@@ -66,6 +66,29 @@ def test_frame_threads_write_every_frame_at_its_time(tmp_path):
     assert bright[1:] == pytest.approx([(i * 5) % 320 for i in range(1, 40)], abs=3)
 
 
+def test_each_frame_is_encoded_as_it_was_though_the_sink_reuses_its_buffer(tmp_path):
+    """The sink converts every frame into one I420 buffer that its PyAV frame points at;
+    x264's frame threads still hold frames when the next is converted. Losslessly encoded
+    (``--crf 0``), each decoded frame must be exactly its own picture, not a later one's."""
+    import av
+
+    from annotate.sinks.video import to_i420
+
+    info = SourceInfo(320, 240, Fraction(30))
+    path = tmp_path / "lossless.mkv"
+    options = EncodeOptions(crf=0, preset="ultrafast", threads=4, frame_threads=True)
+    rng = np.random.default_rng(7)
+    pictures = [rng.integers(0, 256, (240, 320, 3), dtype=np.uint8) for _ in range(24)]
+    with VideoSink(path, info, options) as sink:
+        for i, picture in enumerate(pictures):
+            sink.write(Frame(i, i / 30, picture, "test"), picture, Detections.empty())
+    with av.open(str(path)) as container:
+        decoded = [f.to_ndarray(format="yuv420p") for f in container.decode(video=0)]
+    assert len(decoded) == 24
+    for picture, got in zip(pictures, decoded, strict=True):
+        assert np.array_equal(got, to_i420(picture))
+
+
 def test_a_file_that_could_not_be_created_is_not_called_incomplete(tmp_path):
     """FFmpeg creates the file at the first packet, frames after the sink opened: where it
     cannot (its folder gone, /proc), the error says so, not "about 0 of N frames are
