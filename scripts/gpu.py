@@ -249,8 +249,9 @@ def passthrough(source: str, out: str, provider: str, model: str) -> dict[str, A
     empty = Detections.empty(detector.labels)
     detector.detect = lambda image: (empty, StageTimes())  # type: ignore[method-assign]
     summary = run(options, detector=detector)
+    per_frame = {k: round(1000 * v / max(1, summary.frames), 3) for k, v in summary.stage_s.items()}
     return {"frames": summary.frames, "loop_fps": round(summary.loop_fps or 0.0, 1),
-            "mode": summary.mode}  # fmt: skip
+            "mode": summary.mode, "stage_ms": per_frame}  # fmt: skip
 
 
 def cudnn(model: str, quick: bool) -> dict[str, Any]:

@@ -301,8 +301,11 @@ def run(
         if isinstance(sink, BackgroundSink):
             summary.stage_s["write"] += max(0.0, sink.busy_s - sink.blocked_s)
             log.debug(
-                "Encoder thread busy %.0f%% of the run; the drawing waited %.2f s for it",
+                "Encoder thread busy %.0f%% of the run (%.2f ms a frame); the drawing "
+                "(%.2f ms a frame) waited %.2f s for it",
                 100 * sink.busy_s / summary.wall_s if summary.wall_s else 0.0,
+                1000 * sink.busy_s / max(1, summary.frames),
+                1000 * summary.stage_s["draw"] / max(1, summary.frames),
                 sink.blocked_s,
             )
     if summary.service:
