@@ -187,9 +187,9 @@ def to_i420(
 class I420Frames:
     """BGR images → PyAV frames over one reused I420 buffer, for an encoder's thread.
 
-    ``VideoFrame.from_ndarray`` copies the pixels in Python's thread state, holding the GIL
-    (0.2 ms a 720p frame); where the encoder's thread is what bounds a run (a GPU box), each
-    copy is time the workers' Python cannot run and each GIL hand-off a wait. Here OpenCV
+    ``VideoFrame.from_ndarray`` copies the pixels holding the GIL; where the encoder's
+    thread is what bounds a run (a GPU box), that copy is time no other thread's Python can
+    run (docs/performance.md, "The encoder's frame points at a reused buffer"). Here OpenCV
     converts into a buffer allocated once (no allocation takes the GIL either) and the frame
     only points at it: FFmpeg copies a frame it does not own inside ``avcodec_send_frame``,
     which PyAV calls without the GIL, so the buffer is free again once ``encode`` returns.
