@@ -29,6 +29,7 @@ is never changed).
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -222,10 +223,7 @@ def dense_depthwise(proto: Any) -> bool:
 
     graph = proto.graph
     weights = {t.name: t for t in graph.initializer}
-    readers: dict[str, int] = {}
-    for node in graph.node:
-        for name in node.input:
-            readers[name] = readers.get(name, 0) + 1
+    readers = Counter(name for node in graph.node for name in node.input)
     changed = False
     for node in graph.node:
         if node.op_type != "Conv" or len(node.input) < 2 or node.domain not in ("", "ai.onnx"):
