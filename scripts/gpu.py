@@ -945,12 +945,13 @@ class Study:
                 clip, large, "--provider", gpu, *json_, "--batch", "8", old=True
             )
         if self.args.only:
-            calls = {name: calls[name] for name in self.args.only.split(",")}
+            calls = {n: calls[n] for n in self.args.only.split(",") if n != "large_cpu_json"}
         for r in range(self.args.rounds):
             for name, call in calls.items():
                 self.step(f"{name}_{r}", call)
-        self.step("large_cpu_json", lambda: self.run(clip, large, "--provider", "cpu",
-                  "--json", self.jsonl, "--max-frames", "120"))  # fmt: skip
+        if not self.args.only or "large_cpu_json" in self.args.only.split(","):
+            self.step("large_cpu_json", lambda: self.run(clip, large, "--provider", "cpu",
+                      "--json", self.jsonl, "--max-frames", "120"))  # fmt: skip
 
     def flag(self) -> list[str]:
         return ["--quick"] if self.args.quick else []
