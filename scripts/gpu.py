@@ -160,19 +160,21 @@ def annotate(
 ) -> dict[str, Any]:
     """One ``annotate run`` (or other command) as a user runs it: exit code, its start-up,
     FPS and FPS after the first frame from its own lines, and the process's wall clock."""
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_s()
     variant = any((env or {}).get(name) for name in (SWITCH_ENV, COPY_ENV))
     boot = ["-c", BOOT] if variant else ["-m", "annotate"]
-    done = subprocess.run(
-        [sys.executable, *boot, *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-    )
-    wall = time.perf_counter() - started
+    with CoreSampler() as sampler:
+        done = subprocess.run(
+            [sys.executable, *boot, *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=cwd,
+        )
+    wall, cpu = time.perf_counter() - started, cpu_s() - cpu
     err = done.stderr
     result: dict[str, Any] = {"code": done.returncode, "process_s": round(wall, 3)}
+    result.update(cpu_s=round(cpu, 2), cores_busy=round(cpu / wall, 2), **sampler.summary())
     first = re.search(r"First annotated frame after ([\d.]+) s", err)
     line = re.search(r"Done: (\d+) frames in ([\d.]+) s", err)
     if first and line:
@@ -207,21 +209,80 @@ def annotate(
     return result
 
 
+class CoreSampler:
+    """The whole machine's busy cores, from /proc/stat every quarter second while a run
+    lasts: its median says whether the cores were what bound the run."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def _read() -> tuple[float, float]:
+        with open("/proc/stat") as f:
+            fields = [float(v) for v in f.readline().split()[1:]]
+        idle = fields[3] + fields[4]
+        return sum(fields) - idle, sum(fields)
+
+    def _run(self) -> None:
+        cores = os.cpu_count() or 1
+        busy, total = self._read()
+        while not self._stop.wait(0.25):
+            now_busy, now_total = self._read()
+            if now_total > total:
+                self.samples.append(cores * (now_busy - busy) / (now_total - total))
+            busy, total = now_busy, now_total
+
+    def __enter__(self) -> CoreSampler:
+        if os.path.exists("/proc/stat"):
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def summary(self) -> dict[str, float]:
+        ordered = sorted(self.samples)
+        if not ordered:
+            return {}
+        middle, top = ordered[len(ordered) // 2], ordered[-1]
+        return {"cores_p50": round(middle, 1), "cores_max": round(top, 1)}
+
+
+def cpu_s() -> float:
+    """CPU seconds of this process's children (and theirs, waited for) so far: over a run's
+    wall clock, how many of the cores it kept busy."""
+    import resource
+
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
 def helper(*args: str, env: dict[str, str] | None = None, show: bool = False) -> dict[str, Any]:
     """This module's helpers in a fresh process (each holds its own CUDA context); with
     ``show`` its progress lines go to this process's stderr as they come."""
-    done = subprocess.run(
-        [sys.executable, "-m", "scripts.gpu", *args],
-        stdout=subprocess.PIPE,
-        stderr=None if show else subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    started, cpu = time.perf_counter(), cpu_s()
+    with CoreSampler() as sampler:
+        done = subprocess.run(
+            [sys.executable, "-m", "scripts.gpu", *args],
+            stdout=subprocess.PIPE,
+            stderr=None if show else subprocess.PIPE,
+            text=True,
+            env=env,
+        )
     if done.returncode and show:
         return {"error": f"exit {done.returncode}"}
     if done.returncode:
         return {"error": done.stderr.strip().splitlines()[-5:]}
     parsed: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    wall, cpu = time.perf_counter() - started, cpu_s() - cpu
+    parsed.update(process_s=round(wall, 3), cpu_s=round(cpu, 2), cores_busy=round(cpu / wall, 2))
+    parsed.update(sampler.summary())
     return parsed
 
 
@@ -969,6 +1030,10 @@ class Study:
             "cuda_json": lambda: self.run(clip, nano, "--provider", gpu, "--json", self.jsonl),
             "cpu_json": lambda: self.run(clip, nano, "--provider", "cpu", "--json", self.jsonl),
             "cuda_out": lambda: self.run(clip, nano, "--provider", gpu, "-o", out, *ENCODE),
+            # The detector's whole work, but no box kept (no giraffe in the clip): nothing drawn.
+            "cuda_out_undrawn": lambda: self.run(
+                clip, nano, "--provider", gpu, "-o", out, *ENCODE, "--classes", "giraffe"
+            ),
             "cpu_out": lambda: self.run(clip, nano, "--provider", "cpu", "-o", out, *ENCODE),
             "passthrough_out": lambda: helper(
                 "passthrough", str(clip), out, gpu, nano, env=self.env()
