@@ -200,7 +200,7 @@ def annotate(
         result["mode"] = mode[1]
     # "the CPU's": the GPU checked against it; "took over", "Waiting for": the stand-in
     said = ("--codec auto", "--hwdec", "the CPU's", "took over", "Waiting for",
-            "Encoder thread", "Inference service:")  # fmt: skip
+            "Encoder thread", "Inference service:", "CPU: ")  # fmt: skip
     notes = [ln for ln in err.splitlines() if any(s in ln for s in said)]
     if notes:
         result["notes"] = notes

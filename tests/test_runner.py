@@ -242,6 +242,28 @@ def test_encoding_apart_writes_the_frames_the_json_has(tmp_path):
     assert np.abs(frames[60][edge].astype(int) - raw[edge]).max() > 60
 
 
+def test_verbose_says_how_many_cores_the_run_kept_busy(tmp_path, tiny, caplog):
+    """``-v`` says the process's CPU time over the run's: on a GPU box it told a run held
+    up by the GIL (a few of 16 cores busy) from one short of cores."""
+    import logging
+    import re
+
+    from annotate.pipeline.plan import cpu_cores
+
+    with caplog.at_level(logging.DEBUG, logger="annotate"):
+        summary = run(tiny(tmp_path, json_path=str(tmp_path / "d.jsonl"), workers=2))
+    (line,) = [m for m in caplog.messages if m.startswith("CPU: ")]
+    found = re.fullmatch(
+        r"CPU: ([\d.]+) of this machine's (\d+) cores busy on average \(([\d.]+) CPU s in "
+        r"([\d.]+) s\)",
+        line,
+    )
+    assert found, line
+    busy, cores, used, wall = float(found[1]), int(found[2]), float(found[3]), float(found[4])
+    assert cores == cpu_cores() and wall == pytest.approx(summary.wall_s, abs=0.06)
+    assert used > 0 and 0 < busy <= cores + 0.5 and busy == pytest.approx(used / wall, abs=0.12)
+
+
 @pytest.mark.shared
 def test_opencv_threads_during_a_concurrent_run_only(tmp_path, monkeypatch):
     import cv2

@@ -181,7 +181,7 @@ def run(
     options.validate()
     if detector is None:
         options = options.resolved(download)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     named = (options.output, options.json_path, options.mot)
     exported = [str(spec.path) for spec in options.export_specs]
     summary = RunSummary(outputs=[str(p) for p in named if p] + exported)
@@ -297,6 +297,17 @@ def run(
                     "busy_s": round(stats.busy_s, 3),
                 }
     summary.wall_s = time.perf_counter() - started
+    if threading.current_thread() is threading.main_thread() and summary.wall_s > 0:
+        # The process's CPU time, all its threads': a source of several runs on a thread of
+        # its own beside the others, and says nothing.
+        used = time.process_time() - cpu_started
+        log.debug(
+            "CPU: %.1f of this machine's %d cores busy on average (%.2f CPU s in %.2f s)",
+            used / summary.wall_s,
+            cpu_cores(),
+            used,
+            summary.wall_s,
+        )
     for sink in sinks:  # the encoder's own thread: its time, less the tail's wait for it
         if isinstance(sink, BackgroundSink):
             summary.stage_s["write"] += max(0.0, sink.busy_s - sink.blocked_s)
