@@ -243,8 +243,8 @@ def test_encoding_apart_writes_the_frames_the_json_has(tmp_path):
 
 
 def test_verbose_says_how_many_cores_the_run_kept_busy(tmp_path, tiny, caplog):
-    """``-v`` says the process's CPU time over the run's: on a GPU box it told a run held
-    up by the GIL (a few of 16 cores busy) from one short of cores."""
+    """``-v`` says the process's CPU time over the run's wall clock, in cores: a run held up
+    by something other than the cores (the GIL, a device) shows few of them busy."""
     import logging
     import re
 
