@@ -160,10 +160,9 @@ def annotate(
 ) -> dict[str, Any]:
     """One ``annotate run`` (or other command) as a user runs it: exit code, its start-up,
     FPS and FPS after the first frame from its own lines, and the process's wall clock."""
-    started, cpu = time.perf_counter(), cpu_s()
     variant = any((env or {}).get(name) for name in (SWITCH_ENV, COPY_ENV))
     boot = ["-c", BOOT] if variant else ["-m", "annotate"]
-    with CoreSampler() as sampler:
+    with RunCost() as cost:
         done = subprocess.run(
             [sys.executable, *boot, *args],
             capture_output=True,
@@ -171,10 +170,9 @@ def annotate(
             env=env,
             cwd=cwd,
         )
-    wall, cpu = time.perf_counter() - started, cpu_s() - cpu
+    wall = cost.wall_s
     err = done.stderr
-    result: dict[str, Any] = {"code": done.returncode, "process_s": round(wall, 3)}
-    result.update(cpu_s=round(cpu, 2), cores_busy=round(cpu / wall, 2), **sampler.summary())
+    result: dict[str, Any] = {"code": done.returncode, **cost.summary()}
     first = re.search(r"First annotated frame after ([\d.]+) s", err)
     line = re.search(r"Done: (\d+) frames in ([\d.]+) s", err)
     if first and line:
@@ -209,16 +207,25 @@ def annotate(
     return result
 
 
-class CoreSampler:
-    """The whole machine's busy cores, from /proc/stat every quarter second while a run
-    lasts: its median says whether the cores were what bound the run."""
+class RunCost:
+    """A child process's wall clock and CPU time (its own children's too, once waited for),
+    and the whole machine's busy cores from /proc/stat every quarter second meanwhile: the
+    median says whether the cores were what bound the run."""
 
     def __init__(self) -> None:
         import threading
 
         self.samples: list[float] = []
+        self.wall_s = self.cpu_s = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def _children_cpu_s() -> float:
+        import resource
+
+        used = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return used.ru_utime + used.ru_stime
 
     @staticmethod
     def _read() -> tuple[float, float]:
@@ -236,38 +243,36 @@ class CoreSampler:
                 self.samples.append(cores * (now_busy - busy) / (now_total - total))
             busy, total = now_busy, now_total
 
-    def __enter__(self) -> CoreSampler:
+    def __enter__(self) -> RunCost:
         if os.path.exists("/proc/stat"):
             self._thread.start()
+        self._started, self._cpu = time.perf_counter(), self._children_cpu_s()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.wall_s = time.perf_counter() - self._started
+        self.cpu_s = self._children_cpu_s() - self._cpu
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join()
 
     def summary(self) -> dict[str, float]:
+        """``process_s``, ``cpu_s``, ``cores_busy`` (the two's ratio) and, where sampled,
+        ``cores_p50`` and ``cores_max``."""
+        busy = self.cpu_s / self.wall_s if self.wall_s else 0.0
+        out = {"process_s": round(self.wall_s, 3), "cpu_s": round(self.cpu_s, 2),
+               "cores_busy": round(busy, 2)}  # fmt: skip
         ordered = sorted(self.samples)
-        if not ordered:
-            return {}
-        middle, top = ordered[len(ordered) // 2], ordered[-1]
-        return {"cores_p50": round(middle, 1), "cores_max": round(top, 1)}
-
-
-def cpu_s() -> float:
-    """CPU seconds of this process's children (and theirs, waited for) so far: over a run's
-    wall clock, how many of the cores it kept busy."""
-    import resource
-
-    used = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return used.ru_utime + used.ru_stime
+        if ordered:
+            out.update(cores_p50=round(ordered[len(ordered) // 2], 1),
+                       cores_max=round(ordered[-1], 1))  # fmt: skip
+        return out
 
 
 def helper(*args: str, env: dict[str, str] | None = None, show: bool = False) -> dict[str, Any]:
     """This module's helpers in a fresh process (each holds its own CUDA context); with
     ``show`` its progress lines go to this process's stderr as they come."""
-    started, cpu = time.perf_counter(), cpu_s()
-    with CoreSampler() as sampler:
+    with RunCost() as cost:
         done = subprocess.run(
             [sys.executable, "-m", "scripts.gpu", *args],
             stdout=subprocess.PIPE,
@@ -280,9 +285,7 @@ def helper(*args: str, env: dict[str, str] | None = None, show: bool = False) ->
     if done.returncode:
         return {"error": done.stderr.strip().splitlines()[-5:]}
     parsed: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    wall, cpu = time.perf_counter() - started, cpu_s() - cpu
-    parsed.update(process_s=round(wall, 3), cpu_s=round(cpu, 2), cores_busy=round(cpu / wall, 2))
-    parsed.update(sampler.summary())
+    parsed.update(cost.summary())
     return parsed
 
 
