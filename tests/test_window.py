@@ -20,10 +20,14 @@ TOOLS = all(shutil.which(t) for t in ("Xvfb", "xdotool"))
 def display():
     """A fresh virtual screen, numbered by Xvfb itself: ``-displayfd`` picks a free display
     and writes its number only once the server accepts clients, so a slow CI machine or a
-    display left by the previous test cannot make the window fail to open."""
+    display left by the previous test cannot make the window fail to open. ``-noreset``:
+    by default Xvfb resets whenever its last client leaves, and a client that connects
+    during the reset is dropped. ``xdotool search`` polls by connecting and leaving, so the
+    run's window could lose that race (CI, 2026-12-07: "could not connect to display")."""
     read_end, write_end = os.pipe()
+    screen = ["-screen", "0", "1280x800x24", "-nolisten", "tcp", "-noreset"]
     server = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+        ["Xvfb", "-displayfd", str(write_end), *screen],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         pass_fds=(write_end,),
