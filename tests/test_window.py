@@ -55,6 +55,21 @@ def _wait_for_window(proc, env, name):
     pytest.fail(f"no window appeared; the run said: {proc.communicate()[1][-2000:]}")
 
 
+def _press_until_it_stops(proc, env, window, key, presses=5):
+    """Focus the window and press ``key`` as a user would, again after 2 s if the run goes
+    on: an X key event can be lost before the window takes input (once in a full suite,
+    2026-12-07, the run played to its end), and a lost event is not what these tests test.
+    Returns the run's stderr."""
+    subprocess.run(["xdotool", "windowfocus", "--sync", window], env=env, capture_output=True)
+    for _ in range(presses):
+        subprocess.run(["xdotool", "key", "--window", window, key], env=env, check=True)
+        try:
+            return proc.communicate(timeout=2)[1]
+        except subprocess.TimeoutExpired:
+            continue
+    return proc.communicate(timeout=30)[1]
+
+
 @pytest.mark.skipif(not TOOLS, reason="needs Debian's xvfb and xdotool (.ci/run installs them)")
 @pytest.mark.parametrize("key", ["q", "Escape"])
 @pytest.mark.shared
@@ -81,9 +96,7 @@ def test_key_stops_the_run_and_finalises_output(display, tmp_path, key):
     )
     window = _wait_for_window(proc, env, "annotate - ")
     time.sleep(1)
-    subprocess.run(["xdotool", "windowfocus", "--sync", window], env=env, capture_output=True)
-    subprocess.run(["xdotool", "key", "--window", window, key], env=env, check=True)
-    err = proc.communicate(timeout=30)[1]
+    err = _press_until_it_stops(proc, env, window, key)
     assert proc.returncode == 0, err
     assert "Stopped early: key pressed" in err
     frames = len(decode_video(out)[2])
@@ -104,9 +117,7 @@ def test_several_sources_share_one_window_and_q_stops_them_all(display, tmp_path
     geometry = subprocess.run(["xdotool", "getwindowgeometry", window], env=env,
                               capture_output=True, text=True).stdout  # fmt: skip
     time.sleep(1)
-    subprocess.run(["xdotool", "windowfocus", "--sync", window], env=env, capture_output=True)
-    subprocess.run(["xdotool", "key", "--window", window, "q"], env=env, check=True)
-    err = proc.communicate(timeout=30)[1]
+    err = _press_until_it_stops(proc, env, window, "q")
     assert proc.returncode == 0, err
     assert "Geometry: 1280x360" in geometry  # two 640x360 tiles side by side
     for name in ("one-by-one-person-detection", "one-by-one-person-detection-2"):
