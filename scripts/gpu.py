@@ -170,7 +170,6 @@ def annotate(
             env=env,
             cwd=cwd,
         )
-    wall = cost.wall_s
     err = done.stderr
     result: dict[str, Any] = {"code": done.returncode, **cost.summary()}
     first = re.search(r"First annotated frame after ([\d.]+) s", err)
@@ -182,7 +181,7 @@ def annotate(
             first_frame_s=first_s,
             # From the process's start: imports and everything before the run, plus its
             # first frame (the process's end after the run is a few ms).
-            first_frame_process_s=round(wall - run_s + first_s, 3),
+            first_frame_process_s=round(cost.wall_s - run_s + first_s, 3),
             fps=round(frames / run_s, 1) if run_s else 0.0,
             loop_fps=round((frames - 1) / (run_s - first_s), 1) if run_s > first_s else 0.0,
         )
@@ -1008,14 +1007,19 @@ class Study:
             calls["old_large_cuda_json_b8"] = lambda: self.run(
                 clip, large, "--provider", gpu, *json_, "--batch", "8", old=True
             )
-        if self.args.only:
-            calls = {n: calls[n] for n in self.args.only.split(",") if n != "large_cpu_json"}
+        only = self.only()
+        if only:
+            calls = {n: calls[n] for n in only if n != "large_cpu_json"}
         for r in range(self.args.rounds):
             for name, call in calls.items():
                 self.step(f"{name}_{r}", call)
-        if not self.args.only or "large_cpu_json" in self.args.only.split(","):
+        if only is None or "large_cpu_json" in only:
             self.step("large_cpu_json", lambda: self.run(clip, large, "--provider", "cpu",
                       "--json", self.jsonl, "--max-frames", "120"))  # fmt: skip
+
+    def only(self) -> list[str] | None:
+        """The runs ``--only`` names, or None: every run."""
+        return self.args.only.split(",") if self.args.only else None
 
     def flag(self) -> list[str]:
         return ["--quick"] if self.args.quick else []
@@ -1118,8 +1122,8 @@ class Study:
             runs["old_cuda_json_b8_no_cpu_start"] = lambda: self.run(
                 clip, nano, "--provider", gpu, "--json", self.jsonl, *WAITED_B8, old=True
             )
-        if self.args.only:
-            runs = {name: runs[name] for name in self.args.only.split(",")}
+        if only := self.only():
+            runs = {name: runs[name] for name in only}
         for r in range(self.args.rounds):
             for name, call in runs.items():
                 self.step(f"{height}_{name}_{r}", call)

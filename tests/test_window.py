@@ -25,9 +25,9 @@ def display():
     during the reset is dropped. ``xdotool search`` polls by connecting and leaving, so the
     run's window could lose that race (CI, 2026-12-07: "could not connect to display")."""
     read_end, write_end = os.pipe()
-    screen = ["-screen", "0", "1280x800x24", "-nolisten", "tcp", "-noreset"]
+    options = ["-screen", "0", "1280x800x24", "-nolisten", "tcp", "-noreset"]
     server = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write_end), *screen],
+        ["Xvfb", "-displayfd", str(write_end), *options],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         pass_fds=(write_end,),

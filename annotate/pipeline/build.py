@@ -298,8 +298,8 @@ def run(
                 }
     summary.wall_s = time.perf_counter() - started
     if threading.current_thread() is threading.main_thread() and summary.wall_s > 0:
-        # The process's CPU time, all its threads': a source of several runs on a thread of
-        # its own beside the others, and says nothing.
+        # The process's CPU time counts every thread's: a run that is one of several sources,
+        # each on a thread of its own, would count the others' too, so it says nothing.
         used = time.process_time() - cpu_started
         log.debug(
             "CPU: %.1f of this machine's %d cores busy on average (%.2f CPU s in %.2f s)",
